@@ -1,0 +1,5 @@
+import sys
+
+from rigcap.cli import main
+
+sys.exit(main())

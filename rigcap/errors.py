@@ -1,0 +1,25 @@
+"""The one exception type a user sees as a single line.
+
+Every package raises :class:`RigcapError` for problems a user can fix (a missing
+file, a malformed rig file, a board that does not match the print).  The
+command line prints its message and exits with status 2; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class RigcapError(Exception):
+    """A problem with the user's input, worded so the user can fix it."""
+
+
+class InputFileError(RigcapError, ValueError):
+    """A file exists but its content is not what rigcap expects.
+
+    The message always starts with the file's path.
+    """
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")

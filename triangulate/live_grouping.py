@@ -1,0 +1,139 @@
+"""Group live per-camera messages into instants.
+
+Cameras are never in step: each grabs on its own clock, a few milliseconds
+apart, and some frames never arrive.  The grouper matches messages by capture
+time (within ``tolerance_ns``), emits an instant as soon as every camera that is
+alive has contributed (so a healthy rig adds no waiting), and otherwise emits it
+once ``deadline_ns`` has passed since its first message arrived — a dead or
+slow camera delays an instant by at most the deadline, never blocks it.
+
+A camera counts as alive while its last message arrived less than
+``alive_window_ns`` ago; a camera that stops sending drops out of the expected
+set and instants complete without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Observation:
+    camera: str
+    frame_index: int
+    capture_time_ns: int
+    keypoints: np.ndarray  # (J, 3) x, y, confidence
+    arrival_ns: int
+
+
+@dataclass
+class Instant:
+    """The observations of one moment, at most one per camera."""
+
+    observations: dict[str, Observation] = field(default_factory=dict)
+    first_arrival_ns: int = 0
+
+    @property
+    def time_ns(self) -> int:
+        """Median capture time: robust to one camera stamping late."""
+        return int(np.median([o.capture_time_ns for o in self.observations.values()]))
+
+    @property
+    def spread_ns(self) -> int:
+        """Largest minus smallest capture time among the cameras: how far apart they grabbed."""
+        times = [o.capture_time_ns for o in self.observations.values()]
+        return int(max(times) - min(times))
+
+    @property
+    def last_arrival_ns(self) -> int:
+        return max(o.arrival_ns for o in self.observations.values())
+
+    @property
+    def cameras(self) -> list[str]:
+        return sorted(self.observations)
+
+
+class InstantGrouper:
+    def __init__(
+        self,
+        cameras: list[str],
+        tolerance_ns: int,
+        deadline_ns: int,
+        alive_window_ns: int = 1_000_000_000,
+    ):
+        self.cameras = list(cameras)
+        self.tolerance_ns = int(tolerance_ns)
+        self.deadline_ns = int(deadline_ns)
+        self.alive_window_ns = int(alive_window_ns)
+        self._open: list[Instant] = []
+        self._last_arrival: dict[str, int] = {}
+        self._last_emitted_time_ns: int | None = None
+        self._started_ns: int | None = None
+        self.late_dropped = 0  # messages older than an instant already emitted
+        self.unknown_camera = 0
+
+    def alive(self, now_ns: int) -> list[str]:
+        return [c for c, t in self._last_arrival.items() if now_ns - t <= self.alive_window_ns]
+
+    def expected(self, now_ns: int) -> set[str]:
+        """Cameras an instant waits for: the alive ones, and during start-up the ones not heard from yet."""
+        expected = set(self.alive(now_ns))
+        if self._started_ns is not None and now_ns - self._started_ns <= self.alive_window_ns:
+            expected |= set(self.cameras) - set(self._last_arrival)
+        return expected
+
+    def push(self, obs: Observation) -> list[Instant]:
+        """Add one message; return the instants it completes (oldest first)."""
+        if obs.camera not in self.cameras:
+            self.unknown_camera += 1
+            return []
+        if self._started_ns is None:
+            self._started_ns = obs.arrival_ns
+        self._last_arrival[obs.camera] = obs.arrival_ns
+        if self._last_emitted_time_ns is not None and obs.capture_time_ns < self._last_emitted_time_ns - self.tolerance_ns:
+            self.late_dropped += 1
+            return self.poll(obs.arrival_ns)
+        target = self._match(obs)
+        if target is None:
+            target = Instant(first_arrival_ns=obs.arrival_ns)
+            self._open.append(target)
+            self._open.sort(key=lambda inst: inst.time_ns if inst.observations else obs.capture_time_ns)
+        target.observations[obs.camera] = obs
+        self._open.sort(key=lambda inst: inst.time_ns)
+        return self.poll(obs.arrival_ns)
+
+    def _match(self, obs: Observation) -> Instant | None:
+        best, best_dt = None, None
+        for inst in self._open:
+            if obs.camera in inst.observations:
+                continue
+            dt = abs(inst.time_ns - obs.capture_time_ns)
+            if dt <= self.tolerance_ns and (best_dt is None or dt < best_dt):
+                best, best_dt = inst, dt
+        return best
+
+    def poll(self, now_ns: int) -> list[Instant]:
+        """Emit complete instants and those past their deadline, in time order.
+
+        An instant is complete when every expected camera is in it.  Emitting a
+        complete instant also flushes any older open instant: its missing
+        cameras have already moved on, so waiting longer gains nothing.
+        """
+        expected = self.expected(now_ns)
+        ready_upto = -1
+        for i, inst in enumerate(self._open):
+            complete = expected.issubset(inst.observations)
+            overdue = now_ns - inst.first_arrival_ns >= self.deadline_ns
+            if complete or overdue:
+                ready_upto = i
+        if ready_upto < 0:
+            return []
+        out, self._open = self._open[: ready_upto + 1], self._open[ready_upto + 1 :]
+        self._last_emitted_time_ns = out[-1].time_ns
+        return out
+
+    @property
+    def pending(self) -> int:
+        return len(self._open)

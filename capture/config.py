@@ -1,0 +1,212 @@
+"""The capture configuration (``configs/studio.toml``): cameras, detector, endpoints, rig.
+
+::
+
+    rig = "rig.toml"                 # optional, relative to this file
+
+    [detector]
+    name = "mediapipe"               # see capture.pose.available_detectors()
+    # other keys are passed to the detector (e.g. min_confidence = 0.5)
+
+    [endpoints]
+    pub = "tcp://127.0.0.1:5555"     # publishers connect here (the backbone binds)
+    sub = "tcp://127.0.0.1:5556"     # subscribers connect here
+    clock = "tcp://127.0.0.1:5557"   # clock query server
+
+    [supervisor]
+    max_restarts = 3                 # a camera process that dies more often is left out
+    restart_delay_s = 1.0
+
+    [[cameras]]
+    name = "cam_0"
+    source = "usb"                   # usb | video | synthetic
+    device = 0                       # usb: index or path such as "/dev/video2"
+    size = [1280, 720]               # usb, synthetic: requested width, height
+    fps = 30                         # usb, synthetic: requested frame rate
+    mjpg = true                      # usb: request MJPG
+    # video:     path = "videos/cam01.mp4", pace = true, loop = false, fps = (file's)
+    # synthetic: camera_index = 0, n_cameras = 4, seed = 0, duration_s = 10,
+    #            render = false (true: rendered images for a real model / the video file),
+    #            keypoints = true (the studio's noisy detections, for detector "synthetic")
+    # any camera: detector = "..." overrides [detector] name for this camera
+
+:func:`load_config` checks everything it can before a process starts and
+raises :class:`~rigcap.errors.InputFileError` with one line naming the file,
+the camera and the problem (a video file or USB device that is not there, an
+unknown key, a repeated name).
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from capture.protocol import DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
+from rigcap.errors import InputFileError
+
+SOURCE_TYPES = ("usb", "video", "synthetic")
+
+
+@dataclass
+class CameraConfig:
+    """One camera: which source, and its settings.  Picklable (sent to its process)."""
+
+    name: str
+    source: str = "usb"
+    # usb
+    device: int | str = 0
+    size: tuple[int, int] = (1280, 720)
+    fps: float = 30.0
+    mjpg: bool = True
+    # video
+    path: str | None = None
+    pace: bool = True
+    loop: bool = False
+    fps_override: float | None = None
+    # synthetic
+    camera_index: int = 0
+    n_cameras: int = 4
+    duration_s: float = 10.0
+    seed: int = 0
+    render: bool = False
+    keypoints: bool = True
+    # per-camera detector override
+    detector: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class CaptureConfig:
+    cameras: list[CameraConfig]
+    detector: str = "mediapipe"
+    detector_options: dict = field(default_factory=dict)
+    pub_endpoint: str = DEFAULT_PUB_ENDPOINT
+    sub_endpoint: str = DEFAULT_SUB_ENDPOINT
+    clock_endpoint: str = DEFAULT_CLOCK_ENDPOINT
+    rig_file: str | None = None
+    max_restarts: int = 3
+    restart_delay_s: float = 1.0
+    path: str | None = None
+    raw: dict = field(default_factory=dict)
+
+    def camera(self, name: str) -> CameraConfig:
+        for cam in self.cameras:
+            if cam.name == name:
+                return cam
+        raise KeyError(name)
+
+
+_CAMERA_KEYS = {f.name for f in fields(CameraConfig)} - {"fps_override"}
+_TOP_KEYS = {"rig", "detector", "endpoints", "supervisor", "cameras"}
+
+
+def load_config(path: str | Path, check_devices: bool = True) -> CaptureConfig:
+    """Read and validate a capture config (see module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "capture config not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"not a valid TOML file ({exc})") from None
+    return config_from_dict(data, path, base_dir=path.parent, check_devices=check_devices)
+
+
+def config_from_dict(data: dict, path="<config>", base_dir: Path | None = None, check_devices: bool = True) -> CaptureConfig:
+    base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise InputFileError(path, f"unknown key {', '.join(sorted(map(repr, unknown)))} (known: {', '.join(sorted(_TOP_KEYS))})")
+    cams_raw = data.get("cameras")
+    if not isinstance(cams_raw, list) or not cams_raw:
+        raise InputFileError(path, "no cameras: add at least one [[cameras]] table")
+    cameras = [_camera(c, i, path, base_dir, check_devices) for i, c in enumerate(cams_raw)]
+    names = [c.name for c in cameras]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputFileError(path, f"camera names must be unique; repeated: {', '.join(dupes)}")
+    det = dict(data.get("detector", {}))
+    detector = str(det.pop("name", "mediapipe"))
+    from capture.pose import available_detectors
+
+    for name in [detector] + [c.detector for c in cameras if c.detector]:
+        if name not in available_detectors():
+            raise InputFileError(path, f"unknown detector {name!r} (known: {', '.join(available_detectors())})")
+    ends = data.get("endpoints", {})
+    sup = data.get("supervisor", {})
+    rig = data.get("rig")
+    rig_file = None
+    if rig:
+        rig_path = Path(rig) if Path(rig).is_absolute() else base_dir / rig
+        if not rig_path.is_file():
+            raise InputFileError(path, f"rig file not found: {rig_path}")
+        rig_file = str(rig_path)
+    return CaptureConfig(
+        cameras=cameras, detector=detector, detector_options=det,
+        pub_endpoint=str(ends.get("pub", DEFAULT_PUB_ENDPOINT)),
+        sub_endpoint=str(ends.get("sub", DEFAULT_SUB_ENDPOINT)),
+        clock_endpoint=str(ends.get("clock", DEFAULT_CLOCK_ENDPOINT)),
+        rig_file=rig_file, max_restarts=int(sup.get("max_restarts", 3)),
+        restart_delay_s=float(sup.get("restart_delay_s", 1.0)), path=str(path), raw=data,
+    )
+
+
+def _camera(raw, i: int, path, base_dir: Path, check_devices: bool) -> CameraConfig:
+    if not isinstance(raw, dict):
+        raise InputFileError(path, f"cameras[{i}] must be a table")
+    name = str(raw.get("name", f"cam_{i}"))
+    where = f"camera {name!r}"
+    if not name or any(ch.isspace() for ch in name) or not name.isascii():
+        raise InputFileError(path, f"{where}: a camera name must be ASCII without spaces (it becomes the topic kp2d.<name>)")
+    unknown = set(raw) - _CAMERA_KEYS
+    if unknown:
+        raise InputFileError(path, f"{where}: unknown key {', '.join(sorted(map(repr, unknown)))}")
+    source = str(raw.get("source", "usb"))
+    if source not in SOURCE_TYPES:
+        raise InputFileError(path, f"{where}: unknown source {source!r} (one of {', '.join(SOURCE_TYPES)})")
+    kw = {k: v for k, v in raw.items() if k not in ("name", "source", "fps", "size")}
+    try:
+        cam = CameraConfig(name=name, source=source, **kw)
+        if "size" in raw:
+            w, h = (int(v) for v in raw["size"])
+            cam.size = (w, h)
+        if "fps" in raw:
+            if source == "video":
+                cam.fps_override = float(raw["fps"])
+            else:
+                cam.fps = float(raw["fps"])
+    except (TypeError, ValueError) as exc:
+        raise InputFileError(path, f"{where}: {exc}") from None
+    if cam.fps <= 0 or (cam.fps_override is not None and cam.fps_override <= 0):
+        raise InputFileError(path, f"{where}: fps must be positive")
+    if source == "video":
+        if not cam.path:
+            raise InputFileError(path, f"{where}: a video source needs path = \"...\"")
+        video = Path(cam.path) if Path(cam.path).is_absolute() else base_dir / cam.path
+        if not video.is_file():
+            raise InputFileError(path, f"{where}: video file not found: {video}")
+        cam.path = str(video)
+    elif source == "usb" and check_devices:
+        problem = usb_device_problem(cam.device)
+        if problem:
+            raise InputFileError(path, f"{where}: {problem}")
+    elif source == "synthetic":
+        if not 0 <= cam.camera_index < cam.n_cameras:
+            raise InputFileError(path, f"{where}: camera_index {cam.camera_index} outside 0..{cam.n_cameras - 1}")
+    return cam
+
+
+def usb_device_problem(device) -> str | None:
+    """Why a USB camera is certainly absent (Linux: no /dev/video node), else None."""
+    if isinstance(device, str) and not device.isdigit():
+        return None if Path(device).exists() else f"USB camera device not found: {device}"
+    if sys.platform.startswith("linux"):
+        node = Path(f"/dev/video{int(device)}")
+        if not node.exists():
+            present = sorted(p.name for p in Path("/dev").glob("video*"))
+            return f"USB camera {int(device)} not found ({node} does not exist; present: {', '.join(present) or 'none'})"
+    return None

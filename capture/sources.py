@@ -211,12 +211,14 @@ def find_timestamps_for_video(path: Path) -> tuple[Path, int | None] | None:
 class VideoFileSource(FrameSource):
     """Frames of a video file.
 
-    ``pace=True`` delivers them at the file's frame rate (as a live camera
-    would; frames that fall behind schedule are skipped, like a live camera
-    drops them), ``pace=False`` as fast as they decode.  Capture times are the
-    recorded ones when a timestamps CSV sits beside the video (shifted so the
-    first frame is at ``epoch_ns``, their spacing kept), else
-    ``epoch_ns + index / fps``.  ``loop=True`` starts again at the end.
+    ``pace=True`` plays the file like a live camera started at ``epoch_ns``:
+    frame ``i`` is due at ``epoch_ns + i / fps``; a process that opens late
+    (or restarts) starts with the frame due now, and frames that fall behind
+    schedule are skipped as a live camera drops them.  ``pace=False`` delivers
+    every frame as fast as it decodes.  Capture times are the recorded ones
+    when a timestamps CSV sits beside the video (shifted so the first frame is
+    at ``epoch_ns``, their spacing kept), else ``epoch_ns + index / fps``.
+    ``loop=True`` starts the file again at its end; the index keeps counting.
     """
 
     kind = "video"
@@ -230,9 +232,7 @@ class VideoFileSource(FrameSource):
         self._fps_override = fps
         self.use_timestamps = use_timestamps
         self._cap = None
-        self._n = 0
-        self._next = 0
-        self._cycle = 0
+        self._next = 0  # index of the next frame to deliver
         self._times: dict[int, int] = {}
         self.timestamps_file: Path | None = None
         self.n_frames = 0
@@ -259,24 +259,28 @@ class VideoFileSource(FrameSource):
                 times = read_timestamps_csv(*found)
                 if times:
                     self.timestamps_file = found[0]
-                    self._times = times
-        self._start_ns = self.epoch_ns
+                    first = min(times)
+                    self._times = {i: t - times[first] for i, t in times.items()}
+        if self.pace:
+            due = int((time.time_ns() - self.epoch_ns) // self.period_ns)
+            if due > 0:
+                self._seek(due)
         return self
 
-    def _relative_ns(self, index: int) -> int:
-        if self._times:
-            first = min(self._times)
-            if index in self._times:
-                return self._times[index] - self._times[first]
-        return int(round(index * 1e9 / self.fps))
+    def _seek(self, index: int) -> None:
+        import cv2
+
+        self._next = index
+        if self.n_frames:
+            position = index % self.n_frames if self.loop else min(index, self.n_frames)
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, position)
 
     def _grab(self) -> tuple[int, np.ndarray] | None:
         ok, image = self._cap.read()
         if not ok:
             if not self.loop or self._next == 0:
                 return None
-            self._cap.set(1, 0)  # CAP_PROP_POS_FRAMES
-            self._cycle += 1
+            self._seek(self._next)  # back to the file's start; the index keeps counting
             ok, image = self._cap.read()
             if not ok:
                 return None
@@ -284,13 +288,18 @@ class VideoFileSource(FrameSource):
         self._next += 1
         return index, image
 
+    def _wall_ns(self, index: int) -> int:
+        """Capture time of frame ``index`` (recorded spacing on the first pass, nominal after)."""
+        rel = self._times.get(index) if index < self.n_frames or not self.n_frames else None
+        return self.epoch_ns + (rel if rel is not None else int(round(index * 1e9 / self.fps)))
+
     def read(self) -> Frame | None:
         got = self._grab()
         if got is None:
             return None
         index, image = got
         if self.pace:
-            # Skip frames that are already late by more than a period (a live camera would have dropped them).
+            # Late by more than a period: skip, as a live camera would have dropped the frame.
             while time.time_ns() > self._wall_ns(index) + self.period_ns:
                 got = self._grab()
                 if got is None:
@@ -300,12 +309,6 @@ class VideoFileSource(FrameSource):
         wall = self._wall_ns(index) if (self.pace or self._times) else time.time_ns()
         return Frame(index, wall, time.monotonic_ns(), image)
 
-    def _wall_ns(self, index: int) -> int:
-        if self._cycle == 0:
-            return self._start_ns + self._relative_ns(index)
-        # Looping: later cycles continue at the nominal period.
-        return self._start_ns + int(round(index * 1e9 / self.fps))
-
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -313,7 +316,7 @@ class VideoFileSource(FrameSource):
 
     def info(self) -> SourceInfo:
         return SourceInfo(self.name, self.kind, self.fps, self.size,
-                          {"path": str(self.path), "frames": self.n_frames, "paced": self.pace,
+                          {"path": str(self.path), "frames": self.n_frames, "paced": self.pace, "loop": self.loop,
                            "timestamps_file": str(self.timestamps_file) if self.timestamps_file else None})
 
 

@@ -73,8 +73,15 @@ class Camera:
     # ----------------------------------------------------------------- pose
     @property
     def R(self) -> np.ndarray:
-        """World->camera rotation matrix (3, 3)."""
-        return rodrigues_to_matrix(self.rvec)
+        """World->camera rotation matrix (3, 3); cached on the Rodrigues vector's value (hot in live use)."""
+        key = self.rvec.tobytes()
+        cached = self.__dict__.get("_R_cache")
+        if cached is None or cached[0] != key:
+            rmat = rodrigues_to_matrix(self.rvec)
+            rmat.setflags(write=False)
+            cached = (key, rmat)
+            self.__dict__["_R_cache"] = cached
+        return cached[1]
 
     @R.setter
     def R(self, rmat: np.ndarray) -> None:

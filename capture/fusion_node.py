@@ -1,0 +1,269 @@
+"""The fusion node: ``kp2d.*`` in, ``kp3d`` out, over the ZeroMQ backbone.
+
+It lives in ``capture`` because it speaks the wire protocol; its logic (grouping,
+triangulation, filtering) is :class:`triangulate.fusion.FusionEngine`.
+
+``kp3d`` message (same framing as ``kp2d``, see :mod:`capture.protocol`)
+    topic ``kp3d``; header adds ``t_capture_ns`` (the instant's median capture
+    time), ``cameras`` (names that took part), ``frames`` ({camera: frame
+    index}), ``spread_ns`` (capture-time spread of those cameras),
+    ``t_last_arrival_ns`` (when the instant's last camera message arrived),
+    ``skeleton``, ``joints_sha1``, ``filtered`` (bool: One-Euro applied);
+    arrays ``points`` ``<f4 [joints, 3]`` metres (NaN where not triangulated),
+    ``error_px`` ``<f4 [joints]``, ``n_views`` ``<i2 [joints]``.
+
+The loop drains every queued message before triangulating, so under load the
+instants that became ready together are triangulated in one batch; with a
+light load each instant is published the moment its last camera arrives.
+
+Recording (``record_dir``): ``<session>/fusion/points3d.bin`` holds fixed-size
+records appended and flushed every second (SIGKILL loses at most that), plus
+``fusion/meta.json``; a clean stop writes ``<session>/points3d.npz``
+(:class:`triangulate.formats.Points3D`).  :func:`read_fused_recording` reads
+either.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calibration import Rig
+from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
+from rigcap.errors import InputFileError
+from triangulate.filters import OneEuroFilter
+from triangulate.formats import Points3D
+from triangulate.fusion import FusedInstant, FusionEngine
+from triangulate.skeletons import SKELETONS, Skeleton
+
+FUSION_DIR = "fusion"
+POINTS_FILE = "points3d.npz"
+
+
+def fused_record_dtype(n_joints: int) -> np.dtype:
+    return np.dtype([("time_ns", "<i8"), ("spread_ns", "<i8"), ("points", "<f4", (n_joints, 3)),
+                     ("error_px", "<f4", (n_joints,)), ("n_views", "<i2", (n_joints,))])
+
+
+class FusedRecorder:
+    """Append-only, once-a-second-flushed record of the 3D stream (see module docstring)."""
+
+    def __init__(self, session_dir: str | Path, skeleton: Skeleton, fps: float, flush_interval_s: float = 1.0):
+        self.session_dir = Path(session_dir)
+        self.dir = self.session_dir / FUSION_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.skeleton = skeleton
+        self.fps = fps
+        self.dtype = fused_record_dtype(skeleton.n_joints)
+        meta = {"skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "fps": fps,
+                "start_time_ns": time.time_ns()}
+        (self.dir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        self._file = open(self.dir / "points3d.bin", "ab")
+        self._record = np.zeros((), self.dtype)
+        self._last_flush = time.monotonic()
+        self.flush_interval_s = flush_interval_s
+        self.count = 0
+
+    def write(self, inst: FusedInstant) -> None:
+        rec = self._record
+        rec["time_ns"], rec["spread_ns"] = inst.time_ns, inst.spread_ns
+        rec["points"], rec["error_px"], rec["n_views"] = inst.points, inst.error_px, inst.n_views
+        self._file.write(rec.tobytes())
+        self.count += 1
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self._file.flush()
+            self._last_flush = time.monotonic()
+
+    def close(self) -> Points3D:
+        self._file.close()
+        points = read_fused_recording(self.session_dir)
+        points.save(self.session_dir / POINTS_FILE)
+        return points
+
+
+def read_fused_recording(session_dir: str | Path) -> Points3D:
+    """The recorded 3D stream, also from a session whose fusion node was killed (a cut last record is ignored)."""
+    folder = Path(session_dir) / FUSION_DIR
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        raise InputFileError(Path(session_dir), "no recorded 3D stream (fusion/meta.json missing): was the fusion node run with --record?")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    dtype = fused_record_dtype(len(meta["joint_names"]))
+    raw = (folder / "points3d.bin").read_bytes() if (folder / "points3d.bin").exists() else b""
+    usable = len(raw) - len(raw) % dtype.itemsize
+    recs = np.frombuffer(raw[:usable], dtype=dtype)
+    return Points3D(recs["points"].astype(np.float64), meta["joint_names"], recs["error_px"].astype(np.float64),
+                    recs["n_views"], recs["time_ns"], meta.get("fps"))
+
+
+@dataclass
+class FusionStats:
+    """Counters the node reports once a second (and returns at the end)."""
+
+    messages_in: int = 0
+    instants_out: int = 0
+    malformed: int = 0
+    wrong_skeleton: int = 0
+    unknown_camera: int = 0
+    late_dropped: int = 0
+    cameras_seen: dict = field(default_factory=dict)  # camera -> messages
+    # Recent instants only, so a long session keeps a bounded memory.
+    added_latency_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))  # last arrival -> published
+    total_latency_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))  # capture -> published
+    spread_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    views: deque = field(default_factory=lambda: deque(maxlen=100_000))  # cameras per instant
+
+    def summary(self, elapsed_s: float) -> dict:
+        def pct(values, q):
+            return float(np.percentile(values, q) / 1e6) if values else float("nan")
+
+        return {
+            "elapsed_s": elapsed_s,
+            "fps_in": self.messages_in / elapsed_s if elapsed_s > 0 else 0.0,
+            "fps_out": self.instants_out / elapsed_s if elapsed_s > 0 else 0.0,
+            "messages_in": self.messages_in,
+            "instants_out": self.instants_out,
+            "malformed": self.malformed,
+            "wrong_skeleton": self.wrong_skeleton,
+            "unknown_camera": self.unknown_camera,
+            "late_dropped": self.late_dropped,
+            "cameras_seen": dict(self.cameras_seen),
+            "added_latency_ms_p50": pct(self.added_latency_ns, 50),
+            "added_latency_ms_p99": pct(self.added_latency_ns, 99),
+            "latency_ms_p50": pct(self.total_latency_ns, 50),
+            "latency_ms_p99": pct(self.total_latency_ns, 99),
+            "spread_ms_p50": pct(self.spread_ns, 50),
+            "spread_ms_max": float(np.max(self.spread_ns) / 1e6) if self.spread_ns else float("nan"),
+            "cameras_per_instant": float(np.mean(self.views)) if self.views else float("nan"),
+        }
+
+
+class FusionNode:
+    """Subscribe, fuse, publish (and optionally record).  ``run()`` blocks until stopped.
+
+    The skeleton comes from the first valid message unless given; later
+    messages with another joint list are counted as ``wrong_skeleton`` and
+    dropped, as are cameras the rig does not know.
+    """
+
+    def __init__(self, rig: Rig, sub_endpoint: str = DEFAULT_SUB_ENDPOINT, pub_endpoint: str = DEFAULT_PUB_ENDPOINT,
+                 fps: float = 30.0, skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
+                 smoothing: bool = True, tolerance_ms: float | None = None, deadline_ms: float | None = None,
+                 alive_window_s: float = 1.0, batch_limit: int = 256):
+        self.rig = rig
+        self.fps = fps
+        self.sub = Subscriber(sub_endpoint, topics=("kp2d.",))
+        self.pub = Publisher(pub_endpoint)
+        self.record_dir = Path(record_dir) if record_dir is not None else None
+        self.smoothing = smoothing
+        self.tolerance_ns = None if tolerance_ms is None else int(tolerance_ms * 1e6)
+        self.deadline_ns = None if deadline_ms is None else int(deadline_ms * 1e6)
+        self.alive_window_ns = int(alive_window_s * 1e9)
+        self.batch_limit = batch_limit
+        self.stats = FusionStats()
+        self.engine: FusionEngine | None = None
+        self.recorder: FusedRecorder | None = None
+        if skeleton is not None:
+            self._setup(skeleton)
+
+    def _setup(self, skeleton: Skeleton) -> None:
+        self.skeleton = skeleton
+        self.sha1 = joints_sha1(tuple(skeleton.joint_names))
+        smoothing = OneEuroFilter(min_cutoff=1.5, beta=1.0) if self.smoothing else None
+        self.engine = FusionEngine(self.rig, skeleton, fps=self.fps, tolerance_ns=self.tolerance_ns,
+                                   deadline_ns=self.deadline_ns, alive_window_ns=self.alive_window_ns,
+                                   smoothing=smoothing)
+        if self.record_dir is not None:
+            self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
+
+    def _accept(self, msg) -> bool:
+        if msg.camera not in self.engine.grouper.cameras:
+            self.stats.unknown_camera += 1
+            return False
+        if msg.header.get("joints_sha1") != self.sha1 or msg.keypoints.shape[1] != self.skeleton.n_joints:
+            self.stats.wrong_skeleton += 1
+            return False
+        return True
+
+    def _skeleton_from(self, msg) -> Skeleton | None:
+        if msg.skeleton in SKELETONS:
+            return SKELETONS[msg.skeleton]
+        names = msg.header.get("joint_names")
+        if isinstance(names, list) and len(names) == msg.keypoints.shape[1]:
+            return Skeleton(msg.skeleton, tuple(map(str, names)), ())
+        return None
+
+    def step(self, timeout_ms: int = 5) -> list[FusedInstant]:
+        """Receive what is queued (waiting at most ``timeout_ms``), fuse, publish; returns what was published."""
+        fused: list[FusedInstant] = []
+        msg = self.sub.recv(timeout_ms)
+        n = 0
+        while msg is not None:
+            self.stats.messages_in += 1
+            if self.engine is None:
+                skeleton = self._skeleton_from(msg)
+                if skeleton is None:
+                    self.stats.wrong_skeleton += 1
+                else:
+                    self._setup(skeleton)
+            if self.engine is not None and self._accept(msg):
+                self.stats.cameras_seen[msg.camera] = self.stats.cameras_seen.get(msg.camera, 0) + 1
+                fused += self.engine.push(msg.camera, msg.frame_index, msg.capture_time_ns, msg.keypoints,
+                                          msg.t_receive_ns)
+            n += 1
+            msg = self.sub.recv(0) if n < self.batch_limit else None
+        if self.engine is not None:
+            fused += self.engine.poll(time.time_ns())
+            self.stats.late_dropped = self.engine.grouper.late_dropped
+        self.stats.malformed = self.sub.malformed
+        for inst in fused:
+            self._publish(inst)
+        return fused
+
+    def _publish(self, inst: FusedInstant) -> None:
+        header = {"t_capture_ns": int(inst.time_ns), "cameras": inst.cameras, "frames": inst.frames,
+                  "spread_ns": int(inst.spread_ns), "t_last_arrival_ns": int(inst.last_arrival_ns),
+                  "skeleton": self.skeleton.name, "joints_sha1": self.sha1, "filtered": self.smoothing}
+        arrays = {"points": inst.points.astype("<f4"), "error_px": inst.error_px.astype("<f4"),
+                  "n_views": inst.n_views.astype("<i2")}
+        now = time.time_ns()
+        header["t_publish_ns"] = now
+        self.pub.publish("kp3d", header, arrays)
+        s = self.stats
+        s.instants_out += 1
+        s.added_latency_ns.append(now - inst.last_arrival_ns)
+        s.total_latency_ns.append(now - inst.time_ns)
+        s.spread_ns.append(inst.spread_ns)
+        s.views.append(len(inst.cameras))
+        if self.recorder is not None:
+            self.recorder.write(inst)
+
+    def run(self, stop_event=None, duration_s: float | None = None, on_stats=None, stats_interval_s: float = 1.0) -> dict:
+        """Loop until ``stop_event`` is set or ``duration_s`` passes; returns the final summary."""
+        start = time.monotonic()
+        next_report = start + stats_interval_s
+        try:
+            while not (stop_event is not None and stop_event.is_set()):
+                now = time.monotonic()
+                if duration_s is not None and now - start >= duration_s:
+                    break
+                self.step()
+                if on_stats is not None and now >= next_report:
+                    on_stats(self.stats.summary(now - start))
+                    next_report = now + stats_interval_s
+        finally:
+            summary = self.stats.summary(time.monotonic() - start)
+            self.close()
+        return summary
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+        self.sub.close()
+        self.pub.close()

@@ -1,0 +1,145 @@
+"""The fusion node between real camera processes and a real subscriber, over ZeroMQ."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from capture.config import CameraConfig
+from capture.fusion_node import FusionNode, read_fused_recording
+from capture.protocol import Publisher, Subscriber, free_tcp_endpoint
+from capture.supervisor import Supervisor
+from capture.synthetic.studio import SyntheticStudio
+
+SEED = 5
+FPS = 30.0
+DURATION = 30.0
+
+
+def synthetic_cameras(n=4):
+    return [CameraConfig(f"cam_{i}", "synthetic", camera_index=i, n_cameras=n, seed=SEED, fps=FPS,
+                         duration_s=DURATION) for i in range(n)]
+
+
+@pytest.fixture
+def live_rig(tmp_path):
+    """Four synthetic camera processes and a fusion node thread, with a kp3d subscriber."""
+    pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
+    studio = SyntheticStudio(n_cameras=4, fps=FPS, duration_s=DURATION, seed=SEED)
+    sup = Supervisor(synthetic_cameras(), pub, sub, detector="synthetic", max_restarts=0, start_delay_s=1.0)
+    out = Subscriber(sub, topics="kp3d")
+    sup.start()
+    node = FusionNode(studio.rig, sub, pub, fps=FPS, record_dir=tmp_path / "take", smoothing=False,
+                      alive_window_s=0.3)
+    stop = threading.Event()
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(node.run(stop)), daemon=True)
+    thread.start()
+    yield studio, sup, out, pub, stop, result, thread, tmp_path / "take"
+    stop.set()
+    thread.join(10)
+    sup.stop()
+    out.close()
+
+
+def receive(out, seconds):
+    msgs, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        m = out.recv(50)
+        if m is not None:
+            msgs.append(m)
+    return msgs
+
+
+def mpjpe_mm(studio, msgs):
+    errs = []
+    for m in msgs:
+        d = np.linalg.norm(m.arrays["points"] - studio.truth_at(m.header["t_capture_ns"] - studio_epoch(m)), axis=-1)
+        errs.append(d[np.isfinite(d)])
+    return 1000 * float(np.mean(np.concatenate(errs)))
+
+
+def studio_epoch(msg):
+    """Capture times on the wire are wall clock; the studio's truth is relative to the supervisor's epoch."""
+    return msg.header["_epoch_ns"]
+
+
+def wait_for_four_cameras(out, sup, timeout=60.0):
+    """Camera processes take seconds to spawn and import; wait for the first full instant."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = out.recv(100)
+        if m is not None and len(m.header["cameras"]) == 4:
+            return
+    raise AssertionError(f"no 4-camera instant: {[(s.name, s.state, s.message) for s in sup.status()]}")
+
+
+def test_fusion_node_publishes_accurate_3d_and_survives_a_dead_camera_and_garbage(live_rig):
+    studio, sup, out, pub_ep, stop, result, thread, record = live_rig
+    wait_for_four_cameras(out, sup)
+    msgs = receive(out, 4.0)
+    assert len(msgs) > 60, [(s.name, s.state, s.message) for s in sup.status()]
+    for m in msgs:
+        m.header["_epoch_ns"] = sup.epoch_ns
+    steady = [m for m in msgs if len(m.header["cameras"]) == 4]
+    assert len(steady) > 50
+    assert all(len(set(m.header["frames"].values())) == 1 for m in steady)
+    assert mpjpe_mm(studio, steady) < 30.0
+
+    # A malformed message on the same bus is counted and dropped.
+    raw = zmq.Context.instance().socket(zmq.PUB)
+    raw.connect(pub_ep)
+    time.sleep(0.3)
+    for _ in range(5):
+        raw.send_multipart([b"kp2d.cam_0", b"{not json", b"\x00" * 7])
+    raw.close()
+
+    # Kill one camera: the node goes on with the other three.
+    import os
+    import signal
+
+    os.kill(sup.pid("cam_2"), signal.SIGKILL)
+    time.sleep(1.0)
+    after = receive(out, 2.5)
+    for m in after:
+        m.header["_epoch_ns"] = sup.epoch_ns
+    assert len(after) > 40
+    tail = after[len(after) // 2:]
+    assert all("cam_2" not in m.header["cameras"] and len(m.header["cameras"]) == 3 for m in tail)
+    assert mpjpe_mm(studio, tail) < 40.0
+
+    stop.set()
+    thread.join(10)
+    assert result["malformed"] == 5
+    assert result["added_latency_ms_p50"] < 5.0
+    recorded = read_fused_recording(record)
+    assert recorded.n_frames >= len(msgs) + len(after)
+    assert (record / "points3d.npz").is_file()
+
+
+def test_messages_with_another_skeleton_or_camera_are_counted_not_fused(tmp_path):
+    pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
+    from capture.protocol import Backbone
+    from triangulate.skeletons import COCO17
+
+    studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=1.0, seed=1)
+    with Backbone(pub, sub):
+        node = FusionNode(studio.rig, sub, pub, fps=FPS, skeleton=studio.skeleton)
+        sender = Publisher(pub)
+        time.sleep(0.5)
+        now = time.time_ns()
+        sender.publish_kp2d("cam_0", 0, now, np.zeros((1, 17, 3), np.float32), COCO17)
+        sender.publish_kp2d("cam_9", 0, now, np.zeros((1, 26, 3), np.float32), studio.skeleton)
+        for cam in ("cam_0", "cam_1"):
+            sender.publish_kp2d(cam, 1, now, studio.keypoints(0, 1)[None], studio.skeleton)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and node.stats.messages_in < 4:
+            node.step(50)
+        node.step(50)
+        assert node.stats.wrong_skeleton == 1
+        assert node.stats.unknown_camera == 1
+        assert node.stats.cameras_seen == {"cam_0": 1, "cam_1": 1}
+        node.close()
+        sender.close()

@@ -259,8 +259,10 @@ class VideoFileSource(FrameSource):
                 times = read_timestamps_csv(*found)
                 if times:
                     self.timestamps_file = found[0]
-                    first = min(times)
-                    self._times = {i: t - times[first] for i, t in times.items()}
+                    keys = sorted(times)
+                    if keys[0] != 0:  # numbered from elsewhere (caliscope): the i-th row is video frame i
+                        times = {i: times[k] for i, k in enumerate(keys)}
+                    self._times = {i: t - times[min(times)] for i, t in times.items()}
         if self.pace:
             due = int((time.time_ns() - self.epoch_ns) // self.period_ns)
             if due > 0:
@@ -358,6 +360,8 @@ class SyntheticCameraSource(FrameSource):
             raise SourceError(f"camera {self.name!r}: the synthetic studio has cameras 0..{len(self.studio.rig) - 1}, "
                               f"not {self.camera_index}")
         self.fps = float(self.studio.fps)
+        if self.render:
+            self.studio.image(self.camera_index, 0)  # the first image builds the renderer's caches (~1 s)
         self._period_studio = self.studio.n_frames * int(round(1e9 / self.fps))
         # Start with the first frame whose time is still ahead (a restarted process picks up where the rig is).
         self._next = max(0, int((time.time_ns() - self.epoch_ns) // self.period_ns))
@@ -375,8 +379,10 @@ class SyntheticCameraSource(FrameSource):
     def read(self) -> Frame:
         index = self._next
         now = time.time_ns()
-        # Behind schedule by more than a period: drop to the newest due frame, as a live camera does.
-        while self.time_of(index + 1) <= now - self.period_ns:
+        # Behind schedule by more than a period: drop to the newest due frame, as a live camera does;
+        # and skip the frames the studio says this camera never delivers.
+        while (self.time_of(index + 1) <= now - self.period_ns
+               or self.studio.dropped(self.camera_index, index % self.studio.n_frames)):
             index += 1
         _sleep_until_ns(self.time_of(index))
         self._next = index + 1

@@ -58,6 +58,22 @@ _MEDIAPIPE33_BONES = [
     ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("left_ankle", "left_heel"), ("left_heel", "left_foot_index"), ("left_ankle", "left_foot_index"),
     ("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("right_ankle", "right_heel"), ("right_heel", "right_foot_index"), ("right_ankle", "right_foot_index"),
 ]
+# OpenPose BODY_25, in OpenPose's index order (``hip`` = OpenPose's MidHip).
+_BODY25 = [
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
+    "hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "right_eye", "left_eye", "right_ear", "left_ear",
+    "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+]
+_BODY25_BONES = [
+    ("nose", "neck"), ("neck", "right_shoulder"), ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+    ("neck", "left_shoulder"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+    ("neck", "hip"), ("hip", "right_hip"), ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+    ("hip", "left_hip"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("nose", "right_eye"), ("right_eye", "right_ear"), ("nose", "left_eye"), ("left_eye", "left_ear"),
+    ("left_ankle", "left_big_toe"), ("left_big_toe", "left_small_toe"), ("left_ankle", "left_heel"),
+    ("right_ankle", "right_big_toe"), ("right_big_toe", "right_small_toe"), ("right_ankle", "right_heel"),
+]
 
 
 @dataclass(frozen=True)
@@ -114,8 +130,9 @@ def _mirror(name: str) -> str:
 COCO17 = Skeleton("coco17", tuple(_COCO17), tuple(_COCO17_BONES))
 HALPE26 = Skeleton("halpe26", tuple(_HALPE26), tuple(_HALPE26_BONES))
 MEDIAPIPE33 = Skeleton("mediapipe33", tuple(_MEDIAPIPE33), tuple(_MEDIAPIPE33_BONES))
+BODY25 = Skeleton("body25", tuple(_BODY25), tuple(_BODY25_BONES))
 
-SKELETONS: dict[str, Skeleton] = {s.name: s for s in (COCO17, HALPE26, MEDIAPIPE33)}
+SKELETONS: dict[str, Skeleton] = {s.name: s for s in (COCO17, HALPE26, MEDIAPIPE33, BODY25)}
 
 
 def get_skeleton(name: str) -> Skeleton:
@@ -132,3 +149,83 @@ def skeleton_for_joints(joint_names) -> Skeleton:
         if skel.joint_names == names:
             return skel
     return Skeleton("custom", names, ())
+
+
+def skeleton_for_count(n_joints: int) -> Skeleton:
+    """The usual skeleton of a detector that outputs ``n_joints`` joints.
+
+    17: COCO-17, 25: OpenPose BODY_25, 26: Halpe-26, 33: MediaPipe-33 (the
+    layouts Pose2Sim's OpenPose-style JSON files come in).
+    """
+    for skel in (COCO17, BODY25, HALPE26, MEDIAPIPE33):
+        if skel.n_joints == n_joints:
+            return skel
+    raise KeyError(f"no known skeleton has {n_joints} joints (known: "
+                   f"{', '.join(f'{s.name} ({s.n_joints})' for s in SKELETONS.values())})")
+
+
+# Joints one skeleton lacks but can derive from another's: the mean of the
+# listed joints (first list whose joints all exist).  ``neck`` and ``hip`` are
+# the shoulder and hip midpoints, as in BODY_25 and Halpe-26.  Halpe's
+# ``head`` (top of the head) has no counterpart: the ear midpoint stands in,
+# about 10 cm low.
+DERIVED_JOINTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "neck": (("left_shoulder", "right_shoulder"),),
+    "hip": (("left_hip", "right_hip"),),
+    "head": (("left_ear", "right_ear"),),
+    "left_big_toe": (("left_foot_index",),),
+    "right_big_toe": (("right_foot_index",),),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class JointMapping:
+    """How to build ``target``'s joints from ``source``'s (see :func:`joint_mapping`)."""
+
+    source: Skeleton
+    target: Skeleton
+    weights: np.ndarray  # (J_target, J_source): each row averages its source joints; all-zero = no source
+
+    @property
+    def missing(self) -> list[str]:
+        """Target joints with no source: NaN after :meth:`apply`."""
+        return [n for n, row in zip(self.target.joint_names, self.weights) if not row.any()]
+
+    def apply(self, values: np.ndarray, confidence_last: bool = False) -> np.ndarray:
+        """values (..., J_source, D) -> (..., J_target, D).
+
+        A derived joint is the mean of its sources and NaN if any source is
+        NaN.  With ``confidence_last`` (2D keypoints ``x, y, confidence``) the
+        last column takes the smallest source confidence instead of the mean.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape[-2] != self.source.n_joints:
+            raise ValueError(f"values have {values.shape[-2]} joints; {self.source.name} has {self.source.n_joints}")
+        used = self.weights > 0
+        out = np.einsum("ts,...sd->...td", self.weights, np.nan_to_num(values))
+        bad = np.einsum("ts,...s->...t", used.astype(float), (~np.isfinite(values)).any(-1).astype(float)) > 0
+        out[..., ~used.any(axis=1), :] = np.nan
+        out[bad] = np.nan
+        if confidence_last:
+            conf = np.where(used, values[..., None, :, -1], np.inf).min(axis=-1)
+            out[..., -1] = np.where(np.isfinite(out[..., -1]), conf, np.nan)
+        return out
+
+
+def joint_mapping(source: Skeleton, target: Skeleton) -> JointMapping:
+    """Map ``source`` joints onto ``target`` by name, deriving what is missing (:data:`DERIVED_JOINTS`).
+
+    E.g. ``joint_mapping(MEDIAPIPE33, HALPE26).apply(kp)`` turns the default
+    detector's 33 joints into the synthetic studio's 26 (small toes stay NaN).
+    """
+    weights = np.zeros((target.n_joints, source.n_joints))
+    for t, name in enumerate(target.joint_names):
+        if name in source.joint_names:
+            weights[t, source.index(name)] = 1.0
+            continue
+        for sources in DERIVED_JOINTS.get(name, ()):
+            if all(s in source.joint_names for s in sources):
+                for s in sources:
+                    weights[t, source.index(s)] = 1.0 / len(sources)
+                break
+    return JointMapping(source, target, weights)

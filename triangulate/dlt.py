@@ -1,0 +1,227 @@
+"""Batched linear (DLT) triangulation on normalised, undistorted image coordinates.
+
+Every view ``c`` of a point ``X`` seen at normalised coordinates ``(x, y)``
+(``x_cam ~ (x, y, 1)``, see :meth:`calibration.Camera.undistort`) gives two
+linear equations in the homogeneous point ``h = (X, 1)``::
+
+    a . h = 0,  a = x P[2] - P[0]
+    b . h = 0,  b = y P[2] - P[1]          P = [R | t]  (3, 4)
+
+The textbook DLT stacks them into ``A (2C, 4)`` and takes the last right
+singular vector (:func:`dlt_svd`, kept as the reference).  The fast path here
+uses the fact that the normal matrix ``A^T A`` is a *sum over views* of
+``Q_c = a a^T + b b^T``, and that each ``Q_c`` is linear in the features
+``(x^2 + y^2, x, y, 1)`` with a per-camera constant basis
+(:func:`normal_basis`).  So, for all points at once:
+
+1. one matrix product per camera gives the ten unique entries of every
+   ``Q_c``  (:func:`view_terms`, shape ``(N, C, 10)``);
+2. any view subset or weighting is a weighted sum over ``C``;
+3. the point solves the 3x3 system ``Q[:3,:3] X = -Q[:3,3]`` (``h_4 = 1``, the
+   point is finite) in closed form, elementwise (:func:`solve_terms`).
+
+No per-point Python, no batched LAPACK call: on one core this is about 40x
+faster than a stacked ``np.linalg.svd`` and 10x faster than ``np.linalg.eigh``
+on the 4x4 normal matrices (``benchmarks/bench_triangulation.py --dlt``).
+
+The algebraic residual of a view is ``depth * (normalised reprojection
+error)``; weighting a view by ``focal / depth`` (depth from a first estimate)
+turns the linear fit into a least-squares fit in pixels, which is what
+:func:`triangulate_dlt` does with ``reweight >= 1``.
+
+Layout: points first, cameras second (``(N, C, ...)``), so per-point sums are
+reductions over a short contiguous axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# (row, col) of the ten unique entries of a symmetric 4x4 matrix, in storage order.
+TERM_INDEX = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
+
+
+def normal_basis(extrinsics: np.ndarray) -> np.ndarray:
+    """(C, 4, 10) basis: ``features (x^2+y^2, x, y, 1) @ basis[c]`` = unique entries of ``Q_c``.
+
+    ``extrinsics`` (C, 3, 4) are the ``[R | t]`` matrices of the cameras.
+    """
+    p = np.asarray(extrinsics, dtype=np.float64)
+    p0, p1, p2 = p[:, 0], p[:, 1], p[:, 2]
+    basis = np.empty((p.shape[0], 4, len(TERM_INDEX)))
+    for m, (i, j) in enumerate(TERM_INDEX):
+        basis[:, 0, m] = p2[:, i] * p2[:, j]
+        basis[:, 1, m] = -(p2[:, i] * p0[:, j] + p0[:, i] * p2[:, j])
+        basis[:, 2, m] = -(p2[:, i] * p1[:, j] + p1[:, i] * p2[:, j])
+        basis[:, 3, m] = p0[:, i] * p0[:, j] + p1[:, i] * p1[:, j]
+    return basis
+
+
+def view_terms(xn: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Normal-matrix entries of every view: xn (N, C, 2) -> (N, C, 10).
+
+    ``xn`` must be finite (put zeros where a view is missing and give it zero
+    weight): a NaN here would poison every sum it enters.
+    """
+    x = xn[..., 0]
+    y = xn[..., 1]
+    feats = np.stack([x * x + y * y, x, y, np.ones_like(x)], axis=-1)  # (N, C, 4)
+    # One GEMM per camera: (C, N, 4) @ (C, 4, 10).
+    return np.matmul(feats.transpose(1, 0, 2), basis).transpose(1, 0, 2)
+
+
+def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Finite point ``X`` (..., 3) from normal-matrix entries q (..., 10).
+
+    Solves ``Q[:3,:3] X = -Q[:3,3]`` by the adjugate, elementwise.  Singular
+    systems (fewer than two independent views) give NaN.
+    """
+    q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[..., m] for m in range(9))
+    c00 = q11 * q22 - q12 * q12
+    c01 = q02 * q12 - q01 * q22
+    c02 = q01 * q12 - q02 * q11
+    c11 = q00 * q22 - q02 * q02
+    c12 = q01 * q02 - q00 * q12
+    c22 = q00 * q11 - q01 * q01
+    det = q00 * c00 + q01 * c01 + q02 * c02
+    # Scale-aware singularity test: det against the cube of the trace.
+    trace = q00 + q11 + q22
+    ok = np.abs(det) > eps * trace * trace * trace
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(ok, -1.0 / det, np.nan)
+    out = np.empty(q.shape[:-1] + (3,))
+    out[..., 0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
+    out[..., 1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
+    out[..., 2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
+    return out
+
+
+def solve_sym3(h: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Solve ``H x = g`` for stacks of symmetric 3x3 ``H`` (..., 3, 3), ``g`` (..., 3); NaN if singular."""
+    q = np.stack([h[..., 0, 0], h[..., 0, 1], h[..., 0, 2], -g[..., 0],
+                  h[..., 1, 1], h[..., 1, 2], -g[..., 1], h[..., 2, 2], -g[..., 2],
+                  np.ones(h.shape[:-2])], axis=-1)
+    return solve_terms(q)
+
+
+class LinearTriangulator:
+    """Camera constants for repeated linear triangulation with one set of cameras.
+
+    ``extrinsics`` (C, 3, 4) ``[R | t]``; ``intrinsics`` (C, 3, 3) camera
+    matrices, used only to express errors and weights in (undistorted) pixels.
+    """
+
+    def __init__(self, extrinsics: np.ndarray, intrinsics: np.ndarray):
+        self.extrinsics = np.asarray(extrinsics, dtype=np.float64)
+        self.intrinsics = np.asarray(intrinsics, dtype=np.float64)
+        self.n_cameras = self.extrinsics.shape[0]
+        self.basis = normal_basis(self.extrinsics)
+        # (4, 3C): homogeneous point @ proj_stack -> camera-frame xyz of every camera.
+        self.proj_stack = self.extrinsics.transpose(2, 0, 1).reshape(4, -1)
+        self.fx = self.intrinsics[:, 0, 0]
+        self.fy = self.intrinsics[:, 1, 1]
+        self.focal = 0.5 * (self.fx + self.fy)
+
+    def terms(self, xn: np.ndarray) -> np.ndarray:
+        return view_terms(xn, self.basis)
+
+    def camera_coords(self, points: np.ndarray) -> np.ndarray:
+        """Points (..., 3) -> camera-frame coordinates (..., C, 3) in every camera."""
+        lead = points.shape[:-1]
+        flat = points.reshape(-1, 3)
+        out = flat @ self.proj_stack[:3] + self.proj_stack[3]
+        return out.reshape(lead + (self.n_cameras, 3))
+
+    def errors_sq(self, points: np.ndarray, xn: np.ndarray):
+        """Squared undistorted-pixel error and depth of points (N, ..., 3) in every camera.
+
+        ``xn`` (N, C, 2) observations.  Returns ``(err2, depth)``, each
+        (N, ..., C); points behind a camera get an infinite error.
+        """
+        cam = self.camera_coords(points)
+        z = cam[..., 2]
+        obs = xn.reshape(xn.shape[:1] + (1,) * (points.ndim - 2) + xn.shape[1:])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_z = 1.0 / z
+            dx = (cam[..., 0] * inv_z - obs[..., 0]) * self.fx
+            dy = (cam[..., 1] * inv_z - obs[..., 1]) * self.fy
+        err2 = dx * dx + dy * dy
+        err2 = np.where(z > 0, err2, np.inf)
+        return err2, z
+
+    def solve(self, q: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Point (N, 3) from view terms (N, C, 10) and row weights (N, C) (0 = view unused)."""
+        w2 = weights * weights
+        return solve_terms(np.einsum("nc,ncm->nm", w2, q))
+
+    def pixel_weights(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Row weights that turn the algebraic fit into a pixel fit around ``points`` (N, 3)."""
+        z = self.camera_coords(points)[..., 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(z > 0, self.focal / z, 0.0)
+        return np.where(np.isfinite(scale), weights * scale, 0.0)
+
+
+def triangulate_dlt(
+    xn: np.ndarray,
+    extrinsics: np.ndarray,
+    weights: np.ndarray | None = None,
+    intrinsics: np.ndarray | None = None,
+    reweight: int = 1,
+    min_views: int = 2,
+) -> np.ndarray:
+    """Weighted linear triangulation of normalised points, batched over any leading shape.
+
+    ``xn`` (C, ..., 2) normalised undistorted coordinates, NaN where missing;
+    ``extrinsics`` (C, 3, 4); ``weights`` (C, ...) per-view row weights (e.g.
+    detector confidence; 0 or NaN = unused; default 1).  With ``intrinsics``
+    (C, 3, 3) and ``reweight >= 1`` the fit is repeated with ``focal / depth``
+    weights, i.e. least squares in pixels.  Returns (..., 3); NaN where fewer
+    than ``min_views`` views are usable.
+    """
+    xn = np.asarray(xn, dtype=np.float64)
+    n_cams = xn.shape[0]
+    lead = xn.shape[1:-1]
+    flat = np.moveaxis(xn.reshape(n_cams, -1, 2), 0, 1)  # (N, C, 2)
+    if weights is None:
+        w = np.ones(flat.shape[:2])
+    else:
+        w = np.moveaxis(np.asarray(weights, dtype=np.float64).reshape(n_cams, -1), 0, 1)
+    valid = np.isfinite(flat).all(-1) & np.isfinite(w) & (w > 0)
+    w = np.where(valid, w, 0.0)
+    flat = np.where(valid[..., None], flat, 0.0)
+    k = np.broadcast_to(np.eye(3), (n_cams, 3, 3)) if intrinsics is None else intrinsics
+    lin = LinearTriangulator(extrinsics, k)
+    q = lin.terms(flat)
+    points = lin.solve(q, w)
+    if intrinsics is not None:
+        for _ in range(reweight):
+            points = lin.solve(q, lin.pixel_weights(points, w))
+    points[valid.sum(axis=1) < max(min_views, 2)] = np.nan
+    return points.reshape(lead + (3,))
+
+
+def dlt_svd(xn: np.ndarray, extrinsics: np.ndarray, weights: np.ndarray | None = None, min_views: int = 2) -> np.ndarray:
+    """Textbook homogeneous DLT (one stacked SVD), the reference for :func:`triangulate_dlt`.
+
+    Same arguments and result as :func:`triangulate_dlt` without reweighting.
+    """
+    xn = np.asarray(xn, dtype=np.float64)
+    n_cams = xn.shape[0]
+    lead = xn.shape[1:-1]
+    flat = np.moveaxis(xn.reshape(n_cams, -1, 2), 0, 1)
+    w = np.ones(flat.shape[:2]) if weights is None else np.moveaxis(
+        np.asarray(weights, dtype=np.float64).reshape(n_cams, -1), 0, 1)
+    valid = np.isfinite(flat).all(-1) & np.isfinite(w) & (w > 0)
+    w = np.where(valid, w, 0.0)
+    flat = np.where(valid[..., None], flat, 0.0)
+    p = np.asarray(extrinsics, dtype=np.float64)
+    rows_a = flat[..., 0:1] * p[None, :, 2] - p[None, :, 0]  # (N, C, 4)
+    rows_b = flat[..., 1:2] * p[None, :, 2] - p[None, :, 1]
+    a = np.concatenate([rows_a * w[..., None], rows_b * w[..., None]], axis=1)  # (N, 2C, 4)
+    _, _, vt = np.linalg.svd(a, full_matrices=False)
+    h = vt[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        points = h[:, :3] / h[:, 3:]
+    points[valid.sum(axis=1) < max(min_views, 2)] = np.nan
+    return points.reshape(lead + (3,))

@@ -1,0 +1,333 @@
+"""The triangulation engine: 2D keypoints of C cameras -> robust 3D joints.
+
+One pipeline serves the offline command and the live fusion node:
+
+1. undistort every keypoint through its camera (:meth:`calibration.Camera.undistort`);
+2. drop views below ``min_confidence``;
+3. repair left/right swaps per camera frame (:mod:`triangulate.swap`);
+4. choose the agreeing views of every joint and fit them
+   (:mod:`triangulate.robust`, :mod:`triangulate.dlt`);
+5. optionally refine each point by reprojection error through the full lens
+   model (:mod:`triangulate.refine`);
+6. optionally fill short gaps and low-pass (:mod:`triangulate.filters`).
+
+:func:`triangulate` takes a :class:`~triangulate.formats.Keypoints2D` (cameras
+matched to the rig by name) or a plain array, and returns a
+:class:`TriangulationResult` with :class:`~triangulate.formats.Points3D` and
+the per-view inlier mask.  :class:`Triangulator` holds the camera constants
+for repeated calls (the live path calls :meth:`Triangulator.frame` once per
+instant).
+
+Reported reprojection errors are pixel distances through the full camera
+model (distortion included), averaged over the views used for that joint.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from calibration import Camera, Rig
+from rigcap.errors import RigcapError
+from triangulate.dlt import LinearTriangulator
+from triangulate.filters import INTERPOLATIONS, smooth_points
+from triangulate.formats import Keypoints2D, Points3D
+from triangulate.refine import project_all, refine_points
+from triangulate.robust import select_views
+from triangulate.skeletons import Skeleton, skeleton_for_joints
+from triangulate.swap import apply_swaps, detect_swaps
+
+
+class TriangulationInputError(RigcapError, ValueError):
+    """Keypoints that do not fit the rig (cameras, shapes), worded for the user."""
+
+
+@dataclass
+class TriangulationConfig:
+    """Settings of :func:`triangulate`; units in the names (px, Hz, frames).
+
+    ``threshold_px``: a view whose reprojection error exceeds this is an
+    outlier.  ``min_confidence``: detector confidence below which a keypoint
+    counts as missing.  ``min_views``: fewest agreeing views for a 3D point.
+    ``weight_by_confidence``: weight each view's equations by its confidence.
+    ``temporal_window``: frames on each side whose (median) points act as a
+    prior vote in view selection, settling ties such as two views against two
+    (0: every frame on its own); ``prior_radius_m`` scales that vote; a
+    point resting on only two views farther than ``prior_gate_m`` from its
+    prior is dropped (two views cannot expose an outlier on the epipolar line).
+    ``swap_repair``: fix left/right label swaps (needs >= 3 cameras and a
+    skeleton with left/right joints).  ``refine``: Gauss-Newton polish through
+    the full lens model.  ``filter_hz``: zero-phase Butterworth cutoff (None:
+    no filter; needs the frame rate).  ``max_gap``: interpolate interior gaps
+    up to this many frames (0: none).
+    """
+
+    threshold_px: float = 15.0
+    min_confidence: float = 0.3
+    min_views: int = 2
+    weight_by_confidence: bool = True
+    temporal_window: int = 2
+    prior_radius_m: float = 0.1
+    prior_gate_m: float = 0.3
+    swap_repair: bool = True
+    refine: bool = True
+    refine_iterations: int = 3
+    filter_hz: float | None = None
+    filter_order: int = 4
+    max_gap: int = 0
+    interpolation: str = "cubic"
+
+    def __post_init__(self) -> None:
+        if not self.threshold_px > 0:
+            raise ValueError(f"threshold_px must be > 0, got {self.threshold_px}")
+        if self.min_views < 2:
+            raise ValueError(f"min_views must be >= 2 (a point needs two views), got {self.min_views}")
+        if self.filter_hz is not None and not self.filter_hz > 0:
+            raise ValueError(f"filter_hz must be > 0 or None, got {self.filter_hz}")
+        if self.temporal_window < 0:
+            raise ValueError(f"temporal_window must be >= 0 frames, got {self.temporal_window}")
+        if self.max_gap < 0:
+            raise ValueError(f"max_gap must be >= 0 frames, got {self.max_gap}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+
+
+@dataclass
+class FrameResult:
+    """Arrays of :meth:`Triangulator.run` (leading shape ``S`` = frames x joints, or joints)."""
+
+    points: np.ndarray  # (*S, 3) metres
+    error_px: np.ndarray  # (*S,) mean reprojection error of the views used
+    n_views: np.ndarray  # (*S,) int
+    inliers: np.ndarray  # (C, *S) bool
+    swapped: np.ndarray  # (C, F) bool (C, 1) for a single frame
+
+
+@dataclass
+class TriangulationResult:
+    points3d: Points3D
+    inliers: np.ndarray  # (C, F, J) bool: views used per joint
+    swapped: np.ndarray  # (C, F) bool: camera frames whose left/right labels were swapped
+    camera_names: list[str]
+    raw_points: np.ndarray  # (F, J, 3) before gap filling and filtering
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Numbers for the command's table (over the raw, unfiltered triangulation)."""
+        ok = np.isfinite(self.raw_points).all(-1)
+        p = self.points3d
+        return {
+            "frames": p.n_frames,
+            "joints": len(p.joint_names),
+            "triangulated_pct": 100.0 * ok.mean() if ok.size else 0.0,
+            "mean_error_px": float(np.nanmean(p.reprojection_error)) if ok.any() else float("nan"),
+            "mean_views": float(p.n_views[ok].mean()) if ok.any() else float("nan"),
+            "swapped_frames": int(self.swapped.sum()),
+            "per_joint_pct": 100.0 * ok.mean(axis=0) if ok.size else np.zeros(len(p.joint_names)),
+            "per_joint_error_px": _nanmean0(np.where(ok, p.reprojection_error, np.nan)),
+            "per_joint_views": _nanmean0(np.where(ok, p.n_views.astype(float), np.nan)),
+        }
+
+
+def _nanmean0(a: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nansum(a, axis=0) / np.isfinite(a).sum(axis=0)
+
+
+class Triangulator:
+    """Robust triangulation with one fixed set of cameras (in keypoint order).
+
+    ``cameras``: a :class:`~calibration.Rig` or a list of cameras, in the
+    order of axis 0 of the keypoints.  ``skeleton`` gives the left/right pairs
+    for swap repair (None: no repair).
+    """
+
+    def __init__(self, cameras: Rig | Sequence[Camera], config: TriangulationConfig | None = None,
+                 skeleton: Skeleton | None = None):
+        self.cameras = list(cameras)
+        self.config = config or TriangulationConfig()
+        self.skeleton = skeleton
+        self.lin = LinearTriangulator(np.array([np.hstack([c.R, c.tvec[:, None]]) for c in self.cameras]),
+                                      np.array([c.matrix for c in self.cameras]))
+        perm = None if skeleton is None else skeleton.swap_permutation()
+        self.permutation = perm if perm is not None and np.any(perm != np.arange(len(perm))) else None
+
+    @property
+    def n_cameras(self) -> int:
+        return len(self.cameras)
+
+    def run(self, keypoints: np.ndarray) -> FrameResult:
+        """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J)."""
+        kp = np.asarray(keypoints, dtype=np.float64)
+        if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
+            raise TriangulationInputError(
+                f"keypoints must have shape (cameras, frames, joints, 2 or 3), got {kp.shape}")
+        if kp.shape[0] != self.n_cameras:
+            raise TriangulationInputError(
+                f"keypoints have {kp.shape[0]} cameras on axis 0 but the rig has {self.n_cameras} "
+                f"({', '.join(c.name for c in self.cameras)})")
+        cfg = self.config
+        n_cams, n_frames, n_joints = kp.shape[:3]
+        pixels = kp[..., :2]
+        conf = kp[..., 2] if kp.shape[-1] == 3 else np.ones(kp.shape[:3])
+        xn = np.stack([cam.undistort(p) for cam, p in zip(self.cameras, pixels)])
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(xn).all(-1) & np.isfinite(conf) & (conf >= cfg.min_confidence)
+        weights = np.where(valid, conf if cfg.weight_by_confidence else 1.0, 0.0)
+
+        swapped = np.zeros((n_cams, n_frames), dtype=bool)
+        if cfg.swap_repair and self.permutation is not None:
+            if len(self.permutation) != n_joints:
+                raise TriangulationInputError(
+                    f"keypoints have {n_joints} joints but the skeleton {self.skeleton.name!r} has {len(self.permutation)}")
+            swapped = detect_swaps(self.lin, xn, valid, self.permutation, cfg.threshold_px)
+            if swapped.any():
+                xn, valid, weights, pixels = (apply_swaps(a, swapped, self.permutation)
+                                              for a in (xn, valid, weights, pixels))
+
+        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
+            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
+
+        args = (self.lin, points_first(xn), points_first(valid), points_first(weights), cfg.threshold_px, cfg.min_views)
+        sel = select_views(*args)
+        if cfg.temporal_window and n_frames > 1:
+            prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window)
+            sel = select_views(*args, prior=prior.reshape(-1, 3), prior_radius_m=cfg.prior_radius_m,
+                               prior_gate_m=cfg.prior_gate_m)
+        px = points_first(pixels)
+        if cfg.refine:
+            points, err = refine_points(self.cameras, px, weights=points_first(weights) * sel.inliers,
+                                        points=sel.points, iterations=cfg.refine_iterations)
+        else:
+            points = sel.points
+            err = np.linalg.norm(project_all(self.cameras, points) - px, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            error = np.where(sel.inliers, err, 0.0).sum(axis=1) / sel.n_views
+        error[sel.n_views == 0] = np.nan
+        inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
+        return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
+                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped)
+
+    def frame(self, keypoints: np.ndarray) -> FrameResult:
+        """One instant: keypoints (C, J, 2|3) -> :class:`FrameResult` over (J,)."""
+        r = self.run(np.asarray(keypoints)[:, None])
+        return FrameResult(r.points[0], r.error_px[0], r.n_views[0], r.inliers[:, 0], r.swapped)
+
+
+def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:
+    """Per frame, the NaN-median of the ``window`` frames on each side (the frame itself left out).
+
+    points (F, ...) -> (F, ...); NaN where no neighbour has a value.
+    """
+    n = points.shape[0]
+    pad = np.full((window,) + points.shape[1:], np.nan)
+    padded = np.concatenate([pad, points, pad])
+    idx = np.arange(n)[:, None] + np.concatenate([np.arange(window), np.arange(window + 1, 2 * window + 1)])[None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        return np.nanmedian(padded[idx], axis=1)
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def match_cameras(rig: Rig, names: Sequence[str]) -> list[Camera]:
+    """The rig's cameras for these keypoint camera names, in that order.
+
+    Exact names first; otherwise names equal up to case and punctuation
+    (``cam_01`` = ``cam01``, as Pose2Sim's folders and calibration differ).
+    """
+    by_norm: dict[str, list[Camera]] = {}
+    for cam in rig.cameras:
+        by_norm.setdefault(_norm_name(cam.name), []).append(cam)
+    out, missing = [], []
+    for name in names:
+        if name in rig.names:
+            out.append(rig[name])
+        elif len(by_norm.get(_norm_name(name), [])) == 1:
+            out.append(by_norm[_norm_name(name)][0])
+        else:
+            missing.append(name)
+    if missing:
+        raise TriangulationInputError(
+            f"keypoints name camera(s) {', '.join(map(repr, missing))} that the rig lacks "
+            f"(rig cameras: {', '.join(rig.names)})")
+    if len({id(c) for c in out}) != len(out):
+        raise TriangulationInputError(f"keypoint camera names {list(names)} map twice onto one rig camera")
+    return out
+
+
+def _plausibility_warnings(cameras: Sequence[Camera], kp: np.ndarray) -> list[str]:
+    """Warn when a camera's keypoints mostly lie outside its image (wrong rig, order or rotation)."""
+    out = []
+    for cam, k in zip(cameras, kp):
+        xy = k[..., :2].reshape(-1, 2)
+        xy = xy[np.isfinite(xy).all(-1)]
+        if len(xy) < 10:
+            continue
+        w, h = cam.size
+        outside = ((xy[:, 0] < -0.1 * w) | (xy[:, 0] > 1.1 * w) | (xy[:, 1] < -0.1 * h) | (xy[:, 1] > 1.1 * h)).mean()
+        if outside > 0.2:
+            out.append(f"camera {cam.name!r}: {100 * outside:.0f}% of its keypoints lie outside its "
+                       f"{w}x{h} image: does the rig match this video (camera order, size, rotation)?")
+    return out
+
+
+def triangulate(
+    rig: Rig,
+    keypoints: Keypoints2D | np.ndarray,
+    config: TriangulationConfig | None = None,
+    *,
+    joint_names: Sequence[str] | None = None,
+    skeleton: Skeleton | None = None,
+    fps: float | None = None,
+    timestamps_ns: np.ndarray | None = None,
+) -> TriangulationResult:
+    """Triangulate 2D keypoints of the rig's cameras into 3D joints.
+
+    ``keypoints``: a :class:`Keypoints2D` (its cameras are looked up in the
+    rig by name; the rig may have more) or an array (C, F, J, 2|3) whose axis
+    0 follows ``rig.names`` exactly.  ``skeleton`` defaults to the known
+    skeleton with these joint names (left/right pairs come from the names).
+    ``fps`` (needed by ``config.filter_hz``) defaults to the keypoints'.
+    """
+    config = config or TriangulationConfig()
+    if isinstance(keypoints, Keypoints2D):
+        cameras = match_cameras(rig, keypoints.camera_names)
+        kp = keypoints.keypoints
+        joint_names = keypoints.joint_names if joint_names is None else joint_names
+        fps = keypoints.fps if fps is None else fps
+        if timestamps_ns is None and keypoints.timestamps_ns is not None:
+            timestamps_ns = np.median(keypoints.timestamps_ns, axis=0).astype(np.int64)
+    else:
+        cameras = list(rig.cameras)
+        kp = np.asarray(keypoints)
+    if kp.ndim != 4:
+        raise TriangulationInputError(f"keypoints must have shape (cameras, frames, joints, 2 or 3), got {kp.shape}")
+    n_joints = kp.shape[2]
+    if joint_names is None:
+        joint_names = list(skeleton.joint_names) if skeleton is not None else [f"joint_{i}" for i in range(n_joints)]
+    joint_names = [str(j) for j in joint_names]
+    if len(joint_names) != n_joints:
+        raise TriangulationInputError(f"keypoints have {n_joints} joints but {len(joint_names)} joint names")
+    if skeleton is None:
+        skeleton = skeleton_for_joints(joint_names)
+    if skeleton.n_joints != n_joints:
+        raise TriangulationInputError(f"keypoints have {n_joints} joints but skeleton {skeleton.name!r} has {skeleton.n_joints}")
+    if config.filter_hz and not fps:
+        raise TriangulationInputError("filtering needs the frame rate: the keypoints carry none, pass fps")
+
+    engine = Triangulator(cameras, config, skeleton)
+    res = engine.run(kp)
+    points = res.points
+    if config.filter_hz or config.max_gap:
+        points = smooth_points(points, fps or 0.0, config.filter_hz, config.filter_order,
+                               config.max_gap, config.interpolation)
+    p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps)
+    return TriangulationResult(p3d, res.inliers, res.swapped, [c.name for c in cameras], res.points,
+                               _plausibility_warnings(cameras, kp))

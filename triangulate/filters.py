@@ -1,0 +1,158 @@
+"""Temporal filtering of 3D joint trajectories.
+
+Offline (:func:`smooth_points`): short gaps (at most ``max_gap`` frames,
+bounded by data on both sides) are interpolated, then every contiguous run of
+data is low-passed with a zero-phase Butterworth filter
+(``scipy.signal.sosfiltfilt``, forward and backward: no lag).  Longer gaps and
+the ends of a recording before the first / after the last detection stay NaN:
+nothing is extrapolated.  Because the filter runs twice, ``cutoff_hz`` is its
+-6 dB point (a single pass of the same design is -3 dB there).
+
+Live (:class:`OneEuroFilter`): the causal One-Euro filter (Casiez, Roussel and
+Vogel, CHI 2012), an exponential smoother whose cutoff rises with speed, so a
+still joint stops jittering and a fast one does not lag.  Vectorised over
+joints; speed is the norm of the 3D velocity, so a joint is smoothed the same
+way along every axis.
+
+Arrays are (frames, joints, 3) in metres, NaN where a joint is missing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import interpolate, signal
+
+INTERPOLATIONS = ("linear", "cubic", "pchip")
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) indices of the runs of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def fill_gaps(points: np.ndarray, max_gap: int = 10, interpolation: str = "cubic") -> np.ndarray:
+    """Interpolate interior gaps of at most ``max_gap`` frames in (F, J, D) trajectories.
+
+    ``interpolation``: ``"linear"``, ``"cubic"`` (cubic spline through every
+    sample of that joint) or ``"pchip"`` (shape-preserving cubic, no
+    overshoot).  Returns a copy; longer gaps and leading/trailing gaps stay NaN.
+    """
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    out = np.array(points, dtype=np.float64, copy=True)
+    if max_gap <= 0 or out.shape[0] < 3:
+        return out
+    frames = np.arange(out.shape[0])
+    for j in range(out.shape[1]):
+        have = np.isfinite(out[:, j]).all(axis=-1)
+        if have.sum() < 2 or have.all():
+            continue
+        starts, ends = _runs(~have)
+        fill = np.zeros_like(have)
+        for s, e in zip(starts, ends):
+            if s > 0 and e < len(have) and e - s <= max_gap:
+                fill[s:e] = True
+        if not fill.any():
+            continue
+        t, v = frames[have], out[have, j]
+        if interpolation == "linear" or have.sum() < 3:
+            out[fill, j] = np.stack([np.interp(frames[fill], t, v[:, d]) for d in range(v.shape[1])], axis=-1)
+        elif interpolation == "cubic":
+            out[fill, j] = interpolate.CubicSpline(t, v, axis=0)(frames[fill])
+        else:
+            out[fill, j] = interpolate.PchipInterpolator(t, v, axis=0)(frames[fill])
+    return out
+
+
+def butterworth(points: np.ndarray, fps: float, cutoff_hz: float, order: int = 4) -> np.ndarray:
+    """Zero-phase low-pass of (F, J, D) trajectories, each run of finite frames on its own.
+
+    Runs shorter than the filter's usual padding are filtered with the
+    padding they allow; single frames pass unchanged.
+    """
+    if fps is None or not np.isfinite(fps) or fps <= 0:
+        raise ValueError("Butterworth filtering needs the frame rate (fps > 0)")
+    if not 0 < cutoff_hz < fps / 2:
+        raise ValueError(f"cutoff {cutoff_hz} Hz must lie between 0 and the Nyquist frequency {fps / 2:g} Hz")
+    sos = signal.butter(order, cutoff_hz, btype="low", fs=fps, output="sos")
+    default_pad = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
+    out = np.array(points, dtype=np.float64, copy=True)
+    have = np.isfinite(out).all(axis=-1)  # (F, J)
+    full = have.all(axis=0)
+    if full.any() and out.shape[0] > 1:  # every complete trajectory in one call
+        out[:, full] = signal.sosfiltfilt(sos, out[:, full], axis=0, padlen=min(default_pad, out.shape[0] - 1))
+    for j in np.flatnonzero(~full):
+        for s, e in zip(*_runs(have[:, j])):
+            if e - s > 1:
+                out[s:e, j] = signal.sosfiltfilt(sos, out[s:e, j], axis=0, padlen=min(default_pad, e - s - 1))
+    return out
+
+
+def smooth_points(points: np.ndarray, fps: float, cutoff_hz: float | None = 6.0, order: int = 4,
+                  max_gap: int = 10, interpolation: str = "cubic") -> np.ndarray:
+    """Gap filling then zero-phase Butterworth (``cutoff_hz=None``: gap filling only)."""
+    out = fill_gaps(points, max_gap, interpolation)
+    if cutoff_hz:
+        out = butterworth(out, fps, cutoff_hz, order)
+    return out
+
+
+class OneEuroFilter:
+    """Causal One-Euro filter over J joints, for the live path.
+
+    ``min_cutoff`` (Hz): smoothing of a still joint (lower = smoother, more
+    lag).  ``beta`` (1/m): how fast the cutoff rises with speed (cutoff =
+    ``min_cutoff + beta * speed_m_per_s``).  ``d_cutoff`` (Hz): smoothing of
+    the speed estimate.  A joint missing for longer than ``reset_after_s``
+    restarts from its next measurement instead of gliding from a stale one.
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 2.0, d_cutoff: float = 1.0, reset_after_s: float = 0.5):
+        self.min_cutoff = float(min_cutoff)
+        self.beta = float(beta)
+        self.d_cutoff = float(d_cutoff)
+        self.reset_after_s = float(reset_after_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self._x: np.ndarray | None = None  # (J, 3) last output
+        self._dx: np.ndarray | None = None  # (J, 3) smoothed velocity
+        self._t: np.ndarray | None = None  # (J,) time of last output, NaN = never
+
+    @staticmethod
+    def _alpha(cutoff, dt):
+        tau = 1.0 / (2.0 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def update(self, points: np.ndarray, t_s: float) -> np.ndarray:
+        """Filter one instant: points (J, 3) at time ``t_s`` seconds -> (J, 3), NaN where missing."""
+        x = np.asarray(points, dtype=np.float64)
+        if self._x is None or self._x.shape != x.shape:
+            self._x = np.full_like(x, np.nan)
+            self._dx = np.zeros_like(x)
+            self._t = np.full(x.shape[0], np.nan)
+        seen = np.isfinite(x).all(axis=-1)
+        dt = t_s - self._t  # NaN where never seen
+        restart = seen & ~(dt <= self.reset_after_s)  # never seen, or stale
+        step = seen & ~restart & (dt > 0)
+        out = np.where(seen[:, None], x, np.nan)
+
+        if step.any():
+            d = dt[step][:, None]
+            prev = self._x[step]
+            a_d = self._alpha(self.d_cutoff, d)
+            dx = a_d * (x[step] - prev) / d + (1.0 - a_d) * self._dx[step]
+            cutoff = self.min_cutoff + self.beta * np.linalg.norm(dx, axis=-1, keepdims=True)
+            a = self._alpha(cutoff, d)
+            out[step] = a * x[step] + (1.0 - a) * prev
+            self._dx[step] = dx
+        # A repeated timestamp (dt == 0) returns the previous output.
+        same = seen & ~restart & ~step
+        out[same] = self._x[same]
+
+        self._dx[restart] = 0.0
+        update = restart | step
+        self._x[update] = out[update]
+        self._t[update] = t_s
+        return out

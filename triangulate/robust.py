@@ -1,0 +1,170 @@
+"""Robust view selection: which cameras to trust for each point, vectorised over points.
+
+A detector's view of a joint is either roughly right (a few px of noise) or
+wrong (another person, a swapped label, a limb hidden and guessed).  One wrong
+view pulls a least-squares point far off, so the views are chosen first:
+
+1. **Hypotheses**: every camera pair that sees the point gives a two-view
+   point (all pairs of all points in one closed-form solve,
+   :mod:`triangulate.dlt`).
+2. **Scoring** (MSAC): each hypothesis is projected into every camera; a view
+   costs ``min(error^2, threshold^2)`` and a missing view ``threshold^2``.  The
+   cheapest hypothesis has the most agreeing views and, among equals, the
+   smallest errors.
+   An optional prior (where the point was a moment ago) votes like one more
+   view.
+3. **Refit**: the views within ``threshold_px`` of the winner are fitted
+   together (confidence and ``focal / depth`` weights: a least-squares fit in
+   pixels), the inlier set is re-read from that fit, and the point fitted once
+   more.
+
+A point seen by fewer than ``min_views`` agreeing views is NaN.  Errors are in
+undistorted pixels (the camera matrix without lens distortion), which is the
+same as distorted pixels to first order; :func:`triangulate.engine.triangulate`
+reports final errors through the full camera model.
+
+For ``C`` cameras there are ``C (C - 1) / 2`` hypotheses: 6 for 4 cameras, 28
+for 8.  Shapes: points first, cameras second (``(N, C, ...)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from triangulate.dlt import LinearTriangulator, solve_terms
+
+
+@dataclass
+class ViewSelection:
+    """Result of :func:`select_views` for N points seen by C cameras."""
+
+    points: np.ndarray  # (N, 3) metres, NaN where not triangulated
+    error_px: np.ndarray  # (N,) mean reprojection error over the views used, undistorted px
+    n_views: np.ndarray  # (N,) int, views used
+    inliers: np.ndarray  # (N, C) bool, the views used
+
+
+def camera_pairs(n_cameras: int) -> np.ndarray:
+    """(K, 2) index pairs ``i < j`` of all camera pairs."""
+    return np.array(list(combinations(range(n_cameras), 2)), dtype=np.intp).reshape(-1, 2)
+
+
+@dataclass
+class Hypotheses:
+    """Two-view points of every camera pair for N points, and how every camera sees them."""
+
+    pairs: np.ndarray  # (K, 2)
+    points: np.ndarray  # (N, K, 3), NaN where a pair lacks a view
+    err2: np.ndarray  # (N, K, C) squared px error of each hypothesis in each camera
+    cost: np.ndarray  # (N, K, C) MSAC cost term per camera (threshold^2 for missing views)
+
+    def total_cost(self) -> np.ndarray:
+        """(N, K) MSAC cost; infinite where the pair lacks a view."""
+        total = self.cost.sum(axis=-1)
+        return np.where(np.isfinite(self.points[..., 0]), total, np.inf)
+
+
+def pair_hypotheses(lin: LinearTriangulator, q: np.ndarray, xn: np.ndarray, valid: np.ndarray,
+                    threshold_px: float, pairs: np.ndarray | None = None) -> Hypotheses:
+    """Two-view points of all camera pairs, scored in every camera.
+
+    ``q`` (N, C, 10) view terms, ``xn`` (N, C, 2) observations (zeros where
+    missing), ``valid`` (N, C).
+    """
+    if pairs is None:
+        pairs = camera_pairs(lin.n_cameras)
+    i, j = pairs[:, 0], pairs[:, 1]
+    points = solve_terms(q[:, i] + q[:, j])  # (N, K, 3)
+    points[~(valid[:, i] & valid[:, j])] = np.nan
+    err2, _ = lin.errors_sq(points, xn)  # (N, K, C)
+    t2 = threshold_px * threshold_px
+    with np.errstate(invalid="ignore"):
+        cost = np.where(valid[:, None, :], np.minimum(err2, t2), t2)
+    return Hypotheses(pairs, points, err2, cost)
+
+
+def select_views(
+    lin: LinearTriangulator,
+    xn: np.ndarray,
+    valid: np.ndarray,
+    weights: np.ndarray,
+    threshold_px: float = 15.0,
+    min_views: int = 2,
+    prior: np.ndarray | None = None,
+    prior_radius_m: float = 0.1,
+    prior_gate_m: float | None = None,
+    chunk: int = 4096,
+) -> ViewSelection:
+    """Robust triangulation of N points from C views.
+
+    ``xn`` (N, C, 2) normalised undistorted observations (any value where not
+    ``valid``), ``valid`` (N, C) bool, ``weights`` (N, C) row weights (detector
+    confidence).
+
+    ``prior`` (N, 3), NaN where unknown, is where each point is expected (the
+    same joint in neighbouring frames): it votes like one more view, costing a
+    hypothesis ``threshold^2 * min(1, (distance / prior_radius_m)^2)``, which
+    settles ties such as two views against two.  Two views alone cannot
+    expose an outlier that happens to lie on the other view's epipolar line;
+    with ``prior_gate_m`` a point resting on exactly two views and farther
+    than that from its prior is rejected.
+
+    Points are processed ``chunk`` at a time so the (points x pairs x cameras)
+    temporaries stay in cache.
+    """
+    n_points, n_cams = valid.shape
+    out = ViewSelection(np.full((n_points, 3), np.nan), np.full(n_points, np.nan),
+                        np.zeros(n_points, dtype=np.int64), np.zeros((n_points, n_cams), bool))
+    if n_cams < 2:
+        return out
+    for start in range(0, n_points, chunk):
+        sl = slice(start, start + chunk)
+        part = _select_chunk(lin, xn[sl], valid[sl], weights[sl], threshold_px, min_views,
+                             None if prior is None else prior[sl], prior_radius_m, prior_gate_m)
+        out.points[sl], out.error_px[sl], out.n_views[sl], out.inliers[sl] = (
+            part.points, part.error_px, part.n_views, part.inliers)
+    return out
+
+
+def _select_chunk(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
+                  threshold_px: float, min_views: int, prior: np.ndarray | None, prior_radius_m: float,
+                  prior_gate_m: float | None) -> ViewSelection:
+    """One chunk of :func:`select_views`."""
+    n_points, n_cams = valid.shape
+    xn = np.where(valid[..., None], xn, 0.0)
+    weights = np.where(valid, weights, 0.0)
+    q = lin.terms(xn)
+    t2 = threshold_px * threshold_px
+    hyp = pair_hypotheses(lin, q, xn, valid, threshold_px)
+    cost = hyp.total_cost()
+    if prior is not None:
+        d2 = np.sum((hyp.points - prior[:, None, :]) ** 2, axis=-1) / (prior_radius_m * prior_radius_m)
+        cost = cost + np.where(np.isfinite(prior[:, :1]), t2 * np.fmin(d2, 1.0), 0.0)
+    best = np.argmin(cost, axis=1)  # (N,)
+    rows = np.arange(n_points)
+    best_points = hyp.points[rows, best]  # (N, 3)
+    inliers = valid & (hyp.err2[rows, best] < t2)
+
+    # Refit on the agreeing views in pixel-weighted least squares, re-read the inliers, refit.
+    points = lin.solve(q, lin.pixel_weights(best_points, weights * inliers))
+    err2, _ = lin.errors_sq(points[:, None, :], xn)
+    inliers = valid & (err2[:, 0] < t2)
+    points = lin.solve(q, lin.pixel_weights(points, weights * inliers))
+    err2, _ = lin.errors_sq(points[:, None, :], xn)
+    err2 = err2[:, 0]
+
+    n_views = inliers.sum(axis=1)
+    ok = (n_views >= max(min_views, 2)) & np.isfinite(points).all(axis=1)
+    if prior is not None and prior_gate_m is not None:
+        far = np.sum((points - prior) ** 2, axis=-1) > prior_gate_m * prior_gate_m  # NaN prior: False
+        ok &= ~((n_views == 2) & far)
+    points[~ok] = np.nan
+    inliers &= ok[:, None]
+    n_views = np.where(ok, n_views, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = np.where(inliers, np.sqrt(np.where(inliers, err2, 0.0)), 0.0).sum(axis=1) / n_views
+    error[~ok] = np.nan
+    return ViewSelection(points, error, n_views, inliers)

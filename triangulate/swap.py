@@ -1,0 +1,117 @@
+"""Left/right swap repair: find the camera frames whose detector mixed up left and right.
+
+A 2D detector that sees a person from behind, or from the side, often labels
+the left knee as the right one and vice versa, for the whole body at once.  A
+swapped view is a gross outlier for every left/right joint, and when two
+cameras swap in the same frame they even agree with each other.
+
+For every camera ``c`` and frame, the left/right joints are triangulated from
+the *other* cameras (the best two-view hypothesis that leaves ``c`` out, as in
+:mod:`triangulate.robust`, so a second swapped camera is outvoted), then
+``c``'s labels are scored both ways against those points (truncated squared
+pixel error, summed over the left/right joints).  Per frame the camera whose
+swapped labels fit best is swapped, and that frame scored again, until no swap
+helps.  Every round is one batch over frames x joints x cameras.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from triangulate.dlt import LinearTriangulator
+from triangulate.robust import camera_pairs, pair_hypotheses
+
+
+def swap_gain(
+    lin: LinearTriangulator,
+    xn: np.ndarray,
+    valid: np.ndarray,
+    permutation: np.ndarray,
+    threshold_px: float = 15.0,
+) -> np.ndarray:
+    """(C, F) how much better each camera frame fits the others with its labels swapped.
+
+    The gain is the drop in truncated squared pixel error, summed over the
+    left/right joints, when the camera's labels are swapped; > 0 means the
+    swapped labels fit better.  ``xn`` (C, F, J, 2) normalised undistorted
+    observations, ``valid`` (C, F, J) bool, ``permutation`` (J,) the skeleton's
+    :meth:`~triangulate.skeletons.Skeleton.swap_permutation`.
+    """
+    n_cams, n_frames, n_joints = valid.shape
+    permutation = np.asarray(permutation)
+    lr = np.flatnonzero(permutation != np.arange(n_joints))
+    if n_cams < 3 or lr.size == 0 or n_frames == 0:
+        return np.zeros((n_cams, n_frames))
+
+    def points_first(a: np.ndarray) -> np.ndarray:  # (C, F, L, ...) -> (F*L, C, ...)
+        return np.moveaxis(a, 0, 2).reshape((n_frames * lr.size, n_cams) + a.shape[3:])
+
+    ok = points_first(valid[:, :, lr])
+    obs = np.where(ok[..., None], points_first(xn[:, :, lr]), 0.0)
+    ok_sw = points_first(valid[:, :, permutation[lr]])
+    obs_sw = np.where(ok_sw[..., None], points_first(xn[:, :, permutation[lr]]), 0.0)
+
+    t2 = threshold_px * threshold_px
+    pairs = camera_pairs(n_cams)
+    hyp = pair_hypotheses(lin, lin.terms(obs), obs, ok, threshold_px, pairs)
+    n = np.arange(hyp.err2.shape[0])[:, None]
+    k = np.arange(len(pairs))
+    # A hypothesis counts only where its own two views agree with it.
+    own = (hyp.err2[n, k, pairs[:, 0]] < t2) & (hyp.err2[n, k, pairs[:, 1]] < t2)
+    total = np.where(own, hyp.total_cost(), np.inf)  # (N, K)
+
+    # Leave camera c out: its own cost term goes, pairs containing it are barred.
+    contains = np.zeros((len(pairs), n_cams), dtype=bool)
+    contains[k, pairs[:, 0]] = True
+    contains[k, pairs[:, 1]] = True
+    loo = np.where(contains[None], np.inf, total[..., None] - hyp.cost)  # (N, K, C)
+    best = np.argmin(loo, axis=1)  # (N, C)
+    cams = np.arange(n_cams)[None, :]
+    usable = ok & ok_sw & np.isfinite(loo[n, best, cams])
+
+    err_sw, _ = lin.errors_sq(hyp.points, obs_sw)  # (N, K, C)
+    keep = np.minimum(hyp.err2[n, best, cams], t2)
+    flip = np.minimum(err_sw[n, best, cams], t2)
+    gain = np.where(usable, keep - flip, 0.0).reshape(n_frames, lr.size, n_cams).sum(axis=1)
+    return gain.T
+
+
+def detect_swaps(
+    lin: LinearTriangulator,
+    xn: np.ndarray,
+    valid: np.ndarray,
+    permutation: np.ndarray,
+    threshold_px: float = 15.0,
+) -> np.ndarray:
+    """(C, F) bool: camera frames whose left/right labels should be swapped.
+
+    Greedy, one camera per frame and round: the camera whose swap gains most
+    (:func:`swap_gain`) is swapped, then that frame is scored again, until no
+    swap gains more than ``threshold_px^2 / 2`` (half of one joint's worth of
+    evidence: near-ambiguous frames, whose left and right joints project
+    close together, stay as they are).  A single round would let a swapped camera mislead the
+    verdict on a good one when they are the only two others that see a joint.
+    Arguments as :func:`swap_gain`.
+    """
+    n_cams, n_frames = valid.shape[:2]
+    swapped = np.zeros((n_cams, n_frames), dtype=bool)
+    frames = np.arange(n_frames)
+    for _ in range(n_cams - 1):
+        if frames.size == 0:
+            break
+        sub_xn = apply_swaps(xn[:, frames], swapped[:, frames], permutation)
+        sub_valid = apply_swaps(valid[:, frames], swapped[:, frames], permutation)
+        gain = swap_gain(lin, sub_xn, sub_valid, permutation, threshold_px)
+        gain[swapped[:, frames]] = 0.0  # a camera is swapped once at most
+        cam = np.argmax(gain, axis=0)
+        flip = gain[cam, np.arange(frames.size)] > 0.5 * threshold_px * threshold_px
+        swapped[cam[flip], frames[flip]] = True
+        frames = frames[flip]
+    return swapped
+
+
+def apply_swaps(values: np.ndarray, swapped: np.ndarray, permutation: np.ndarray) -> np.ndarray:
+    """Copy of ``values`` (C, F, J, ...) with the joints of swapped (C, F) frames permuted."""
+    out = np.array(values, copy=True)
+    out[swapped] = out[swapped][:, np.asarray(permutation)]
+    return out

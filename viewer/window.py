@@ -1,0 +1,173 @@
+"""The interactive Open3D window that live view and replay share.
+
+One loop: every tick ask ``poll()`` for the newest skeleton (``None`` when
+nothing new), move the existing meshes, let Open3D handle mouse and keyboard,
+redraw, and sleep to the tick rate.  ``poll`` must never block: the window
+stays responsive, and a slow window only skips skeletons, it never holds up
+their source.
+
+Keys (besides Open3D's own: mouse drag rotates, wheel zooms, ``H`` prints help):
+space pauses and resumes the source (replay), ``Q`` or Esc closes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from calibration.rig import Rig
+from rigcap.errors import RigcapError
+from triangulate.skeletons import SKELETONS, Skeleton
+from viewer import views
+from viewer.render import has_display, open_gl_window
+from viewer.scene import SceneStyle, SkeletonScene
+
+Update = tuple[np.ndarray, "np.ndarray | None"]  # points (J, 3) metres, n_views (J,) or None
+KEY_SPACE = 32
+
+NO_DISPLAY = ("no display to open a window on (DISPLAY/WAYLAND_DISPLAY unset); render without one: "
+              "rigcap view ... --headless --snapshot out.png (or --video out.mp4)")
+
+
+def skeleton_for_count(n_joints: int) -> Skeleton | None:
+    """The built-in skeleton with this many joints (their counts differ), else ``None`` (no bones)."""
+    for skel in SKELETONS.values():
+        if skel.n_joints == n_joints:
+            return skel
+    return None
+
+
+def require_display() -> None:
+    if not has_display():
+        raise RigcapError(NO_DISPLAY)
+
+
+class SceneWindow:
+    """An Open3D window showing a rig and one skeleton that :meth:`run` keeps updating.
+
+    ``skeleton=None`` picks the built-in skeleton from the joint count of the
+    first update (joints only, no bones, when none matches); so does an update
+    whose joint count differs from the skeleton's.  ``visible=False`` runs the
+    same loop offscreen (tests, benchmarks).
+    """
+
+    def __init__(self, rig: Rig, skeleton: Skeleton | None = None, size=(1280, 720), title: str = "rigcap",
+                 style: SceneStyle | None = None, visible: bool = True, view_points=None):
+        if visible:
+            require_display()
+        self.rig = rig
+        self.skeleton = skeleton
+        self.size = (int(size[0]), int(size[1]))
+        self.title = title
+        self.style = style
+        self.visible = visible
+        self.view_points = view_points
+        self.scene: SkeletonScene | None = None
+        self.paused = False
+        self.frames_drawn = 0
+        self.updates = 0
+        self._vis = None
+        self._added: set[int] = set()
+        self._closed = False
+
+    # -------------------------------------------------------------- window
+    def _open(self) -> None:
+        import open3d as o3d
+
+        vis = o3d.visualization.VisualizerWithKeyCallback()
+        open_gl_window(vis, self.title, self.size, self.visible)
+        vis.register_key_callback(KEY_SPACE, self._toggle_pause)
+        vis.register_key_callback(ord("Q"), self._close)
+        self._vis = vis
+        # the rig shows at once; the skeleton's meshes join with the first update
+        self.scene = SkeletonScene(self.rig, self.skeleton, None if self.skeleton else 0, self.style)
+        for g in self.scene.geometries:
+            vis.add_geometry(g)
+        self._added = set(map(id, self.scene.geometries))
+        opt = vis.get_render_option()
+        opt.background_color = self.scene.style.background
+        opt.line_width = 1.5
+        opt.mesh_show_back_face = True
+        view = views.overview(self.rig, self.view_points, self.size)
+        params = o3d.camera.PinholeCameraParameters()
+        params.intrinsic = o3d.camera.PinholeCameraIntrinsic(self.size[0], self.size[1], view.matrix)
+        params.extrinsic = view.extrinsic
+        ctr = vis.get_view_control()
+        # The framebuffer can differ from the requested size (HiDPI, window managers):
+        # then fall back to the same look-at with Open3D's own framing.
+        if not ctr.convert_from_pinhole_camera_parameters(params, allow_arbitrary=True):
+            ctr.set_lookat(views.volume_center(self.rig))
+            ctr.set_front(-view.R[2])
+            ctr.set_up([0.0, 0.0, 1.0])
+        ctr.set_constant_z_near(0.02)
+        ctr.set_constant_z_far(1000.0)
+
+    def _toggle_pause(self, _vis) -> bool:
+        self.paused = not self.paused
+        return False
+
+    def _close(self, vis) -> bool:
+        self._closed = True
+        vis.close()
+        return False
+
+    # -------------------------------------------------------------- loop
+    def show(self, update: Update) -> None:
+        """Move the skeleton; the first update (or one with another joint count) sets its topology."""
+        points = np.asarray(update[0], dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 3:
+            raise ValueError(f"points must have shape (joints, 3), got {points.shape}")
+        if len(points) != self.scene.n_joints:
+            skel = self.skeleton if self.skeleton is not None and self.skeleton.n_joints == len(points) \
+                else skeleton_for_count(len(points))
+            self.skeleton = skel
+            self.scene.set_skeleton(skel, len(points))
+        self.scene.update(points, update[1])
+        for g in self.scene.dynamic_geometries:
+            if id(g) in self._added:
+                self._vis.update_geometry(g)
+            else:  # meshes that were empty so far
+                self._vis.add_geometry(g, reset_bounding_box=False)
+                self._added.add(id(g))
+        self.updates += 1
+
+    def run(self, poll: Callable[[], Update | None], rate_hz: float = 60.0, max_seconds: float | None = None,
+            on_tick: Callable[["SceneWindow"], None] | None = None) -> None:
+        """Draw until the window closes (or ``max_seconds`` pass), at most ``rate_hz`` frames a second.
+
+        ``poll()`` returns the newest update or ``None``; it is not called while paused.
+        """
+        if self._vis is None and not self._closed:
+            self._open()
+        period = 1.0 / rate_hz
+        start = time.monotonic()
+        try:
+            while not self._closed:
+                tick = time.monotonic()
+                update = None if self.paused else poll()
+                if update is not None:
+                    self.show(update)
+                if not self._vis.poll_events() and self.visible:
+                    break
+                self._vis.update_renderer()
+                self.frames_drawn += 1
+                if on_tick is not None:
+                    on_tick(self)
+                if max_seconds is not None and tick - start >= max_seconds:
+                    break
+                time.sleep(max(0.0, period - (time.monotonic() - tick)))
+        finally:
+            self.close()
+
+    def capture(self) -> np.ndarray:
+        """The window's current image, uint8 RGB (for tests)."""
+        buf = np.asarray(self._vis.capture_screen_float_buffer(do_render=True))
+        return (np.clip(buf, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    def close(self) -> None:
+        if self._vis is not None:
+            self._vis.destroy_window()
+            self._vis = None
+        self._closed = True

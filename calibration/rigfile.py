@@ -122,14 +122,31 @@ def _plain(value):
 
 
 def load_rig(path: str | Path) -> Rig:
-    """Read a rig TOML (rigcap, anipose/aniposelib or Pose2Sim ``Calib.toml``)."""
+    """Read a rig file, whichever tool wrote it.
+
+    A rig TOML (rigcap, anipose/aniposelib, Pose2Sim ``Calib.toml``) directly;
+    caliscope's ``camera_array.toml`` and a Qualisys ``.qca.txt`` through
+    :mod:`calibration.importers`, so every command takes any of them.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "rig file not found")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, f"not a text rig file ({exc})") from None
+    if text.lstrip().startswith("<"):
+        from calibration.importers import load_any_rig
+
+        return load_any_rig(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InputFileError(path, f"not a valid TOML file ({exc})") from None
+    from calibration.importers.caliscope import is_caliscope_array, load_caliscope
+
+    if is_caliscope_array(data):
+        return load_caliscope(path)
     return rig_from_dict(data, path)
 
 

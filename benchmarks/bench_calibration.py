@@ -1,0 +1,395 @@
+"""Calibration benchmark: rigcap vs aniposelib on the same detections, against ground truth.
+
+    .venv/bin/python benchmarks/bench_calibration.py               # 4-cam and 8-cam synthetic + real caliscope
+    .venv/bin/python benchmarks/bench_calibration.py --quick       # fewer frames (a first look)
+    .venv/bin/python benchmarks/bench_calibration.py --only real   # just the real recording
+
+Synthetic rigs (the studio of :mod:`capture.synthetic`): board recordings are
+rendered (lens distortion, blur, noise, uneven light) and the board detected
+with rigcap's detector (:mod:`calibration.detect`); the detections are cached
+(``--cache``) so reruns only calibrate.  Every method gets the SAME detections:
+
+* ``rigcap``: :func:`calibration.pipeline.calibrate_from_detections`.
+* ``rigcap BA from truth``: the same bundle adjustment started from the true
+  rig: the best these detections allow.
+* ``aniposelib``: ``CameraGroup.calibrate_rows`` (its own intrinsic init:
+  ``initCameraMatrix2D``, no distortion, then its iterative bundle
+  adjustment of extrinsics, one focal length and k1), as anipose runs it.
+* ``aniposelib fixed K``: the same, started from and keeping rigcap's
+  per-camera OpenCV intrinsics (``only_extrinsics=True``): its extrinsics
+  machinery without its intrinsics model.
+
+Columns (truth comparison after a similarity alignment of each rig to the
+true world frame on camera centres and optical axes; the fitted scale is
+reported, not hidden): camera centre error mm (mean / max), rotation error deg
+(max), focal error % (max), scale error %, board rigidity RMSE mm (every
+corner pair of every triangulated board against the printed geometry; a wrong
+scale or a bent rig shows here, whatever the pixel error), reprojection RMSE
+px (corners triangulated from all views and reprojected), wall time s.
+
+The 8-camera rig is the hard case: the board faces one side of the ring at a
+time, so no frame shows it to every camera.
+
+Real recording (``../shared/data/caliscope-charuco-4cam``, skipped when
+absent): rigcap's calibration vs caliscope's own ``camera_array.toml`` on the
+same detections: reprojection RMSE, rigidity, and the camera-position
+differences after similarity alignment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from calibration.board import BoardDefinition  # noqa: E402
+from calibration.camera import Camera  # noqa: E402
+from calibration.detect import Detections, detect_frame, make_detector  # noqa: E402
+from calibration.rig import Rig  # noqa: E402
+from calibration.rigfile import load_rig, save_rig  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+CALISCOPE_BOARD = BoardDefinition(4, 5, 0.054, 0.0405, "DICT_4X4_1000", inverted=True)
+
+
+# ====================================================================== data
+def synthetic_detections(n_cameras: int, hard: bool, n_frames: int, seed: int, cache: Path):
+    """Render a board recording in memory and detect it; cached as npz + the true rig."""
+    from capture.synthetic.board_motion import board_trajectory
+    from capture.synthetic.board_video import STUDIO_BOARD, BoardRenderer
+    from capture.synthetic.studio_rig import make_studio_rig
+
+    key = f"{n_cameras}cam_{'hard' if hard else 'normal'}_{n_frames}f_seed{seed}"
+    npz, rig_path = cache / f"{key}.npz", cache / f"{key}_rig_true.toml"
+    board = STUDIO_BOARD
+    if npz.is_file() and rig_path.is_file():
+        data = np.load(npz)
+        rig = load_rig(rig_path)
+        det = Detections.from_arrays(data["corners"], [c.size for c in rig], rig.names)
+        return det, rig, board, data["rvecs"], data["tvecs"], float(data["render_s"])
+    rig = make_studio_rig(n_cameras, seed=seed)
+    rvecs, tvecs = board_trajectory(n_frames, seed, board, mode="hard" if hard else "normal")
+    renderer = BoardRenderer(rig, board, seed=seed)
+    detector = make_detector(board)
+    corners = np.full((n_cameras, n_frames, board.n_corners, 2), np.nan)
+    t0 = time.perf_counter()
+    for f in range(n_frames):
+        for c in range(n_cameras):
+            gray = cv2.cvtColor(renderer.render(c, rvecs[f], tvecs[f], f), cv2.COLOR_BGR2GRAY)
+            corners[c, f] = detect_frame(detector, gray, board.n_corners, board.inverted)[0]
+        if (f + 1) % 20 == 0:
+            print(f"  {key}: rendered and detected {f + 1}/{n_frames} frames ({time.perf_counter() - t0:.0f} s)", flush=True)
+    render_s = time.perf_counter() - t0
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(npz, corners=corners, rvecs=rvecs, tvecs=tvecs, render_s=render_s)
+    save_rig(rig, rig_path)
+    return Detections.from_arrays(corners, [c.size for c in rig], rig.names), rig, board, rvecs, tvecs, render_s
+
+
+def caliscope_detections(root: Path, step: int = 1) -> Detections:
+    """Detect the (inverted) board in the real caliscope recording, frames grouped by ``sync_index``."""
+    from calibration.sync import frames_from_caliscope
+
+    names = [f"cam_{i}" for i in range(4)]
+    frames = frames_from_caliscope(root / "extrinsic" / "timestamps.csv", names)[:, ::step]
+    detector = make_detector(CALISCOPE_BOARD)
+    n = CALISCOPE_BOARD.n_corners
+    corners = np.full((4, frames.shape[1], n, 2), np.nan)
+    sizes = []
+    for c, name in enumerate(names):
+        cap = cv2.VideoCapture(str(root / "extrinsic" / f"{name}.mp4"))
+        sizes.append((int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))))
+        where = {int(fi): k for k, fi in enumerate(frames[c]) if fi >= 0}
+        i = 0
+        while where:
+            ok, img = cap.read()
+            if not ok:
+                break
+            if i in where:
+                gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+                corners[c, where.pop(i)] = detect_frame(detector, gray, n, inverted=True)[0]
+            i += 1
+        cap.release()
+    det = Detections(names, sizes, corners, frames)
+    return det
+
+
+# ================================================================== methods
+def run_rigcap(det: Detections, board: BoardDefinition, initial_rig: Rig | None = None):
+    """rigcap's calibration on these detections; ``initial_rig`` starts bundle adjustment there."""
+    try:
+        from calibration.pipeline import calibrate_from_detections
+    except ImportError as exc:  # calib-core's API not landed in this checkout
+        return None, float("nan"), f"rigcap pipeline unavailable ({exc})"
+    t0 = time.perf_counter()
+    kwargs = {"initial_rig": initial_rig} if initial_rig is not None else {}
+    res = calibrate_from_detections(det, board, **kwargs)
+    return res.rig, time.perf_counter() - t0, ""
+
+
+def run_ba_from_truth_direct(det, board, rig_true, rvecs, tvecs):
+    """Bundle adjustment from the true rig and true board poses (fallback when the pipeline lacks initial_rig)."""
+    from calibration.bundle_adjust import Observations, bundle_adjust
+
+    t0 = time.perf_counter()
+    instants = np.flatnonzero((det.counts() >= 6).any(axis=0))
+    obs = Observations.from_corners(det.corners, instants)
+    res = bundle_adjust([c.copy() for c in rig_true], rvecs[instants], tvecs[instants], board.corner_points(), obs)
+    return Rig(res.cameras), time.perf_counter() - t0, ""
+
+
+def _anipose_rows(det: Detections, min_corners: int = 6) -> list[list[dict]]:
+    rows = []
+    for c in range(det.n_cameras):
+        cam_rows = []
+        for k in range(det.n_instants):
+            seen = np.flatnonzero(np.isfinite(det.corners[c, k, :, 0]))
+            if seen.size < min_corners:
+                continue
+            cam_rows.append({"framenum": (0, int(k)), "corners": det.corners[c, k, seen].astype(np.float32).reshape(-1, 1, 2),
+                             "ids": seen.astype(np.int32).reshape(-1, 1)})
+        rows.append(cam_rows)
+    return rows
+
+
+def _anipose_board(board: BoardDefinition):
+    from aniposelib.boards import CharucoBoard
+
+    bits, size = board.dictionary.split("_")[1], board.dictionary.split("_")[2]
+    if board.legacy_pattern:
+        raise ValueError("aniposelib builds non-legacy ChArUco boards only")
+    return CharucoBoard(board.squares_x, board.squares_y, board.square_length, board.marker_length,
+                        marker_bits=int(bits[0]), dict_size=int(size))
+
+
+def run_aniposelib(det: Detections, board: BoardDefinition, fixed_intrinsics: Rig | None = None):
+    """aniposelib's ``calibrate_rows`` on the same corners (stdout of its verbose parts swallowed)."""
+    try:
+        from aniposelib.cameras import Camera as ACamera, CameraGroup
+    except ImportError as exc:
+        return None, float("nan"), f"aniposelib unavailable ({exc})"
+    cams = []
+    for c, (name, size) in enumerate(zip(det.names, det.sizes)):
+        if fixed_intrinsics is not None:
+            ref = fixed_intrinsics[c]
+            cams.append(ACamera(name=name, size=size, matrix=ref.matrix.copy(), dist=ref.dist[:5].copy()))
+        else:
+            cams.append(ACamera(name=name, size=size))
+    group = CameraGroup(cams)
+    board_a = _anipose_board(board)
+    rows = [board_a.fill_points_rows(r) for r in _anipose_rows(det)]  # init_intrinsics=False skips this step
+    t0 = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            if fixed_intrinsics is None:
+                group.calibrate_rows(rows, board_a, init_intrinsics=True, init_extrinsics=True,
+                                     verbose=False)
+            else:
+                group.calibrate_rows(rows, board_a, init_intrinsics=False, init_extrinsics=True,
+                                     verbose=False, only_extrinsics=True)
+    except Exception as exc:  # a failure is a result here, not a crash of the benchmark
+        return None, time.perf_counter() - t0, f"aniposelib failed: {type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - t0
+    out = []
+    for ac, name, size in zip(group.cameras, det.names, det.sizes):
+        dist = np.asarray(ac.get_distortions(), float).ravel()
+        dist = np.concatenate([dist, np.zeros(max(0, 5 - dist.size))])[:5]
+        out.append(Camera(name, size, np.asarray(ac.get_camera_matrix(), float), dist,
+                          np.asarray(ac.get_rotation(), float).ravel(), np.asarray(ac.get_translation(), float).ravel()))
+    return Rig(out), seconds, ""
+
+
+def opencv_intrinsics(det: Detections, board: BoardDefinition) -> Rig:
+    """Per-camera OpenCV intrinsics (rigcap's view selection), extrinsics left at zero."""
+    from calibration.intrinsics import calibrate_intrinsics
+
+    return Rig([calibrate_intrinsics(det.names[c], det.corners[c], det.sizes[c], board).camera
+                for c in range(det.n_cameras)])
+
+
+# ================================================================== metrics
+def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Umeyama: ``s, A, b`` minimising ``|s A src + b - dst|``."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(xd.T @ xs / len(src))
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    a = u @ d @ vt
+    s = float(np.trace(np.diag(sig) @ d) / (xs**2).sum(1).mean())
+    return s, a, mu_d - s * a @ mu_s
+
+
+def align_rig(rig: Rig, reference: Rig) -> tuple[Rig, float]:
+    """``rig`` moved into ``reference``'s frame by the similarity fitted on centres and 1 m along each optical axis.
+
+    Returns the moved rig (its cameras' lengths rescaled, so centres compare in metres) and the scale.
+    """
+    ref = reference.subset(rig.names)
+
+    def anchors(r):
+        return np.concatenate([r.centers, r.centers + np.array([c.R[2] for c in r])])
+
+    s, a, b = similarity(anchors(rig), anchors(ref))
+    moved = []
+    for cam in rig:
+        new = cam.copy()
+        new.R = cam.R @ a.T  # x_cam = R x_est + t, x_est = A^T (x - b) / s
+        new.tvec = s * cam.tvec - new.R @ b  # scale the camera frame so it is metric in the reference world
+        moved.append(new)
+    return Rig(moved), s
+
+
+def compare(rig: Rig, truth: Rig) -> dict:
+    moved, s = align_rig(rig, truth)
+    ref = truth.subset(rig.names)
+    centre = np.linalg.norm(moved.centers - ref.centers, axis=1) * 1000
+    tr = np.einsum("cij,cij->c", np.array([c.R for c in moved]), np.array([c.R for c in ref]))
+    rot = np.degrees(np.arccos(np.clip((tr - 1) / 2, -1, 1)))
+    f = np.array([c.focal for c in rig]).mean(1)
+    f_ref = np.array([c.focal for c in ref]).mean(1)
+    return {"centre_mean": centre.mean(), "centre_max": centre.max(), "rot_max": rot.max(),
+            "focal_max": (np.abs(f - f_ref) / f_ref * 100).max(), "scale_pct": (1 / s - 1) * 100,
+            "centres_mm": centre}
+
+
+def triangulate(rig: Rig, corners: np.ndarray) -> np.ndarray:
+    """DLT over every camera that saw a corner: ``corners (C, F, N, 2)`` -> ``(F, N, 3)``."""
+    from triangulate.dlt import dlt_svd
+
+    return dlt_svd(rig.undistort(corners), rig.extrinsics)
+
+
+def rigidity_mm(points: np.ndarray, board: BoardDefinition) -> float:
+    q = board.corner_points()
+    iu, ju = np.triu_indices(q.shape[0], k=1)
+    true_d = np.linalg.norm(q[iu] - q[ju], axis=-1)
+    d = np.linalg.norm(points[:, iu] - points[:, ju], axis=-1)
+    err = (d - true_d)[np.isfinite(d)]
+    return float(np.sqrt(np.mean(err**2)) * 1000) if err.size else float("nan")
+
+
+def reprojection_rmse(rig: Rig, corners: np.ndarray, points: np.ndarray) -> float:
+    err = rig.reprojection_error(points, corners)
+    return float(np.sqrt(np.nanmean(err**2)))
+
+
+def evaluate(rig: Rig, det: Detections, board: BoardDefinition, truth: Rig | None) -> dict:
+    rig = rig.subset(det.names)
+    pts = triangulate(rig, det.corners)
+    out = {"rigidity": rigidity_mm(pts, board), "reproj": reprojection_rmse(rig, det.corners, pts)}
+    if truth is not None:
+        out.update(compare(rig, truth))
+    return out
+
+
+# ==================================================================== tables
+def print_table(title: str, rows: list[tuple[str, dict | None, float, str]], truth: bool = True) -> None:
+    print(f"\n{title}")
+    head = f"  {'method':<24}"
+    if truth:
+        head += f"{'centre mm mean/max':>20}{'rot deg max':>12}{'focal % max':>12}{'scale %':>9}"
+    head += f"{'rigidity mm':>12}{'reproj px':>10}{'time s':>8}"
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    for name, m, seconds, note in rows:
+        if m is None:
+            print(f"  {name:<24}  -- {note}")
+            continue
+        line = f"  {name:<24}"
+        if truth:
+            line += (f"{m['centre_mean']:>11.2f} /{m['centre_max']:>7.2f}{m['rot_max']:>12.4f}{m['focal_max']:>12.3f}"
+                     f"{m['scale_pct']:>9.3f}")
+        line += f"{m['rigidity']:>12.3f}{m['reproj']:>10.3f}{seconds:>8.1f}"
+        print(line + (f"   {note}" if note else ""))
+
+
+def bench_synthetic(label: str, n_cameras: int, hard: bool, n_frames: int, seed: int, cache: Path,
+                    with_fixed_k: bool = True) -> list:
+    det, truth, board, rvecs, tvecs, render_s = synthetic_detections(n_cameras, hard, n_frames, seed, cache)
+    counts = det.counts()
+    seen = (counts >= 6).sum(axis=0)
+    print(f"\n[{label}] {n_cameras} cameras, {n_frames} frames (render+detect {render_s:.0f} s, cached in {cache}); "
+          f"board seen (>= 6 corners) by all cameras in {(seen == n_cameras).sum()} frames, max cameras per frame "
+          f"{seen.max()}; corners per camera {np.isfinite(det.corners[..., 0]).sum(axis=(1, 2)).tolist()}")
+    rows = []
+    rig, sec, note = run_rigcap(det, board)
+    rows.append(("rigcap", evaluate(rig, det, board, truth) if rig else None, sec, note))
+    rig, sec, note = run_rigcap(det, board, initial_rig=truth)
+    if rig is None:
+        rig, sec, note = run_ba_from_truth_direct(det, board, truth, rvecs, tvecs)
+    rows.append(("rigcap BA from truth", evaluate(rig, det, board, truth), sec, note))
+    rig, sec, note = run_aniposelib(det, board)
+    rows.append(("aniposelib", evaluate(rig, det, board, truth) if rig else None, sec, note))
+    if with_fixed_k:
+        t0 = time.perf_counter()
+        k_rig = opencv_intrinsics(det, board)
+        k_s = time.perf_counter() - t0
+        rig, sec, note = run_aniposelib(det, board, fixed_intrinsics=k_rig)
+        rows.append(("aniposelib fixed K", evaluate(rig, det, board, truth) if rig else None, sec + k_s,
+                     note or "rigcap's OpenCV intrinsics, extrinsics by aniposelib"))
+    rows.append(("true rig", evaluate(truth, det, board, truth), 0.0, "reference: detection noise only"))
+    print_table(f"{label}: errors against the true rig (same detections for every method)", rows)
+    return rows
+
+
+def bench_real(root: Path, step: int) -> None:
+    from calibration.importers import load_caliscope
+
+    t0 = time.perf_counter()
+    det = caliscope_detections(root, step)
+    print(f"\n[real] caliscope-charuco-4cam: {det.n_instants} instants, detection {time.perf_counter() - t0:.0f} s; "
+          f"corners per camera {np.isfinite(det.corners[..., 0]).sum(axis=(1, 2)).tolist()}")
+    theirs = load_caliscope(root / "camera_array.toml")
+    rows = []
+    mine, sec, note = run_rigcap(det, CALISCOPE_BOARD)
+    rows.append(("rigcap", evaluate(mine, det, CALISCOPE_BOARD, None) if mine else None, sec, note))
+    rows.append(("caliscope (its file)", evaluate(theirs, det, CALISCOPE_BOARD, None), float("nan"),
+                 "camera_array.toml as shipped"))
+    print_table("real recording: same detections, both rigs (no ground truth)", rows, truth=False)
+    if mine is not None:
+        cmp_ = compare(mine, theirs)
+        print("  camera-position difference rigcap vs caliscope after similarity alignment (mm): "
+              + ", ".join(f"{n} {d:.1f}" for n, d in zip(mine.names, cmp_["centres_mm"]))
+              + f"; rotation max {cmp_['rot_max']:.3f} deg; focal max {cmp_['focal_max']:.2f} %; "
+              f"scale rigcap/caliscope {100 + cmp_['scale_pct']:.3f} %")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer frames (48 / 64) for a first look")
+    p.add_argument("--frames4", type=int, default=120, help="frames of the 4-camera recording")
+    p.add_argument("--frames8", type=int, default=160, help="frames of the 8-camera hard recording")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=Path("/tmp/rigcap_bench_calibration"),
+                   help="where rendered detections are cached (default: %(default)s)")
+    p.add_argument("--only", choices=("4", "8", "real"), action="append", help="run only these parts")
+    p.add_argument("--real-step", type=int, default=1, help="use every k-th instant of the real recording")
+    p.add_argument("--no-fixed-k", action="store_true", help="skip the aniposelib-with-OpenCV-intrinsics row")
+    args = p.parse_args(argv)
+    cv2.setNumThreads(1)
+    only = set(args.only or ("4", "8", "real"))
+    f4, f8 = (48, 64) if args.quick else (args.frames4, args.frames8)
+    if "4" in only:
+        bench_synthetic("4-camera studio", 4, False, f4, args.seed, args.cache, not args.no_fixed_k)
+    if "8" in only:
+        bench_synthetic("8-camera hard studio", 8, True, f8, args.seed, args.cache, not args.no_fixed_k)
+    if "real" in only:
+        root = SHARED / "caliscope-charuco-4cam"
+        if root.is_dir():
+            bench_real(root, args.real_step)
+        else:
+            print(f"\n[real] skipped: {root} not found (the shared recordings live beside the checkout)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,10 +33,11 @@ import numpy as np
 
 from calibration import Camera, Rig
 from rigcap.errors import RigcapError
-from triangulate.dlt import LinearTriangulator
+from triangulate.dlt import LinearTriangulator, sum_last
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
-from triangulate.refine import project_all, refine_points
+from triangulate.lens import LensBatch
+from triangulate.refine import refine_points
 from triangulate.robust import select_views
 from triangulate.skeletons import Skeleton, skeleton_for_joints
 from triangulate.swap import apply_swaps, detect_swaps
@@ -153,6 +154,7 @@ class Triangulator:
         self.skeleton = skeleton
         self.lin = LinearTriangulator(np.array([np.hstack([c.R, c.tvec[:, None]]) for c in self.cameras]),
                                       np.array([c.matrix for c in self.cameras]))
+        self.lens = LensBatch(self.cameras)
         perm = None if skeleton is None else skeleton.swap_permutation()
         self.permutation = perm if perm is not None and np.any(perm != np.arange(len(perm))) else None
 
@@ -174,9 +176,9 @@ class Triangulator:
         n_cams, n_frames, n_joints = kp.shape[:3]
         pixels = kp[..., :2]
         conf = kp[..., 2] if kp.shape[-1] == 3 else np.ones(kp.shape[:3])
-        xn = np.stack([cam.undistort(p) for cam, p in zip(self.cameras, pixels)])
+        xn = self.lens.undistort(pixels)
         with np.errstate(invalid="ignore"):
-            valid = np.isfinite(xn).all(-1) & np.isfinite(conf) & (conf >= cfg.min_confidence)
+            valid = np.isfinite(xn[..., 0]) & np.isfinite(xn[..., 1]) & (conf >= cfg.min_confidence)
         weights = np.where(valid, conf if cfg.weight_by_confidence else 1.0, 0.0)
 
         swapped = np.zeros((n_cams, n_frames), dtype=bool)
@@ -201,12 +203,14 @@ class Triangulator:
         px = points_first(pixels)
         if cfg.refine:
             points, err = refine_points(self.cameras, px, weights=points_first(weights) * sel.inliers,
-                                        points=sel.points, iterations=cfg.refine_iterations)
+                                        points=sel.points, iterations=cfg.refine_iterations,
+                                        project=self.lens.project)
         else:
             points = sel.points
-            err = np.linalg.norm(project_all(self.cameras, points) - px, axis=-1)
+            d = self.lens.project(points) - px
+            err = np.hypot(d[..., 0], d[..., 1])
         with np.errstate(invalid="ignore", divide="ignore"):
-            error = np.where(sel.inliers, err, 0.0).sum(axis=1) / sel.n_views
+            error = sum_last(np.where(sel.inliers, err, 0.0)) / sel.n_views
         error[sel.n_views == 0] = np.nan
         inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),

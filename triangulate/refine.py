@@ -30,14 +30,20 @@ def refine_points(
     points: np.ndarray,
     iterations: int = 3,
     step_m: float = 1e-5,
+    project=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refine points (N, 3) against observed pixels (N, C, 2) with row weights (N, C).
 
     Views with weight 0 are ignored; points with fewer than two weighted views
-    or a non-finite start are returned unchanged.  Returns ``(points, error)``
+    or a non-finite start are returned unchanged.  ``project`` (points (n, 3)
+    -> pixels (n, C, 2)) replaces the per-camera loop, e.g.
+    :meth:`triangulate.lens.LensBatch.project`.  Returns ``(points, error)``
     with ``error`` (N, C) the pixel distance of every view to the refined point
     (NaN where the view is missing).
     """
+    if project is None:
+        def project(xa):
+            return project_all(cameras, xa)
     points = np.array(points, dtype=np.float64, copy=True)
     pixels = np.asarray(pixels, dtype=np.float64)
     weights = np.where(np.isfinite(pixels).all(-1), np.nan_to_num(weights), 0.0)
@@ -50,7 +56,7 @@ def refine_points(
     o = obs[idx]
 
     def res(xa):
-        return (project_all(cameras, xa) - o) * w[..., None]
+        return (project(xa) - o) * w[..., None]
 
     r = res(x)
     cost = np.sum(np.where(w[..., None] > 0, r * r, 0.0), axis=(1, 2))
@@ -75,5 +81,5 @@ def refine_points(
         r[better] = r_trial[better]
         cost[better] = cost_trial[better]
     points[idx] = x
-    error = np.linalg.norm(project_all(cameras, points) - pixels, axis=-1)
+    error = np.linalg.norm(project(points) - pixels, axis=-1)
     return points, error

@@ -185,7 +185,8 @@ def test_lens_batch_equals_the_camera_model_for_every_distortion_kind():
     k = base.matrix.copy()
     k[0, 1] = 0.5  # skew
     cams = list(rig.cameras) + [
-        Camera("tangential", base.size, k, [-0.25, 0.08, 0.002, -0.001, 0.01], base.rvec, base.tvec),
+        Camera("tangential", base.size, base.matrix, [-0.25, 0.08, 0.002, -0.001, 0.01], base.rvec, base.tvec),
+        Camera("skewed", base.size, k, [-0.2, 0.05, 0.001, 0.0, 0.0], base.rvec, base.tvec),
         Camera("pinhole", base.size, base.matrix, [], base.rvec, base.tvec),
         Camera("rational", base.size, base.matrix, [-0.2, 0.05, 0, 0, 0, 0.01, 0, 0], base.rvec, base.tvec),
         Camera("fisheye", base.size, base.matrix, [0.05, -0.01, 0.002, 0.0], base.rvec, base.tvec, fisheye=True),
@@ -202,6 +203,8 @@ def test_lens_batch_equals_the_camera_model_for_every_distortion_kind():
         back = cam.normalized_to_pixels(cam.distort_normalized(fast[c]))
         assert np.nanmax(np.abs(back - grid)) < 1e-9, cam.name
         # ... and equals OpenCV's wherever OpenCV's own inverse does (its fixed point can stall at corners).
+        if cam.name == "skewed":
+            continue  # cv2.undistortPoints ignores the skew term that Camera.project applies
         cv_ok = np.abs(cam.normalized_to_pixels(cam.distort_normalized(ref[c])) - grid).max(-1) < 1e-9
         assert cv_ok.mean() > 0.9 and np.abs(fast[c] - ref[c])[cv_ok].max() < 1e-12, cam.name
     assert np.nanmax(np.abs(fast[-1] - ref[-1])) < 1e-12  # fisheye: OpenCV's result, handed through

@@ -219,15 +219,27 @@ def initial_extrinsics(cameras: list[Camera], poses: ViewPoses) -> InitialRig:
         new.rvec = matrix_to_rodrigues(r_cam[c])
         new.tvec = t_cam[c]
         out.append(new)
-    # board -> world per instant: average over the cameras with a good pose
+    b_r, b_t = board_poses_world(out, poses)
+    return InitialRig(out, tree, weights, b_r, b_t)
+
+
+def board_poses_world(cameras: list[Camera], poses: ViewPoses) -> tuple[np.ndarray, np.ndarray]:
+    """Board -> world pose per instant (F, 3) x 2: robust average over the cameras with a good view.
+
+    NaN where no camera has an unambiguous pose.  Also the way to start
+    bundle adjustment from a given rig (e.g. the true one in a benchmark).
+    """
+    r_cam = np.array([c.R for c in cameras])
+    t_cam = np.array([c.tvec for c in cameras])
+    r_board = rodrigues_to_matrix(poses.rvecs)  # (C, F, 3, 3) board -> camera
     f_n = poses.ok.shape[1]
     b_r = np.full((f_n, 3), np.nan)
     b_t = np.full((f_n, 3), np.nan)
     r_w = np.einsum("cji,cfjk->cfik", r_cam, r_board)  # R_c^T R_cb
-    t_w = np.einsum("cji,cfj->cfi", r_cam, t_board - t_cam[:, None, :])
+    t_w = np.einsum("cji,cfj->cfi", r_cam, poses.tvecs - t_cam[:, None, :])
     for f in np.flatnonzero(poses.ok.any(axis=0)):
         seen = poses.ok[:, f]
         r_m, t_m, _ = robust_mean_pose(r_w[seen, f], t_w[seen, f])
         b_r[f] = matrix_to_rodrigues(r_m)
         b_t[f] = t_m
-    return InitialRig(out, tree, weights, b_r, b_t)
+    return b_r, b_t

@@ -1,0 +1,263 @@
+"""ChArUco recordings -> a bundle-adjusted, metric rig with a report: the calibration API.
+
+Stable entry points (benchmarks and the ``rigcap calibrate`` command call these)::
+
+    calibrate(inputs: list[str | Path], board: BoardDefinition, timestamps: str | Path | None = None,
+              *, origin: str | int = "camera0", refine_intrinsics: bool = True, workers: int | None = None,
+              progress: bool = True, selfcheck: bool = True, max_views: int = 40,
+              max_instants: int | None = 400) -> CalibrationResult
+
+    calibrate_from_detections(detections: Detections | np.ndarray, board: BoardDefinition,
+              image_sizes: list[tuple[int, int]] | None = None, names: list[str] | None = None,
+              *, origin: str | int = "camera0", refine_intrinsics: bool = True,
+              initial_rig: Rig | None = None, intrinsics: Rig | list[Camera] | None = None,
+              max_views: int = 40, max_instants: int | None = 400) -> CalibrationResult
+
+* ``inputs``: one video file or image folder per camera (camera name = stem).
+* ``timestamps``: caliscope's ``timestamps.csv`` or a folder of rigcap
+  per-camera CSVs (see :mod:`calibration.sync`); ``None``: frame i of every
+  input is instant i.
+* ``detections``: a :class:`~calibration.detect.Detections` or a plain array
+  ``corners (C, F, N, 2)`` (pixels, NaN = not found, corner id = ChArUco id,
+  instant f the same moment in every camera) with ``image_sizes`` (w, h) per
+  camera -- what a benchmark feeds to rigcap and to aniposelib alike.
+* ``origin``: ``"camera0"`` (world = camera 0's frame) or an instant index
+  at which the board lay face up on the floor (world origin at the board's
+  origin corner, z up, x along the board's rows).  Metres throughout (the
+  board's ``square_length``).
+* ``initial_rig``: start bundle adjustment from this rig (its intrinsics and
+  poses) instead of the graph initialisation, e.g. the true rig, to measure
+  the best the detections allow.  ``intrinsics``: fixed starting intrinsics
+  (skips the per-camera ``calibrateCamera``).
+* ``max_instants``: board sightings given to bundle adjustment, evenly
+  thinned to at most this many (``None``: all).
+
+:class:`CalibrationResult` holds ``rig`` (the calibrated rig, report in
+``rig.metadata["calibration"]``), ``rmse_px`` (name -> px), ``rigidity_rmse_mm``,
+``cameras`` (per-camera :class:`~calibration.report.CameraReport`),
+``detections``, the board poses in the world frame (``board_rvecs``,
+``board_tvecs``, ``instants``), ``bundle`` (the raw bundle-adjustment
+result), ``warnings`` and ``seconds`` per stage.
+
+Pipeline: detection (+ board self-check when a camera finds nothing usable)
+-> intrinsics per camera from a well-spread subset of views -> board poses by
+PnP -> camera graph and best spanning tree -> chained initial poses -> sparse
+bundle adjustment with robust loss and outlier trimming -> world frame ->
+report (per-camera RMSE, board rigidity).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from calibration.board import BoardDefinition
+from calibration.bundle_adjust import BundleResult, Observations, bundle_adjust
+from calibration.camera import Camera
+from calibration.detect import Detections, detect_all
+from calibration.extrinsics_init import board_poses, board_poses_world, initial_extrinsics
+from calibration.intrinsics import calibrate_intrinsics, point_coverage
+from calibration.report import CameraReport, board_rigidity_mm, metadata
+from calibration.rig import Rig
+from calibration.sync import group_detections, read_timestamps
+from calibration.world import frame_from_board, frame_from_camera, transform_board_poses, transform_rig
+from rigcap.errors import RigcapError
+
+
+@dataclass
+class CalibrationResult:
+    rig: Rig
+    cameras: list[CameraReport]
+    rigidity_rmse_mm: float
+    detections: Detections
+    instants: np.ndarray  # (K,) instants given to bundle adjustment (index into detections)
+    board_rvecs: np.ndarray  # (K, 3) board -> world
+    board_tvecs: np.ndarray  # (K, 3)
+    bundle: BundleResult
+    warnings: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def rmse_px(self) -> dict[str, float]:
+        return {c.name: c.rmse_px for c in self.cameras}
+
+    def board_points_world(self, board: BoardDefinition) -> np.ndarray:
+        """(K, N, 3) the board's corners at every adjusted sighting, world metres."""
+        from calibration.camera import rodrigues_to_matrix
+
+        rb = rodrigues_to_matrix(self.board_rvecs)
+        return np.einsum("kij,nj->kni", rb, board.corner_points()) + self.board_tvecs[:, None, :]
+
+
+# ------------------------------------------------------------------ inputs
+def _as_detections(detections, image_sizes, names) -> Detections:
+    if isinstance(detections, Detections):
+        return detections
+    corners = np.asarray(detections, dtype=np.float64)
+    if corners.ndim != 4 or corners.shape[-1] != 2:
+        raise ValueError(f"corners must have shape (C, F, N, 2), got {corners.shape}")
+    if image_sizes is None:
+        raise ValueError("image_sizes (width, height per camera) are needed with a plain corner array")
+    return Detections.from_arrays(corners, image_sizes, names)
+
+
+def _thin(instants: np.ndarray, max_instants: int | None) -> np.ndarray:
+    if max_instants is None or instants.size <= max_instants:
+        return instants
+    pick = np.unique(np.round(np.linspace(0, instants.size - 1, max_instants)).astype(int))
+    return instants[pick]
+
+
+# ---------------------------------------------------------------- pipeline
+def calibrate_from_detections(
+    detections: Detections | np.ndarray,
+    board: BoardDefinition,
+    image_sizes: Sequence[tuple[int, int]] | None = None,
+    names: Sequence[str] | None = None,
+    *,
+    origin: str | int = "camera0",
+    refine_intrinsics: bool = True,
+    initial_rig: Rig | None = None,
+    intrinsics: Rig | Sequence[Camera] | None = None,
+    max_views: int = 40,
+    max_instants: int | None = 400,
+) -> CalibrationResult:
+    """Calibrate a rig from grouped corner detections (see the module docstring)."""
+    det = _as_detections(detections, image_sizes, names)
+    corners = det.corners
+    seconds: dict = {}
+    warnings: list[str] = []
+    t0 = time.perf_counter()
+    n_cams = det.n_cameras
+
+    # 1. intrinsics
+    intr_rms = np.full(n_cams, np.nan)
+    if initial_rig is not None:
+        cams = [initial_rig[n].copy() if n in initial_rig.names else initial_rig[i].copy() for i, n in enumerate(det.names)]
+    elif intrinsics is not None:
+        src = list(intrinsics)
+        cams = [c.copy() for c in src]
+        if len(cams) != n_cams:
+            raise ValueError(f"{len(cams)} starting intrinsics for {n_cams} cameras")
+    else:
+        cams = []
+        for c in range(n_cams):
+            res = calibrate_intrinsics(det.names[c], corners[c], det.sizes[c], board, max_views=max_views)
+            cams.append(res.camera)
+            intr_rms[c] = res.rms
+            warnings.extend(res.warnings)
+    for cam, name, size in zip(cams, det.names, det.sizes):
+        cam.name, cam.size = name, tuple(size)
+    seconds["intrinsics"] = time.perf_counter() - t0
+
+    # 2. board poses per view, camera graph, initial extrinsics
+    t1 = time.perf_counter()
+    poses = board_poses(corners, cams, board)
+    if initial_rig is not None:
+        start = cams
+        b_r, b_t = board_poses_world(start, poses)
+    else:
+        init = initial_extrinsics(cams, poses)
+        start, b_r, b_t = init.cameras, init.board_rvecs, init.board_tvecs
+    seconds["initialisation"] = time.perf_counter() - t1
+
+    # 3. bundle adjustment over the instants with a board pose
+    t2 = time.perf_counter()
+    instants = _thin(np.flatnonzero(np.isfinite(b_r[:, 0])), max_instants)
+    if instants.size == 0:
+        raise RigcapError("no instant has a usable board pose in any camera; nothing to calibrate")
+    obs = Observations.from_corners(corners, instants)
+    ba = bundle_adjust(start, b_r[instants], b_t[instants], board.corner_points(), obs,
+                       refine_intrinsics=refine_intrinsics)
+    seconds["bundle_adjustment"] = time.perf_counter() - t2
+
+    # 4. world frame
+    rig = Rig(ba.cameras)
+    if origin == "camera0" or origin is None:
+        a, b = frame_from_camera(rig, 0)
+    else:
+        k = np.flatnonzero(instants == int(origin))
+        if k.size == 0:
+            seen = np.flatnonzero(np.isfinite(b_r[:, 0]))
+            raise RigcapError(
+                f"origin instant {origin}: no camera has a usable board pose there (instants with one: "
+                f"{', '.join(map(str, seen[:10]))}{' ...' if seen.size > 10 else ''})"
+            )
+        a, b = frame_from_board(ba.board_rvecs[k[0]], ba.board_tvecs[k[0]])
+    rig = transform_rig(rig, a, b)
+    board_rvecs, board_tvecs = transform_board_poses(ba.board_rvecs, ba.board_tvecs, a, b)
+
+    # 5. report
+    t3 = time.perf_counter()
+    rigidity, _ = board_rigidity_mm(rig, corners[:, instants], board)
+    reports = []
+    for c in range(n_cams):
+        mine = obs.cam == c
+        inl = mine & ba.inliers
+        rmse = float(np.sqrt(np.mean(ba.errors[inl] ** 2))) if inl.any() else float("nan")
+        coverage, _ = point_coverage(corners[c], det.sizes[c])
+        cam_warn = [w for w in warnings if f"{det.names[c]!r}" in w]
+        reports.append(CameraReport(
+            det.names[c], rmse, int(np.isfinite(corners[c, :, :, 0]).any(axis=1).sum()), int(inl.sum()),
+            int((mine & ~ba.inliers).sum()), coverage, float(intr_rms[c]), cam_warn,
+        ))
+    seconds["report"] = time.perf_counter() - t3
+    rig.metadata["calibration"] = metadata(reports, rigidity, {
+        "board": board.to_dict(),
+        "origin": "camera0" if origin in ("camera0", None) else f"board on the floor at instant {int(origin)}",
+        "refine_intrinsics": bool(refine_intrinsics),
+        "board_sightings": int(instants.size),
+        "units": "metres",
+    })
+    return CalibrationResult(rig, reports, rigidity, det, instants, board_rvecs, board_tvecs, ba, warnings, seconds)
+
+
+def detect_inputs(
+    inputs: Sequence[str | Path],
+    board: BoardDefinition,
+    timestamps: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    selfcheck: bool = True,
+) -> Detections:
+    """Detect the board in every input and group frames into instants.
+
+    A camera in which the board is never usable (fewer than 3 frames with
+    corners) is checked against other board definitions
+    (:mod:`calibration.selfcheck`), and the error says which one fits.
+    """
+    per_camera = detect_all(inputs, board, workers=workers, progress=progress)
+    if selfcheck:
+        from calibration.selfcheck import check_detections
+
+        check_detections(per_camera, board)
+    frames = read_timestamps(timestamps, [d.name for d in per_camera]) if timestamps is not None else None
+    return group_detections(per_camera, frames)
+
+
+def calibrate(
+    inputs: Sequence[str | Path],
+    board: BoardDefinition,
+    timestamps: str | Path | None = None,
+    *,
+    origin: str | int = "camera0",
+    refine_intrinsics: bool = True,
+    workers: int | None = None,
+    progress: bool = True,
+    selfcheck: bool = True,
+    max_views: int = 40,
+    max_instants: int | None = 400,
+) -> CalibrationResult:
+    """Calibrate a rig from one board recording per camera (see the module docstring)."""
+    t0 = time.perf_counter()
+    det = detect_inputs(inputs, board, timestamps, workers=workers, progress=progress, selfcheck=selfcheck)
+    t_det = time.perf_counter() - t0
+    result = calibrate_from_detections(det, board, origin=origin, refine_intrinsics=refine_intrinsics,
+                                       max_views=max_views, max_instants=max_instants)
+    result.seconds = {"detection": t_det, **result.seconds}
+    return result

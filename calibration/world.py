@@ -1,0 +1,112 @@
+"""The world frame of a calibrated rig, and comparing two rigs.
+
+Bundle adjustment works in camera 0's frame.  A user wants the floor: when
+the board lay on the floor at one instant, its sighting defines the world
+(origin at the board's origin corner, x along the board's squares, z up out
+of the printed face, metres).  Otherwise the world is camera 0's frame.
+
+A rigid change of world frame ``X_new = A @ X_old + b`` moves every camera
+(``R' = R A^T``, ``t' = t - R A^T b``) and every board pose
+(``R_b' = A R_b``, ``t_b' = A t_b + b``) and changes no pixel.
+
+:func:`compare_rigs` measures a rig against a reference (the synthetic
+truth, or another tool's calibration) after the best rigid alignment of the
+camera centres, since two calibrations may differ by their world frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibration.camera import matrix_to_rodrigues, rodrigues_to_matrix
+from calibration.rig import Rig
+
+#: board frame -> world frame for a board lying face up on the floor:
+#: x along the board's rows, y = -board y, z = -board z (board z points into the print).
+FLOOR_FROM_BOARD = np.diag([1.0, -1.0, -1.0])
+
+
+def transform_rig(rig: Rig, a: np.ndarray, b: np.ndarray) -> Rig:
+    """The same rig in a new world frame ``X_new = a @ X_old + b`` (``a`` a rotation)."""
+    out = rig.copy()
+    for cam in out.cameras:
+        r_new = cam.R @ a.T
+        cam.tvec = cam.tvec - r_new @ b
+        cam.rvec = matrix_to_rodrigues(r_new)
+    return out
+
+
+def transform_board_poses(rvecs: np.ndarray, tvecs: np.ndarray, a: np.ndarray, b: np.ndarray):
+    """Board -> world poses (K, 3) moved into the new world frame ``X_new = a @ X_old + b``."""
+    r = a @ rodrigues_to_matrix(rvecs)
+    rv = np.array([matrix_to_rodrigues(m) for m in r]).reshape(-1, 3)
+    return rv, np.asarray(tvecs) @ a.T + b
+
+
+def frame_from_board(board_rvec: np.ndarray, board_tvec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` that make the board sighting ``(rvec, tvec)`` (board -> current world) the floor.
+
+    The board's origin corner becomes the world origin, its plane ``z = 0``,
+    with ``z`` pointing out of the printed face (up, for a board lying face up).
+    """
+    rb = rodrigues_to_matrix(np.asarray(board_rvec, float))
+    a = FLOOR_FROM_BOARD @ rb.T
+    return a, -a @ np.asarray(board_tvec, float)
+
+
+def frame_from_camera(rig: Rig, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` that make camera ``index``'s frame the world frame."""
+    cam = rig.cameras[index]
+    return cam.R.copy(), cam.tvec.copy()
+
+
+# ------------------------------------------------------------- comparison
+def kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation ``a`` and translation ``b`` minimising ``|a @ src + b - dst|`` (no scale)."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    h = (src - mu_s).T @ (dst - mu_d)
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    a = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    return a, mu_d - a @ mu_s
+
+
+@dataclass
+class RigComparison:
+    names: list[str]
+    center_mm: np.ndarray  # (C,) camera centre distance after alignment
+    rotation_deg: np.ndarray  # (C,) angle between orientations after alignment
+    focal_pct: np.ndarray  # (C,) |f - f_ref| / f_ref * 100, mean of fx and fy
+    aligned: Rig  # the rig moved into the reference's world frame
+
+    def summary(self) -> dict:
+        return {
+            "center_mm_max": float(self.center_mm.max()), "center_mm_mean": float(self.center_mm.mean()),
+            "rotation_deg_max": float(self.rotation_deg.max()), "focal_pct_max": float(self.focal_pct.max()),
+        }
+
+
+def compare_rigs(rig: Rig, reference: Rig, align: bool = True) -> RigComparison:
+    """Per-camera differences between ``rig`` and ``reference`` (cameras matched by name).
+
+    With ``align`` the rig is first moved by the rigid transform that best
+    maps its camera centres onto the reference's (scale is not fitted: a
+    wrong scale shows up as centre error, as it should).
+    """
+    ref = reference.subset(rig.names)
+    if align:
+        a, b = kabsch(rig.centers, ref.centers)
+        moved = transform_rig(rig, a, b)
+    else:
+        moved = rig.copy()
+    center = np.linalg.norm(moved.centers - ref.centers, axis=1) * 1000.0
+    rots = np.array([c.R for c in moved.cameras])
+    rots_ref = np.array([c.R for c in ref.cameras])
+    tr = np.einsum("cij,cij->c", rots, rots_ref)
+    angle = np.degrees(np.arccos(np.clip((tr - 1.0) / 2.0, -1.0, 1.0)))
+    f = np.array([c.focal for c in moved.cameras])
+    f_ref = np.array([c.focal for c in ref.cameras])
+    focal = (np.abs(f - f_ref) / f_ref).mean(axis=1) * 100.0
+    return RigComparison(rig.names, center, angle, focal, moved)

@@ -5,15 +5,29 @@ ZeroMQ, the fusion node process triangulates them live, and this module
 subscribes to ``kp3d`` like any viewer would.  Because the studio knows where
 every joint really was at every capture time, the run ends with honest
 numbers: live MPJPE, the MPJPE of the offline engine on the very same
-detections (what live fusion gives up for causality), latency, rates, drops.
+detections (same instants, same cameras: what live fusion gives up for
+causality and speed), latency, rates, drops.
+
+Only the scored window counts: start-up (spawning processes, building the
+studio in each, the first instant with every camera) is excluded from every
+number, so they describe the steady state.
+
+Timeline and truth: every camera process builds the same studio from the same
+seed; frame ``i`` of camera ``c`` is grabbed at ``epoch + cycle * length +
+capture_time(c, i mod n_frames)`` (the motion repeats past the studio's
+length), so an instant's truth is :meth:`SyntheticStudio.truth_at` of its
+capture time within its cycle.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing as mp
 import os
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -22,18 +36,32 @@ from capture.live_session import FusionOptions, LiveSession
 from capture.protocol import Subscriber, free_tcp_endpoint
 from capture.synthetic.studio import SyntheticStudio
 from triangulate.engine import TriangulationConfig, triangulate
+from triangulate.formats import Points3D
+
+# Studio length beyond the scored run.  Every camera process builds the studio
+# (seconds of CPU for long ones), so it is kept short: when start-up takes longer
+# the motion repeats during the run, which scoring follows (see ``score``).
+STARTUP_MARGIN_S = 5.0
+# Instants this soon after the motion jumps back to its start are not scored:
+# the jump is the synthetic loop's, and the causal filter needs a few frames to follow it.
+REPEAT_SETTLE_S = 0.25
 
 
 @dataclass
 class DemoOptions:
     n_cameras: int = 4
     fps: float = 30.0
-    seconds: float = 10.0
+    seconds: float = 10.0  # scored run, after every camera has been seen in one instant
     seed: int = 0
     kill_camera: str | None = None  # SIGKILL this camera's process ...
-    kill_after_s: float = 4.0  # ... this long into the scored run
-    record_dir: str | None = None
+    kill_after_s: float | None = None  # ... this long into the scored run (default: 40 % of it)
+    out_dir: str | None = None  # points3d.npz, rig.toml, snapshot.png, summary.json [, demo.mp4]
+    video_seconds: float = 0.0  # > 0: also render the last this-many seconds to out_dir/demo.mp4
+    window: bool = False  # a live viewer window (needs a display)
     start_timeout_s: float = 90.0
+
+    def kill_time_s(self) -> float:
+        return self.kill_after_s if self.kill_after_s is not None else 0.4 * self.seconds
 
 
 @dataclass
@@ -41,73 +69,183 @@ class DemoResult:
     rig: object
     skeleton: object
     points: np.ndarray  # (N, J, 3) live 3D as published (filtered)
-    raw_error_mm: np.ndarray  # (N, J) distance of published points to the truth at their capture time
+    error_mm: np.ndarray  # (N, J) distance of published points to the truth at their capture time
+    offline_error_mm: np.ndarray  # (N, J) the offline engine on the same instants' detections
     n_views: np.ndarray  # (N, J)
+    error_px: np.ndarray  # (N, J) reprojection error the fusion node reported
     cameras_per_instant: np.ndarray  # (N,)
-    times_ns: np.ndarray  # (N,) capture time relative to the studio's start
-    fusion: dict = field(default_factory=dict)
-    cameras: list = field(default_factory=list)
-    offline_mpjpe_mm: float = float("nan")
-    kill_time_s: float | None = None
+    instant_cameras: list  # (N,) names per instant
+    times_s: np.ndarray  # (N,) capture time relative to the start of the scored run
+    added_latency_ms: np.ndarray  # (N,) last camera message received -> 3D published
+    total_latency_ms: np.ndarray  # (N,) capture -> 3D published
+    receive_latency_ms: np.ndarray  # (N,) capture -> 3D received here (a subscriber)
+    spread_ms: np.ndarray  # (N,) capture-time spread of the instant's cameras
+    seconds: float  # length of the scored window
+    fps_in: float  # camera messages per second into the fusion node
+    missed_kp3d: int  # kp3d messages published but not received here (sequence gaps)
+    fusion: dict = field(default_factory=dict)  # the fusion node's own final summary
+    cameras: list = field(default_factory=list)  # camera statuses (dicts)
+    kill_camera: str | None = None
+    kill_time_s: float | None = None  # relative to the start of the scored run
+    events: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)  # what was written to out_dir
 
     @property
     def mpjpe_mm(self) -> float:
-        return float(np.nanmean(self.raw_error_mm))
+        return float(np.nanmean(self.error_mm))
+
+    @property
+    def offline_mpjpe_mm(self) -> float:
+        return float(np.nanmean(self.offline_error_mm))
+
+    @property
+    def fps_out(self) -> float:
+        return len(self.points) / self.seconds if self.seconds > 0 else 0.0
+
+    def after_kill(self) -> np.ndarray:
+        """(N,) instants at least one second after the kill (the dead camera has dropped out)."""
+        if self.kill_time_s is None:
+            return np.zeros(len(self.times_s), bool)
+        return self.times_s > self.kill_time_s + 1.0
 
     def mpjpe_after_kill_mm(self) -> float:
-        if self.kill_time_s is None:
-            return float("nan")
-        after = self.times_ns / 1e9 > self.kill_time_s + 1.0
-        return float(np.nanmean(self.raw_error_mm[after])) if after.any() else float("nan")
+        after = self.after_kill()
+        return float(np.nanmean(self.error_mm[after])) if after.any() else float("nan")
+
+    def summary(self) -> dict:
+        def pct(a, q):
+            return float(np.percentile(a, q)) if len(a) else float("nan")
+
+        out = {
+            "cameras": len(self.rig), "seconds": self.seconds, "instants": int(len(self.points)),
+            "mpjpe_mm": self.mpjpe_mm, "offline_mpjpe_mm": self.offline_mpjpe_mm,
+            "live_over_offline": self.mpjpe_mm / self.offline_mpjpe_mm,
+            "triangulated_pct": 100.0 * float(np.isfinite(self.error_mm).mean()) if self.error_mm.size else 0.0,
+            "added_latency_ms_p50": pct(self.added_latency_ms, 50), "added_latency_ms_p99": pct(self.added_latency_ms, 99),
+            "latency_ms_p50": pct(self.total_latency_ms, 50), "latency_ms_p99": pct(self.total_latency_ms, 99),
+            "receive_latency_ms_p50": pct(self.receive_latency_ms, 50),
+            "receive_latency_ms_p99": pct(self.receive_latency_ms, 99),
+            "spread_ms_p50": pct(self.spread_ms, 50), "spread_ms_max": float(np.max(self.spread_ms)) if len(self.spread_ms) else float("nan"),
+            "fps_in": self.fps_in, "fps_out": self.fps_out,
+            "cameras_per_instant": float(np.mean(self.cameras_per_instant)) if len(self.points) else float("nan"),
+            "missed_kp3d": self.missed_kp3d,
+            "camera_frames_dropped": int(sum(c.get("stats", {}).get("dropped", 0) for c in self.cameras)),
+            "late_dropped": int(self.fusion.get("late_dropped", 0)),
+            "malformed": int(self.fusion.get("malformed", 0)),
+        }
+        if self.kill_camera is not None:
+            after = self.after_kill()
+            out.update({"killed": self.kill_camera, "kill_time_s": self.kill_time_s,
+                        "mpjpe_after_kill_mm": self.mpjpe_after_kill_mm(),
+                        "cameras_per_instant_after_kill": float(np.mean(self.cameras_per_instant[after])) if after.any() else float("nan"),
+                        "killed_camera_in_instants_after_kill": int(sum(self.kill_camera in self.instant_cameras[i]
+                                                                        for i in np.nonzero(after)[0]))})
+        return out
 
 
-def make_studio(options: DemoOptions) -> SyntheticStudio:
+def make_studio(options: DemoOptions, rig=None) -> SyntheticStudio:
     """The studio every process builds identically (same parameters, same seed)."""
     return SyntheticStudio(n_cameras=options.n_cameras, fps=options.fps, duration_s=studio_duration(options),
-                           seed=options.seed)
+                           seed=options.seed, rig=rig)
+
+
+def make_rig(options: DemoOptions):
+    """The studio's rig alone (cheap), so the processes can start before the studio is built here."""
+    from capture.synthetic.studio_rig import make_studio_rig
+
+    return make_studio_rig(options.n_cameras, size=(1280, 720), seed=options.seed)
 
 
 def studio_duration(options: DemoOptions) -> float:
-    # Long enough that the motion does not wrap during start-up plus the scored run.
-    return options.seconds + options.start_timeout_s + 5.0
+    return options.seconds + STARTUP_MARGIN_S
+
+
+def demo_cameras(options: DemoOptions, names: list[str]) -> list[CameraConfig]:
+    return [CameraConfig(name, "synthetic", camera_index=i, n_cameras=options.n_cameras, seed=options.seed,
+                         fps=options.fps, duration_s=studio_duration(options))
+            for i, name in enumerate(names)]
+
+
+def _viewer_process(rig, endpoint: str, seconds: float) -> None:  # spawn target
+    from viewer.live import view_live
+
+    view_live(rig, endpoint, max_seconds=seconds)
 
 
 def run_demo(options: DemoOptions, on_progress=None) -> DemoResult:
-    studio = make_studio(options)
-    cameras = [CameraConfig(name, "synthetic", camera_index=i, n_cameras=options.n_cameras, seed=options.seed,
-                            fps=options.fps, duration_s=studio_duration(options))
-               for i, name in enumerate(studio.rig.names)]
+    """Run the whole rig, score it, write ``out_dir``; ``on_progress(elapsed, total, fusion_stats, n_received)``."""
+    if options.n_cameras < 2:
+        from rigcap.errors import RigcapError
+
+        raise RigcapError("the demo needs at least 2 cameras")
+    rig = make_rig(options)
+    if options.kill_camera is not None and options.kill_camera not in rig.names:
+        from rigcap.errors import RigcapError
+
+        raise RigcapError(f"--kill-camera {options.kill_camera}: the studio's cameras are {', '.join(rig.names)}")
+    cameras = demo_cameras(options, rig.names)
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
-    session = LiveSession(studio.rig, cameras, pub, sub, detector="synthetic", record_dir=options.record_dir, fusion=FusionOptions(fps=options.fps),
-                          max_restarts=0, start_delay_s=1.0,
-                          session_info={"demo": True, "seed": options.seed})
+    session = LiveSession(rig, cameras, pub, sub, detector="synthetic", fusion=FusionOptions(fps=options.fps),
+                          max_restarts=0, start_delay_s=1.0, session_info={"demo": True, "seed": options.seed})
     listener = Subscriber(sub, topics="kp3d")
+    viewer = None
     received = []
     kill_time_s = None
     session.start()
     try:
+        studio = make_studio(options, rig)  # while the processes start
+        if options.window:
+            viewer = mp.get_context("spawn").Process(target=_viewer_process, name="rigcap-viewer",
+                                                     args=(rig, sub, options.seconds + options.start_timeout_s),
+                                                     daemon=True)
+            viewer.start()
         _wait_for_full_instant(listener, session, options)
+        base = _fusion_counters(session)
         start = time.monotonic()
+        start_wall_ns = time.time_ns()
         killed = False
         while (elapsed := time.monotonic() - start) < options.seconds:
-            msg = listener.recv(50)
+            msg = listener.recv(20)
             if msg is not None:
                 received.append(msg)
-            if options.kill_camera and not killed and elapsed >= options.kill_after_s:
+            if options.kill_camera and not killed and elapsed >= options.kill_time_s():
                 pid = session.supervisor.pid(options.kill_camera)
                 if pid is not None:
                     os.kill(pid, signal.SIGKILL)
-                    kill_time_s = (time.time_ns() - session.epoch_ns) / 1e9
+                    kill_time_s = (time.time_ns() - start_wall_ns) / 1e9
                 killed = True
             if on_progress is not None:
                 on_progress(elapsed, options.seconds, session.drain_stats(), len(received))
+        scored_s = time.monotonic() - start
+        end = _fusion_counters(session)
     finally:
         fusion, statuses = session.stop()
         listener.close()
+        if viewer is not None:
+            viewer.terminate()
+            viewer.join(2)
     if not received:
         raise RuntimeError("the fusion node published nothing: see the camera statuses "
                            + str([(s.name, s.state, s.message) for s in statuses]))
-    return _score(studio, session.epoch_ns, received, fusion, statuses, kill_time_s)
+    dt = end[1] - base[1]
+    fps_in = (end[0] - base[0]) / dt if dt > 0 else float("nan")
+    result = score(studio, session.epoch_ns, start_wall_ns, received, fusion, statuses, scored_s, fps_in,
+                   options.kill_camera if kill_time_s is not None else None, kill_time_s)
+    result.events = [e for e in session.supervisor.events if e.get("event") != "stats"]
+    if options.out_dir:
+        result.files = write_outputs(result, options)
+    return result
+
+
+def _fusion_counters(session: LiveSession, wait_s: float = 1.5) -> tuple[int, float]:
+    """(messages_in, elapsed_s) of the fusion node's newest stats (it reports once a second)."""
+    stats = session.drain_stats()
+    deadline = time.monotonic() + wait_s
+    first = stats.get("elapsed_s")
+    while time.monotonic() < deadline and stats.get("elapsed_s") == first:
+        time.sleep(0.05)
+        stats = session.drain_stats()
+    return int(stats.get("messages_in", 0)), float(stats.get("elapsed_s", 0.0))
 
 
 def _wait_for_full_instant(listener, session, options) -> None:
@@ -122,18 +260,96 @@ def _wait_for_full_instant(listener, session, options) -> None:
                        f"cameras: {[(s.name, s.state, s.message) for s in session.supervisor.status()]}")
 
 
-def _score(studio, epoch_ns, msgs, fusion, statuses, kill_time_s) -> DemoResult:
-    times = np.array([m.header["t_capture_ns"] - epoch_ns for m in msgs], dtype=np.int64)
+def score(studio: SyntheticStudio, epoch_ns: int, start_wall_ns: int, msgs, fusion: dict, statuses, seconds: float,
+          fps_in: float, kill_camera: str | None, kill_time_s: float | None) -> DemoResult:
+    """Score received ``kp3d`` messages against the studio's truth, and the offline engine on the same detections."""
+    n_f = studio.n_frames
+    period_ns = int(round(1e9 / studio.fps))
+    cycle_ns = n_f * period_ns
+    names = studio.rig.names
+    keep, t_rel = [], []
+    for m in msgs:
+        frames = np.array(list(m.header["frames"].values()), dtype=np.int64)
+        cycles = frames // n_f
+        if cycles.min() != cycles.max():  # straddles the point where the motion repeats
+            continue
+        if cycles[0] > 0 and np.min(frames % n_f) < REPEAT_SETTLE_S * studio.fps:
+            continue
+        keep.append(m)
+        t_rel.append(m.header["t_capture_ns"] - epoch_ns - int(cycles[0]) * cycle_ns)
+    msgs = keep
+    t_rel = np.array(t_rel, dtype=np.int64)
+    truth = studio.truth_at(t_rel)
     points = np.stack([m.arrays["points"] for m in msgs]).astype(np.float64)
-    n_views = np.stack([m.arrays["n_views"] for m in msgs])
-    truth = np.stack([studio.truth_at(t) for t in times])
     err = 1000 * np.linalg.norm(points - truth, axis=-1)
-    frames = np.array(sorted({f for m in msgs for f in m.header["frames"].values()}))
-    frames = frames[frames < studio.n_frames]
-    offline = triangulate(studio.rig, studio.keypoints2d().keypoints[:, frames],
-                          TriangulationConfig(), joint_names=list(studio.skeleton.joint_names),
+
+    # Offline: the same cameras' detections of the same frames, through the offline engine.
+    kp = np.full((len(names), len(msgs), studio.skeleton.n_joints, 3), np.nan)
+    for i, m in enumerate(msgs):
+        for cam, frame in m.header["frames"].items():
+            kp[names.index(cam), i] = studio.keypoints(names.index(cam), int(frame) % n_f)
+    offline = triangulate(studio.rig, kp, TriangulationConfig(), joint_names=list(studio.skeleton.joint_names),
                           skeleton=studio.skeleton, fps=studio.fps)
-    off_err = 1000 * np.linalg.norm(offline.points3d.points - studio.points3d[frames], axis=-1)
-    return DemoResult(studio.rig, studio.skeleton, points, err, n_views,
-                      np.array([len(m.header["cameras"]) for m in msgs]), times, fusion,
-                      [s.__dict__ for s in statuses], float(np.nanmean(off_err)), kill_time_s)
+    off_err = 1000 * np.linalg.norm(offline.points3d.points - truth, axis=-1)
+
+    h = [m.header for m in msgs]
+    seqs = np.array([m.seq for m in msgs])
+    missed = int(np.sum(np.maximum(np.diff(seqs) - 1, 0))) if len(seqs) > 1 else 0
+    t_recv = np.array([m.t_receive_ns for m in msgs], dtype=np.int64)
+    t_cap = np.array([x["t_capture_ns"] for x in h], dtype=np.int64)
+    t_pub = np.array([x["t_publish_ns"] for x in h], dtype=np.int64)
+    t_last = np.array([x["t_last_arrival_ns"] for x in h], dtype=np.int64)
+    return DemoResult(
+        rig=studio.rig, skeleton=studio.skeleton, points=points, error_mm=err, offline_error_mm=off_err,
+        n_views=np.stack([m.arrays["n_views"] for m in msgs]),
+        error_px=np.stack([m.arrays["error_px"] for m in msgs]).astype(np.float64),
+        cameras_per_instant=np.array([len(x["cameras"]) for x in h]), instant_cameras=[x["cameras"] for x in h],
+        times_s=(t_cap - start_wall_ns) / 1e9, added_latency_ms=(t_pub - t_last) / 1e6,
+        total_latency_ms=(t_pub - t_cap) / 1e6, receive_latency_ms=(t_recv - t_cap) / 1e6,
+        spread_ms=np.array([x["spread_ns"] for x in h]) / 1e6, seconds=seconds, fps_in=fps_in, missed_kp3d=missed,
+        fusion=fusion, cameras=[_status_dict(s) for s in statuses], kill_camera=kill_camera, kill_time_s=kill_time_s)
+
+
+def _status_dict(status) -> dict:
+    return {k: v for k, v in vars(status).items() if k != "source"}
+
+
+def best_frame(result: DemoResult) -> int:
+    """An instant near the middle of the run with every joint triangulated, if any (for the snapshot)."""
+    ok = np.isfinite(result.points).all(-1).sum(axis=1)
+    order = np.argsort(np.abs(np.arange(len(ok)) - len(ok) // 2))
+    return int(order[np.argmax(ok[order])])
+
+
+def write_outputs(result: DemoResult, options: DemoOptions) -> dict:
+    """points3d.npz (live 3D), rig.toml, summary.json, snapshot.png [, demo.mp4] in ``out_dir``."""
+    from calibration import save_rig
+
+    out = Path(options.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    t_ns = np.round(result.times_s * 1e9).astype(np.int64)
+    p3d = Points3D(result.points, list(result.skeleton.joint_names), result.error_px, result.n_views, t_ns, options.fps)
+    files["points"] = str(p3d.save(out / "points3d.npz"))
+    files["rig"] = str(save_rig(result.rig, out / "rig.toml"))
+    summary = {**result.summary(), "cameras_status": [{k: c[k] for k in ("name", "state", "restarts", "exitcode")}
+                                                      | {"stats": c.get("stats", {})} for c in result.cameras],
+               "events": result.events, "fusion_node": result.fusion}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    files["summary"] = str(out / "summary.json")
+    try:
+        from viewer.render import render_snapshot, render_video
+
+        frame = best_frame(result)
+        render_snapshot(result.rig, result.skeleton, result.points[frame], result.n_views[frame],
+                        out / "snapshot.png", size=(1280, 720))
+        files["snapshot"] = str(out / "snapshot.png")
+        if options.video_seconds > 0:
+            n = min(len(result.points), int(round(options.video_seconds * options.fps)))
+            frames = list(range(len(result.points) - n, len(result.points)))
+            render_video(result.rig, result.skeleton, result.points, result.n_views, out / "demo.mp4",
+                         fps=options.fps, size=(960, 540), frames=frames)
+            files["video"] = str(out / "demo.mp4")
+    except Exception as exc:  # rendering is a bonus: the numbers and files above stand without it
+        files["render_error"] = f"{type(exc).__name__}: {exc}"
+    return files

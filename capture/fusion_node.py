@@ -36,9 +36,8 @@ import numpy as np
 from calibration import Rig
 from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
-from triangulate.filters import OneEuroFilter
 from triangulate.formats import Points3D
-from triangulate.fusion import FusedInstant, FusionEngine
+from triangulate.fusion import FusedInstant, FusionEngine, live_filter
 from triangulate.skeletons import SKELETONS, Skeleton
 
 FUSION_DIR = "fusion"
@@ -112,6 +111,7 @@ class FusionStats:
     unknown_camera: int = 0
     late_dropped: int = 0
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
+    last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
     added_latency_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))  # last arrival -> published
     total_latency_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))  # capture -> published
@@ -121,6 +121,8 @@ class FusionStats:
     def summary(self, elapsed_s: float) -> dict:
         def pct(values, q):
             return float(np.percentile(values, q) / 1e6) if values else float("nan")
+
+        now_ns = time.time_ns()
 
         return {
             "elapsed_s": elapsed_s,
@@ -133,6 +135,7 @@ class FusionStats:
             "unknown_camera": self.unknown_camera,
             "late_dropped": self.late_dropped,
             "cameras_seen": dict(self.cameras_seen),
+            "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
             "added_latency_ms_p99": pct(self.added_latency_ns, 99),
             "latency_ms_p50": pct(self.total_latency_ns, 50),
@@ -174,7 +177,7 @@ class FusionNode:
     def _setup(self, skeleton: Skeleton) -> None:
         self.skeleton = skeleton
         self.sha1 = joints_sha1(tuple(skeleton.joint_names))
-        smoothing = OneEuroFilter(min_cutoff=1.5, beta=1.0) if self.smoothing else None
+        smoothing = live_filter() if self.smoothing else None
         self.engine = FusionEngine(self.rig, skeleton, fps=self.fps, tolerance_ns=self.tolerance_ns,
                                    deadline_ns=self.deadline_ns, alive_window_ns=self.alive_window_ns,
                                    smoothing=smoothing)
@@ -199,8 +202,13 @@ class FusionNode:
         return None
 
     def step(self, timeout_ms: int = 5) -> list[FusedInstant]:
-        """Receive what is queued (waiting at most ``timeout_ms``), fuse, publish; returns what was published."""
-        fused: list[FusedInstant] = []
+        """Receive what is queued (waiting at most ``timeout_ms``), fuse, publish; returns what was published.
+
+        Instants completed by the drained messages are triangulated together
+        in one vectorised batch (under light load that is one instant, published
+        as soon as its last camera arrived).
+        """
+        ready = []
         msg = self.sub.recv(timeout_ms)
         n = 0
         while msg is not None:
@@ -213,14 +221,16 @@ class FusionNode:
                     self._setup(skeleton)
             if self.engine is not None and self._accept(msg):
                 self.stats.cameras_seen[msg.camera] = self.stats.cameras_seen.get(msg.camera, 0) + 1
-                fused += self.engine.push(msg.camera, msg.frame_index, msg.capture_time_ns, msg.keypoints,
-                                          msg.t_receive_ns)
+                self.stats.last_seen_ns[msg.camera] = msg.t_receive_ns
+                ready += self.engine.collect(msg.camera, msg.frame_index, msg.capture_time_ns, msg.keypoints,
+                                             msg.t_receive_ns)
             n += 1
             msg = self.sub.recv(0) if n < self.batch_limit else None
         if self.engine is not None:
-            fused += self.engine.poll(time.time_ns())
+            ready += self.engine.grouper.poll(time.time_ns())
             self.stats.late_dropped = self.engine.grouper.late_dropped
         self.stats.malformed = self.sub.malformed
+        fused = self.engine.fuse(ready) if ready else []
         for inst in fused:
             self._publish(inst)
         return fused

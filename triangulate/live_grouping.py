@@ -14,7 +14,8 @@ set and instants complete without it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,23 +29,37 @@ class Observation:
     arrival_ns: int
 
 
-@dataclass
 class Instant:
-    """The observations of one moment, at most one per camera."""
+    """The observations of one moment, at most one per camera.
 
-    observations: dict[str, Observation] = field(default_factory=dict)
-    first_arrival_ns: int = 0
+    Its time (the median capture time) is kept up to date as observations are
+    added (:meth:`add`), because the grouper compares it for every message.
+    """
 
-    @property
-    def time_ns(self) -> int:
-        """Median capture time: robust to one camera stamping late."""
-        return int(np.median([o.capture_time_ns for o in self.observations.values()]))
+    __slots__ = ("observations", "first_arrival_ns", "time_ns", "_times")
+
+    def __init__(self, observations: dict | None = None, first_arrival_ns: int = 0):
+        self.observations: dict[str, Observation] = {}
+        self.first_arrival_ns = int(first_arrival_ns)
+        self._times: list[int] = []
+        self.time_ns = 0  # median capture time: robust to one camera stamping late
+        for obs in (observations or {}).values():
+            self.add(obs)
+
+    def add(self, obs: Observation) -> None:
+        old = self.observations.get(obs.camera)
+        if old is not None:
+            self._times.remove(old.capture_time_ns)
+        self.observations[obs.camera] = obs
+        bisect.insort(self._times, obs.capture_time_ns)
+        n = len(self._times)
+        mid = n // 2
+        self.time_ns = self._times[mid] if n % 2 else (self._times[mid - 1] + self._times[mid]) // 2
 
     @property
     def spread_ns(self) -> int:
         """Largest minus smallest capture time among the cameras: how far apart they grabbed."""
-        times = [o.capture_time_ns for o in self.observations.values()]
-        return int(max(times) - min(times))
+        return int(self._times[-1] - self._times[0]) if self._times else 0
 
     @property
     def last_arrival_ns(self) -> int:
@@ -53,6 +68,10 @@ class Instant:
     @property
     def cameras(self) -> list[str]:
         return sorted(self.observations)
+
+
+def _instant_time(inst: Instant) -> int:
+    return inst.time_ns
 
 
 class InstantGrouper:
@@ -99,9 +118,8 @@ class InstantGrouper:
         if target is None:
             target = Instant(first_arrival_ns=obs.arrival_ns)
             self._open.append(target)
-            self._open.sort(key=lambda inst: inst.time_ns if inst.observations else obs.capture_time_ns)
-        target.observations[obs.camera] = obs
-        self._open.sort(key=lambda inst: inst.time_ns)
+        target.add(obs)
+        self._open.sort(key=_instant_time)
         return self.poll(obs.arrival_ns)
 
     def _match(self, obs: Observation) -> Instant | None:

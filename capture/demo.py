@@ -100,7 +100,11 @@ class DemoResult:
 
     @property
     def fps_out(self) -> float:
-        return len(self.points) / self.seconds if self.seconds > 0 else 0.0
+        """3D instants per second of capture time (instants queued before the window do not inflate it)."""
+        if len(self.times_s) < 2:
+            return 0.0
+        span = float(self.times_s.max() - self.times_s.min())
+        return (len(self.times_s) - 1) / span if span > 0 else 0.0
 
     def after_kill(self) -> np.ndarray:
         """(N,) instants at least one second after the kill (the dead camera has dropped out)."""

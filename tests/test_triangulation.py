@@ -104,6 +104,18 @@ def test_planted_swap_is_repaired(clean):
     assert not off.inliers[cam, frame, lr].any()  # without repair the swapped view is only discarded
 
 
+def test_two_of_four_cameras_swapped_is_repaired_by_temporal_context(clean):
+    """Two swapped cameras agree with each other as well as the two right ones do: only the
+    neighbouring frames tell which half is wrong."""
+    kp = clean.keypoints2d().keypoints.copy()
+    frame = 15
+    perm = clean.skeleton.swap_permutation()
+    kp[[0, 1], frame] = kp[[0, 1], frame][:, perm]
+    res = Triangulator(clean.rig, TriangulationConfig(refine=False), clean.skeleton).run(kp)
+    assert res.swapped[:, frame].tolist() == [True, True, False, False] and res.swapped.sum() == 2
+    assert err_mm(res.points[frame], clean.points3d[frame]).max() < 1e-3
+
+
 def test_noisy_studio_beats_oracle_and_repairs_swaps(noisy):
     """Issue conditions: within 1.15x of plain DLT given the true inlier views (the full table is the benchmark)."""
     det = noisy.detections

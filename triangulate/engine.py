@@ -40,7 +40,7 @@ from triangulate.lens import LensBatch
 from triangulate.refine import refine_points
 from triangulate.robust import select_views
 from triangulate.skeletons import Skeleton, skeleton_for_joints
-from triangulate.swap import apply_swaps, detect_swaps
+from triangulate.swap import apply_swaps, detect_swaps, swap_candidates
 
 
 class TriangulationInputError(RigcapError, ValueError):
@@ -181,28 +181,56 @@ class Triangulator:
             valid = np.isfinite(xn[..., 0]) & np.isfinite(xn[..., 1]) & (conf >= cfg.min_confidence)
         weights = np.where(valid, conf if cfg.weight_by_confidence else 1.0, 0.0)
 
+        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
+            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
+
+        xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+        sel = select_views(self.lin, xn_p, valid_p, weights_p, cfg.threshold_px, cfg.min_views)
+
         swapped = np.zeros((n_cams, n_frames), dtype=bool)
         if cfg.swap_repair and self.permutation is not None:
             if len(self.permutation) != n_joints:
                 raise TriangulationInputError(
                     f"keypoints have {n_joints} joints but the skeleton {self.skeleton.name!r} has {len(self.permutation)}")
-            swapped = detect_swaps(self.lin, xn, valid, self.permutation, cfg.threshold_px)
+            # Only frames where some camera disagrees on many left/right joints can hold a swap.
+            inl = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
+            cand = np.flatnonzero(swap_candidates(valid, inl, self.permutation))
+            if cand.size:
+                swapped[:, cand] = detect_swaps(self.lin, xn[:, cand], valid[:, cand], self.permutation,
+                                                cfg.threshold_px)
             if swapped.any():
                 xn, valid, weights, pixels = (apply_swaps(a, swapped, self.permutation)
                                               for a in (xn, valid, weights, pixels))
+                xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+                redo = np.repeat(swapped.any(axis=0), n_joints)  # every joint of a repaired frame
+                sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo],
+                                              cfg.threshold_px, cfg.min_views))
+            if cfg.temporal_window and n_frames > 1:
+                # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
+                # repair may then swap the wrong half: a frame whose 3D left and right sides trade places
+                # against its neighbours has every camera's labels exchanged (a pure relabelling).
+                flip = mirrored_frames(sel.points.reshape(n_frames, n_joints, 3), self.permutation,
+                                       cfg.temporal_window)
+                if flip.any():
+                    all_cams = np.zeros_like(swapped)
+                    all_cams[:, flip] = True
+                    swapped ^= all_cams
+                    xn, valid, weights, pixels = (apply_swaps(a, all_cams, self.permutation)
+                                                  for a in (xn, valid, weights, pixels))
+                    xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+                    sel.relabel(flip, n_joints, self.permutation)
 
-        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
-            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
-
-        args = (self.lin, points_first(xn), points_first(valid), points_first(weights), cfg.threshold_px, cfg.min_views)
-        sel = select_views(*args)
         if cfg.temporal_window and n_frames > 1:
-            prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window)
-            sel = select_views(*args, prior=prior.reshape(-1, 3), prior_radius_m=cfg.prior_radius_m,
-                               prior_gate_m=cfg.prior_gate_m)
+            # The prior only changes points that lost a view or rest on two: refit just those.
+            prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window).reshape(-1, 3)
+            n_valid = sum_last(valid_p)
+            redo = (n_valid >= 2) & ((sel.n_views != n_valid) | (sel.n_views <= 2))
+            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo], cfg.threshold_px,
+                                          cfg.min_views, prior=prior[redo], prior_radius_m=cfg.prior_radius_m,
+                                          prior_gate_m=cfg.prior_gate_m))
         px = points_first(pixels)
         if cfg.refine:
-            points, err = refine_points(self.cameras, px, weights=points_first(weights) * sel.inliers,
+            points, err = refine_points(self.cameras, px, weights=weights_p * sel.inliers,
                                         points=sel.points, iterations=cfg.refine_iterations,
                                         project=self.lens.project)
         else:
@@ -234,6 +262,30 @@ def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
         return np.nanmedian(padded[idx], axis=1)
+
+
+def mirrored_frames(points: np.ndarray, permutation: np.ndarray, window: int, min_shift_m: float = 0.1) -> np.ndarray:
+    """(F,) bool: frames whose left/right joints sit where their neighbours have the other side.
+
+    ``points`` (F, J, 3).  For each frame the left/right joints are compared
+    with the median of ``window`` neighbouring frames on each side, as they
+    are and with left and right exchanged; a frame is mirrored when the
+    exchange more than halves the mean distance and that distance exceeds
+    ``min_shift_m`` (a still, symmetric pose is never flipped).
+    """
+    permutation = np.asarray(permutation)
+    lr = np.flatnonzero(permutation != np.arange(points.shape[1]))
+    if lr.size == 0 or points.shape[0] < 2:
+        return np.zeros(points.shape[0], dtype=bool)
+    prior = neighbour_median(points[:, lr], window)
+    keep = np.linalg.norm(points[:, lr] - prior, axis=-1)
+    flip = np.linalg.norm(points[:, permutation[lr]] - prior, axis=-1)
+    both = np.isfinite(keep) & np.isfinite(flip)
+    n = both.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keep_mean = np.where(both, keep, 0.0).sum(axis=1) / n
+        flip_mean = np.where(both, flip, 0.0).sum(axis=1) / n
+    return (n >= 3) & (flip_mean < 0.5 * keep_mean) & (keep_mean > min_shift_m)
 
 
 def _norm_name(name: str) -> str:

@@ -46,6 +46,18 @@ class ViewSelection:
     n_views: np.ndarray  # (N,) int, views used
     inliers: np.ndarray  # (N, C) bool, the views used
 
+    def update(self, mask: np.ndarray, part: "ViewSelection") -> None:
+        """Overwrite the points selected by ``mask`` (N,) with ``part`` (a selection of just those)."""
+        self.points[mask], self.error_px[mask], self.n_views[mask], self.inliers[mask] = (
+            part.points, part.error_px, part.n_views, part.inliers)
+
+    def relabel(self, frames: np.ndarray, n_joints: int, permutation: np.ndarray) -> None:
+        """Permute the joints of the selected frames (points laid out frame-major, ``n_joints`` per frame)."""
+        for name in ("points", "error_px", "n_views", "inliers"):
+            arr = getattr(self, name)
+            view = arr.reshape((-1, n_joints) + arr.shape[1:])
+            view[frames] = view[frames][:, permutation]
+
 
 def camera_pairs(n_cameras: int) -> np.ndarray:
     """(K, 2) index pairs ``i < j`` of all camera pairs."""
@@ -134,11 +146,13 @@ def _select_chunk(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, we
                   prior_gate_m: float | None) -> ViewSelection:
     """One chunk of :func:`select_views`.
 
-    Fast path first: most points have no bad view, so every point is fitted
-    on all its views at once, and only the points where some view then misses
-    by more than ``threshold_px / 2`` go through the pair hypotheses.  For a
-    point whose views all agree the hypotheses would pick that same view set,
-    so the result is the same, at a fraction of the cost.
+    Fast paths first: most points have no bad view, so every point is fitted
+    on all its views at once; where some view then misses by more than
+    ``threshold_px / 2``, the worst view is dropped and the rest refitted
+    (:func:`_drop_worst`); only the points that this does not settle go
+    through the pair hypotheses.  For a point whose views all agree the
+    hypotheses would pick that same view set, so the result is the same, at a
+    fraction of the cost (most of all with many cameras: 28 pairs for 8).
     """
     xn = np.where(valid[..., None], xn, 0.0)
     weights = np.where(valid, weights, 0.0)
@@ -153,6 +167,11 @@ def _select_chunk(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, we
     n_valid = sum_last(valid)
     hard = np.flatnonzero(~all_last(easy) & (n_valid >= 2))
     inliers = valid.copy()
+    if hard.size:
+        done = _drop_worst(lin, q[hard], xn[hard], valid[hard], weights[hard], err2[hard], points[hard], t2)
+        for arr, part in zip((points, err2, inliers), done[1:]):
+            arr[hard[done[0]]] = part
+        hard = hard[~done[0]]
     if hard.size:
         points[hard], err2[hard], inliers[hard] = _robust_fit(
             lin, q[hard], xn[hard], valid[hard], weights[hard], threshold_px,
@@ -171,6 +190,33 @@ def _select_chunk(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, we
         error = sum_last(np.sqrt(np.where(inliers, err2, 0.0))) / n_views
     error[~ok] = np.nan
     return ViewSelection(points, error, n_views, inliers)
+
+
+def _drop_worst(lin: LinearTriangulator, q: np.ndarray, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
+                err2: np.ndarray, points: np.ndarray, t2: float):
+    """Drop each point's worst view, refit, and accept where at least three remaining views agree.
+
+    Agreement is every kept view within half the threshold, as for the
+    all-view fast path; three views are needed because two always fit each
+    other.  The inliers are then re-read from that fit (a dropped view that
+    agrees comes back) and the point refitted.  Returns ``(accepted, points,
+    err2, inliers)``, the last three for the accepted points only.
+    """
+    rows = np.arange(valid.shape[0])
+    worst = np.argmax(np.where(valid, np.nan_to_num(err2, nan=np.inf, posinf=np.inf), -1.0), axis=1)
+    kept = valid.copy()
+    kept[rows, worst] = False
+    start = np.where(np.isfinite(points), points, 0.0)
+    p = lin.solve(q, weights * kept)
+    p = lin.solve(q, lin.pixel_weights(np.where(np.isfinite(p), p, start), weights * kept))
+    e2 = lin.errors_sq(p[:, None, :], xn)[0][:, 0]
+    with np.errstate(invalid="ignore"):
+        ok = all_last(np.where(kept, e2, 0.0) < 0.25 * t2) & (sum_last(kept) >= 3)
+        inl = valid & (e2 < t2)
+    acc = np.flatnonzero(ok)
+    p2 = lin.solve(q[acc], lin.pixel_weights(p[acc], weights[acc] * inl[acc]))
+    e2b = lin.errors_sq(p2[:, None, :], xn[acc])[0][:, 0]
+    return ok, p2, e2b, inl[acc]
 
 
 def _robust_fit(lin: LinearTriangulator, q: np.ndarray, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,

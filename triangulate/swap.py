@@ -110,6 +110,27 @@ def detect_swaps(
     return swapped
 
 
+def swap_candidates(valid: np.ndarray, inliers: np.ndarray, permutation: np.ndarray,
+                    min_joints: int = 2, min_fraction: float = 0.25) -> np.ndarray:
+    """(F,) bool: frames where some camera disagrees with the others on many left/right joints.
+
+    ``valid``, ``inliers`` (C, F, J) from a first view selection.  A swapped
+    camera frame is an outlier for most of its left/right joints at once
+    (at least ``min_joints`` and ``min_fraction`` of those it sees), while
+    ordinary outliers strike single joints; only candidate frames need
+    :func:`detect_swaps`.  A swap that leaves its camera agreeing with the
+    others (a pose nearly symmetric in that view) is no candidate, and is
+    harmless.
+    """
+    lr = np.flatnonzero(np.asarray(permutation) != np.arange(valid.shape[-1]))
+    if lr.size == 0:
+        return np.zeros(valid.shape[1], dtype=bool)
+    seen = valid[..., lr]
+    bad = (seen & ~inliers[..., lr]).sum(axis=-1)
+    flagged = (bad >= min_joints) & (bad >= min_fraction * seen.sum(axis=-1))
+    return flagged.any(axis=0)
+
+
 def apply_swaps(values: np.ndarray, swapped: np.ndarray, permutation: np.ndarray) -> np.ndarray:
     """Copy of ``values`` (C, F, J, ...) with the joints of swapped (C, F) frames permuted."""
     out = np.array(values, copy=True)

@@ -16,6 +16,11 @@ The loop drains every queued message before triangulating, so under load the
 instants that became ready together are triangulated in one batch; with a
 light load each instant is published the moment its last camera arrives.
 
+Several backbones (``sub_endpoint`` a list): one subscriber each, e.g. this
+host's and every remote camera host's; ``clock_offsets_ns`` gives each host's
+wall clock minus ours (:func:`capture.protocol.measure_clock_offset`), which
+is subtracted from its capture times before grouping.
+
 Recording (``record_dir``): ``<session>/fusion/points3d.bin`` holds fixed-size
 records appended and flushed every second (SIGKILL loses at most that), plus
 ``fusion/meta.json``; a clean stop writes ``<session>/points3d.npz``
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import zmq
 
 from calibration import Rig
 from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
@@ -118,9 +124,14 @@ class FusionStats:
     spread_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))
     views: deque = field(default_factory=lambda: deque(maxlen=100_000))  # cameras per instant
 
-    def summary(self, elapsed_s: float) -> dict:
+    def summary(self, elapsed_s: float, recent: int | None = None) -> dict:
+        """Counters since the start; percentiles over the last ``recent`` instants (default: all kept)."""
+        def tail(values):
+            return list(values)[-recent:] if recent else values
+
         def pct(values, q):
-            return float(np.percentile(values, q) / 1e6) if values else float("nan")
+            values = tail(values)
+            return float(np.percentile(values, q) / 1e6) if len(values) else float("nan")
 
         now_ns = time.time_ns()
 
@@ -141,8 +152,8 @@ class FusionStats:
             "latency_ms_p50": pct(self.total_latency_ns, 50),
             "latency_ms_p99": pct(self.total_latency_ns, 99),
             "spread_ms_p50": pct(self.spread_ns, 50),
-            "spread_ms_max": float(np.max(self.spread_ns) / 1e6) if self.spread_ns else float("nan"),
-            "cameras_per_instant": float(np.mean(self.views)) if self.views else float("nan"),
+            "spread_ms_max": float(np.max(tail(self.spread_ns)) / 1e6) if self.spread_ns else float("nan"),
+            "cameras_per_instant": float(np.mean(tail(self.views))) if self.views else float("nan"),
         }
 
 
@@ -154,13 +165,24 @@ class FusionNode:
     dropped, as are cameras the rig does not know.
     """
 
-    def __init__(self, rig: Rig, sub_endpoint: str = DEFAULT_SUB_ENDPOINT, pub_endpoint: str = DEFAULT_PUB_ENDPOINT,
-                 fps: float = 30.0, skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
-                 smoothing: bool = True, tolerance_ms: float | None = None, deadline_ms: float | None = None,
-                 alive_window_s: float = 1.0, batch_limit: int = 256):
+    def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
+                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, fps: float = 30.0, skeleton: Skeleton | None = None,
+                 record_dir: str | Path | None = None, smoothing: bool = True, tolerance_ms: float | None = None,
+                 deadline_ms: float | None = None, alive_window_s: float = 1.0, batch_limit: int = 256,
+                 clock_offsets_ns: list[int] | None = None):
         self.rig = rig
         self.fps = fps
-        self.sub = Subscriber(sub_endpoint, topics=("kp2d.",))
+        endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
+        # One subscriber per backbone (this host's and each remote host's), each with that host's
+        # clock offset (its wall clock minus ours): capture times are moved onto our clock.
+        self.subs = [Subscriber(e, topics=("kp2d.",)) for e in endpoints]
+        self.clock_offsets_ns = [int(o) for o in (clock_offsets_ns or [0] * len(endpoints))]
+        if len(self.clock_offsets_ns) != len(self.subs):
+            raise ValueError("one clock offset per subscribed endpoint")
+        self.sub = self.subs[0]
+        self._poller = zmq.Poller()
+        for sub in self.subs:
+            self._poller.register(sub.socket, zmq.POLLIN)
         self.pub = Publisher(pub_endpoint)
         self.record_dir = Path(record_dir) if record_dir is not None else None
         self.smoothing = smoothing
@@ -209,7 +231,22 @@ class FusionNode:
         as soon as its last camera arrived).
         """
         ready = []
-        msg = self.sub.recv(timeout_ms)
+        if len(self.subs) == 1 or self._poller.poll(timeout_ms):
+            for sub, offset in zip(self.subs, self.clock_offsets_ns):
+                ready += self._drain(sub, offset, timeout_ms if len(self.subs) == 1 else 0)
+        if self.engine is not None:
+            ready += self.engine.grouper.poll(time.time_ns())
+            self.stats.late_dropped = self.engine.grouper.late_dropped
+        self.stats.malformed = sum(sub.malformed for sub in self.subs)
+        fused = self.engine.fuse(ready) if ready else []
+        for inst in fused:
+            self._publish(inst)
+        return fused
+
+    def _drain(self, sub: Subscriber, offset_ns: int, timeout_ms: int) -> list:
+        """Take up to ``batch_limit`` queued messages off one subscriber; returns the instants they complete."""
+        ready = []
+        msg = sub.recv(timeout_ms)
         n = 0
         while msg is not None:
             self.stats.messages_in += 1
@@ -222,18 +259,11 @@ class FusionNode:
             if self.engine is not None and self._accept(msg):
                 self.stats.cameras_seen[msg.camera] = self.stats.cameras_seen.get(msg.camera, 0) + 1
                 self.stats.last_seen_ns[msg.camera] = msg.t_receive_ns
-                ready += self.engine.collect(msg.camera, msg.frame_index, msg.capture_time_ns, msg.keypoints,
-                                             msg.t_receive_ns)
+                ready += self.engine.collect(msg.camera, msg.frame_index, msg.capture_time_ns - offset_ns,
+                                             msg.keypoints, msg.t_receive_ns)
             n += 1
-            msg = self.sub.recv(0) if n < self.batch_limit else None
-        if self.engine is not None:
-            ready += self.engine.grouper.poll(time.time_ns())
-            self.stats.late_dropped = self.engine.grouper.late_dropped
-        self.stats.malformed = self.sub.malformed
-        fused = self.engine.fuse(ready) if ready else []
-        for inst in fused:
-            self._publish(inst)
-        return fused
+            msg = sub.recv(0) if n < self.batch_limit else None
+        return ready
 
     def _publish(self, inst: FusedInstant) -> None:
         header = {"t_capture_ns": int(inst.time_ns), "cameras": inst.cameras, "frames": inst.frames,
@@ -253,8 +283,13 @@ class FusionNode:
         if self.recorder is not None:
             self.recorder.write(inst)
 
-    def run(self, stop_event=None, duration_s: float | None = None, on_stats=None, stats_interval_s: float = 1.0) -> dict:
-        """Loop until ``stop_event`` is set or ``duration_s`` passes; returns the final summary."""
+    def run(self, stop_event=None, duration_s: float | None = None, on_stats=None, stats_interval_s: float = 1.0,
+            recent: int | None = None) -> dict:
+        """Loop until ``stop_event`` is set or ``duration_s`` passes; returns the final summary.
+
+        ``on_stats`` gets a summary every ``stats_interval_s`` (percentiles over the
+        last ``recent`` instants when given); the final one covers the whole run.
+        """
         start = time.monotonic()
         next_report = start + stats_interval_s
         try:
@@ -264,7 +299,7 @@ class FusionNode:
                     break
                 self.step()
                 if on_stats is not None and now >= next_report:
-                    on_stats(self.stats.summary(now - start))
+                    on_stats(self.stats.summary(now - start, recent))
                     next_report = now + stats_interval_s
         finally:
             summary = self.stats.summary(time.monotonic() - start)
@@ -275,5 +310,6 @@ class FusionNode:
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
-        self.sub.close()
+        for sub in self.subs:
+            sub.close()
         self.pub.close()

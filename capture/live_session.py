@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration import Rig
@@ -30,6 +30,9 @@ class FusionOptions:
     tolerance_ms: float | None = None
     deadline_ms: float | None = None
     alive_window_s: float = 0.5
+    # Remote camera hosts: their backbones' subscriber endpoints and clock offsets (theirs minus ours).
+    remote_endpoints: list = field(default_factory=list)
+    remote_offsets_ns: list = field(default_factory=list)
 
 
 def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options: FusionOptions, stop_event,
@@ -39,9 +42,10 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     Stats go onto ``results`` once a second as ``("stats", summary)`` and at the
     end as ``("final", summary)``.
     """
-    node = FusionNode(rig, sub_endpoint, pub_endpoint, fps=options.fps, record_dir=options.record_dir,
-                      smoothing=options.smoothing, tolerance_ms=options.tolerance_ms,
-                      deadline_ms=options.deadline_ms, alive_window_s=options.alive_window_s)
+    node = FusionNode(rig, [sub_endpoint, *options.remote_endpoints], pub_endpoint, fps=options.fps,
+                      record_dir=options.record_dir, smoothing=options.smoothing, tolerance_ms=options.tolerance_ms,
+                      deadline_ms=options.deadline_ms, alive_window_s=options.alive_window_s,
+                      clock_offsets_ns=[0, *options.remote_offsets_ns])
     summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)))
     results.put(("final", summary))
 
@@ -56,7 +60,8 @@ class LiveSession:
     def __init__(self, rig: Rig, cameras: list[CameraConfig], pub_endpoint: str, sub_endpoint: str,
                  detector: str = "synthetic", detector_options: dict | None = None, record_dir=None,
                  fusion: FusionOptions | None = None, max_restarts: int = 3, start_delay_s: float = 2.0,
-                 record_video: bool = True, session_info: dict | None = None):
+                 record_video: bool = True, session_info: dict | None = None, clock_endpoint: str | None = None,
+                 restart_delay_s: float = 1.0):
         missing = [c.name for c in cameras if c.name not in rig.names]
         if missing:
             from rigcap.errors import RigcapError
@@ -70,7 +75,8 @@ class LiveSession:
         self.supervisor = Supervisor(cameras, pub_endpoint, sub_endpoint, record_dir=record_dir, detector=detector,
                                      detector_options=detector_options, max_restarts=max_restarts,
                                      start_delay_s=start_delay_s, record_video=record_video,
-                                     session_info=session_info)
+                                     session_info=session_info, clock_endpoint=clock_endpoint,
+                                     restart_delay_s=restart_delay_s)
         self.pub_endpoint = pub_endpoint
         self.sub_endpoint = sub_endpoint
         ctx = mp.get_context("spawn")

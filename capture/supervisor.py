@@ -59,7 +59,8 @@ class Supervisor:
                  sub_endpoint: str = DEFAULT_SUB_ENDPOINT, record_dir: str | Path | None = None,
                  detector: str = "mediapipe", detector_options: dict | None = None, max_restarts: int = 3,
                  restart_delay_s: float = 1.0, own_backbone: bool = True, record_video: bool = True,
-                 start_delay_s: float = 2.0, session_info: dict | None = None, on_event=None):
+                 start_delay_s: float = 2.0, session_info: dict | None = None, on_event=None,
+                 clock_endpoint: str | None = None):
         if not cameras:
             raise ValueError("a supervisor needs at least one camera")
         self.cameras = list(cameras)
@@ -84,6 +85,10 @@ class Supervisor:
         self._watch_thread: threading.Thread | None = None
         self._watching = threading.Event()
         self._backbone: Backbone | None = None
+        # Answers clock queries (capture.protocol.ClockServer) so a fusion host can measure this
+        # host's clock offset (rigcap live --hosts); None: no clock server.
+        self.clock_endpoint = clock_endpoint
+        self._clock = None
         self.events: list[dict] = []  # restarts, failures, errors (for reports)
         self.started = False
 
@@ -92,7 +97,7 @@ class Supervisor:
         args = dict(pub_endpoint=config.pub_endpoint, sub_endpoint=config.sub_endpoint, record_dir=record_dir,
                     detector=config.detector, detector_options=config.detector_options,
                     max_restarts=config.max_restarts, restart_delay_s=config.restart_delay_s,
-                    session_info={"config_file": config.path, "rig_file": config.rig_file, "config": config.raw})
+                    clock_endpoint=config.clock_endpoint, session_info={"config_file": config.path, "rig_file": config.rig_file, "config": config.raw})
         args.update(kw)
         return cls(config.cameras, **args)
 
@@ -106,6 +111,13 @@ class Supervisor:
             return self
         if self.own_backbone:
             self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint).start()
+        if self.clock_endpoint:
+            from capture.protocol import ClockServer
+
+            try:
+                self._clock = ClockServer(self.clock_endpoint).start()
+            except OSError as exc:  # another process serves the clock here already: not fatal
+                self._event({"camera": None, "event": "clock_server", "message": str(exc)})
         self.options.epoch_ns = time.time_ns() + int(self.start_delay_s * 1e9)
         if self.record_dir is not None:
             from capture.recording import write_session_start
@@ -268,6 +280,9 @@ class Supervisor:
         if self._backbone is not None:
             self._backbone.stop()
             self._backbone = None
+        if self._clock is not None:
+            self._clock.stop()
+            self._clock = None
         for slot in self._slots.values():
             if slot.events is not None:
                 slot.events.close()

@@ -1,0 +1,214 @@
+"""``rigcap live``: the cameras of a capture config, the fusion node and the viewer, together.
+
+Starts the backbone and one process per camera in the config (USB cameras,
+video files or synthetic cameras: whatever the config lists), a fusion process
+that triangulates their keypoints with the rig, and the viewer: a window when
+there is a display, otherwise nothing to draw on (``--snapshot PNG`` renders
+the last skeleton at the end).  Live stats are printed every few seconds;
+Ctrl-C (or ``--seconds``) stops everything cleanly.  ``--record DIR`` records
+the cameras (as ``rigcap capture --record``) and the 3D stream.
+
+Cameras on other machines (``--hosts``)
+    Run ``rigcap capture --config cams.toml`` on each camera host, with its
+    endpoints bound where this machine can reach them (e.g. ``pub =
+    "tcp://0.0.0.0:5555"``, ``sub = "tcp://0.0.0.0:5556"``, ``clock =
+    "tcp://0.0.0.0:5557"``); its supervisor runs the backbone and a clock
+    server.  Here, ``--hosts`` names those machines: ``10.0.0.12`` (ports from
+    this config's ``sub`` and ``clock`` endpoints) or
+    ``tcp://10.0.0.12:5556@tcp://10.0.0.12:5557`` (subscriber endpoint @ clock
+    endpoint).  The fusion node subscribes to each host's backbone as well as
+    to the local one.
+
+Clock offsets between hosts
+    Every capture time is that host's wall clock.  Before starting, this
+    command measures each host's offset to our clock, NTP-style
+    (:func:`capture.protocol.measure_clock_offset`): 20 request/reply
+    exchanges with the host's clock server; each gives ``t0`` (our send),
+    ``t1`` and ``t2`` (their receive and reply), ``t3`` (our receive), hence
+    ``offset = ((t1 - t0) + (t2 - t3)) / 2`` and round trip ``(t3 - t0) - (t2 -
+    t1)``; the exchange with the smallest round trip is kept, so the offset is
+    uncertain by at most half of that round trip (printed; ~0.1 ms on a LAN).
+    The fusion node subtracts the host's offset from the capture time of every
+    message from that host before grouping.  The offset is measured once, at
+    start: keep the hosts' clocks disciplined (NTP/PTP) for long sessions,
+    whose drift this does not follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from urllib.parse import urlparse
+
+from rigcap.errors import RigcapError
+
+EXAMPLES = """examples:
+  rigcap live --config configs/studio.toml --rig rig.toml
+  rigcap live --config configs/studio.toml --record sessions/take1 --seconds 60
+  rigcap live --config cams_a.toml --hosts 10.0.0.12,10.0.0.13          # plus cameras on two other machines
+  rigcap live --config cams.toml --headless --seconds 10 --snapshot last.png
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("live", help="cameras from a config + fusion + viewer, live", description=__doc__,
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/studio.toml", help="capture config (default: %(default)s)")
+    p.add_argument("--rig", help="calibrated rig file (default: the config's rig)")
+    p.add_argument("--hosts", action="append", metavar="HOST[,HOST...]",
+                   help="camera hosts running `rigcap capture`: IP/name, or SUB_ENDPOINT@CLOCK_ENDPOINT")
+    p.add_argument("--record", metavar="DIR", help="record the cameras and the 3D stream into DIR")
+    p.add_argument("--no-video", action="store_true", help="with --record: keypoints, timestamps and 3D only")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--detector", help="override the config's detector (e.g. synthetic, mediapipe)")
+    p.add_argument("--headless", action="store_true", help="no viewer window even when a display exists")
+    p.add_argument("--snapshot", metavar="PNG", help="at the end, render the last 3D skeleton to this image")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between stats lines (default 2)")
+    p.set_defaults(func=run)
+
+
+def parse_hosts(values: list[str] | None, sub_endpoint: str, clock_endpoint: str) -> list[tuple[str, str]]:
+    """``--hosts`` entries -> [(subscriber endpoint, clock endpoint)]."""
+    sub_port = urlparse(sub_endpoint).port
+    clock_port = urlparse(clock_endpoint).port
+    out = []
+    for value in values or []:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            if "@" in item:
+                sub, clock = item.split("@", 1)
+            elif "://" in item:
+                host = urlparse(item).hostname
+                sub, clock = item, f"tcp://{host}:{clock_port}"
+            else:
+                sub, clock = f"tcp://{item}:{sub_port}", f"tcp://{item}:{clock_port}"
+            for e in (sub, clock):
+                u = urlparse(e)
+                if u.scheme != "tcp" or not u.hostname or u.port is None:
+                    raise RigcapError(f"--hosts {item}: {e!r} is not a tcp://HOST:PORT endpoint")
+            out.append((sub, clock))
+    return out
+
+
+def measure_hosts(hosts: list[tuple[str, str]], timeout_ms: int = 1500) -> list:
+    from capture.protocol import measure_clock_offset
+
+    offsets = []
+    for sub, clock in hosts:
+        try:
+            offsets.append(measure_clock_offset(clock, n=20, timeout_ms=timeout_ms))
+        except TimeoutError:
+            raise RigcapError(f"--hosts: no clock server answers at {clock} (is `rigcap capture` running there, "
+                              f"with its clock endpoint reachable from here?)") from None
+    return offsets
+
+
+def _status_line(stats: dict, prev: dict | None, statuses) -> str:
+    from rigcap.commands.fuse import stats_line
+
+    cams = "  ".join(f"{s.name}:{s.state}" + (f"({s.stats.get('fps', 0):.0f}fps)" if s.state == "running" else "")
+                     for s in statuses)
+    return (stats_line(stats, prev) if stats else "fusion starting") + "\n          " + cams
+
+
+def run(args) -> int:
+    from calibration import load_rig
+    from capture.config import load_config
+    from capture.live_session import FusionOptions, LiveSession
+    from capture.protocol import Subscriber
+    from viewer.render import has_display
+
+    config = load_config(args.config)
+    rig_path = args.rig or config.rig_file
+    if not rig_path:
+        raise RigcapError(f"{args.config}: no rig: give --rig rig.toml or set rig = \"...\" in the config")
+    rig = load_rig(rig_path)
+    hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
+    offsets = measure_hosts(hosts)
+    for (sub, clock), off in zip(hosts, offsets):
+        print(f"host {sub}: clock offset {off.offset_ns / 1e6:+.3f} ms (theirs - ours), "
+              f"uncertainty +-{off.round_trip_ns / 2e6:.3f} ms, best of {off.samples}", flush=True)
+    fps = max(c.fps_override or c.fps for c in config.cameras)
+    fusion = FusionOptions(fps=fps, remote_endpoints=[h[0] for h in hosts],
+                           remote_offsets_ns=[o.offset_ns for o in offsets])
+    session = LiveSession(rig, config.cameras, config.pub_endpoint, config.sub_endpoint,
+                          detector=args.detector or config.detector,
+                          detector_options={} if args.detector else config.detector_options,
+                          record_dir=args.record, record_video=not args.no_video, fusion=fusion, max_restarts=config.max_restarts,
+                          restart_delay_s=config.restart_delay_s,
+                          session_info={"config_file": config.path, "rig_file": str(rig_path), "config": config.raw,
+                                        "hosts": [h[0] for h in hosts],
+                                        "clock_offsets_ns": [o.offset_ns for o in offsets]})
+    window = has_display() and not args.headless
+    listener = Subscriber(config.sub_endpoint, topics="kp3d", latest_only=True)
+    viewer = None
+    last = None
+    received = 0
+    interrupted = False
+
+    def _interrupt(*_):
+        raise KeyboardInterrupt
+
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    t0 = time.monotonic()
+    try:
+        session.start()
+        print(f"rigcap live: {len(config.cameras)} local camera(s) ({', '.join(c.name for c in config.cameras)})"
+              + (f" + {len(hosts)} remote host(s)" if hosts else "")
+              + f", detector '{session.supervisor.options.detector}', rig {rig_path}; kp3d at {config.sub_endpoint}"
+              + (f"; recording to {args.record}" if args.record else "") + "; Ctrl-C stops", flush=True)
+        if window:
+            import multiprocessing as mp
+
+            from capture.demo import _viewer_process
+
+            viewer = mp.get_context("spawn").Process(target=_viewer_process, name="rigcap-viewer",
+                                                     args=(rig, config.sub_endpoint, 1e9), daemon=True)
+            viewer.start()
+        prev, next_report = None, t0 + args.interval
+        while args.seconds is None or time.monotonic() - t0 < args.seconds:
+            msg = listener.recv(50)
+            if msg is not None:
+                received += 1
+                last = msg
+            if time.monotonic() >= next_report:
+                stats = session.drain_stats()
+                print(_status_line(stats, prev, session.supervisor.status()), flush=True)
+                prev = stats or None
+                next_report += args.interval
+            if not session.fusion_alive():
+                raise RigcapError("the fusion process exited; see the messages above")
+            if not session.supervisor.alive and time.monotonic() - t0 > 2.0 and not hosts:
+                print("no local camera left running", flush=True)
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        final, statuses = session.stop()
+        listener.close()
+        if viewer is not None:
+            viewer.terminate()
+            viewer.join(2)
+    from rigcap.commands.fuse import stats_line
+
+    if final:
+        print("total: " + stats_line(final, None))
+    for s in statuses:
+        print(f"  {s.name}: {s.state}, {s.stats.get('frames', 0)} frames, {s.stats.get('dropped', 0)} dropped"
+              + (f", restarts {s.restarts}" if s.restarts else "") + (f" ({s.message})" if s.message else ""))
+    print(f"3D instants received here: {received}")
+    if args.record:
+        print(f"recorded to {args.record} (3D: {args.record}/points3d.npz)")
+    if args.snapshot:
+        if last is None:
+            raise RigcapError("--snapshot: no 3D skeleton was received")
+        from triangulate.skeletons import SKELETONS
+        from viewer.render import render_snapshot
+
+        skeleton = SKELETONS.get(last.header.get("skeleton", ""))
+        render_snapshot(rig, skeleton, last.arrays["points"], last.arrays["n_views"], args.snapshot, size=(1280, 720))
+        print(f"wrote {args.snapshot}")
+    return 130 if interrupted else 0

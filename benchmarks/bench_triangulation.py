@@ -101,7 +101,8 @@ def bench_accuracy(args) -> dict:
     runs["oracle: DLT on true inlier views"] = oracle(studio)
     timing["oracle: DLT on true inlier views"] = time.process_time() - t0
     for name, cfg in (("rigcap (default)", TriangulationConfig()),
-                      ("rigcap, every frame alone", TriangulationConfig(temporal_window=0)),
+                      ("rigcap + Gauss-Newton refinement", TriangulationConfig(refine=True)),
+                      ("rigcap, every frame alone (live setting)", TriangulationConfig(temporal_window=0)),
                       ("rigcap, raw engine (no swap/refine/temporal)",
                        TriangulationConfig(temporal_window=0, refine=False, swap_repair=False))):
         t0 = time.process_time()
@@ -205,8 +206,9 @@ def bench_throughput(args) -> dict:
         cases = {
             "rigcap raw engine: undistort + DLT + view selection": TriangulationConfig(
                 temporal_window=0, refine=False, swap_repair=False),
-            "rigcap + swap repair": TriangulationConfig(temporal_window=0, refine=False),
-            "rigcap default (swap, temporal prior, refine)": TriangulationConfig(),
+            "rigcap raw + swap repair": TriangulationConfig(temporal_window=0, refine=False),
+            "rigcap default (+ swap repair, temporal prior)": TriangulationConfig(),
+            "rigcap default + refinement": TriangulationConfig(refine=True),
         }
         for name, cfg in cases.items():
             tri = Triangulator(studio.rig, cfg, studio.skeleton)

@@ -62,7 +62,9 @@ class TriangulationConfig:
     prior is dropped (two views cannot expose an outlier on the epipolar line).
     ``swap_repair``: fix left/right label swaps (needs >= 3 cameras and a
     skeleton with left/right joints).  ``refine``: Gauss-Newton polish through
-    the full lens model.  ``filter_hz``: zero-phase Butterworth cutoff (None:
+    the full lens model (off by default: after the pixel-weighted linear fit
+    on undistorted points it moves the synthetic benchmark by < 0.02 mm and
+    costs more than everything else together).  ``filter_hz``: zero-phase Butterworth cutoff (None:
     no filter; needs the frame rate).  ``max_gap``: interpolate interior gaps
     up to this many frames (0: none).
     """
@@ -75,7 +77,7 @@ class TriangulationConfig:
     prior_radius_m: float = 0.1
     prior_gate_m: float = 0.3
     swap_repair: bool = True
-    refine: bool = True
+    refine: bool = False
     refine_iterations: int = 3
     filter_hz: float | None = None
     filter_order: int = 4
@@ -253,15 +255,22 @@ class Triangulator:
 def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:
     """Per frame, the NaN-median of the ``window`` frames on each side (the frame itself left out).
 
-    points (F, ...) -> (F, ...); NaN where no neighbour has a value.
+    points (F, ...) -> (F, ...); NaN where no neighbour has a value.  Sorts
+    the ``2 * window`` neighbours (NaN sort last) and averages the middle
+    ones of those present: ``np.nanmedian`` does the same through masked
+    arrays, ten times slower.
     """
     n = points.shape[0]
     pad = np.full((window,) + points.shape[1:], np.nan)
     padded = np.concatenate([pad, points, pad])
     idx = np.arange(n)[:, None] + np.concatenate([np.arange(window), np.arange(window + 1, 2 * window + 1)])[None]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
-        return np.nanmedian(padded[idx], axis=1)
+    stack = np.sort(padded[idx], axis=1)  # (F, 2w, ...)
+    count = np.isfinite(stack).sum(axis=1, keepdims=True)
+    lo = np.maximum(count - 1, 0) // 2
+    hi = count // 2
+    hi = np.where(count > 0, np.minimum(hi, np.maximum(count - 1, 0)), 0)
+    med = 0.5 * (np.take_along_axis(stack, lo, axis=1) + np.take_along_axis(stack, hi, axis=1))[:, 0]
+    return np.where(count[:, 0] > 0, med, np.nan)
 
 
 def mirrored_frames(points: np.ndarray, permutation: np.ndarray, window: int, min_shift_m: float = 0.1) -> np.ndarray:

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                    help="detector confidence below which a keypoint is ignored (default: %(default)s)")
     p.add_argument("--min-views", type=int, default=2, help="fewest agreeing views per joint (default: %(default)s)")
     p.add_argument("--no-swap-repair", action="store_true", help="do not repair left/right label swaps")
-    p.add_argument("--no-refine", action="store_true", help="skip the non-linear polish through the lens model")
+    p.add_argument("--refine", action="store_true",
+                   help="polish every point by Gauss-Newton on the distorted-pixel error (slower; rarely changes much)")
     p.add_argument("--filter", choices=("none", "butterworth"), default="none",
                    help="temporal filter (default: %(default)s)")
     p.add_argument("--cutoff-hz", type=float, default=6.0,
@@ -105,7 +106,7 @@ def run(args) -> int:
     try:
         config = TriangulationConfig(
             threshold_px=args.threshold_px, min_confidence=args.min_confidence, min_views=args.min_views,
-            swap_repair=not args.no_swap_repair, refine=not args.no_refine,
+            swap_repair=not args.no_swap_repair, refine=args.refine,
             filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap)
     except ValueError as exc:
         raise RigcapError(str(exc)) from None

@@ -104,6 +104,23 @@ def test_planted_swap_is_repaired(clean):
     assert not off.inliers[cam, frame, lr].any()  # without repair the swapped view is only discarded
 
 
+def test_legs_only_swap_is_repaired_without_touching_the_arms(clean):
+    """Detectors often swap only the legs of a walker seen from the side."""
+    kp = clean.keypoints2d().keypoints.copy()
+    cam, frame = 2, 20
+    names = clean.skeleton.joint_names
+    perm = clean.skeleton.swap_permutation()
+    legs = [j for j, n in enumerate(names) if perm[j] != j and any(w in n for w in ("knee", "ankle", "heel", "toe"))]
+    legs_perm = np.arange(len(names))
+    legs_perm[legs] = perm[legs]
+    kp[cam, frame] = kp[cam, frame][legs_perm]
+    res = Triangulator(clean.rig, plain(), clean.skeleton).run(kp)
+    assert res.swapped[cam, frame] and res.swapped.sum() == 1
+    seen = np.isfinite(kp[:, frame, :, 0])
+    assert np.array_equal(res.inliers[:, frame], seen)
+    assert err_mm(res.points[frame], clean.points3d[frame]).max() < 1e-3
+
+
 def test_two_of_four_cameras_swapped_is_repaired_by_temporal_context(clean):
     """Two swapped cameras agree with each other as well as the two right ones do: only the
     neighbouring frames tell which half is wrong."""

@@ -40,7 +40,7 @@ from triangulate.lens import LensBatch
 from triangulate.refine import refine_points
 from triangulate.robust import select_views
 from triangulate.skeletons import Skeleton, skeleton_for_joints
-from triangulate.swap import apply_swaps, detect_swaps, swap_candidates
+from triangulate.swap import apply_swaps, detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
 
 class TriangulationInputError(RigcapError, ValueError):
@@ -159,6 +159,8 @@ class Triangulator:
         self.lens = LensBatch(self.cameras)
         perm = None if skeleton is None else skeleton.swap_permutation()
         self.permutation = perm if perm is not None and np.any(perm != np.arange(len(perm))) else None
+        self.swap_hypotheses = (None if self.permutation is None
+                                else swap_hypotheses(skeleton.joint_names, self.permutation))
 
     @property
     def n_cameras(self) -> int:
@@ -197,14 +199,15 @@ class Triangulator:
             # Only frames where some camera disagrees on many left/right joints can hold a swap.
             inl = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
             cand = np.flatnonzero(swap_candidates(valid, inl, self.permutation))
+            state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
             if cand.size:
-                swapped[:, cand] = detect_swaps(self.lin, xn[:, cand], valid[:, cand], self.permutation,
-                                                cfg.threshold_px)
-            if swapped.any():
-                xn, valid, weights, pixels = (apply_swaps(a, swapped, self.permutation)
-                                              for a in (xn, valid, weights, pixels))
+                state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
+                                                    cfg.threshold_px)
+            changed = (state != np.arange(n_joints)).any(axis=-1)
+            if changed.any():
+                xn, valid, weights, pixels = (permute_joints(a, state) for a in (xn, valid, weights, pixels))
                 xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
-                redo = np.repeat(swapped.any(axis=0), n_joints)  # every joint of a repaired frame
+                redo = np.repeat(changed.any(axis=0), n_joints)  # every joint of a repaired frame
                 sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo],
                                               cfg.threshold_px, cfg.min_views))
             if cfg.temporal_window and n_frames > 1:
@@ -214,13 +217,14 @@ class Triangulator:
                 flip = mirrored_frames(sel.points.reshape(n_frames, n_joints, 3), self.permutation,
                                        cfg.temporal_window)
                 if flip.any():
-                    all_cams = np.zeros_like(swapped)
+                    all_cams = np.zeros((n_cams, n_frames), dtype=bool)
                     all_cams[:, flip] = True
-                    swapped ^= all_cams
+                    state[:, flip] = state[:, flip][..., self.permutation]
                     xn, valid, weights, pixels = (apply_swaps(a, all_cams, self.permutation)
                                                   for a in (xn, valid, weights, pixels))
                     xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
                     sel.relabel(flip, n_joints, self.permutation)
+            swapped = (state != np.arange(n_joints)).any(axis=-1)
 
         if cfg.temporal_window and n_frames > 1:
             # The prior only changes points that lost a view or rest on two: refit just those.

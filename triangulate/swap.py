@@ -12,6 +12,13 @@ the *other* cameras (the best two-view hypothesis that leaves ``c`` out, as in
 pixel error, summed over the left/right joints).  Per frame the camera whose
 swapped labels fit best is swapped, and that frame scored again, until no swap
 helps.  Every round is one batch over frames x joints x cameras.
+
+Real detectors also swap one limb pair only (the legs of a walker seen from
+the side, while the arms stay right).  So several *swap hypotheses* compete
+(:func:`swap_hypotheses`): the whole body, the legs alone (with or without the hips), the arms alone; a
+camera frame takes the one that gains most.  The repair is then a joint
+permutation per camera frame (:func:`detect_swap_states`,
+:func:`permute_joints`).
 """
 
 from __future__ import annotations
@@ -37,11 +44,27 @@ def swap_gain(
     observations, ``valid`` (C, F, J) bool, ``permutation`` (J,) the skeleton's
     :meth:`~triangulate.skeletons.Skeleton.swap_permutation`.
     """
+    gains, _ = joint_swap_gains(lin, xn, valid, permutation, threshold_px)
+    return gains.sum(axis=1).T
+
+
+def joint_swap_gains(
+    lin: LinearTriangulator,
+    xn: np.ndarray,
+    valid: np.ndarray,
+    permutation: np.ndarray,
+    threshold_px: float = 15.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint terms of :func:`swap_gain`: ``(gains (F, L, C), lr (L,))`` for the swapped joints ``lr``.
+
+    A joint's gain depends only on its own and its twin's labels, so the gain
+    of swapping any subset of the pairs (a limb) is the sum over that subset.
+    """
     n_cams, n_frames, n_joints = valid.shape
     permutation = np.asarray(permutation)
     lr = np.flatnonzero(permutation != np.arange(n_joints))
     if n_cams < 3 or lr.size == 0 or n_frames == 0:
-        return np.zeros((n_cams, n_frames))
+        return np.zeros((n_frames, lr.size, n_cams)), lr
 
     def points_first(a: np.ndarray) -> np.ndarray:  # (C, F, L, ...) -> (F*L, C, ...)
         return np.moveaxis(a, 0, 2).reshape((n_frames * lr.size, n_cams) + a.shape[3:])
@@ -72,8 +95,83 @@ def swap_gain(
     err_sw, _ = lin.errors_sq(hyp.points, obs_sw)  # (N, K, C)
     keep = np.minimum(hyp.err2[n, best, cams], t2)
     flip = np.minimum(err_sw[n, best, cams], t2)
-    gain = np.where(usable, keep - flip, 0.0).reshape(n_frames, lr.size, n_cams).sum(axis=1)
-    return gain.T
+    return np.where(usable, keep - flip, 0.0).reshape(n_frames, lr.size, n_cams), lr
+
+
+# Words naming the joints of a limb group, for partial swap hypotheses.
+LIMB_WORDS = {
+    "legs": ("hip", "knee", "ankle", "heel", "foot", "toe"),
+    "legs below the hips": ("knee", "ankle", "heel", "foot", "toe"),
+    "arms": ("shoulder", "elbow", "wrist", "pinky", "index", "thumb", "hand"),
+}
+
+
+def swap_hypotheses(joint_names, permutation: np.ndarray) -> np.ndarray:
+    """(H, J) permutations to try: the whole-body swap first, then each limb group's alone.
+
+    Groups come from the joint names (:data:`LIMB_WORDS`); a group that is
+    empty or equals the whole-body swap is left out.
+    """
+    permutation = np.asarray(permutation)
+    ident = np.arange(len(permutation))
+    hyps = [permutation]
+    for words in LIMB_WORDS.values():
+        sel = [j for j, name in enumerate(joint_names) if permutation[j] != j and any(w in name for w in words)]
+        p = ident.copy()
+        p[sel] = permutation[sel]
+        if np.all(p[p] == ident) and not any(np.array_equal(p, h) for h in hyps) and np.any(p != ident):
+            hyps.append(p)
+    return np.stack(hyps)
+
+
+def permute_joints(values: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """``values`` (C, F, J, ...) with every camera frame's joints permuted by ``state`` (C, F, J)."""
+    idx = state.reshape(state.shape + (1,) * (values.ndim - 3))
+    return np.take_along_axis(values, np.broadcast_to(idx, state.shape + values.shape[3:]), axis=2)
+
+
+def detect_swap_states(
+    lin: LinearTriangulator,
+    xn: np.ndarray,
+    valid: np.ndarray,
+    hypotheses: np.ndarray,
+    threshold_px: float = 15.0,
+) -> np.ndarray:
+    """(C, F, J) joint permutation per camera frame that repairs its left/right labels.
+
+    Greedy as :func:`detect_swaps`, with several hypotheses (H, J) (e.g.
+    :func:`swap_hypotheses`; the first is the whole-body swap and the others
+    swap subsets of its pairs): per frame and round the (camera, hypothesis)
+    with the largest gain is applied, if it gains more than
+    ``threshold_px^2 / 2``; every camera is changed once at most.  One
+    :func:`joint_swap_gains` call per round scores all hypotheses.
+    """
+    hypotheses = np.atleast_2d(np.asarray(hypotheses))
+    full = hypotheses[0]
+    n_cams, n_frames, n_joints = valid.shape
+    lr = np.flatnonzero(full != np.arange(n_joints))
+    member = (hypotheses[:, lr] != lr[None]).astype(np.float64)  # (H, L): which pairs each hypothesis swaps
+    state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
+    changed = np.zeros((n_cams, n_frames), dtype=bool)
+    frames = np.arange(n_frames)
+    for _ in range(n_cams - 1):
+        if frames.size == 0:
+            break
+        sub_state = state[:, frames]
+        sub_xn = permute_joints(xn[:, frames], sub_state)
+        sub_valid = permute_joints(valid[:, frames], sub_state)
+        per_joint, _ = joint_swap_gains(lin, sub_xn, sub_valid, full, threshold_px)  # (f, L, C)
+        gains = np.einsum("hl,flc->hcf", member, per_joint)  # (H, C, f)
+        gains[:, changed[:, frames]] = 0.0  # a camera is changed once at most
+        flat = gains.reshape(-1, frames.size)
+        best = np.argmax(flat, axis=0)
+        ok = flat[best, np.arange(frames.size)] > 0.5 * threshold_px * threshold_px
+        h, cam = np.divmod(best[ok], n_cams)
+        fr = frames[ok]
+        state[cam, fr] = np.take_along_axis(state[cam, fr], hypotheses[h], axis=-1)
+        changed[cam, fr] = True
+        frames = fr
+    return state
 
 
 def detect_swaps(
@@ -111,12 +209,13 @@ def detect_swaps(
 
 
 def swap_candidates(valid: np.ndarray, inliers: np.ndarray, permutation: np.ndarray,
-                    min_joints: int = 2, min_fraction: float = 0.25) -> np.ndarray:
+                    min_joints: int = 2, min_fraction: float = 0.15) -> np.ndarray:
     """(F,) bool: frames where some camera disagrees with the others on many left/right joints.
 
     ``valid``, ``inliers`` (C, F, J) from a first view selection.  A swapped
     camera frame is an outlier for most of its left/right joints at once
-    (at least ``min_joints`` and ``min_fraction`` of those it sees), while
+    (at least ``min_joints`` and ``min_fraction`` of those it sees; a legs-only
+    swap is a quarter of a body's left/right joints), while
     ordinary outliers strike single joints; only candidate frames need
     :func:`detect_swaps`.  A swap that leaves its camera agreeing with the
     others (a pose nearly symmetric in that view) is no candidate, and is

@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import struct
 import threading
 import time
@@ -198,14 +197,6 @@ def _int(header: dict, key: str, topic: str) -> int:
     return value
 
 
-@lru_cache(maxsize=64)
-def _dtype(name: str) -> np.dtype:
-    return np.dtype(name)
-
-
-_F4 = np.dtype("<f4")
-
-
 def decode(frames, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
     """Frames (bytes or zmq.Frame) -> :class:`Message`, or :class:`ProtocolError`.
 
@@ -250,8 +241,8 @@ def decode(frames, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
             raise ProtocolError(f"{topic}: array {name!r} has unsupported dtype {dtype!r}")
         if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
             raise ProtocolError(f"{topic}: array {name!r} has an invalid shape {shape!r}")
-        dt = _dtype(dtype)
-        expected = math.prod(shape) * dt.itemsize  # math.prod: exact ints, ~20x faster than np.prod here
+        dt = np.dtype(dtype)
+        expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
         if expected != len(payload):
             raise ProtocolError(f"{topic}: array {name!r} {dtype}{shape} needs {expected} bytes, payload has {len(payload)}")
         arrays[name] = np.frombuffer(payload, dtype=dt).reshape(shape)
@@ -268,7 +259,7 @@ def _check_kp2d(topic: str, header: dict, arrays: dict) -> None:
     if not isinstance(header.get("skeleton"), str):
         raise ProtocolError(f"{topic}: header field 'skeleton' missing")
     kp = arrays.get("keypoints")
-    if kp is None or kp.ndim != 3 or kp.shape[2] != 3 or kp.dtype != _F4:
+    if kp is None or kp.ndim != 3 or kp.shape[2] != 3 or kp.dtype != np.dtype("<f4"):
         raise ProtocolError(f"{topic}: kp2d needs a 'keypoints' array <f4 [persons, joints, 3]")
 
 

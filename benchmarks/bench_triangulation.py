@@ -335,6 +335,7 @@ def bench_real(args) -> None:
     for col in ("settings", "views", "reproj. px", "triang. %") + tuple(n for _, _, n in limbs) + ("mean",):
         st.add_column(col, justify="left" if col == "settings" else "right")
     sweep = [("default (15 px, swap repair, temporal)", TriangulationConfig()),
+             ("auto threshold", TriangulationConfig(auto_threshold=True)),
              ("threshold 25 px", TriangulationConfig(threshold_px=25.0)),
              ("threshold 40 px", TriangulationConfig(threshold_px=40.0)),
              ("no swap repair", TriangulationConfig(swap_repair=False)),
@@ -347,6 +348,8 @@ def bench_real(args) -> None:
         sm = r.summary()
         stds = [np.nanstd(1000 * np.linalg.norm(q[:, p.joint_names.index(a)] - q[:, p.joint_names.index(b)], axis=-1))
                 for a, b, _ in limbs]
+        if cfg.auto_threshold:
+            label += f": {r.threshold_px:.0f} px (noise {r.noise_px:.1f} px)"
         st.add_row(label, f"{sm['mean_views']:.2f}", f"{sm['mean_error_px']:.1f}", f"{sm['triangulated_pct']:.1f}",
                    *[f"{v:.1f}" for v in stds], f"{np.mean(stds):.1f}")
     console.print(st)

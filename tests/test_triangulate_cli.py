@@ -51,7 +51,8 @@ def test_npz_in_npz_trc_csv_c3d_out_with_summary(tmp_path, files, studio, capsys
 def test_filtering_smooths_the_raw_result(tmp_path, files, studio):
     rig, kp = files
     raw, smooth = tmp_path / "raw.npz", tmp_path / "smooth.npz"
-    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(kp), "--out", str(raw), "--exports", "none"]) == 0
+    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(kp), "--out", str(raw), "--exports", "none",
+                 "--threshold-px", "auto"]) == 0
     assert main(["triangulate", "--rig", str(rig), "--keypoints", str(kp), "--out", str(smooth), "--exports", "none",
                  "--filter", "butterworth", "--cutoff-hz", "6", "--max-gap", "10"]) == 0
     a, b = Points3D.load(raw).points, Points3D.load(smooth).points
@@ -107,6 +108,7 @@ def test_pose2sim_calib_and_openpose_json_folders(tmp_path, capsys):
     (["--cutoff-hz", "6", "--filter", "butterworth", "--fps", "4"], "Nyquist"),
     (["--exports", "trc,fbx"], "unknown format"),
     (["--min-views", "1"], "min_views must be >= 2"),
+    (["--threshold-px", "wide"], "number of pixels or 'auto'"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, files, capsys, extra, message):
     rig, kp = files

@@ -256,3 +256,17 @@ def test_refinement_lowers_the_pixel_error_and_stays_exact(clean, noisy):
     # Gauss-Newton minimises the (weighted) distorted-pixel error, so on average it can only drop.
     assert np.mean(ref.error_px[ok]) < np.mean(lin.error_px[ok])
     assert np.nanmean(err_mm(ref.points, noisy.points3d)) < 1.02 * np.nanmean(err_mm(lin.points, noisy.points3d))
+
+
+def test_auto_threshold_follows_the_detector_noise(noisy):
+    """A precise detector keeps the 15 px floor; a coarse one gets a wider threshold and loses fewer good views."""
+    fine = triangulate(noisy.rig, noisy.keypoints2d(), TriangulationConfig(auto_threshold=True))
+    assert fine.threshold_px == 15.0 and 1.2 < fine.noise_px < 2.6  # 2 px per axis simulated
+    coarse_noise = DetectorNoise(pixel_sigma=8.0, outlier_px=(60.0, 250.0), time_jitter_ms=0.0)
+    coarse = SyntheticStudio(n_cameras=4, duration_s=2.0, seed=5, noise=coarse_noise, time_offsets_ms=None)
+    fixed = triangulate(coarse.rig, coarse.keypoints2d(), TriangulationConfig())
+    auto = triangulate(coarse.rig, coarse.keypoints2d(), TriangulationConfig(auto_threshold=True))
+    assert 5.0 < auto.noise_px < 10.0 and 17.0 < auto.threshold_px < 35.0
+    assert auto.summary()["mean_views"] > fixed.summary()["mean_views"] + 0.1
+    assert np.nanmean(err_mm(auto.points3d.points, coarse.points3d)) < np.nanmean(err_mm(fixed.points3d.points,
+                                                                                        coarse.points3d))

@@ -38,7 +38,7 @@ from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
 from triangulate.refine import refine_points
-from triangulate.robust import select_views
+from triangulate.robust import auto_threshold_px, select_views
 from triangulate.skeletons import Skeleton, skeleton_for_joints
 from triangulate.swap import apply_swaps, detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
@@ -52,7 +52,10 @@ class TriangulationConfig:
     """Settings of :func:`triangulate`; units in the names (px, Hz, frames).
 
     ``threshold_px``: a view whose reprojection error exceeds this is an
-    outlier.  ``min_confidence``: detector confidence below which a keypoint
+    outlier; with ``auto_threshold`` it is the floor of a threshold of three
+    times the detector noise estimated from the data
+    (:func:`triangulate.robust.auto_threshold_px`; for coarse detectors on
+    large images).  ``min_confidence``: detector confidence below which a keypoint
     counts as missing.  ``min_views``: fewest agreeing views for a 3D point.
     ``weight_by_confidence``: weight each view's equations by its confidence.
     ``temporal_window``: frames on each side whose (median) points act as a
@@ -73,6 +76,7 @@ class TriangulationConfig:
     min_confidence: float = 0.3
     min_views: int = 2
     weight_by_confidence: bool = True
+    auto_threshold: bool = False
     temporal_window: int = 2
     prior_radius_m: float = 0.1
     prior_gate_m: float = 0.3
@@ -108,6 +112,8 @@ class FrameResult:
     n_views: np.ndarray  # (*S,) int
     inliers: np.ndarray  # (C, *S) bool
     swapped: np.ndarray  # (C, F) bool (C, 1) for a single frame
+    threshold_px: float = float("nan")  # the outlier threshold used (auto_threshold: as estimated)
+    noise_px: float = float("nan")  # detector noise estimated by auto_threshold (NaN otherwise)
 
 
 @dataclass
@@ -118,6 +124,8 @@ class TriangulationResult:
     camera_names: list[str]
     raw_points: np.ndarray  # (F, J, 3) before gap filling and filtering
     warnings: list[str] = field(default_factory=list)
+    threshold_px: float = float("nan")  # outlier threshold used
+    noise_px: float = float("nan")  # detector noise estimate (auto threshold only)
 
     def summary(self) -> dict:
         """Numbers for the command's table (over the raw, unfiltered triangulation)."""
@@ -130,6 +138,8 @@ class TriangulationResult:
             "mean_error_px": float(np.nanmean(p.reprojection_error)) if ok.any() else float("nan"),
             "mean_views": float(p.n_views[ok].mean()) if ok.any() else float("nan"),
             "swapped_frames": int(self.swapped.sum()),
+            "threshold_px": self.threshold_px,
+            "noise_px": self.noise_px,
             "per_joint_pct": 100.0 * ok.mean(axis=0) if ok.size else np.zeros(len(p.joint_names)),
             "per_joint_error_px": _nanmean0(np.where(ok, p.reprojection_error, np.nan)),
             "per_joint_views": _nanmean0(np.where(ok, p.n_views.astype(float), np.nan)),
@@ -189,7 +199,10 @@ class Triangulator:
             return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
 
         xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
-        sel = select_views(self.lin, xn_p, valid_p, weights_p, cfg.threshold_px, cfg.min_views)
+        threshold, noise = cfg.threshold_px, float("nan")
+        if cfg.auto_threshold:
+            threshold, noise = auto_threshold_px(self.lin, xn_p, valid_p, weights_p, cfg.threshold_px)
+        sel = select_views(self.lin, xn_p, valid_p, weights_p, threshold, cfg.min_views)
 
         swapped = np.zeros((n_cams, n_frames), dtype=bool)
         if cfg.swap_repair and self.permutation is not None:
@@ -202,14 +215,14 @@ class Triangulator:
             state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
             if cand.size:
                 state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                    cfg.threshold_px)
+                                                    threshold)
             changed = (state != np.arange(n_joints)).any(axis=-1)
             if changed.any():
                 xn, valid, weights, pixels = (permute_joints(a, state) for a in (xn, valid, weights, pixels))
                 xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
                 redo = np.repeat(changed.any(axis=0), n_joints)  # every joint of a repaired frame
                 sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo],
-                                              cfg.threshold_px, cfg.min_views))
+                                              threshold, cfg.min_views))
             if cfg.temporal_window and n_frames > 1:
                 # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
                 # repair may then swap the wrong half: a frame whose 3D left and right sides trade places
@@ -231,7 +244,7 @@ class Triangulator:
             prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window).reshape(-1, 3)
             n_valid = sum_last(valid_p)
             redo = (n_valid >= 2) & ((sel.n_views != n_valid) | (sel.n_views <= 2))
-            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo], cfg.threshold_px,
+            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo], threshold,
                                           cfg.min_views, prior=prior[redo], prior_radius_m=cfg.prior_radius_m,
                                           prior_gate_m=cfg.prior_gate_m))
         px = points_first(pixels)
@@ -248,12 +261,13 @@ class Triangulator:
         error[sel.n_views == 0] = np.nan
         inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
-                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped)
+                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise)
 
     def frame(self, keypoints: np.ndarray) -> FrameResult:
         """One instant: keypoints (C, J, 2|3) -> :class:`FrameResult` over (J,)."""
         r = self.run(np.asarray(keypoints)[:, None])
-        return FrameResult(r.points[0], r.error_px[0], r.n_views[0], r.inliers[:, 0], r.swapped)
+        return FrameResult(r.points[0], r.error_px[0], r.n_views[0], r.inliers[:, 0], r.swapped, r.threshold_px,
+                           r.noise_px)
 
 
 def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:
@@ -402,4 +416,4 @@ def triangulate(
                                config.max_gap, config.interpolation)
     p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps)
     return TriangulationResult(p3d, res.inliers, res.swapped, [c.name for c in cameras], res.points,
-                               _plausibility_warnings(cameras, kp))
+                               _plausibility_warnings(cameras, kp), res.threshold_px, res.noise_px)

@@ -243,3 +243,26 @@ def _robust_fit(lin: LinearTriangulator, q: np.ndarray, xn: np.ndarray, valid: n
     points = lin.solve(q, lin.pixel_weights(points, weights * inliers))
     err2 = lin.errors_sq(points[:, None, :], xn)[0][:, 0]
     return points, err2, inliers
+
+
+
+def auto_threshold_px(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
+                      floor_px: float = 15.0, sigmas: float = 3.0, probe_factor: float = 4.0) -> tuple[float, float]:
+    """``(threshold, noise)``: an outlier threshold of ``sigmas`` times the detector's noise, at least ``floor_px``.
+
+    The views are first selected with a generous threshold (``probe_factor``
+    times the floor: gross outliers go, a coarse detector's honest errors
+    stay), and the noise (px, per axis) is read from the median residual of
+    the views used, taken as Rayleigh-distributed (median = 1.1774 sigma).
+    A coarse detector on large images (MediaPipe on 1080x1920 video: ~14 px)
+    then gets a threshold that keeps its agreeing views; a precise one keeps
+    the floor.  Arrays as :func:`select_views`.
+    """
+    sel = select_views(lin, xn, valid, weights, probe_factor * floor_px)
+    ok = sel.n_views >= 3  # two views always fit each other: no evidence of noise
+    if ok.sum() < 10:
+        return float(floor_px), float("nan")
+    err2 = lin.errors_sq(sel.points[ok][:, None, :], np.where(valid[ok][..., None], xn[ok], 0.0))[0][:, 0]
+    res = np.sqrt(err2[sel.inliers[ok]])
+    noise = float(np.median(res)) / 1.1774
+    return max(float(floor_px), sigmas * noise), noise

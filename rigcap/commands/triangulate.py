@@ -19,8 +19,9 @@ def register(subparsers) -> None:
                    help="2D keypoints .npz, or a folder of <camera>_json folders (OpenPose JSON)")
     p.add_argument("--out", required=True, metavar="NPZ", help="3D points file to write (.npz)")
     p.add_argument("--fps", type=float, help="frame rate (needed for JSON input; default: the keypoints')")
-    p.add_argument("--threshold-px", type=float, default=15.0,
-                   help="reprojection error above which a view is an outlier (default: %(default)s)")
+    p.add_argument("--threshold-px", default="15",
+                   help="reprojection error above which a view is an outlier, px, or 'auto': three times the "
+                   "detector noise estimated from the data, at least 15 (default: %(default)s)")
     p.add_argument("--min-confidence", type=float, default=0.3,
                    help="detector confidence below which a keypoint is ignored (default: %(default)s)")
     p.add_argument("--min-views", type=int, default=2, help="fewest agreeing views per joint (default: %(default)s)")
@@ -85,6 +86,7 @@ def summary_table(result, title: str):
 
 
 def run(args) -> int:
+    import numpy as np
     from rich.console import Console
 
     from calibration.rigfile import load_rig
@@ -103,9 +105,14 @@ def run(args) -> int:
         raise RigcapError(f"--out must name a .npz file, got {out}")
     if args.fps is not None and not args.fps > 0:
         raise RigcapError(f"--fps must be > 0, got {args.fps}")
+    auto = str(args.threshold_px).strip().lower() == "auto"
+    try:
+        threshold = 15.0 if auto else float(args.threshold_px)
+    except ValueError:
+        raise RigcapError(f"--threshold-px must be a number of pixels or 'auto', got {args.threshold_px!r}") from None
     try:
         config = TriangulationConfig(
-            threshold_px=args.threshold_px, min_confidence=args.min_confidence, min_views=args.min_views,
+            threshold_px=threshold, auto_threshold=auto, min_confidence=args.min_confidence, min_views=args.min_views,
             swap_repair=not args.no_swap_repair, refine=args.refine,
             filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap)
     except ValueError as exc:
@@ -129,8 +136,10 @@ def run(args) -> int:
         console.print(f"[yellow]warning:[/] {line}")
     result.points3d.save(out)
     written = [out] + export_all(result.points3d, out, formats, trc_units=args.trc_units, trc_up=args.trc_up)
+    noise = f", detector noise ~{result.noise_px:.1f} px" if np.isfinite(result.noise_px) else ""
     console.print(summary_table(result, f"rigcap triangulate  {len(result.camera_names)} cameras "
-                                        f"({', '.join(result.camera_names)})"))
+                                        f"({', '.join(result.camera_names)}), outlier threshold "
+                                        f"{result.threshold_px:.1f} px{noise}"))
     if result.swapped.any():
         console.print(f"left/right swaps repaired in {int(result.swapped.sum())} camera-frames")
     console.print("wrote " + ", ".join(str(p) for p in written))

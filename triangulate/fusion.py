@@ -39,6 +39,10 @@ from triangulate.skeletons import Skeleton
 # gets a ~30 Hz cutoff (no visible lag) while a still joint is smoothed at 1 Hz.
 LIVE_MIN_CUTOFF_HZ = 1.0
 LIVE_BETA = 30.0
+# A prior (the joint's last accepted position) older than this is not used by the gate.
+PRIOR_MAX_AGE_S = 0.25
+PRIOR_GATE_BASE_M = 0.15
+PRIOR_MAX_SPEED = 3.0  # m/s
 # Views tried for removal per round of outlier rejection (the ones with the largest residuals).
 LOO_CANDIDATES = 4
 
@@ -267,6 +271,34 @@ class FusionEngine:
         )
         self.smoothing = smoothing
         self._index = {name: i for i, name in enumerate(rig.names)}
+        self._prior = np.full((skeleton.n_joints, 3), np.nan)  # last accepted position per joint
+        self._prior_t = np.full(skeleton.n_joints, np.iinfo(np.int64).min // 2, dtype=np.int64)
+
+    def _gate(self, points: np.ndarray, error: np.ndarray, views: np.ndarray, time_ns: int) -> None:
+        """Causal prior gate, in place: drop a two-view point far from where that joint just was.
+
+        Two views cannot expose an outlier that lies on the other view's epipolar
+        line; the offline engine rejects such points against the median of the
+        neighbouring frames (``prior_gate_m``), this does it against the last
+        accepted position of the joint, if it is recent (``PRIOR_MAX_AGE_S``).
+        Only accepted points update the prior, and a stale prior is ignored, so
+        a bad prior cannot lock a joint out for long.
+        """
+        if self.config.prior_gate_m is None:  # the config's switch; the live gate's size is below
+            return
+        ok = np.isfinite(points).all(-1)
+        age_s = (time_ns - self._prior_t) * 1e-9
+        recent = age_s <= PRIOR_MAX_AGE_S
+        # The gate widens with the prior's age: a joint may move PRIOR_MAX_SPEED meanwhile.
+        far = np.linalg.norm(points - self._prior, axis=-1) > PRIOR_GATE_BASE_M + PRIOR_MAX_SPEED * age_s
+        drop = ok & (views <= 2) & recent & far
+        if drop.any():
+            points[drop] = np.nan
+            error[drop] = np.nan
+            views[drop] = 0
+        keep = ok & ~drop
+        self._prior[keep] = points[keep]
+        self._prior_t[keep] = time_ns
 
     def collect(self, camera: str, frame_index: int, capture_time_ns: int, keypoints: np.ndarray,
                 arrival_ns: int) -> list[Instant]:
@@ -305,6 +337,8 @@ class FusionEngine:
             raw, error, views = res.points, res.error_px, res.n_views
         out = []
         for b, inst in enumerate(instants):
+            if self.method == "live":
+                self._gate(raw[b], error[b], views[b], inst.time_ns)
             points = raw[b]
             if self.smoothing is not None:
                 points = self.smoothing.update(points, inst.time_ns * 1e-9)

@@ -25,7 +25,6 @@ model (distortion included), averaged over the views used for that joint.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 

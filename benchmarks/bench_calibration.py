@@ -136,14 +136,19 @@ def run_rigcap(det: Detections, board: BoardDefinition, initial_rig: Rig | None 
     return res.rig, time.perf_counter() - t0, ""
 
 
-def run_ba_from_truth_direct(det, board, rig_true, rvecs, tvecs):
-    """Bundle adjustment from the true rig and true board poses (fallback when the pipeline lacks initial_rig)."""
+def run_ba_from_truth_direct(det, board, rig_true, rvecs, tvecs, refine_intrinsics: bool = True):
+    """Bundle adjustment from the true rig and true board poses.
+
+    With ``refine_intrinsics=False`` the true intrinsics are held: an oracle
+    bound on what the extrinsics alone can reach from these detections.
+    """
     from calibration.bundle_adjust import Observations, bundle_adjust
 
     t0 = time.perf_counter()
     instants = np.flatnonzero((det.counts() >= 6).any(axis=0))
     obs = Observations.from_corners(det.corners, instants)
-    res = bundle_adjust([c.copy() for c in rig_true], rvecs[instants], tvecs[instants], board.corner_points(), obs)
+    res = bundle_adjust([c.copy() for c in rig_true], rvecs[instants], tvecs[instants], board.corner_points(), obs,
+                        refine_intrinsics=refine_intrinsics)
     return Rig(res.cameras), time.perf_counter() - t0, ""
 
 
@@ -292,6 +297,12 @@ def evaluate(rig: Rig, det: Detections, board: BoardDefinition, truth: Rig | Non
 
 
 # ==================================================================== tables
+def _f(value: float, width: int, prec: int) -> str:
+    """Fixed-point unless huge (a diverged calibration must not break the table)."""
+    text = f"{value:.{prec}f}" if np.isfinite(value) and abs(value) < 10 ** (width - prec - 2) else f"{value:.2g}"
+    return f"{text:>{width}}"
+
+
 def print_table(title: str, rows: list[tuple[str, dict | None, float, str]], truth: bool = True) -> None:
     print(f"\n{title}")
     head = f"  {'method':<24}"
@@ -306,9 +317,9 @@ def print_table(title: str, rows: list[tuple[str, dict | None, float, str]], tru
             continue
         line = f"  {name:<24}"
         if truth:
-            line += (f"{m['centre_mean']:>11.2f} /{m['centre_max']:>7.2f}{m['rot_max']:>12.4f}{m['focal_max']:>12.3f}"
-                     f"{m['scale_pct']:>9.3f}")
-        line += f"{m['rigidity']:>12.3f}{m['reproj']:>10.3f}{seconds:>8.1f}"
+            line += (f"{_f(m['centre_mean'], 11, 2)} /{_f(m['centre_max'], 7, 2)}{_f(m['rot_max'], 12, 4)}"
+                     f"{_f(m['focal_max'], 12, 3)}{_f(m['scale_pct'], 9, 3)}")
+        line += f"{_f(m['rigidity'], 12, 3)}{_f(m['reproj'], 10, 3)}{_f(seconds, 8, 1)}"
         print(line + (f"   {note}" if note else ""))
 
 
@@ -327,6 +338,8 @@ def bench_synthetic(label: str, n_cameras: int, hard: bool, n_frames: int, seed:
     if rig is None:
         rig, sec, note = run_ba_from_truth_direct(det, board, truth, rvecs, tvecs)
     rows.append(("rigcap BA from truth", evaluate(rig, det, board, truth), sec, note))
+    rig, sec, note = run_ba_from_truth_direct(det, board, truth, rvecs, tvecs, refine_intrinsics=False)
+    rows.append(("BA from truth, true K", evaluate(rig, det, board, truth), sec, "oracle: intrinsics held at truth"))
     rig, sec, note = run_aniposelib(det, board)
     rows.append(("aniposelib", evaluate(rig, det, board, truth) if rig else None, sec, note))
     if with_fixed_k:
@@ -355,6 +368,14 @@ def bench_real(root: Path, step: int) -> None:
     rows.append(("caliscope (its file)", evaluate(theirs, det, CALISCOPE_BOARD, None), float("nan"),
                  "camera_array.toml as shipped"))
     print_table("real recording: same detections, both rigs (no ground truth)", rows, truth=False)
+    for name, rig in (("rigcap", mine), ("caliscope", theirs)):
+        if rig is None:
+            continue
+        pts = triangulate(rig, det.corners)
+        err = rig.reprojection_error(pts, det.corners)
+        per_cam = np.sqrt(np.nanmean(err.reshape(4, -1) ** 2, axis=1))
+        print(f"  {name:<10} per camera: " + "; ".join(
+            f"{c.name} reproj {e:.2f} px f {c.focal.mean():.1f} px k1 {c.dist[0]:+.3f}" for c, e in zip(rig, per_cam)))
     if mine is not None:
         cmp_ = compare(mine, theirs)
         print("  camera-position difference rigcap vs caliscope after similarity alignment (mm): "

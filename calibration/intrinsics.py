@@ -152,6 +152,26 @@ def _calibrate(corners, frames, board, size, flags, matrix=None, dist=None):
     return rms, k, d.ravel(), np.array(rvecs).reshape(-1, 3), np.array(per_view)
 
 
+_FALLBACK_FLAGS = (0, cv2.CALIB_FIX_K3, cv2.CALIB_FIX_K3 | cv2.CALIB_FIX_K2 | cv2.CALIB_ZERO_TANGENT_DIST)
+
+
+def _calibrate_safe(corners, frames, board, size, flags, matrix=None, dist=None):
+    """:func:`_calibrate`, falling back to simpler lens models (then no starting guess) when
+    OpenCV fails or returns a non-positive focal length (few or poorly spread views)."""
+    last_exc = None
+    for guess in ((matrix, dist), (None, None)) if matrix is not None else ((None, None),):
+        for extra in _FALLBACK_FLAGS:
+            try:
+                out = _calibrate(corners, frames, board, size, flags | extra, *guess)
+            except cv2.error as exc:
+                last_exc = exc
+                continue
+            k = out[1]
+            if k[0, 0] > 0 and k[1, 1] > 0 and np.isfinite(out[0]):
+                return out
+    raise RigcapError(f"OpenCV could not calibrate this camera from {len(frames)} views ({last_exc or 'non-positive focal length'})")
+
+
 def calibrate_intrinsics(
     name: str,
     corners: np.ndarray,
@@ -178,7 +198,7 @@ def calibrate_intrinsics(
         )
     # pass 1: coverage only; pass 2: coverage + pose diversity from pass 1's poses
     first = select_views(corners, size, candidates, max(max_views // 2, 3))
-    _, k0, d0, _, _ = _calibrate(corners, first, board, size, flags)
+    _, k0, d0, _, _ = _calibrate_safe(corners, first, board, size, flags | cv2.CALIB_FIX_K3)
     rvecs = np.zeros((len(candidates), 3))
     obj_all = board.corner_points()
     for j, f in enumerate(candidates):
@@ -186,12 +206,12 @@ def calibrate_intrinsics(
         ok, r, _t = cv2.solvePnP(obj_all[vis], corners[f, vis], k0, d0, flags=cv2.SOLVEPNP_IPPE)
         rvecs[j] = r.ravel() if ok else 0.0
     views = select_views(corners, size, candidates, max_views, rvecs)
-    rms, k, d, _, per_view = _calibrate(corners, views, board, size, flags, k0, d0)
+    rms, k, d, _, per_view = _calibrate_safe(corners, views, board, size, flags, k0, d0)
     # one robust pass: a view far worse than the rest holds a mis-detection
     bad = per_view > max(3.0 * np.median(per_view), 1.0)
     if bad.any() and (~bad).sum() >= 3:
         views = views[~bad]
-        rms, k, d, _, per_view = _calibrate(corners, views, board, size, flags, k, d)
+        rms, k, d, _, per_view = _calibrate_safe(corners, views, board, size, flags, k, d)
     if len(views) < 10:
         warnings.append(f"camera {name!r}: intrinsics from only {len(views)} views; 20+ tilted views give steadier results")
     cam = Camera(name, size, k, d)

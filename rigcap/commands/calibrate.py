@@ -1,0 +1,63 @@
+"""``rigcap calibrate``: board recordings (one per camera) -> rig.toml, a report table and a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibrate",
+        help="calibrate a rig from ChArUco board recordings (one video or image folder per camera)",
+        description="Detect the ChArUco board in every input (camera name = file or folder stem), calibrate "
+        "each camera's lens, chain camera poses through shared board sightings, bundle-adjust everything "
+        "and write the rig file with its report (per-camera reprojection RMSE, board rigidity in mm) in "
+        "[metadata], a table on the terminal and a PNG beside the rig file. When the board is not found, "
+        "rigcap tries other board definitions and says which one matches the print.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one video file or image folder per camera")
+    p.add_argument("--board", default="configs/board.toml", help="board definition TOML (default: %(default)s)")
+    p.add_argument("--out", default="rig.toml", help="rig file to write (default: %(default)s)")
+    p.add_argument("--timestamps", metavar="FILE",
+                   help="group frames by time: caliscope's timestamps.csv, or a folder of rigcap per-camera "
+                   "frame_index,time_ns CSVs (default: frame i of every input is the same instant)")
+    p.add_argument("--floor-frame", type=int, metavar="K",
+                   help="instant at which the board lay face up on the floor: world origin at its corner, z up "
+                   "(default: camera 0's frame)")
+    p.add_argument("--fixed-intrinsics", action="store_true",
+                   help="keep each camera's single-camera intrinsics fixed in bundle adjustment")
+    p.add_argument("--max-sightings", type=int, default=400,
+                   help="board sightings used by bundle adjustment, evenly thinned (default: %(default)s)")
+    p.add_argument("--workers", type=int, help="parallel detection processes (default: one per camera, up to the cores)")
+    p.add_argument("--png", metavar="FILE", help="report image (default: the rig file's name with .png)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from calibration.board import BoardDefinition
+    from calibration.pipeline import calibrate
+    from calibration.report import print_table, save_png
+    from calibration.rigfile import save_rig
+
+    console = Console()
+    board = BoardDefinition.from_toml(args.board)
+    result = calibrate(
+        args.inputs, board, args.timestamps,
+        origin="camera0" if args.floor_frame is None else args.floor_frame,
+        refine_intrinsics=not args.fixed_intrinsics, workers=args.workers, progress=not args.no_progress,
+        max_instants=args.max_sightings,
+    )
+    out = save_rig(result.rig, args.out)
+    png = Path(args.png) if args.png else Path(out).with_suffix(".png")
+    save_png(png, result.rig, result.cameras, result.rigidity_rmse_mm, result.board_points_world(board),
+             title=f"rigcap calibration: {out.name}")
+    print_table(result.cameras, result.rigidity_rmse_mm, console)
+    for w in result.warnings:
+        if not any(w in c.warnings for c in result.cameras):
+            console.print(f"[yellow]warning:[/yellow] {w}")
+    secs = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    console.print(f"wrote {out} and {png}  ({secs})")
+    return 0

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         "dictionary, legacy_pattern, inverted) and a 100 mm scale bar, so a print can be matched to "
         "its config and measured. Fails when the board does not fit the paper.",
     )
-    p.add_argument("--config", default="configs/board.toml", help="board config (default: %(default)s)")
+    p.add_argument("--config", "--board", dest="config", default="configs/board.toml",
+                   help="board config (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="FILE", help="output file, .pdf or .png")
     p.add_argument("--paper", default=None, type=str.lower, choices=sorted(PAPER_SIZES_MM),
                    help="paper size (default: the smallest of a4, letter, a3, tabloid, a2, a1, a0 the board fits on)")

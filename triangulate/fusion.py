@@ -147,7 +147,7 @@ class LiveTriangulator:
                 ny = (yd - p1 * (r2 + 2.0 * y * y) - p2 * xy2) * inv_radial
                 step = max(np.abs(nx - x).max(initial=0.0), np.abs(ny - y).max(initial=0.0))
                 x, y = nx, ny
-                if not step > 1e-11:  # normalised units: ~1e-8 px
+                if not step > 1e-9:  # normalised units: ~1e-6 px
                     break
         und = np.stack([x, y], axis=-1)
         for c in self._special:
@@ -171,17 +171,18 @@ class LiveTriangulator:
         points = np.full((n, 3), np.nan)
         err2 = np.full((n, n_cams), np.inf)
         todo = np.nonzero(active.sum(axis=1) >= cfg.min_views)[0]
+        wa = np.where(active[todo], w[todo], 0.0)
+        p = _solve(q[todo], wa)  # algebraic fit, then ...
+        weights = lin.pixel_weights(p, wa)  # ... least squares in pixels around it
         for _ in range(n_cams):
             if todo.size == 0:
                 break
-            wa = np.where(active[todo], w[todo], 0.0)
-            p = lin.solve(q[todo], wa)
-            p = lin.solve(q[todo], lin.pixel_weights(p, wa))  # least squares in pixels
+            p = _solve(q[todo], weights)
             e2, _ = lin.errors_sq(p, xn[todo])
+            e2 = np.where(np.isnan(e2), np.inf, e2)
             points[todo], err2[todo] = p, e2
             act = active[todo]
-            worst_e2 = np.where(act & ~np.isnan(e2), e2, -1.0).max(axis=1)
-            worst_e2[(act & np.isnan(e2)).any(axis=1)] = np.inf
+            worst_e2 = np.where(act, e2, -1.0).max(axis=1)
             fail = (worst_e2 > t2) & (act.sum(axis=1) > cfg.min_views)
             todo = todo[fail]
             if todo.size == 0:
@@ -193,15 +194,15 @@ class LiveTriangulator:
             m = todo.size
             rows = np.arange(m)
             wa = np.where(act, w[todo], 0.0)
-            e2_act = np.where(act, np.nan_to_num(e2[fail], nan=np.inf), -1.0)
             k = min(n_cams, LOO_CANDIDATES)
-            cand_view = np.argsort(-e2_act, axis=1)[:, :k]  # (M, K) views to try removing
+            cand_view = np.argsort(-np.where(act, e2[fail], -1.0), axis=1)[:, :k]  # (M, K) views to try removing
             cand_ok = act[rows[:, None], cand_view]
             loo = np.repeat(wa[:, None, :], k, axis=1)  # (M, K, C)
             loo[rows[:, None], np.arange(k)[None], cand_view] = 0.0
-            cand = solve_terms(np.einsum("mkc,mcj->mkj", loo * loo, q[todo]))  # (M, K, 3)
+            cand = solve_terms(np.matmul(loo * loo, q[todo]))  # (M, K, 3)
             ce2, _ = lin.errors_sq(cand.reshape(-1, 3), np.repeat(xn[todo], k, axis=0))
-            ce2 = np.nan_to_num(ce2.reshape(m, k, n_cams), nan=np.inf)
+            ce2 = ce2.reshape(m, k, n_cams)
+            ce2 = np.where(np.isnan(ce2), np.inf, ce2)
             cost = np.where(loo > 0, np.minimum(ce2, t2), 0.0).sum(axis=2)
             cost = np.where(cand_ok & np.isfinite(cand).all(-1), cost, np.inf)
             best = np.argmin(cost, axis=1)
@@ -214,6 +215,8 @@ class LiveTriangulator:
             act[rows, removed] = False
             act[enough] = consensus[enough]
             active[todo] = act
+            # Refit those in pixels, weighted around the best candidate.
+            weights = lin.pixel_weights(cand[rows, best], np.where(act, w[todo], 0.0))
         n_views = active.sum(axis=1)
         with np.errstate(invalid="ignore"):
             err = np.sqrt(np.where(active, err2, 0.0))
@@ -225,6 +228,12 @@ class LiveTriangulator:
         n_views = np.where(bad, 0, n_views)
         active[bad] = False
         return LiveResult(points, mean_err, n_views, active)
+
+
+def _solve(q: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Point (N, 3) from view terms (N, C, 10) and row weights (N, C): ``LinearTriangulator.solve`` via matmul."""
+    w2 = weights * weights
+    return solve_terms(np.matmul(w2[:, None, :], q)[:, 0])
 
 
 class FusionEngine:

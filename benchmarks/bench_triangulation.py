@@ -21,9 +21,11 @@
     rather than wall time because the benchmark machine is shared) and wall
     time.  Target >= 10 000 frames/s with 4 cameras.
 (d) **Real data** (Pose2Sim single-person demo, Qualisys calibration), when a
-    2D keypoint file for its videos exists (``--real-keypoints``): per-joint
-    reprojection error, views, and the frame-to-frame spread (std) of bone
-    lengths (a real femur keeps its length).
+    2D keypoint file for its videos exists (``--real-keypoints``, or
+    ``--real-detect`` to run the project's MediaPipe detector on the videos,
+    cached under ``out/``): per-joint reprojection error, views, and the
+    frame-to-frame spread (std) of bone lengths (a real femur keeps its
+    length), and how the settings trade views against that spread.
 """
 
 from __future__ import annotations
@@ -258,10 +260,50 @@ def bench_dlt(args) -> None:
 
 
 # --------------------------------------------------------------------------- (d) real data
+REPO = Path(__file__).resolve().parents[1]
+DETECTED = REPO / "out" / "bench_triangulation" / "pose2sim_demo_mediapipe_kp2d.npz"
+
+
+def detect_real_keypoints(detector: str = "mediapipe") -> Path:
+    """Run the project's detector over the demo's four videos (video mode), cache the 2D keypoints file.
+
+    One person per frame: the detector's best (:func:`capture.pose.best_person`).
+    About a minute of CPU for 4 x 100 frames of 1080x1920.
+    """
+    import cv2
+
+    from capture.pose import best_person, create_detector
+    from triangulate.formats import Keypoints2D
+
+    if DETECTED.exists():
+        return DETECTED
+    videos = sorted((REAL / "videos").glob("*.mp4"))
+    per_cam, skeleton = [], None
+    for video in videos:
+        with create_detector(detector) as det:
+            skeleton = det.skeleton
+            cap = cv2.VideoCapture(str(video))
+            rows = []
+            while True:
+                ok, img = cap.read()
+                if not ok:
+                    break
+                people = det.detect(img)
+                best = best_person(people)
+                rows.append(people[best] if best is not None else np.full((skeleton.n_joints, 3), np.nan))
+            cap.release()
+        per_cam.append(np.asarray(rows, dtype=np.float32))
+        console.print(f"  detected {video.name}: {len(rows)} frames")
+    n = min(len(r) for r in per_cam)
+    kp = Keypoints2D(np.stack([r[:n] for r in per_cam]), [v.stem for v in videos], list(skeleton.joint_names),
+                     fps=60.0)
+    return kp.save(DETECTED)
+
+
 def find_real_keypoints(given: str | None) -> Path | None:
     if given:
         return Path(given)
-    for cand in (REAL / "keypoints2d.npz", REAL / "pose", Path("benchmarks/out/pose2sim_demo_keypoints2d.npz")):
+    for cand in (REAL / "keypoints2d.npz", REAL / "pose", DETECTED):
         if cand.exists():
             return cand
     return None
@@ -273,9 +315,12 @@ def bench_real(args) -> None:
     from triangulate.skeletons import skeleton_for_joints
 
     kp_path = find_real_keypoints(args.real_keypoints)
+    if kp_path is None and args.real_detect and (REAL / "videos").is_dir():
+        kp_path = detect_real_keypoints()
     calib = Path(args.real_rig) if args.real_rig else REAL / "calibration" / "Calib.qca.txt"
     if kp_path is None or not kp_path.exists():
-        console.print(f"(d) real data: no 2D keypoints for {REAL.name} (pass --real-keypoints): skipped")
+        console.print(f"(d) real data: no 2D keypoints for {REAL.name} (pass --real-keypoints, or --real-detect "
+                      "to run the project's MediaPipe detector on its videos): skipped")
         return
     if not calib.exists():
         console.print(f"(d) real data: no calibration at {calib}: skipped")
@@ -366,6 +411,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cameras", type=int, nargs="+", default=[4, 8], help="camera counts for (b)")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats, best kept")
     ap.add_argument("--real-keypoints", help="2D keypoints (.npz or OpenPose JSON folders) of the Pose2Sim demo videos")
+    ap.add_argument("--real-detect", action="store_true",
+                    help="no keypoints given: run the project's MediaPipe detector on the demo videos (cached in out/)")
     ap.add_argument("--real-rig", help="rig for those (default: the demo's Qualisys Calib.qca.txt)")
     ap.add_argument("--real-fps", type=float, default=60.0, help="frame rate of the demo videos (default 60)")
     args = ap.parse_args(argv)

@@ -1,15 +1,22 @@
 """The triangulation engine: 2D keypoints of C cameras -> robust 3D joints.
 
-One pipeline serves the offline command and the live fusion node:
+One pipeline serves the offline command and the live fusion node, every step
+one batch over frames x joints x cameras:
 
-1. undistort every keypoint through its camera (:meth:`calibration.Camera.undistort`);
-2. drop views below ``min_confidence``;
-3. repair left/right swaps per camera frame (:mod:`triangulate.swap`);
-4. choose the agreeing views of every joint and fit them
+1. undistort every keypoint, all cameras at once (:class:`triangulate.lens.LensBatch`);
+2. drop views below ``min_confidence``; optionally set the outlier
+   threshold from the detector's noise (``auto_threshold``);
+3. choose the agreeing views of every joint and fit them
    (:mod:`triangulate.robust`, :mod:`triangulate.dlt`);
-5. optionally refine each point by reprojection error through the full lens
+4. in frames where a camera then disagrees on many left/right joints, repair
+   left/right swaps (whole body or one limb, :mod:`triangulate.swap`) and
+   refit those frames; a frame whose 3D left and right sides trade places
+   against its neighbours is relabelled (two of four cameras swapped);
+5. with a temporal window, refit the points that lost a view or rest on two
+   views with the neighbouring frames' median as a vote;
+6. optionally refine each point by reprojection error through the full lens
    model (:mod:`triangulate.refine`);
-6. optionally fill short gaps and low-pass (:mod:`triangulate.filters`).
+7. optionally fill short gaps and low-pass (:mod:`triangulate.filters`).
 
 :func:`triangulate` takes a :class:`~triangulate.formats.Keypoints2D` (cameras
 matched to the rig by name) or a plain array, and returns a

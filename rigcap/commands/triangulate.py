@@ -14,7 +14,9 @@ def register(subparsers) -> None:
         "Pose2Sim Calib.toml) and 2D keypoints as a rigcap .npz or a folder of OpenPose-style JSON folders "
         "(one per camera, Pose2Sim's layout). Writes the 3D points .npz and, next to it, .trc, .csv and .c3d.",
     )
-    p.add_argument("--rig", required=True, metavar="TOML", help="rig / Calib.toml")
+    p.add_argument("--rig", required=True, metavar="FILE",
+                   help="rig: rigcap/aniposelib TOML, Pose2Sim Calib.toml, caliscope camera_array.toml or "
+                   "Qualisys .qca.txt")
     p.add_argument("--keypoints", required=True, metavar="NPZ|DIR",
                    help="2D keypoints .npz, or a folder of <camera>_json folders (OpenPose JSON)")
     p.add_argument("--out", required=True, metavar="NPZ", help="3D points file to write (.npz)")

@@ -73,6 +73,18 @@ def test_bad_folders_name_the_file_and_the_problem(tmp_path):
     write_frame(tmp_path / "c3_json", "c3", 0, [person(11, 0.0)])
     with pytest.raises(InputFileError, match="no known skeleton has 11 joints"):
         load_openpose_json(tmp_path / "c3_json")
+    write_frame(tmp_path / "c4_json", "c4", 0, [])
+    with pytest.raises(InputFileError, match="no person detected in any frame of any camera"):
+        load_openpose_json(tmp_path / "c4_json")
+
+
+def test_a_camera_that_never_saw_anyone_is_all_nan(tmp_path):
+    for f in range(3):
+        write_frame(tmp_path / "a_json", "a", f, [person(17, 0.0)])
+        write_frame(tmp_path / "b_json", "b", f, [])
+    kp = load_openpose_json(tmp_path)
+    assert kp.camera_names == ["a", "b"] and kp.keypoints.shape == (2, 3, 17, 3)
+    assert np.isnan(kp.keypoints[1]).all() and np.isfinite(kp.keypoints[0]).all()
 
 
 def test_studio_detections_written_as_openpose_json_triangulate_to_the_truth(tmp_path):

@@ -12,7 +12,8 @@ Each file holds ``{"people": [{"pose_keypoints_2d": [x0, y0, c0, x1, ...]}, ...]
 (pixels, confidence; OpenPose writes ``0, 0, 0`` for a joint it did not find,
 read here as NaN).  The camera name is the folder name without ``_json``; the
 frame number is the last number before ``_keypoints.json``, and cameras are
-aligned on it (frames a camera lacks are NaN).
+aligned on it (frames a camera lacks are NaN; a camera that never saw
+anyone is all NaN).
 
 One person per frame is kept: the most confident (sum of confidences) where
 there is no earlier choice, else the one closest to the previous frame's
@@ -105,8 +106,8 @@ def read_camera_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
     n_joints = {p.shape[1] for p in people if p.shape[0]}
     if len(n_joints) > 1:
         raise InputFileError(folder, f"files disagree on the number of joints: {sorted(n_joints)}")
-    if not n_joints:
-        raise InputFileError(folder, "no person detected in any frame")
+    if not n_joints:  # a camera that never saw anyone: all NaN, joint count from the others
+        return frames, np.full((len(files), 0, 3), np.nan)
     j = n_joints.pop()
     out = np.full((len(files), j, 3), np.nan)
     previous = None
@@ -125,7 +126,9 @@ def load_openpose_json(
     """Camera folders (or one parent of ``*_json`` folders) -> :class:`Keypoints2D` aligned on frame number."""
     dirs = camera_folders(folders)
     per_cam = [read_camera_folder(d) for d in dirs]
-    counts = {kp.shape[1] for _, kp in per_cam}
+    counts = {kp.shape[1] for _, kp in per_cam if kp.shape[1]}
+    if not counts:
+        raise InputFileError(dirs[0].parent, "no person detected in any frame of any camera")
     if len(counts) > 1:
         raise InputFileError(dirs[0].parent, f"camera folders disagree on the number of joints: {sorted(counts)}")
     n_joints = counts.pop()
@@ -140,5 +143,6 @@ def load_openpose_json(
     last = max(int(f[-1]) for f, _ in per_cam)
     out = np.full((len(dirs), last - first + 1, n_joints, 3), np.nan, dtype=np.float32)
     for c, (frames, kp) in enumerate(per_cam):
-        out[c, frames - first] = kp
+        if kp.shape[1]:
+            out[c, frames - first] = kp
     return Keypoints2D(out, [camera_name(d) for d in dirs], list(skeleton.joint_names), None, fps)

@@ -10,16 +10,15 @@ Detection uses OpenCV's ``CharucoDetector`` (marker detection, corner
 interpolation through the markers' homography, then ``cornerSubPix`` on the
 chessboard corners).  A board printed inverted is detected on ``255 - gray``
 (more corners than ``detectInvertedMarker`` on the real caliscope recording:
-2 029 vs 1 710 over its four cameras).  Cameras run in parallel processes
-when there are cores for them; a rich progress bar counts frames.
+2 029 vs 1 710 over its four cameras).  Cameras run in parallel threads
+when there are cores for them (threads: OpenCV releases the GIL); a rich
+progress bar counts frames.
 """
 
 from __future__ import annotations
 
 import os
-import queue as queue_mod
-import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -108,37 +107,18 @@ def detect_source(
     )
 
 
-_PROGRESS_QUEUE = None
-
-
-def _init_worker(progress_queue) -> None:
-    global _PROGRESS_QUEUE
-    _PROGRESS_QUEUE = progress_queue
-    cv2.setNumThreads(1)
-
-
-def _worker(path: str, board_dict: dict, slot: int) -> tuple:
-    """Process-pool entry point: results and errors as plain, picklable tuples."""
-    board = BoardDefinition(**board_dict)
-    try:
-        det = detect_source(path, board, lambda k: _PROGRESS_QUEUE.put((slot, k)))
-    except InputFileError as exc:
-        return ("input_error", exc.path, exc.problem)
-    except RigcapError as exc:
-        return ("error", str(exc))
-    return ("ok", det)
-
-
 def detect_all(
     inputs: Sequence[str | Path],
     board: BoardDefinition,
     workers: int | None = None,
     progress: bool = True,
 ) -> list[CameraDetections]:
-    """Detect the board in every input (one camera each), cameras in parallel processes.
+    """Detect the board in every input (one camera each), cameras in parallel threads.
 
     All inputs are opened (and so validated, each error naming its file)
-    before any decoding starts.
+    before any decoding starts.  Threads, not processes: OpenCV releases the
+    GIL while decoding and detecting, and a fork after OpenCV has started its
+    own thread pool can deadlock the children.
     """
     sources = [open_source(p) for p in inputs]
     names = [s.name for s in sources]
@@ -150,40 +130,12 @@ def detect_all(
     workers = max(1, min(workers, len(sources)))
 
     bar = _Bar(sources, enabled=progress)
-    if workers == 1:
-        with bar:
+    with bar:
+        if workers == 1:
             return [detect_source(s, board, lambda k, i=i: bar.advance(i, k)) for i, s in enumerate(sources)]
-    import multiprocessing as mp
-
-    # fork: works from scripts without a __main__ guard; the pool is started
-    # before the progress bar's thread exists.
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-        futures = [pool.submit(_worker, str(s.path), board.to_dict(), i) for i, s in enumerate(sources)]
-        with bar:
-            while not all(f.done() for f in futures):
-                _drain(q, bar)
-                time.sleep(0.05)
-            _drain(q, bar)
-        results = [f.result() for f in futures]
-    out = []
-    for res in results:
-        if res[0] == "input_error":
-            raise InputFileError(res[1], res[2])
-        if res[0] == "error":
-            raise RigcapError(res[1])
-        out.append(res[1])
-    return out
-
-
-def _drain(q, bar: "_Bar") -> None:
-    while True:
-        try:
-            slot, k = q.get_nowait()
-        except queue_mod.Empty:
-            return
-        bar.advance(slot, k)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(detect_source, s, board, lambda k, i=i: bar.advance(i, k)) for i, s in enumerate(sources)]
+            return [f.result() for f in futures]
 
 
 class _Bar:

@@ -21,9 +21,10 @@ def register(subparsers) -> None:
                    help="2D keypoints .npz, or a folder of <camera>_json folders (OpenPose JSON)")
     p.add_argument("--out", required=True, metavar="NPZ", help="3D points file to write (.npz)")
     p.add_argument("--fps", type=float, help="frame rate (needed for JSON input; default: the keypoints')")
-    p.add_argument("--threshold-px", default="15",
+    p.add_argument("--threshold-px", default="auto",
                    help="reprojection error above which a view is an outlier, px, or 'auto': three times the "
-                   "detector noise estimated from the data, at least 15 (default: %(default)s)")
+                   "detector noise estimated from the data, at least 15 px (a coarse detector on large images "
+                   "keeps its agreeing views) (default: %(default)s)")
     p.add_argument("--min-confidence", type=float, default=0.3,
                    help="detector confidence below which a keypoint is ignored (default: %(default)s)")
     p.add_argument("--min-views", type=int, default=2, help="fewest agreeing views per joint (default: %(default)s)")

@@ -92,10 +92,24 @@ def joint_swap_gains(
     cams = np.arange(n_cams)[None, :]
     usable = ok & ok_sw & np.isfinite(loo[n, best, cams])
 
-    err_sw, _ = lin.errors_sq(hyp.points, obs_sw)  # (N, K, C)
     keep = np.minimum(hyp.err2[n, best, cams], t2)
-    flip = np.minimum(err_sw[n, best, cams], t2)
+    flip = np.minimum(_own_camera_err2(lin, hyp.points[n, best], obs_sw), t2)
     return np.where(usable, keep - flip, 0.0).reshape(n_frames, lr.size, n_cams), lr
+
+
+def _own_camera_err2(lin: LinearTriangulator, points: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Squared px error of point ``points[n, c]`` (N, C, 3) in camera ``c`` only, against ``obs`` (N, C, 2).
+
+    :meth:`LinearTriangulator.errors_sq` would project every point into every
+    camera; here each camera needs only its own point.
+    """
+    ext = lin.extrinsics
+    cam = np.einsum("nck,cjk->ncj", points, ext[:, :, :3]) + ext[:, :, 3]
+    z = cam[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dx = (cam[..., 0] / z - obs[..., 0]) * lin.fx
+        dy = (cam[..., 1] / z - obs[..., 1]) * lin.fy
+    return np.where(z > 0, dx * dx + dy * dy, np.inf)
 
 
 # Words naming the joints of a limb group, for partial swap hypotheses.

@@ -307,7 +307,9 @@ class FusionEngine:
         age_s = (time_ns - self._prior_t) * 1e-9
         recent = age_s <= PRIOR_MAX_AGE_S
         # The gate widens with the prior's age: a joint may move PRIOR_MAX_SPEED meanwhile.
-        far = np.linalg.norm(points - self._prior, axis=-1) > PRIOR_GATE_BASE_M + PRIOR_MAX_SPEED * age_s
+        d = points - self._prior
+        gate = PRIOR_GATE_BASE_M + PRIOR_MAX_SPEED * age_s
+        far = np.einsum("jk,jk->j", d, d) > gate * gate
         drop = ok & (views <= 2) & recent & far
         if drop.any():
             points[drop] = np.nan

@@ -118,7 +118,7 @@ def main() -> int:
                 table.add_row(str(n_cams), method, "drained" if drained else "one by one", str(r["instants"]),
                               f"{r['rate']:.0f}", f"{r['decode_us']:.0f}", f"{r['group_us']:.0f}",
                               f"{r['fuse_us']:.0f}", share, f"{r['cams']:.2f}", f"{r['mpjpe_mm']:.1f}")
-    Console().print(table)
+    Console(width=200).print(table)
     print("target (issue 5): >= 1000 instants/s at 8 cameras")
     return 0
 

@@ -329,10 +329,11 @@ def bench_real(args) -> None:
     kp = load_keypoints(str(kp_path), args.real_fps)
     if not set(kp.camera_names) <= set(rig.names) and kp.n_cameras == len(rig):
         kp = Keypoints2D(kp.keypoints, rig.names, kp.joint_names, kp.timestamps_ns, kp.fps)
-    res = triangulate(rig, kp, TriangulationConfig())
+    res = triangulate(rig, kp, TriangulationConfig(auto_threshold=True))  # rigcap triangulate's defaults
     p = res.points3d
     s = res.summary()
-    console.print(f"[bold](d) real data[/]: {kp_path} on {calib.name}: {s['frames']} frames, cameras "
+    console.print(f"[bold](d) real data[/] (rigcap triangulate defaults: auto threshold {res.threshold_px:.0f} px, "
+                  f"detector noise {res.noise_px:.1f} px): {kp_path} on {calib.name}: {s['frames']} frames, cameras "
                   f"{', '.join(res.camera_names)}; joints triangulated {s['triangulated_pct']:.1f} %, mean reprojection "
                   f"error {s['mean_error_px']:.2f} px, {s['mean_views']:.2f} views per joint, "
                   f"{s['swapped_frames']} swapped camera-frames repaired")
@@ -379,8 +380,8 @@ def bench_real(args) -> None:
     st = Table(title="Settings sweep on the real keypoints: frame-to-frame std of bone length (mm), raw triangulation")
     for col in ("settings", "views", "reproj. px", "triang. %") + tuple(n for _, _, n in limbs) + ("mean",):
         st.add_column(col, justify="left" if col == "settings" else "right")
-    sweep = [("default (15 px, swap repair, temporal)", TriangulationConfig()),
-             ("auto threshold", TriangulationConfig(auto_threshold=True)),
+    sweep = [("auto threshold (command default)", TriangulationConfig(auto_threshold=True)),
+             ("threshold 15 px (engine default)", TriangulationConfig()),
              ("threshold 25 px", TriangulationConfig(threshold_px=25.0)),
              ("threshold 40 px", TriangulationConfig(threshold_px=40.0)),
              ("no swap repair", TriangulationConfig(swap_repair=False)),

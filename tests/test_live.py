@@ -159,3 +159,15 @@ def test_remote_host_clock_offset_is_measured_and_corrected(tmp_path, studio):
     raw_summary, (raw_err, _) = results["raw"]
     assert raw_summary["spread_ms_p50"] > 10  # uncorrected, cam_3 lands in the wrong instants
     assert raw_err > err
+
+
+def test_hosts_are_parsed_with_the_config_ports():
+    from rigcap.commands.live import parse_hosts
+    from rigcap.errors import RigcapError
+
+    hosts = parse_hosts(["10.0.0.12,tcp://cams-b:6000", "tcp://a:1@tcp://a:2"], "tcp://127.0.0.1:5556",
+                        "tcp://127.0.0.1:5557")
+    assert hosts == [("tcp://10.0.0.12:5556", "tcp://10.0.0.12:5557"), ("tcp://cams-b:6000", "tcp://cams-b:5557"),
+                     ("tcp://a:1", "tcp://a:2")]
+    with pytest.raises(RigcapError, match="ipc"):
+        parse_hosts(["ipc:///tmp/x@tcp://a:2"], "tcp://127.0.0.1:5556", "tcp://127.0.0.1:5557")

@@ -119,10 +119,16 @@ def layout_page(board: BoardDefinition, paper: str = "a4", orientation: str = "a
         sx = (page[0] - 2 * margin_mm) / board_mm[0]
         sy = (page[1] - 2 * margin_mm - TEXT_BAND_MM) / board_mm[1]
         best_scale = max(best_scale, min(sx, sy))
-    fitting = [p for p in AUTO_PAPERS
-               if _fits(PAPER_SIZES_MM[p], board_mm, margin_mm) or _fits(PAPER_SIZES_MM[p][::-1], board_mm, margin_mm)]
-    smallest = fitting[0] if fitting else None
-    hint = f"use --paper {smallest}" if smallest else "no listed paper is large enough"
+    def fits_paper(p: str, orients) -> bool:
+        w, h = PAPER_SIZES_MM[p]
+        return any(_fits((w, h) if o == "portrait" else (h, w), board_mm, margin_mm) for o in orients)
+
+    other = [o for o in ("portrait", "landscape") if o not in order]
+    if other and fits_paper(paper.lower(), other):
+        hint = f"use --orientation {other[0]}"
+    else:
+        fitting = [p for p in AUTO_PAPERS if fits_paper(p, order)]
+        hint = f"use --paper {fitting[0]}" if fitting else "no listed paper is large enough"
     max_square = np.floor(board.square_length * 1000.0 * best_scale * 10) / 10
     raise RigcapError(
         f"the board ({board.squares_x} x {board.squares_y} squares of {board.square_length * 1000:g} mm = "

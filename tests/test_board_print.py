@@ -107,6 +107,8 @@ def test_board_too_large_for_paper_is_an_error_saying_what_fits():
     with pytest.raises(RigcapError, match=r"does not fit on a4.*--paper a3.*at most 34\.8 mm"):
         layout_page(board, "a4")
     assert layout_page(board, "a3").landscape
+    with pytest.raises(RigcapError, match=r"does not fit on a3.*use --orientation landscape"):
+        layout_page(board, "a3", "portrait")
 
 
 def test_cli_writes_png_and_rejects_other_suffixes(tmp_path, repo_root):

@@ -131,8 +131,15 @@ def print_table(cameras: list[CameraReport], rigidity_mm: float, console=None) -
 
 
 def save_png(path: str | Path, rig: Rig, cameras: list[CameraReport], rigidity_mm: float,
-             board_points_world: np.ndarray | None = None, title: str = "rigcap calibration") -> Path:
-    """Error per camera (bar chart) and a top view of the rig with the board sightings."""
+             board_points_world: np.ndarray | None = None, title: str = "rigcap calibration",
+             z_up: bool = True) -> Path:
+    """Error per camera (bar chart) and a top view of the rig with the board sightings.
+
+    ``z_up``: the world's z axis is up (a floor sighting set the frame), so the
+    top view is the x-y plane; otherwise the world is camera 0's frame (y
+    down) and the top view is its x-z plane.
+    """
+    ax2 = 1 if z_up else 2
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,17 +156,17 @@ def save_png(path: str | Path, rig: Rig, cameras: list[CameraReport], rigidity_m
     if board_points_world is not None and np.isfinite(board_points_world).any():
         pts = board_points_world.reshape(-1, 3)
         pts = pts[np.isfinite(pts[:, 0])]
-        ax_top.scatter(pts[:, 0], pts[:, 1], s=1, c="0.6", label="board corners")
+        ax_top.scatter(pts[:, 0], pts[:, ax2], s=1, c="0.6", label="board corners")
     centers = rig.centers
     for cam, c in zip(rig.cameras, centers):
         look = cam.R[2] * 0.4  # optical axis in world coordinates
-        ax_top.plot([c[0], c[0] + look[0]], [c[1], c[1] + look[1]], color="tab:red")
-        ax_top.annotate(cam.name, c[:2], textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax_top.scatter(centers[:, 0], centers[:, 1], color="tab:red", marker="^", label="cameras")
+        ax_top.plot([c[0], c[0] + look[0]], [c[ax2], c[ax2] + look[ax2]], color="tab:red")
+        ax_top.annotate(cam.name, (c[0], c[ax2]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax_top.scatter(centers[:, 0], centers[:, ax2], color="tab:red", marker="^", label="cameras")
     ax_top.set_aspect("equal", adjustable="datalim")
     ax_top.set_xlabel("x (m)")
-    ax_top.set_ylabel("y (m)")
-    ax_top.set_title("top view")
+    ax_top.set_ylabel("y (m)" if z_up else "z (m), camera 0 looking up the page")
+    ax_top.set_title("top view" + ("" if z_up else " (camera 0's frame)"))
     ax_top.legend(loc="best", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()

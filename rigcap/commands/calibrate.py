@@ -53,7 +53,7 @@ def run(args) -> int:
     out = save_rig(result.rig, args.out)
     png = Path(args.png) if args.png else Path(out).with_suffix(".png")
     save_png(png, result.rig, result.cameras, result.rigidity_rmse_mm, result.board_points_world(board),
-             title=f"rigcap calibration: {out.name}")
+             title=f"rigcap calibration: {out.name}", z_up=args.floor_frame is not None)
     print_table(result.cameras, result.rigidity_rmse_mm, console)
     for w in result.warnings:
         if not any(w in c.warnings for c in result.cameras):

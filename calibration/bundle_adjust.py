@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.sparse import coo_matrix
@@ -163,6 +164,100 @@ class _Layout:
         return coo_matrix((np.ones(rows.size, np.int8), (rows, cols)), shape=(2 * m, self.size))
 
 
+def _rodrigues_jacobians(rvecs: np.ndarray) -> np.ndarray:
+    """(K, 3, 3, 3) ``d R[i, k] / d rvec[j]`` stored as ``[K, j, i, k]`` (OpenCV's exact derivative)."""
+    out = np.empty((len(rvecs), 3, 3, 3))
+    for n, r in enumerate(rvecs):
+        _, jac = cv2.Rodrigues(np.ascontiguousarray(r, dtype=np.float64))
+        out[n] = jac.reshape(3, 3, 3)
+    return out
+
+
+def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
+    """Analytic Jacobian of :func:`_residual_fn`'s residuals, as a CSR matrix (2M x P).
+
+    Chain: board corner -> world (board rotation, position) -> camera
+    (camera rotation, centre) -> normalised -> distorted -> pixels
+    (intrinsics).  Same parametrisation and column layout as the residuals.
+    """
+    m = len(obs)
+    row2 = np.stack([2 * np.arange(m), 2 * np.arange(m) + 1], axis=1)  # (M, 2)
+
+    def jacobian(x):
+        cam_p, intr, board_p = layout.unpack(x, cam_rt0, intr0)
+        rc = rodrigues_to_matrix(cam_p[:, :3])
+        rb = rodrigues_to_matrix(board_p[:, :3])
+        drc = _rodrigues_jacobians(cam_p[:, :3])  # (C, j, i, k)
+        drb = _rodrigues_jacobians(board_p[:, :3])
+        pb = points[obs.corner]  # (M, 3) board frame
+        xw = np.einsum("mij,mj->mi", rb[obs.board], pb) + board_p[obs.board, 3:]
+        d = xw - cam_p[obs.cam, 3:]
+        r_m = rc[obs.cam]
+        xc = np.einsum("mij,mj->mi", r_m, d)
+        z = xc[:, 2]
+        x_n, y_n = xc[:, 0] / z, xc[:, 1] / z
+        p = intr[obs.cam]
+        fx, fy = p[:, 0], p[:, 1]
+        k1, k2, p1, p2, k3 = p[:, 4], p[:, 5], p[:, 6], p[:, 7], p[:, 8]
+        r2 = x_n * x_n + y_n * y_n
+        rad = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        drad = k1 + r2 * (2.0 * k2 + 3.0 * r2 * k3)
+        xd = x_n * rad + 2.0 * p1 * x_n * y_n + p2 * (r2 + 2.0 * x_n * x_n)
+        yd = y_n * rad + p1 * (r2 + 2.0 * y_n * y_n) + 2.0 * p2 * x_n * y_n
+        # d(xd, yd) / d(x, y)
+        dd = np.empty((m, 2, 2))
+        dd[:, 0, 0] = rad + 2.0 * x_n * x_n * drad + 2.0 * p1 * y_n + 6.0 * p2 * x_n
+        dd[:, 0, 1] = 2.0 * x_n * y_n * drad + 2.0 * p1 * x_n + 2.0 * p2 * y_n
+        dd[:, 1, 0] = 2.0 * x_n * y_n * drad + 2.0 * p1 * x_n + 2.0 * p2 * y_n
+        dd[:, 1, 1] = rad + 2.0 * y_n * y_n * drad + 6.0 * p1 * y_n + 2.0 * p2 * x_n
+        # d(x, y) / d xc
+        dn = np.zeros((m, 2, 3))
+        dn[:, 0, 0] = 1.0 / z
+        dn[:, 1, 1] = 1.0 / z
+        dn[:, 0, 2] = -x_n / z
+        dn[:, 1, 2] = -y_n / z
+        duv_dxc = np.stack([fx, fy], axis=1)[:, :, None] * np.einsum("mab,mbc->mac", dd, dn)  # (M, 2, 3)
+        blocks_r, blocks_c, blocks_v = [], [], []
+
+        def put(mask, col_start, values):  # values (M, 2, w), rows where mask
+            values = values[mask]
+            w = values.shape[2]
+            blocks_r.append(np.repeat(row2[mask][:, :, None], w, axis=2).ravel())
+            blocks_c.append(np.broadcast_to((col_start[mask][:, None] + np.arange(w))[:, None, :], values.shape).ravel())
+            blocks_v.append(values.ravel())
+
+        # camera: rotation (via dR/drvec applied to d) and centre (-R)
+        dxc_drc = np.einsum("mjik,mk->mij", drc[obs.cam], d)  # (M, 3 xc, 3 rvec)
+        cam_vals = np.concatenate([duv_dxc @ dxc_drc, -duv_dxc @ r_m], axis=2)  # (M, 2, 6)
+        free = layout.cam_col[obs.cam] >= 0
+        put(free, layout.cam_col[obs.cam], cam_vals)
+        if layout.refine:
+            iv = np.zeros((m, 2, N_INTR))
+            iv[:, 0, 0] = xd
+            iv[:, 1, 1] = yd
+            iv[:, 0, 2] = 1.0
+            iv[:, 1, 3] = 1.0
+            dk = np.stack([r2, r2 * r2, r2 * r2 * r2], axis=1)  # (M, 3) for k1 k2 k3
+            iv[:, 0, [4, 5, 8]] = fx[:, None] * x_n[:, None] * dk
+            iv[:, 1, [4, 5, 8]] = fy[:, None] * y_n[:, None] * dk
+            iv[:, 0, 6] = fx * 2.0 * x_n * y_n
+            iv[:, 1, 6] = fy * (r2 + 2.0 * y_n * y_n)
+            iv[:, 0, 7] = fx * (r2 + 2.0 * x_n * x_n)
+            iv[:, 1, 7] = fy * 2.0 * x_n * y_n
+            put(np.ones(m, bool), layout.intr_off + N_INTR * obs.cam, iv)
+        # board: rotation (dRb/drvec applied to the corner) and position (identity -> R_c)
+        dxw_drb = np.einsum("mjik,mk->mij", drb[obs.board], pb)  # (M, 3, 3)
+        duv_dxw = duv_dxc @ r_m
+        board_vals = np.concatenate([duv_dxw @ dxw_drb, duv_dxw], axis=2)
+        put(np.ones(m, bool), layout.board_off + 6 * obs.board, board_vals)
+        rows = np.concatenate(blocks_r)
+        cols = np.concatenate(blocks_c)
+        vals = np.concatenate(blocks_v)
+        return coo_matrix((vals, (rows, cols)), shape=(2 * m, layout.size)).tocsr()
+
+    return jacobian
+
+
 def _residual_fn(layout, cam_rt0, intr0, points, obs):
     # internal parametrisation (better conditioned): cameras as (rvec, centre),
     # boards as (rvec, position of the board's centroid); the board's points
@@ -209,12 +304,13 @@ def _robust(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np
     raise ValueError(f"unknown loss {loss!r} (linear, soft_l1, huber, cauchy)")
 
 
-def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol) -> _Solution:
+def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, jacobian=None) -> _Solution:
     """Levenberg-Marquardt on the normal equations, board poses eliminated by the Schur complement.
 
-    The Jacobian comes from finite differences over the sparsity pattern
-    (columns that share no row are perturbed together: ~20-40 residual
-    evaluations per Jacobian whatever the problem size).  Board poses only
+    The Jacobian is analytic (``jacobian``), or else comes from finite
+    differences over the sparsity pattern (columns that share no row are
+    perturbed together: ~20-40 residual evaluations per Jacobian whatever
+    the problem size).  Board poses only
     couple with cameras, so their 6x6 blocks of ``J^T J`` are inverted all at
     once and the step solves a dense system the size of the camera
     parameters (~15 per camera): milliseconds for 8+ cameras and thousands
@@ -222,8 +318,9 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol) -> _
     """
     from scipy.optimize._numdiff import approx_derivative, group_columns
 
-    sparsity = layout.sparsity(obs).tocsc()
-    groups = group_columns(sparsity)
+    if jacobian is None:
+        sparsity = layout.sparsity(obs).tocsc()
+        groups = group_columns(sparsity)
     pc = layout.board_off
     k = layout.n_boards
     x = x0.copy()
@@ -238,8 +335,11 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol) -> _
     lam = 1e-3
     it = 0
     for it in range(1, max_iter + 1):
-        jac = approx_derivative(residuals, x, method="2-point", f0=r, sparsity=(sparsity, groups)).tocsr()
-        nfev += int(groups.max()) + 1
+        if jacobian is not None:
+            jac = jacobian(x)
+        else:
+            jac = approx_derivative(residuals, x, method="2-point", f0=r, sparsity=(sparsity, groups)).tocsr()
+            nfev += int(groups.max()) + 1
         _, w = _robust((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
         sw = np.repeat(w, 2)
         jw = jac.multiply(sw[:, None]).tocsr()
@@ -290,9 +390,12 @@ def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, fto
     residuals = _residual_fn(layout, cam_rt0, intr0, points, obs)
     if solver == "scipy":
         return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
-    if solver != "schur":
-        raise ValueError(f"unknown solver {solver!r} (schur, scipy)")
-    return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
+    if solver == "schur":
+        return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
+                            _jacobian_fn(layout, cam_rt0, intr0, points, obs))
+    if solver == "schur-numeric":
+        return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
+    raise ValueError(f"unknown solver {solver!r} (schur, schur-numeric, scipy)")
 
 
 def bundle_adjust(
@@ -314,7 +417,9 @@ def bundle_adjust(
 
     ``points (N, 3)`` are the board's corners in its own frame (metres).
     ``solver``: ``"schur"`` (Levenberg-Marquardt with the board poses
-    eliminated, the default) or ``"scipy"`` (``least_squares``, TRF + LSMR).
+    eliminated and an analytic Jacobian, the default), ``"schur-numeric"``
+    (the same with finite differences over ``jac_sparsity``) or ``"scipy"``
+    (``least_squares`` with ``jac_sparsity``, TRF + LSMR: slow here).
     ``max_nfev``: iterations (schur) or residual evaluations (scipy) per pass.
     Observations with error above ``max(trim_px, trim_sigma * robust sigma)``
     after the robust pass are dropped before the final squared-loss pass.

@@ -235,3 +235,20 @@ def test_rig_toml_still_loads_through_load_any_rig(tmp_path):
     path = save_rig(rig, tmp_path / "rig.toml")
     assert detect_format(path) == "rig_toml"
     assert np.abs(load_any_rig(path).centers - rig.centers).max() < 1e-9
+
+
+def test_load_rig_reads_every_importer_format(tmp_path):
+    """Every command's rig loader (calibration.rigfile.load_rig) takes caliscope and Qualisys files as they are."""
+    from calibration.rigfile import load_rig
+
+    rig = make_studio_rig(3, seed=4)
+    cal = tmp_path / "camera_array.toml"
+    cal.write_text(tomli_w.dumps(_caliscope_dict(rig)))
+    for i, cam in enumerate(rig):
+        cam.name = f"cam{i + 1:02d}"
+    qca = tmp_path / "Calib.qca.txt"
+    qca.write_text(_qca_xml(rig))
+    pts = _points_in_volume()
+    for path in (cal, qca):
+        got = load_rig(path)
+        assert len(got) == 3 and np.nanmax(np.abs(got.project(pts) - rig.project(pts))) < 1e-6, path.name

@@ -9,7 +9,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "board",
         help="write the calibration board (PDF or PNG) at true scale, its definition in the margin",
-        description="Write the ChArUco board described by a board config as a page to print at 100 %% "
+        description="Write the ChArUco board described by a board config as a page to print at 100 % "
         "(actual size). The margin carries the full definition (squares, square and marker length, "
         "dictionary, legacy_pattern, inverted) and a 100 mm scale bar, so a print can be matched to "
         "its config and measured. Fails when the board does not fit the paper.",

@@ -46,7 +46,8 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
                       record_dir=options.record_dir, smoothing=options.smoothing, tolerance_ms=options.tolerance_ms,
                       deadline_ms=options.deadline_ms, alive_window_s=options.alive_window_s,
                       clock_offsets_ns=[0, *options.remote_offsets_ns])
-    summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)))
+    # Periodic stats: percentiles over the last few seconds; the final summary covers the whole run.
+    summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)), recent=int(5 * options.fps))
     results.put(("final", summary))
 
 

@@ -82,7 +82,7 @@ def test_live_with_synthetic_cameras_records_accurate_3d(tmp_path, studio, capsy
     save_rig(studio.rig, tmp_path / "rig.toml")
     config = write_config(tmp_path)
     rec, snap = tmp_path / "take", tmp_path / "last.png"
-    code = main(["live", "--config", str(config), "--seconds", "7", "--headless", "--record", str(rec), "--no-video",
+    code = main(["live", "--config", str(config), "--seconds", "3", "--headless", "--record", str(rec), "--no-video",
                  "--snapshot", str(snap), "--interval", "1"])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -60,7 +60,10 @@ def register(sub) -> None:
                    help="camera hosts running `rigcap capture`: IP/name, or SUB_ENDPOINT@CLOCK_ENDPOINT")
     p.add_argument("--record", metavar="DIR", help="record the cameras and the 3D stream into DIR")
     p.add_argument("--no-video", action="store_true", help="with --record: keypoints, timestamps and 3D only")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--seconds", type=float,
+                   help="stop this many seconds after the first 3D skeleton (default: until Ctrl-C)")
+    p.add_argument("--start-timeout", type=float, default=120.0, metavar="S",
+                   help="give up when no 3D skeleton comes within S seconds of starting (default 120)")
     p.add_argument("--detector", help="override the config's detector (e.g. synthetic, mediapipe)")
     p.add_argument("--headless", action="store_true", help="no viewer window even when a display exists")
     p.add_argument("--snapshot", metavar="PNG", help="at the end, render the last 3D skeleton to this image")
@@ -169,11 +172,19 @@ def run(args) -> int:
                                                      args=(rig, config.sub_endpoint, 1e9), daemon=True)
             viewer.start()
         prev, next_report = None, t0 + args.interval
-        while args.seconds is None or time.monotonic() - t0 < args.seconds:
+        first = None  # when the first 3D skeleton arrived: --seconds counts from there (start-up excluded)
+        while args.seconds is None or first is None or time.monotonic() - first < args.seconds:
             msg = listener.recv(50)
             if msg is not None:
                 received += 1
                 last = msg
+                if first is None:
+                    first = time.monotonic()
+                    print(f"first 3D skeleton after {first - t0:.1f} s", flush=True)
+            if first is None and time.monotonic() - t0 > args.start_timeout:
+                raise RigcapError(f"no 3D skeleton within {args.start_timeout:g} s; cameras: "
+                                  + ", ".join(f"{s.name} {s.state}" + (f" ({s.message})" if s.message else "")
+                                              for s in session.supervisor.status()))
             if time.monotonic() >= next_report:
                 stats = session.drain_stats()
                 print(_status_line(stats, prev, session.supervisor.status()), flush=True)

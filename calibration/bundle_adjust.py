@@ -8,16 +8,25 @@ board's metric corner positions.
 
 Residuals are pixel differences between detected corners and the projection
 of the board's corners, computed for all observations at once in numpy (no
-per-observation Python loop).  ``scipy.optimize.least_squares`` ('trf', LSMR
-trust region) gets the Jacobian's sparsity pattern, so its finite
-differences need only as many function evaluations as colours in that
-pattern (about 21-36), whatever the number of cameras and board sightings.
+per-observation Python loop), with an analytic Jacobian.
 
-Robustness: a first solve with a robust loss (soft-L1, ``f_scale`` 1 px)
-keeps bad corners from pulling the solution, then observations whose error
-exceeds ``max(trim_px, 5 * robust sigma)`` are dropped and the problem solved
-again with the plain squared loss (the maximum-likelihood estimate for the
-inliers).
+Solver (default ``"schur"``): Levenberg-Marquardt on the normal equations
+with the board poses eliminated by the Schur complement (their 6x6 blocks
+inverted all at once), so each step solves a dense system the size of the
+camera parameters.  ``scipy.optimize.least_squares`` with ``jac_sparsity``
+(TRF + LSMR) is kept as ``solver="scipy"``: on these problems LSMR needs
+hundreds of inner iterations per step and the solve took ~130 s where the
+Schur solver takes ~3 s (4 cameras, 120 instants, 4 000 corners), to the
+same optimum.
+
+Robustness: a first solve with a robust loss (soft-L1, ``f_scale`` 1 px, by
+iteratively reweighted least squares) keeps bad corners from pulling the
+solution; then corners whose error exceeds ``max(trim_px, trim_sigma *
+robust sigma)`` are dropped, and so are whole views (one camera, one board
+pose) whose RMS exceeds ``view_trim`` x the median view's (a blurred or
+grazing view is wrong as a whole, by correlated errors no per-corner test
+sees); the problem is solved again with the plain squared loss (the
+maximum-likelihood estimate for the inliers).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from calibration.camera import Camera, rodrigues_to_matrix
 
 N_INTR = 9  # fx fy cx cy k1 k2 p1 p2 k3
 LSMR_MAXITER = 500
+VIEW_TRIM = 2.0
 VERBOSE = 0
 
 
@@ -409,6 +419,7 @@ def bundle_adjust(
     f_scale: float = 1.0,
     trim_px: float = 1.0,
     trim_sigma: float = 4.0,
+    view_trim: float | None = VIEW_TRIM,
     max_nfev: int = 100,
     ftol: float = 1e-7,
     solver: str = "schur",
@@ -447,8 +458,20 @@ def bundle_adjust(
         sigma = np.median(err) / np.sqrt(2.0 * np.log(2.0))  # per-axis sigma: median of a Rayleigh norm
         threshold = max(trim_px, trim_sigma * sigma)
         keep = err <= threshold
+        if view_trim:
+            # a view (one camera, one board pose) mis-detected as a whole (blur, a grazing angle)
+            # carries correlated errors that per-corner trimming cannot see; its RMS gives it away
+            view = obs.cam.astype(np.int64) * n_boards + obs.board
+            _, inv = np.unique(view, return_inverse=True)
+            n_v = np.bincount(inv, keep)
+            v_rms = np.sqrt(np.bincount(inv, np.where(keep, err, 0.0) ** 2) / np.maximum(n_v, 1))
+            bad_view = v_rms > view_trim * np.median(v_rms[n_v > 0])
+            keep &= ~bad_view[inv]
+            view_log = f"; {int(bad_view.sum())} of {bad_view.size} views with RMS above {view_trim:g} x the median view's dropped"
+        else:
+            view_log = ""
         log.append(f"robust pass: {res.iterations} iterations, {res.nfev} evaluations, median error {np.median(err):.3f} px; "
-                   f"{(~keep).sum()} of {keep.size} observations above {threshold:.2f} px dropped")
+                   f"{(err > threshold).sum()} of {keep.size} observations above {threshold:.2f} px dropped" + view_log)
         # a board pose left with too few observations cannot be solved: drop it (and its rows)
         per_board = np.bincount(obs.board[keep], minlength=n_boards)
         keep &= per_board[obs.board] >= 4

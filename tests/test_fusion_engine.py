@@ -167,3 +167,18 @@ def test_prior_gate_drops_a_two_view_point_that_jumps():
     assert np.isnan(gated.raw_points[0]).all() and gated.n_views[0] == 0
     assert np.isfinite(gated.raw_points[1:]).all(-1).mean() > 0.8  # the consistent joints stay
     np.testing.assert_allclose(ungated.raw_points[0], wrong, atol=1e-4)
+
+
+def test_live_undistortion_inverts_the_projection_with_skew():
+    """Also for a skewed camera matrix (Camera.project applies the skew; OpenCV's undistortPoints ignores it)."""
+    studio = SyntheticStudio(n_cameras=3, duration_s=1.0, seed=1)
+    for cam in studio.rig.cameras:
+        cam.matrix = cam.matrix.copy()
+        cam.matrix[0, 1] = 3.5
+    live = LiveTriangulator(studio.rig)
+    points = studio.points3d[:5].reshape(-1, 3)
+    for c, cam in enumerate(studio.rig.cameras):
+        pixels = np.concatenate([cam.project(points), np.ones((len(points), 1))], axis=1)
+        obs = live.normalise(np.repeat(pixels[:, None], 3, axis=1))
+        in_cam = cam.world_to_camera(points)
+        np.testing.assert_allclose(obs[:, c, :2], in_cam[:, :2] / in_cam[:, 2:], atol=1e-10)

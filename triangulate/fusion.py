@@ -104,7 +104,7 @@ class LiveTriangulator:
         k = np.array([c.matrix for c in self.cameras])
         self._f = np.stack([k[:, 0, 0], k[:, 1, 1]], axis=-1)  # (C, 2)
         self._pp = k[:, :2, 2]
-        self._skew = k[:, 0, 1] / k[:, 1, 1]
+        self._skew = k[:, 0, 1] / k[:, 0, 0]  # x = (u - cx - skew_px * y) / fx
         self._special = [i for i, c in enumerate(self.cameras) if c.fisheye or c.dist.size > 5]
         self._dist = np.zeros((len(self.cameras), 5))
         for i, c in enumerate(self.cameras):

@@ -12,6 +12,7 @@ cameras per instant, drops.  Start-up is excluded (see ``capture.demo``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"rigcap demo: {args.cameras} synthetic cameras at {args.fps:g} fps, {args.seconds:g} s scored")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    table = Table(title=f"rigcap demo: {args.cameras} synthetic cameras at {args.fps:g} fps, {args.seconds:g} s scored; "
+                        f"load average at start {load:.1f} on {os.cpu_count()} CPUs")
     cols = ("seed", "instants", "live MPJPE mm", "offline mm", "live/offline", "added p50 ms", "added p99 ms",
             "capture->3D p50/p99 ms", "fps in", "fps out", "cams/instant", "drops cam/late/kp3d")
     for c in cols:

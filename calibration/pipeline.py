@@ -112,6 +112,20 @@ def _thin(instants: np.ndarray, max_instants: int | None) -> np.ndarray:
     return instants[pick]
 
 
+def _still_pose(rvecs: np.ndarray, tvecs: np.ndarray, k: int, mm: float = 3.0, deg: float = 0.3):
+    """Board pose ``k`` averaged with every other sighting of the board lying still in the same place.
+
+    A board on the floor is usually filmed for a while: averaging those
+    sightings makes the world frame steadier than any single one.
+    """
+    from calibration.camera import matrix_to_rodrigues, rodrigues_to_matrix
+    from calibration.extrinsics_init import project_to_rotation, rotation_angle
+
+    rots = rodrigues_to_matrix(rvecs)
+    same = (np.linalg.norm(tvecs - tvecs[k], axis=1) < mm / 1000.0) & (rotation_angle(rots, rots[k]) < deg)
+    return matrix_to_rodrigues(project_to_rotation(rots[same].sum(axis=0))), tvecs[same].mean(axis=0)
+
+
 # ---------------------------------------------------------------- pipeline
 def calibrate_from_detections(
     detections: Detections | np.ndarray,
@@ -187,7 +201,7 @@ def calibrate_from_detections(
                 f"origin instant {origin}: no camera has a usable board pose there (instants with one: "
                 f"{', '.join(map(str, seen[:10]))}{' ...' if seen.size > 10 else ''})"
             )
-        a, b = frame_from_board(ba.board_rvecs[k[0]], ba.board_tvecs[k[0]])
+        a, b = frame_from_board(*_still_pose(ba.board_rvecs, ba.board_tvecs, int(k[0])))
     rig = transform_rig(rig, a, b)
     board_rvecs, board_tvecs = transform_board_poses(ba.board_rvecs, ba.board_tvecs, a, b)
 

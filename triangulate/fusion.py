@@ -21,7 +21,7 @@ Why a live triangulator of its own (:class:`LiveTriangulator`)
     included, so a batch of instants costs little more than one.  On the
     synthetic studio the live output (filtered) is as accurate as the offline
     engine on the same instants (``benchmarks/bench_demo.py``; the raw live
-    triangulation is within ~10 %), at 1/3 to 1/20 of its cost
+    triangulation is within ~10 %), at 1/3 (4 cameras) to 1/13 (16) of its cost
     (``benchmarks/bench_fusion.py --engine``).
     ``method="engine"`` runs the offline engine instead (for comparison).
 """

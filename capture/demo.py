@@ -210,7 +210,7 @@ def run_demo(options: DemoOptions, on_progress=None) -> DemoResult:
         killed = False
         while (elapsed := time.monotonic() - start) < options.seconds:
             msg = listener.recv(20)
-            if msg is not None:
+            if msg is not None and msg.header["t_capture_ns"] >= start_wall_ns:  # not queued from before
                 received.append(msg)
             if options.kill_camera and not killed and elapsed >= options.kill_time_s():
                 pid = session.supervisor.pid(options.kill_camera)

@@ -183,27 +183,30 @@ def _rodrigues_jacobians(rvecs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
-    """Analytic Jacobian of :func:`_residual_fn`'s residuals, as a CSR matrix (2M x P).
+def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
+    """Analytic Jacobian of :func:`_residual_fn`'s residuals, as dense per-observation blocks.
+
+    Returns a function ``x -> (camera pose (M, 2, 6), intrinsics (M, 2, 9) or
+    None, board pose (M, 2, 6))``: the only non-zero columns of each
+    observation's two rows.
 
     Chain: board corner -> world (board rotation, position) -> camera
     (camera rotation, centre) -> normalised -> distorted -> pixels
     (intrinsics).  Same parametrisation and column layout as the residuals.
     """
     m = len(obs)
-    row2 = np.stack([2 * np.arange(m), 2 * np.arange(m) + 1], axis=1)  # (M, 2)
 
-    def jacobian(x):
+    def blocks(x):
         cam_p, intr, board_p = layout.unpack(x, cam_rt0, intr0)
         rc = rodrigues_to_matrix(cam_p[:, :3])
         rb = rodrigues_to_matrix(board_p[:, :3])
         drc = _rodrigues_jacobians(cam_p[:, :3])  # (C, j, i, k)
         drb = _rodrigues_jacobians(board_p[:, :3])
         pb = points[obs.corner]  # (M, 3) board frame
-        xw = np.einsum("mij,mj->mi", rb[obs.board], pb) + board_p[obs.board, 3:]
+        xw = (rb[obs.board] @ pb[:, :, None])[:, :, 0] + board_p[obs.board, 3:]
         d = xw - cam_p[obs.cam, 3:]
         r_m = rc[obs.cam]
-        xc = np.einsum("mij,mj->mi", r_m, d)
+        xc = (r_m @ d[:, :, None])[:, :, 0]
         z = xc[:, 2]
         x_n, y_n = xc[:, 0] / z, xc[:, 1] / z
         p = intr[obs.cam]
@@ -226,21 +229,11 @@ def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
         dn[:, 1, 1] = 1.0 / z
         dn[:, 0, 2] = -x_n / z
         dn[:, 1, 2] = -y_n / z
-        duv_dxc = np.stack([fx, fy], axis=1)[:, :, None] * np.einsum("mab,mbc->mac", dd, dn)  # (M, 2, 3)
-        blocks_r, blocks_c, blocks_v = [], [], []
-
-        def put(mask, col_start, values):  # values (M, 2, w), rows where mask
-            values = values[mask]
-            w = values.shape[2]
-            blocks_r.append(np.repeat(row2[mask][:, :, None], w, axis=2).ravel())
-            blocks_c.append(np.broadcast_to((col_start[mask][:, None] + np.arange(w))[:, None, :], values.shape).ravel())
-            blocks_v.append(values.ravel())
-
+        duv_dxc = np.stack([fx, fy], axis=1)[:, :, None] * (dd @ dn)  # (M, 2, 3)
         # camera: rotation (via dR/drvec applied to d) and centre (-R)
-        dxc_drc = np.einsum("mjik,mk->mij", drc[obs.cam], d)  # (M, 3 xc, 3 rvec)
+        dxc_drc = (drc.reshape(-1, 9, 3)[obs.cam] @ d[:, :, None]).reshape(m, 3, 3).transpose(0, 2, 1)  # (M, 3 xc, 3 rvec)
         cam_vals = np.concatenate([duv_dxc @ dxc_drc, -duv_dxc @ r_m], axis=2)  # (M, 2, 6)
-        free = layout.cam_col[obs.cam] >= 0
-        put(free, layout.cam_col[obs.cam], cam_vals)
+        iv = None
         if layout.refine:
             iv = np.zeros((m, 2, N_INTR))
             iv[:, 0, 0] = xd
@@ -254,18 +247,108 @@ def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
             iv[:, 1, 6] = fy * (r2 + 2.0 * y_n * y_n)
             iv[:, 0, 7] = fx * (r2 + 2.0 * x_n * x_n)
             iv[:, 1, 7] = fy * 2.0 * x_n * y_n
-            put(np.ones(m, bool), layout.intr_off + N_INTR * obs.cam, iv)
         # board: rotation (dRb/drvec applied to the corner) and position (identity -> R_c)
-        dxw_drb = np.einsum("mjik,mk->mij", drb[obs.board], pb)  # (M, 3, 3)
+        dxw_drb = (drb.reshape(-1, 9, 3)[obs.board] @ pb[:, :, None]).reshape(m, 3, 3).transpose(0, 2, 1)  # (M, 3, 3)
         duv_dxw = duv_dxc @ r_m
         board_vals = np.concatenate([duv_dxw @ dxw_drb, duv_dxw], axis=2)
+        return cam_vals, iv, board_vals
+
+    return blocks
+
+
+def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
+    """Analytic Jacobian of :func:`_residual_fn`'s residuals, as a CSR matrix (2M x P)."""
+    m = len(obs)
+    row2 = np.stack([2 * np.arange(m), 2 * np.arange(m) + 1], axis=1)  # (M, 2)
+    blocks = _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs)
+
+    def jacobian(x):
+        cam_vals, iv, board_vals = blocks(x)
+        rows, cols, vals = [], [], []
+
+        def put(mask, col_start, values):  # values (M, 2, w), rows where mask
+            values = values[mask]
+            w = values.shape[2]
+            rows.append(np.repeat(row2[mask][:, :, None], w, axis=2).ravel())
+            cols.append(np.broadcast_to((col_start[mask][:, None] + np.arange(w))[:, None, :], values.shape).ravel())
+            vals.append(values.ravel())
+
+        put(layout.cam_col[obs.cam] >= 0, layout.cam_col[obs.cam], cam_vals)
+        if iv is not None:
+            put(np.ones(m, bool), layout.intr_off + N_INTR * obs.cam, iv)
         put(np.ones(m, bool), layout.board_off + 6 * obs.board, board_vals)
-        rows = np.concatenate(blocks_r)
-        cols = np.concatenate(blocks_c)
-        vals = np.concatenate(blocks_v)
-        return coo_matrix((vals, (rows, cols)), shape=(2 * m, layout.size)).tocsr()
+        return coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(2 * m, layout.size)).tocsr()
 
     return jacobian
+
+
+class _NormalEquations:
+    """``J^T W J`` and ``J^T W r`` assembled block by block from the dense per-observation Jacobian.
+
+    Camera blocks (pose and intrinsics of one camera) by one matrix product
+    per camera; board 6x6 blocks and camera-board coupling blocks by segment
+    sums over observations sorted by board.  No sparse matrix is formed.
+    """
+
+    def __init__(self, layout, obs: Observations):
+        self.layout = layout
+        self.obs = obs
+        n_cams = layout.n_cams
+        self.cam_cols = []  # parameter indices of each camera's block, in the block's column order
+        for c in range(n_cams):
+            cols = []
+            if layout.cam_col[c] >= 0:
+                cols += list(range(layout.cam_col[c], layout.cam_col[c] + 6))
+            if layout.refine:
+                cols += list(range(layout.intr_off + N_INTR * c, layout.intr_off + N_INTR * (c + 1)))
+            self.cam_cols.append(np.asarray(cols, dtype=np.int64))
+        self.per_cam = []
+        for c in range(n_cams):
+            idx = np.flatnonzero(obs.cam == c)
+            idx = idx[np.argsort(obs.board[idx], kind="stable")]
+            boards, starts = np.unique(obs.board[idx], return_index=True)
+            self.per_cam.append((idx, boards, starts))
+        self.board_order = np.argsort(obs.board, kind="stable")
+        self.boards, self.board_starts = np.unique(obs.board[self.board_order], return_index=True)
+
+    def _cam_jac(self, c, idx, cam_vals, iv):
+        parts = []
+        if self.layout.cam_col[c] >= 0:
+            parts.append(cam_vals[idx])
+        if iv is not None:
+            parts.append(iv[idx])
+        return np.concatenate(parts, axis=2) if parts else np.zeros((idx.size, 2, 0))
+
+    def assemble(self, blocks, r: np.ndarray, w: np.ndarray):
+        """(A (pc, pc), B (pc, K, 6), D (K, 6, 6), g_c (pc,), g_b (K, 6)) for weights ``w`` (M,)."""
+        layout = self.layout
+        cam_vals, iv, board_vals = blocks
+        pc, k = layout.board_off, layout.n_boards
+        r2 = r.reshape(-1, 2)
+        wr = r2 * w[:, None]  # (M, 2)
+        a = np.zeros((pc, pc))
+        b = np.zeros((pc, k, 6))
+        g_c = np.zeros(pc)
+        for c, (idx, boards, starts) in enumerate(self.per_cam):
+            cols = self.cam_cols[c]
+            if idx.size == 0 or cols.size == 0:
+                continue
+            jc = self._cam_jac(c, idx, cam_vals, iv)  # (m, 2, q)
+            wjc = jc * w[idx, None, None]
+            q = cols.size
+            a[np.ix_(cols, cols)] += wjc.reshape(-1, q).T @ jc.reshape(-1, q)
+            g_c[cols] += jc.reshape(-1, q).T @ wr[idx].ravel()
+            cross = wjc.transpose(0, 2, 1) @ board_vals[idx]  # (m, q, 6)
+            summed = np.add.reduceat(cross, starts, axis=0)  # (boards seen, q, 6)
+            b[cols[:, None], boards[None, :], :] += np.transpose(summed, (1, 0, 2))
+        jb = board_vals[self.board_order]
+        wjb = jb * w[self.board_order, None, None]
+        d = np.zeros((k, 6, 6))
+        d[self.boards] = np.add.reduceat(wjb.transpose(0, 2, 1) @ jb, self.board_starts, axis=0)
+        g_b = np.zeros((k, 6))
+        g_b[self.boards] = np.add.reduceat((jb.transpose(0, 2, 1) @ wr[self.board_order][:, :, None])[:, :, 0], self.board_starts, axis=0)
+        return a, b, d, g_c, g_b
 
 
 def _residual_fn(layout, cam_rt0, intr0, points, obs):
@@ -314,10 +397,11 @@ def _robust(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np
     raise ValueError(f"unknown loss {loss!r} (linear, soft_l1, huber, cauchy)")
 
 
-def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, jacobian=None) -> _Solution:
+def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, blocks=None) -> _Solution:
     """Levenberg-Marquardt on the normal equations, board poses eliminated by the Schur complement.
 
-    The Jacobian is analytic (``jacobian``), or else comes from finite
+    The Jacobian is analytic (``blocks``, assembled into the normal
+    equations block by block, see :class:`_NormalEquations`), or else comes from finite
     differences over the sparsity pattern (columns that share no row are
     perturbed together: ~20-40 residual evaluations per Jacobian whatever
     the problem size).  Board poses only
@@ -328,9 +412,11 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, jaco
     """
     from scipy.optimize._numdiff import approx_derivative, group_columns
 
-    if jacobian is None:
+    if blocks is None:
         sparsity = layout.sparsity(obs).tocsc()
         groups = group_columns(sparsity)
+    else:
+        normal = _NormalEquations(layout, obs)
     pc = layout.board_off
     k = layout.n_boards
     x = x0.copy()
@@ -345,23 +431,22 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, jaco
     lam = 1e-3
     it = 0
     for it in range(1, max_iter + 1):
-        if jacobian is not None:
-            jac = jacobian(x)
+        _, w = _robust((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
+        if blocks is not None:
+            a, b, d, g_c, g_b = normal.assemble(blocks(x), r, w)
         else:
             jac = approx_derivative(residuals, x, method="2-point", f0=r, sparsity=(sparsity, groups)).tocsr()
             nfev += int(groups.max()) + 1
-        _, w = _robust((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
-        sw = np.repeat(w, 2)
-        jw = jac.multiply(sw[:, None]).tocsr()
-        h = (jac.T @ jw).tocsr()
-        g = jw.T @ r
-        a = h[:pc, :pc].toarray()
-        b = h[:pc, pc:].toarray().reshape(pc, k, 6)
-        hb = h[pc:, pc:].tocoo()
-        same = (hb.row // 6) == (hb.col // 6)
-        d = np.zeros((k, 6, 6))
-        d[hb.row[same] // 6, hb.row[same] % 6, hb.col[same] % 6] = hb.data[same]
-        g_c, g_b = g[:pc], g[pc:].reshape(k, 6)
+            jw = jac.multiply(np.repeat(w, 2)[:, None]).tocsr()
+            h = (jac.T @ jw).tocsr()
+            g = jw.T @ r
+            a = h[:pc, :pc].toarray()
+            b = h[:pc, pc:].toarray().reshape(pc, k, 6)
+            hb = h[pc:, pc:].tocoo()
+            same = (hb.row // 6) == (hb.col // 6)
+            d = np.zeros((k, 6, 6))
+            d[hb.row[same] // 6, hb.row[same] % 6, hb.col[same] % 6] = hb.data[same]
+            g_c, g_b = g[:pc], g[pc:].reshape(k, 6)
         diag_a = np.diag(a).copy()
         diag_d = np.einsum("kii->ki", d).copy()
         improved = False
@@ -402,7 +487,7 @@ def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, fto
         return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
     if solver == "schur":
         return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
-                            _jacobian_fn(layout, cam_rt0, intr0, points, obs))
+                            _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs))
     if solver == "schur-numeric":
         return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
     raise ValueError(f"unknown solver {solver!r} (schur, schur-numeric, scipy)")

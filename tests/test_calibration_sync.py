@@ -1,0 +1,46 @@
+"""Grouping frames into instants: rigcap's per-camera timestamp CSVs and caliscope's file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration.sync import group_detections, read_timestamps
+from calibration.detect import CameraDetections
+from rigcap.errors import RigcapError
+
+
+def _write(folder, name, frame_ids, times_ns):
+    rows = "\n".join(f"{i},{t}" for i, t in zip(frame_ids, times_ns))
+    (folder / f"{name}.csv").write_text("frame_index,time_ns\n" + rows + "\n")
+
+
+def test_rigcap_csvs_match_frames_by_time_with_offsets_and_drops(tmp_path):
+    period = 33_333_333
+    base = 10**12
+    _write(tmp_path, "cam_0", range(10), [base + k * period for k in range(10)])
+    # cam_1 is 4 ms late and lost its frame 3 (so its frames 3.. are instants 4..)
+    ids1 = list(range(9))
+    t1 = [base + 4_000_000 + k * period for k in (0, 1, 2, 4, 5, 6, 7, 8, 9)]
+    _write(tmp_path, "cam_1", ids1, t1)
+    frames = read_timestamps(tmp_path, ["cam_0", "cam_1"])
+    # reference = the camera with fewer frames (cam_1): 9 instants
+    assert frames.shape == (2, 9)
+    np.testing.assert_array_equal(frames[1], np.arange(9))
+    np.testing.assert_array_equal(frames[0], [0, 1, 2, 4, 5, 6, 7, 8, 9])
+
+
+def test_caliscope_ids_and_rows(tmp_path):
+    csv = tmp_path / "timestamps.csv"
+    csv.write_text("sync_index,cam_id,frame_index,frame_time\n"
+                   "0,0,26,0.0\n0,1,30,0.001\n1,0,27,0.17\n2,0,28,0.33\n2,1,31,0.34\n")
+    frames = read_timestamps(csv, ["cam_0", "cam_1"])
+    np.testing.assert_array_equal(frames, [[0, 1, 2], [0, -1, 1]])
+    with pytest.raises(RigcapError, match="cam_5"):
+        read_timestamps(csv, ["cam_0", "cam_5"])
+
+
+def test_grouping_rejects_frames_beyond_a_video(tmp_path):
+    det = CameraDetections("cam_0", "cam_0.mp4", (640, 480), np.full((3, 4, 2), np.nan), np.zeros(3, np.int32))
+    with pytest.raises(RigcapError, match="cam_0.mp4"):
+        group_detections([det], np.array([[0, 1, 5]]))

@@ -126,29 +126,37 @@ class BundleResult:
 class _Layout:
     """Where each unknown lives in the parameter vector."""
 
-    def __init__(self, n_cams: int, n_boards: int, refine_intrinsics: bool, fixed_cam: int = 0):
+    def __init__(self, n_cams: int, n_boards: int, refine_intrinsics: bool, fixed_cam: int = 0,
+                 intrinsics_free: np.ndarray | None = None):
         self.n_cams, self.n_boards, self.refine = n_cams, n_boards, refine_intrinsics
+        # which of fx fy cx cy k1 k2 p1 p2 k3 are refined (all by default)
+        self.ifree = np.arange(N_INTR) if intrinsics_free is None else np.flatnonzero(intrinsics_free)
+        self.n_intr = self.ifree.size
         self.free_cams = np.array([c for c in range(n_cams) if c != fixed_cam], dtype=np.int64)
         self.cam_col = np.full(n_cams, -1, dtype=np.int64)
         self.cam_col[self.free_cams] = 6 * np.arange(self.free_cams.size)
         off = 6 * self.free_cams.size
         self.intr_off = off
         if refine_intrinsics:
-            off += N_INTR * n_cams
+            off += self.n_intr * n_cams
         self.board_off = off
         self.size = off + 6 * n_boards
 
     def pack(self, cam_rt: np.ndarray, intr: np.ndarray, board_rt: np.ndarray) -> np.ndarray:
         parts = [cam_rt[self.free_cams].ravel()]
         if self.refine:
-            parts.append(intr.ravel())
+            parts.append(intr[:, self.ifree].ravel())
         parts.append(board_rt.ravel())
         return np.concatenate(parts)
 
     def unpack(self, x: np.ndarray, cam_rt0: np.ndarray, intr0: np.ndarray):
         cam_rt = cam_rt0.copy()
         cam_rt[self.free_cams] = x[: 6 * self.free_cams.size].reshape(-1, 6)
-        intr = x[self.intr_off: self.intr_off + N_INTR * self.n_cams].reshape(-1, N_INTR) if self.refine else intr0
+        if self.refine:
+            intr = intr0.copy()
+            intr[:, self.ifree] = x[self.intr_off: self.intr_off + self.n_intr * self.n_cams].reshape(-1, self.n_intr)
+        else:
+            intr = intr0
         board_rt = x[self.board_off:].reshape(-1, 6)
         return cam_rt, intr, board_rt
 
@@ -167,7 +175,7 @@ class _Layout:
         block(free, self.cam_col[obs.cam], 6)
         everyone = np.ones(m, bool)
         if self.refine:
-            block(everyone, self.intr_off + N_INTR * obs.cam, N_INTR)
+            block(everyone, self.intr_off + self.n_intr * obs.cam, self.n_intr)
         block(everyone, self.board_off + 6 * obs.board, 6)
         rows = np.concatenate(rows)
         cols = np.concatenate(cols)
@@ -247,6 +255,7 @@ def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
             iv[:, 1, 6] = fy * (r2 + 2.0 * y_n * y_n)
             iv[:, 0, 7] = fx * (r2 + 2.0 * x_n * x_n)
             iv[:, 1, 7] = fy * 2.0 * x_n * y_n
+            iv = iv[:, :, layout.ifree]
         # board: rotation (dRb/drvec applied to the corner) and position (identity -> R_c)
         dxw_drb = (drb.reshape(-1, 9, 3)[obs.board] @ pb[:, :, None]).reshape(m, 3, 3).transpose(0, 2, 1)  # (M, 3, 3)
         duv_dxw = duv_dxc @ r_m
@@ -275,7 +284,7 @@ def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
 
         put(layout.cam_col[obs.cam] >= 0, layout.cam_col[obs.cam], cam_vals)
         if iv is not None:
-            put(np.ones(m, bool), layout.intr_off + N_INTR * obs.cam, iv)
+            put(np.ones(m, bool), layout.intr_off + layout.n_intr * obs.cam, iv)
         put(np.ones(m, bool), layout.board_off + 6 * obs.board, board_vals)
         return coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(2 * m, layout.size)).tocsr()
@@ -301,7 +310,7 @@ class _NormalEquations:
             if layout.cam_col[c] >= 0:
                 cols += list(range(layout.cam_col[c], layout.cam_col[c] + 6))
             if layout.refine:
-                cols += list(range(layout.intr_off + N_INTR * c, layout.intr_off + N_INTR * (c + 1)))
+                cols += list(range(layout.intr_off + layout.n_intr * c, layout.intr_off + layout.n_intr * (c + 1)))
             self.cam_cols.append(np.asarray(cols, dtype=np.int64))
         self.per_cam = []
         for c in range(n_cams):
@@ -500,6 +509,7 @@ def bundle_adjust(
     points: np.ndarray,
     obs: Observations,
     refine_intrinsics: bool = True,
+    intrinsics_free: np.ndarray | None = None,
     loss: str = "soft_l1",
     f_scale: float = 1.0,
     trim_px: float = 1.0,
@@ -517,6 +527,9 @@ def bundle_adjust(
     (the same with finite differences over ``jac_sparsity``) or ``"scipy"``
     (``least_squares`` with ``jac_sparsity``, TRF + LSMR: slow here).
     ``max_nfev``: iterations (schur) or residual evaluations (scipy) per pass.
+    ``intrinsics_free``: 9 booleans (fx fy cx cy k1 k2 p1 p2 k3) saying which
+    intrinsics are refined when ``refine_intrinsics`` (default all); the
+    others keep the cameras' values.
     Observations with error above ``max(trim_px, trim_sigma * robust sigma)``
     after the robust pass are dropped before the final squared-loss pass.
     """
@@ -531,7 +544,7 @@ def bundle_adjust(
     centroid = points.mean(axis=0)
     points = points - centroid
     board_rt = np.concatenate([board_rvecs, board_tvecs + rodrigues_to_matrix(board_rvecs) @ centroid], axis=1)
-    layout = _Layout(n_cams, n_boards, refine_intrinsics)
+    layout = _Layout(n_cams, n_boards, refine_intrinsics, intrinsics_free=intrinsics_free)
     x0 = layout.pack(cam_rt0, intr0, board_rt)
     n_eval = 0
 

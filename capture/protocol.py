@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 import threading
 import time
@@ -83,6 +84,8 @@ from functools import lru_cache
 import numpy as np
 import zmq
 
+from rigcap.errors import RigcapError
+
 VERSION = 1
 DEFAULT_PUB_ENDPOINT = "tcp://127.0.0.1:5555"  # publishers connect here
 DEFAULT_SUB_ENDPOINT = "tcp://127.0.0.1:5556"  # subscribers connect here
@@ -90,7 +93,23 @@ DEFAULT_CLOCK_ENDPOINT = "tcp://127.0.0.1:5557"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 KINDS = ("kp2d", "kp3d", "stats")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+MAX_DIMS = 8
 _DTYPES = {"<f4", "<f8", "<f2", "<i1", "<i2", "<i4", "<i8", "|i1", "|u1", "<u1", "<u2", "<u4", "<u8", "|b1"}
+
+
+class EndpointError(RigcapError, OSError):
+    """A ZeroMQ endpoint that cannot be bound or connected (bad address, port in use)."""
+
+
+def attach(sock: zmq.Socket, endpoint: str, bind: bool, role: str) -> None:
+    """Bind or connect ``sock``, turning ZeroMQ's error into one line naming the endpoint."""
+    try:
+        (sock.bind if bind else sock.connect)(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        what = "bind" if bind else "connect"
+        raise EndpointError(f"{role}: cannot {what} {endpoint!r} ({exc}); expected tcp://HOST:PORT") from None
 
 
 class ProtocolError(ValueError):
@@ -194,6 +213,8 @@ def _int(header: dict, key: str, topic: str) -> int:
     value = header.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ProtocolError(f"{topic}: header field {key!r} must be an integer, got {value!r}")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ProtocolError(f"{topic}: header field {key!r} = {value} does not fit in int64")
     return value
 
 
@@ -239,10 +260,11 @@ def decode(frames, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
             raise ProtocolError(f"{topic}: array spec {spec!r} needs name, dtype and shape") from None
         if dtype not in _DTYPES:
             raise ProtocolError(f"{topic}: array {name!r} has unsupported dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+        if (not isinstance(shape, list) or len(shape) > MAX_DIMS
+                or not all(type(s) is int and 0 <= s <= _INT64_MAX for s in shape)):
             raise ProtocolError(f"{topic}: array {name!r} has an invalid shape {shape!r}")
         dt = np.dtype(dtype)
-        expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        expected = math.prod(shape) * dt.itemsize  # Python ints: a huge shape cannot overflow to a match
         if expected != len(payload):
             raise ProtocolError(f"{topic}: array {name!r} {dtype}{shape} needs {expected} bytes, payload has {len(payload)}")
         arrays[name] = np.frombuffer(payload, dtype=dt).reshape(shape)
@@ -296,7 +318,7 @@ class Publisher:
         self.socket = context().socket(zmq.PUB)
         self.socket.setsockopt(zmq.SNDHWM, sndhwm)
         self.socket.setsockopt(zmq.LINGER, linger_ms)
-        (self.socket.bind if bind else self.socket.connect)(endpoint)
+        attach(self.socket, endpoint, bind, "publisher")
         self._seq: dict[str, int] = {}
         self.sent = 0
 
@@ -363,7 +385,7 @@ class Subscriber:
         self.socket.setsockopt(zmq.LINGER, 0)
         for t in ([topics] if isinstance(topics, str) else topics):
             self.socket.setsockopt(zmq.SUBSCRIBE, t.encode("ascii"))
-        (self.socket.bind if bind else self.socket.connect)(endpoint)
+        attach(self.socket, endpoint, bind, "subscriber")
         self.received = 0
         self.malformed = 0
         self.last_error: str | None = None
@@ -374,6 +396,10 @@ class Subscriber:
         except ProtocolError as exc:
             self.malformed += 1
             self.last_error = str(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a receiver must never die of what a sender sent
+            self.malformed += 1
+            self.last_error = f"undecodable message ({type(exc).__name__}: {exc})"
             return None
         self.received += 1
         return msg
@@ -459,7 +485,7 @@ class Backbone:
             xpub.bind(self.sub_endpoint)
             ctrl.bind(self._control_endpoint)
         except zmq.ZMQError as exc:
-            self._error = OSError(f"cannot bind the ZeroMQ backbone on {self.pub_endpoint} / {self.sub_endpoint}: {exc}")
+            self._error = EndpointError(f"cannot bind the ZeroMQ backbone on {self.pub_endpoint} / {self.sub_endpoint}: {exc}")
             for s in (xsub, xpub, ctrl):
                 s.close()
             self._ready.set()
@@ -521,7 +547,7 @@ class ClockServer:
         try:
             sock.bind(self.endpoint)
         except zmq.ZMQError as exc:
-            self._error = OSError(f"cannot bind the clock server on {self.endpoint}: {exc}")
+            self._error = EndpointError(f"cannot bind the clock server on {self.endpoint}: {exc}")
             sock.close()
             self._ready.set()
             return
@@ -562,7 +588,7 @@ def measure_clock_offset(endpoint: str = DEFAULT_CLOCK_ENDPOINT, n: int = 20, ti
     sock = context().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-    sock.connect(endpoint)
+    attach(sock, endpoint, False, "clock")
     best = None
     try:
         for _ in range(n):

@@ -78,6 +78,10 @@ MALFORMED = {
     "negative shape": _with_header(arrays=[{"name": "keypoints", "dtype": "<f4", "shape": [-1, 33, 3]}]),
     "wrong kp shape": _with_header(arrays=[{"name": "keypoints", "dtype": "<f4", "shape": [33, 3, 1]}]),
     "huge header": [b"kp2d.cam_0", b" " * (MAX_HEADER_BYTES + 1), b""],
+    "shape overflows int64": _with_header(arrays=[{"name": "keypoints", "dtype": "<f4", "shape": [2**62, 2**62, 4]}])[:2] + [b""],
+    "bool in shape": _with_header(arrays=[{"name": "keypoints", "dtype": "<f4", "shape": [True, 33, 3]}]),
+    "capture time beyond int64": _with_header(t_capture_ns=10**30),
+    "frame beyond int64": _with_header(frame=-(2**70)),
 }
 
 
@@ -119,16 +123,35 @@ def test_publisher_to_subscriber_through_backbone_counts_and_drops_malformed(bac
     raw = zmq.Context.instance().socket(zmq.PUB)
     raw.setsockopt(zmq.LINGER, 0)
     raw.connect(backbone.pub_endpoint)
+    def sentinel(frame):
+        return encode_kp2d("sentinel", frame, 0, 0, np.zeros((0, 26, 3), np.float32), "halpe26", HALPE26.joint_names)
+
+    def drain_until_sentinel(frame, into=None, timeout_s=5.0):
+        """Receive until the raw socket's sentinel ``frame`` arrives: everything it sent before is in."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msg = sub.recv(50)
+            if msg is None:
+                continue
+            if msg.camera == "sentinel":
+                if msg.frame_index == frame:
+                    return
+            elif into is not None:
+                into.append(msg)
+        raise AssertionError(f"sentinel {frame} never arrived")
+
     try:
         _wait_connected(pub, sub)
-        for _ in range(100):  # the raw socket's own subscription may take a moment
-            raw.send_multipart(MALFORMED["header not json"])
-            if sub.recv(10) is None and sub.malformed:
+        for _ in range(200):  # the raw socket's own subscription may take a moment
+            raw.send_multipart(sentinel(0))
+            msg = sub.recv(20)
+            if msg is not None and msg.camera == "sentinel":
                 break
-        while sub.recv(200) is not None or sub.recv(200) is not None:
-            pass  # warm-up messages still in flight would count twice below
+        raw.send_multipart(sentinel(1))
+        drain_until_sentinel(1)  # per-socket order: nothing from the warm-up is still in flight
         sub.malformed = 0
-        sent = []
+        sub.max_payload_bytes = 100_000
+        sent, got = [], []
         for i in range(50):
             arr = kp(1, 26, seed=i)
             pub.publish_kp2d("cam_0", i, time.time_ns(), arr, HALPE26)
@@ -136,10 +159,10 @@ def test_publisher_to_subscriber_through_backbone_counts_and_drops_malformed(bac
             if i % 10 == 0:
                 for bad in MALFORMED.values():
                     raw.send_multipart(bad)
-                big = np.zeros((2000, 26, 3), np.float32)  # 624 kB, over the subscriber's limit below
+                big = np.zeros((2000, 26, 3), np.float32)  # 624 kB, over the subscriber's limit
                 raw.send_multipart(encode_kp2d("cam_0", 0, 0, 0, big, "halpe26", HALPE26.joint_names))
-        sub.max_payload_bytes = 100_000
-        got = []
+        raw.send_multipart(sentinel(2))
+        drain_until_sentinel(2, into=got)
         deadline = time.monotonic() + 5
         while len(got) < 50 and time.monotonic() < deadline:
             msg = sub.recv(100)
@@ -195,3 +218,14 @@ def test_clock_offset_measures_a_known_offset():
         est = measure_clock_offset(endpoint, n=10)
     assert abs(est.offset_ns - offset) <= est.round_trip_ns / 2 + 1000
     assert est.round_trip_ns < 50_000_000
+
+
+def test_bad_endpoint_is_one_line_naming_it():
+    from capture.protocol import EndpointError
+    from rigcap.errors import RigcapError
+
+    with pytest.raises(EndpointError, match="subscriber: cannot connect 'notanendpoint'") as info:
+        Subscriber("notanendpoint")
+    assert isinstance(info.value, RigcapError)
+    with pytest.raises(EndpointError, match="publisher: cannot bind 'tcp://nohost.invalid:1'"):
+        Publisher("tcp://nohost.invalid:1", bind=True)

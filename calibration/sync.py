@@ -8,8 +8,9 @@ Three ways to say which frames were taken together:
   input whose name ends in the number ``k`` (``cam_0``, ``port_0``, ...); a
   camera's rows in ``frame_index`` order are its video's frames 0, 1, 2, ...;
 * rigcap's recording format: one CSV per camera, ``frame_index,time_ns``,
-  named after the camera (``cam_0.csv``, ``cam_0_timestamps.csv`` or
-  ``cam_0.timestamps.csv``) in one folder: frames are matched to the nearest
+  one row per video frame, named after the camera (``cam_0.csv``,
+  ``cam_0_timestamps.csv`` or ``cam_0.timestamps.csv``) in one folder, or a
+  recording session folder (``cam_0/segment-000.timestamps.csv``): frames are matched to the nearest
   frame in time of the camera with the fewest frames, within half its frame
   interval.
 
@@ -85,7 +86,14 @@ def _rigcap_csv_for(folder: Path, name: str) -> Path:
     for candidate in (f"{name}.csv", f"{name}_timestamps.csv", f"{name}.timestamps.csv"):
         if (folder / candidate).is_file():
             return folder / candidate
-    raise InputFileError(folder, f"no timestamps for camera {name!r} (looked for {name}.csv, {name}_timestamps.csv)")
+    # a rigcap recording session: <session>/<camera>/segment-000.timestamps.csv
+    segments = sorted((folder / name).glob("*.timestamps.csv")) if (folder / name).is_dir() else []
+    if len(segments) == 1:
+        return segments[0]
+    raise InputFileError(
+        folder, f"no timestamps for camera {name!r} (looked for {name}.csv, {name}_timestamps.csv and "
+        f"{name}/segment-*.timestamps.csv{'; found several segments' if segments else ''})"
+    )
 
 
 def read_rigcap_times(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +107,11 @@ def read_rigcap_times(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputFileError(path, "every row needs an integer frame_index and time_ns") from None
     if data.shape[0] == 0:
         raise InputFileError(path, "no frames listed")
-    return data[:, 0], data[:, 1]
+    # one row per frame written to the video: the k-th row (in frame_index order) is video frame k,
+    # whatever number the capture gave it (a recording's frame_index need not start at 0)
+    rank = np.empty(data.shape[0], dtype=np.int64)
+    rank[np.argsort(data[:, 0], kind="stable")] = np.arange(data.shape[0])
+    return rank, data[:, 1]
 
 
 def group_by_time(times: Sequence[np.ndarray], frame_ids: Sequence[np.ndarray]) -> np.ndarray:

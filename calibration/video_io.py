@@ -7,13 +7,15 @@ before the frame count its header declares (truncated or damaged in the
 middle), an image in a folder that cannot be read.
 
 The camera's name is the input's stem (``cam_0.mp4`` -> ``cam_0``, folder
-``cam_1/`` -> ``cam_1``).
+``cam_1/`` -> ``cam_1``).  A folder holding one video and no images (a
+camera folder of a rigcap recording, ``cam_2/segment-000.avi``) is that
+video, named after the folder.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from rigcap.errors import InputFileError
 
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -97,8 +100,17 @@ def open_source(path: str | Path) -> FrameSource:
     path = Path(path)
     if path.is_dir():
         images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: natural_key(p.name))
+        videos = sorted((p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES), key=lambda p: natural_key(p.name))
+        if not images and len(videos) == 1:
+            # a camera folder of a rigcap recording (segment-000.avi): the camera is the folder
+            return replace(open_source(videos[0]), name=path.name)
+        if not images and videos:
+            raise InputFileError(
+                path, f"holds {len(videos)} videos ({', '.join(v.name for v in videos)}; a camera that restarted "
+                "records one segment per start): give one video file per camera"
+            )
         if not images:
-            raise InputFileError(path, f"folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise InputFileError(path, f"folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}) and no video")
         first = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
         if first is None:
             raise InputFileError(images[0], "cannot be read as an image (corrupt or unsupported format)")

@@ -44,3 +44,25 @@ def test_grouping_rejects_frames_beyond_a_video(tmp_path):
     det = CameraDetections("cam_0", "cam_0.mp4", (640, 480), np.full((3, 4, 2), np.nan), np.zeros(3, np.int32))
     with pytest.raises(RigcapError, match="cam_0.mp4"):
         group_detections([det], np.array([[0, 1, 5]]))
+
+
+def test_recording_session_layout(tmp_path):
+    """rigcap capture --record writes <session>/<camera>/segment-000.{avi,timestamps.csv}."""
+    import cv2
+
+    from calibration.video_io import open_source
+
+    period = 33_333_333
+    for c, (first, offset) in enumerate([(5, 0), (17, 2_000_000)]):
+        cam = tmp_path / f"cam_{c}"
+        cam.mkdir()
+        rows = "".join(f"{first + k},{10**12 + offset + k * period}\n" for k in range(6))
+        (cam / "segment-000.timestamps.csv").write_text("frame_index,time_ns\n" + rows)
+        writer = cv2.VideoWriter(str(cam / "segment-000.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+        for k in range(6):
+            writer.write(np.full((48, 64, 3), 20 * k, np.uint8))
+        writer.release()
+    frames = read_timestamps(tmp_path, ["cam_0", "cam_1"])
+    np.testing.assert_array_equal(frames, [np.arange(6), np.arange(6)])  # video frames, not capture numbers
+    source = open_source(tmp_path / "cam_1")
+    assert source.name == "cam_1" and source.path.name == "segment-000.avi" and source.n_frames == 6

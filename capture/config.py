@@ -131,11 +131,15 @@ def config_from_dict(data: dict, path="<config>", base_dir: Path | None = None, 
         raise InputFileError(path, f"camera names must be unique; repeated: {', '.join(dupes)}")
     det = dict(data.get("detector", {}))
     detector = str(det.pop("name", "mediapipe"))
-    from capture.pose import available_detectors
+    from capture.pose import DetectorError, available_detectors, check_detector
 
     for name in [detector] + [c.detector for c in cameras if c.detector]:
         if name not in available_detectors():
             raise InputFileError(path, f"unknown detector {name!r} (known: {', '.join(available_detectors())})")
+    try:
+        check_detector(detector, det)
+    except DetectorError as exc:
+        raise InputFileError(path, f"[detector]: {exc}") from None
     ends = data.get("endpoints", {})
     sup = data.get("supervisor", {})
     rig = data.get("rig")

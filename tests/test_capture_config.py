@@ -63,6 +63,9 @@ def test_unknown_detector_and_missing_rig(tmp_path):
     path.write_text('[detector]\nname = "openpose"\n' + cam)
     with pytest.raises(InputFileError, match="unknown detector 'openpose'"):
         load_config(path)
+    path.write_text('[detector]\nname = "synthetic"\nmin_confidense = 0.5\n' + cam)
+    with pytest.raises(InputFileError, match=r"\[detector\]: detector 'synthetic': .*'min_confidense'"):
+        load_config(path)  # a typo is caught here, not as a traceback in every camera process
     path.write_text('rig = "rig.toml"\n' + cam)
     with pytest.raises(InputFileError, match="rig file not found"):
         load_config(path)

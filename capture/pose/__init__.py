@@ -106,6 +106,22 @@ def detector_class(name: str) -> type:
     return target
 
 
+def check_detector(name: str, options: dict) -> None:
+    """Raise :class:`DetectorError` now, in the parent, for what would kill every camera process later.
+
+    An unknown name or an option the detector does not take (a typo in the
+    config's ``[detector]`` table) is named in one line.
+    """
+    import inspect
+
+    cls = detector_class(name)
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+        raise DetectorError(f"detector {name!r}: {exc} (its options: {', '.join(params) or 'none'})") from None
+
+
 def create_detector(name: str, **options) -> Detector:
     """A detector by registry name; ``options`` go to its constructor."""
     return detector_class(name)(**options)

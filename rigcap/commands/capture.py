@@ -72,6 +72,9 @@ def run(args) -> int:
     config = load_config(args.config)
     kw = {}
     if args.detector:
+        from capture.pose import check_detector
+
+        check_detector(args.detector, config.detector_options if args.detector == config.detector else {})
         kw["detector"] = args.detector
     console = Console()
     events = []
@@ -119,4 +122,4 @@ def run(args) -> int:
     failed = [s.name for s in statuses if s.state == "failed"]
     if failed:
         console.print(f"[red]left out after repeated failures: {', '.join(failed)}[/]")
-    return 130 if interrupted else (1 if failed and len(failed) == len(statuses) else 0)
+    return 130 if interrupted else (1 if failed else 0)

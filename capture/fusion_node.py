@@ -191,6 +191,7 @@ class FusionNode:
         self.alive_window_ns = int(alive_window_s * 1e9)
         self.batch_limit = batch_limit
         self.stats = FusionStats()
+        self.interrupted = False
         self.engine: FusionEngine | None = None
         self.recorder: FusedRecorder | None = None
         if skeleton is not None:
@@ -301,6 +302,8 @@ class FusionNode:
                 if on_stats is not None and now >= next_report:
                     on_stats(self.stats.summary(now - start, recent))
                     next_report = now + stats_interval_s
+        except KeyboardInterrupt:  # Ctrl-C is a stop like any other: close cleanly, report
+            self.interrupted = True
         finally:
             summary = self.stats.summary(time.monotonic() - start)
             self.close()

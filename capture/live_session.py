@@ -42,6 +42,11 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     Stats go onto ``results`` once a second as ``("stats", summary)`` and at the
     end as ``("final", summary)``.
     """
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent decides and sets stop_event.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
     node = FusionNode(rig, [sub_endpoint, *options.remote_endpoints], pub_endpoint, fps=options.fps,
                       record_dir=options.record_dir, smoothing=options.smoothing, tolerance_ms=options.tolerance_ms,
                       deadline_ms=options.deadline_ms, alive_window_s=options.alive_window_s,

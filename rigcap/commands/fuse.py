@@ -57,6 +57,8 @@ def stats_line(s: dict, prev: dict | None) -> str:
     dt = s["elapsed_s"] - (prev or {}).get("elapsed_s", 0.0)
     fps_in = (s["messages_in"] - (prev or {}).get("messages_in", 0)) / dt if dt > 0 else 0.0
     fps_out = (s["instants_out"] - (prev or {}).get("instants_out", 0)) / dt if dt > 0 else 0.0
+    if not s["messages_in"]:
+        return f"{s['elapsed_s']:7.1f} s  waiting for kp2d messages (none yet)"
     present = s.get("cameras_present", [])
     drops = s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"]
     return (f"{s['elapsed_s']:7.1f} s  in {fps_in:6.1f}/s  out {fps_out:5.1f}/s  cameras {len(present)} "
@@ -86,13 +88,10 @@ def run(args) -> int:
         print(stats_line(s, prev[0]), flush=True)
         prev[0] = s
 
-    try:
-        summary = node.run(stop, duration_s=args.seconds, on_stats=report, stats_interval_s=args.interval,
-                           recent=int(max(1.0, args.interval) * args.fps * 2))
-    except KeyboardInterrupt:  # run() closed the node (and the recording) on the way out
-        summary = node.stats.summary(0.0)
-        print("rigcap fuse: interrupted")
+    summary = node.run(stop, duration_s=args.seconds, on_stats=report, stats_interval_s=args.interval,
+                       recent=int(max(1.0, args.interval) * args.fps * 2))  # Ctrl-C: a clean stop
     print("total: " + stats_line(summary, None), flush=True)
     if args.record:
-        print(f"recorded {summary['instants_out']} instants to {args.record}")
-    return 0
+        print(f"recorded {summary['instants_out']} instants to {args.record}" if summary["instants_out"]
+              else "nothing recorded: no 3D instant was fused")
+    return 130 if node.interrupted else 0

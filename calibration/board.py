@@ -8,7 +8,6 @@ turned into OpenCV's board in exactly one place.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import cv2
 import numpy as np
 import tomli_w
 
-from rigcap.errors import InputFileError
+from rigcap.errors import InputFileError, read_toml
 
 
 def aruco_dictionary_names() -> list[str]:
@@ -51,12 +50,7 @@ class BoardDefinition:
     @classmethod
     def from_toml(cls, path: str | Path) -> "BoardDefinition":
         path = Path(path)
-        if not path.is_file():
-            raise InputFileError(path, "board definition not found")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputFileError(path, f"not a valid TOML file ({exc})") from None
+        data = read_toml(path, "board definition")
         return cls.from_dict(data, path)
 
     @classmethod

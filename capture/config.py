@@ -39,12 +39,11 @@ unknown key, a repeated name).
 from __future__ import annotations
 
 import sys
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from capture.protocol import DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
-from rigcap.errors import InputFileError
+from rigcap.errors import InputFileError, read_toml
 
 SOURCE_TYPES = ("usb", "video", "synthetic")
 
@@ -107,12 +106,7 @@ _TOP_KEYS = {"rig", "detector", "endpoints", "supervisor", "cameras"}
 def load_config(path: str | Path, check_devices: bool = True) -> CaptureConfig:
     """Read and validate a capture config (see module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "capture config not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"not a valid TOML file ({exc})") from None
+    data = read_toml(path, "capture config")
     return config_from_dict(data, path, base_dir=path.parent, check_devices=check_devices)
 
 

@@ -23,3 +23,21 @@ class InputFileError(RigcapError, ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+def read_toml(path, what: str) -> dict:
+    """The TOML file at ``path`` as a dict, or one :class:`InputFileError` line saying why not.
+
+    ``what`` names the file's role for the "not found" message ("board
+    definition", "capture config"), so the user knows which argument was wrong.
+    """
+    import tomllib
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, f"{what} not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"not a valid TOML file ({exc})") from None

@@ -25,14 +25,13 @@ A ``rotation`` given as a Rodrigues vector (3 numbers) is accepted too.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
 from calibration.camera import Camera
 from calibration.rig import Rig
-from rigcap.errors import InputFileError
+from rigcap.errors import InputFileError, read_toml
 
 
 def is_caliscope_array(data: dict) -> bool:
@@ -101,10 +100,5 @@ def rig_from_caliscope(data: dict, path="<camera_array>", name_format: str = "ca
 def load_caliscope(path: str | Path, name_format: str = "cam_{port}", keep_ignored: bool = False) -> Rig:
     """Read caliscope's ``camera_array.toml`` (or a ``config.toml`` holding its ``[cameras.N]`` tables)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "caliscope camera array not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"not a valid TOML file ({exc})") from None
+    data = read_toml(path, "caliscope camera array")
     return rig_from_caliscope(data, path, name_format, keep_ignored)

@@ -28,6 +28,8 @@ C3D (:func:`write_c3d`)
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +65,19 @@ def z_up_to_y_up(xyz: np.ndarray) -> np.ndarray:
     return np.asarray(xyz)[..., [1, 2, 0]]
 
 
-def _cells(values: np.ndarray, fmt: str) -> np.ndarray:
-    """Format an array as strings, empty where not finite."""
-    flat = values.ravel()
-    out = np.array([fmt % v if np.isfinite(v) else "" for v in flat.tolist()], dtype=object)
-    return out.reshape(values.shape)
+def _rows(columns: list[tuple[np.ndarray, str]], sep: str) -> str:
+    """Rows of text, one per frame, from (F, k) column blocks each with a printf format.
+
+    Formatted by ``np.savetxt`` in one call (a Python step per cell took ~7 s
+    for 10 minutes at 30 fps); non-finite cells become empty, which OpenSim,
+    spreadsheets and pandas all read as missing.
+    """
+    table = np.concatenate([np.asarray(c, np.float64).reshape(len(c), -1) for c, _ in columns], axis=1)
+    fmts = [fmt for c, fmt in columns for _ in range(np.asarray(c).reshape(len(c), -1).shape[1])]
+    buf = io.StringIO()
+    np.savetxt(buf, table, fmt=fmts, delimiter=sep)
+    token = re.escape(sep)
+    return re.sub(rf"(^|{token})-?(nan|inf)(?={token}|$)", r"\1", buf.getvalue(), flags=re.M)
 
 
 def write_trc(points: Points3D, path: str | Path, units: str = "m", up: str = "y") -> Path:
@@ -90,11 +100,11 @@ def write_trc(points: Points3D, path: str | Path, units: str = "m", up: str = "y
         "\t\t" + "\t".join(f"X{i}\tY{i}\tZ{i}" for i in range(1, n_j + 1)),
         "",
     ]
-    cells = _cells(xyz.reshape(n_f, -1), "%.6f" if units == "m" else "%.3f")
     times = frame_times(points, fps)
-    rows = [f"{f + 1}\t{times[f]:.6f}\t" + "\t".join(cells[f]) for f in range(n_f)]
+    body = _rows([(np.arange(1, n_f + 1), "%d"), (times, "%.6f"),
+                  (xyz.reshape(n_f, -1), "%.6f" if units == "m" else "%.3f")], "\t")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
+    path.write_text("\n".join(header) + "\n" + body, encoding="utf-8")
     return path
 
 
@@ -125,15 +135,11 @@ def write_csv(points: Points3D, path: str | Path) -> Path:
     n_f, n_j = points.points.shape[:2]
     cols = ["frame", "time_s"] + [f"{j}_{a}" for j in points.joint_names for a in "xyz"]
     cols += [f"{j}_err_px" for j in points.joint_names] + [f"{j}_views" for j in points.joint_names]
-    xyz = _cells(points.points.reshape(n_f, -1), "%.6f")
-    err = _cells(points.reprojection_error, "%.3f")
-    views = points.n_views.astype(int).astype(str)
     times = frame_times(points, fps)
-    lines = [",".join(cols)]
-    for f in range(n_f):
-        lines.append(",".join([str(f), f"{times[f]:.6f}", *xyz[f], *err[f], *views[f]]))
+    body = _rows([(np.arange(n_f), "%d"), (times, "%.6f"), (points.points.reshape(n_f, -1), "%.6f"),
+                  (points.reprojection_error, "%.3f"), (points.n_views, "%d")], ",")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(",".join(cols) + "\n" + body, encoding="utf-8")
     return path
 
 

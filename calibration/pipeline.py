@@ -68,6 +68,9 @@ from calibration.world import frame_from_board, frame_from_camera, transform_boa
 from rigcap.errors import RigcapError
 
 
+MIN_VIEW_CORNERS = 4
+
+
 @dataclass
 class CalibrationResult:
     rig: Rig
@@ -142,7 +145,9 @@ def calibrate_from_detections(
 ) -> CalibrationResult:
     """Calibrate a rig from grouped corner detections (see the module docstring)."""
     det = _as_detections(detections, image_sizes, names)
-    corners = det.corners
+    # a view with a corner or three is most often a stray marker's interpolation, and
+    # constrains little anyway: calibration uses views with MIN_VIEW_CORNERS or more
+    corners = np.where((det.counts() >= MIN_VIEW_CORNERS)[:, :, None, None], det.corners, np.nan)
     seconds: dict = {}
     warnings: list[str] = []
     t0 = time.perf_counter()

@@ -76,6 +76,9 @@ class BoardMatch:
     def describe(self) -> str:
         b = self.board
         text = f"markers match {b.dictionary} with legacy_pattern = {str(b.legacy_pattern).lower()}"
+        family = next((d for _, d in FAMILIES if b.dictionary in d), [b.dictionary])
+        if family[-1] != b.dictionary and self.ids.size:
+            text += f" (ids {int(self.ids.min())}-{int(self.ids.max())}: the larger {b.dictionary.rsplit('_', 1)[0]}_* dictionaries share them)"
         text += ", printed inverted (black and white swapped)" if b.inverted else ", printed black on white"
         return text + f", {b.squares_x} x {b.squares_y} squares"
 

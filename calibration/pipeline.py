@@ -187,6 +187,8 @@ def calibrate_from_detections(
     # 3. bundle adjustment over the instants with a board pose
     t2 = time.perf_counter()
     instants = _thin(np.flatnonzero(np.isfinite(b_r[:, 0])), max_instants)
+    if origin not in ("camera0", None) and np.isfinite(b_r[int(origin), 0]) and int(origin) not in instants:
+        instants = np.sort(np.append(instants, int(origin)))  # thinning must not drop the floor sighting
     if instants.size == 0:
         raise RigcapError("no instant has a usable board pose in any camera; nothing to calibrate")
     obs = Observations.from_corners(corners, instants)

@@ -119,3 +119,11 @@ def test_camera_without_views_is_named():
     corners[1] = np.nan
     with pytest.raises(RigcapError, match="'cam_1'"):
         calibrate_from_detections(corners, STUDIO_BOARD, [c.size for c in rig], rig.names)
+
+
+def test_thinning_keeps_the_floor_sighting(four_cam):
+    rig, corners, _ = four_cam
+    result = calibrate_from_detections(corners, STUDIO_BOARD, [c.size for c in rig], rig.names, origin=1,
+                                       max_instants=16)
+    assert 1 in result.instants and result.instants.size <= 17
+    assert compare_rigs(result.rig, rig, align=False).center_mm.max() < 15.0

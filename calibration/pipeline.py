@@ -5,7 +5,7 @@ Stable entry points (benchmarks and the ``rigcap calibrate`` command call these)
     calibrate(inputs: list[str | Path], board: BoardDefinition, timestamps: str | Path | None = None,
               *, origin: str | int = "camera0", refine_intrinsics: bool = True, workers: int | None = None,
               progress: bool = True, selfcheck: bool = True, max_views: int = 40,
-              max_instants: int | None = 400) -> CalibrationResult
+              max_instants: int | None = 400, board_path: str | Path | None = None) -> CalibrationResult
 
     calibrate_from_detections(detections: Detections | np.ndarray, board: BoardDefinition,
               image_sizes: list[tuple[int, int]] | None = None, names: list[str] | None = None,
@@ -245,6 +245,7 @@ def detect_inputs(
     workers: int | None = None,
     progress: bool = True,
     selfcheck: bool = True,
+    board_path: str | Path | None = None,
 ) -> Detections:
     """Detect the board in every input and group frames into instants.
 
@@ -256,7 +257,7 @@ def detect_inputs(
     if selfcheck:
         from calibration.selfcheck import check_detections
 
-        check_detections(per_camera, board)
+        check_detections(per_camera, board, str(board_path) if board_path else "the board TOML")
     frames = read_timestamps(timestamps, [d.name for d in per_camera]) if timestamps is not None else None
     return group_detections(per_camera, frames)
 
@@ -273,10 +274,16 @@ def calibrate(
     selfcheck: bool = True,
     max_views: int = 40,
     max_instants: int | None = 400,
+    board_path: str | Path | None = None,
 ) -> CalibrationResult:
-    """Calibrate a rig from one board recording per camera (see the module docstring)."""
+    """Calibrate a rig from one board recording per camera (see the module docstring).
+
+    ``board_path``: where ``board`` was read from, so a board self-check
+    error names the file to edit.
+    """
     t0 = time.perf_counter()
-    det = detect_inputs(inputs, board, timestamps, workers=workers, progress=progress, selfcheck=selfcheck)
+    det = detect_inputs(inputs, board, timestamps, workers=workers, progress=progress, selfcheck=selfcheck,
+                        board_path=board_path)
     t_det = time.perf_counter() - t0
     result = calibrate_from_detections(det, board, origin=origin, refine_intrinsics=refine_intrinsics,
                                        max_views=max_views, max_instants=max_instants)

@@ -10,7 +10,7 @@ import pytest
 
 from calibration.board import BoardDefinition
 from calibration.detect import detect_all
-from calibration.pipeline import calibrate, detect_inputs
+from calibration.pipeline import calibrate
 from calibration.selfcheck import diagnose, sample_frames
 from calibration.sync import read_timestamps
 from capture.synthetic.board_motion import board_trajectory, floor_frame_mask
@@ -64,13 +64,16 @@ def test_detection_finds_corners_where_the_truth_says_in_parallel(tmp_path):
         assert np.median(err) < 0.4, np.median(err)
 
 
-def test_mismatched_board_definition_is_detected_and_explained(odd_print):
-    with pytest.raises(RigcapError) as err:
-        detect_inputs(odd_print, STUDIO_BOARD, progress=False)
-    msg = str(err.value)
+def test_mismatched_board_definition_is_detected_and_explained(odd_print, tmp_path, capsys):
+    board = STUDIO_BOARD.save(tmp_path / "board.toml")
+    code = main(["calibrate", "--board", str(board), "--out", str(tmp_path / "rig.toml"), "--no-progress",
+                 *map(str, odd_print)])
+    msg = capsys.readouterr().err
+    assert code == 2
     assert "does not match the print" in msg and "'cam_0'" in msg
     assert "DICT_5X5_" in msg and "legacy_pattern = true" in msg and "inverted" in msg
     assert "inverted = true" in msg and 'dictionary = "DICT_5X5_' in msg
+    assert f"Set in {board}:" in msg  # names the file to edit
 
 
 def test_diagnosis_recovers_every_key_of_the_print(odd_print):

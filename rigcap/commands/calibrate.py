@@ -48,7 +48,7 @@ def run(args) -> int:
         args.inputs, board, args.timestamps,
         origin="camera0" if args.floor_frame is None else args.floor_frame,
         refine_intrinsics=not args.fixed_intrinsics, workers=args.workers, progress=not args.no_progress,
-        max_instants=args.max_sightings,
+        max_instants=args.max_sightings, board_path=args.board,
     )
     out = save_rig(result.rig, args.out)
     png = Path(args.png) if args.png else Path(out).with_suffix(".png")

@@ -15,12 +15,13 @@ def register(subparsers) -> None:
         "[metadata], a table on the terminal and a PNG beside the rig file. When the board is not found, "
         "rigcap tries other board definitions and says which one matches the print.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one video file or image folder per camera")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one video file or image folder per camera (or a camera folder of a rigcap recording)")
     p.add_argument("--board", default="configs/board.toml", help="board definition TOML (default: %(default)s)")
     p.add_argument("--out", default="rig.toml", help="rig file to write (default: %(default)s)")
     p.add_argument("--timestamps", metavar="FILE",
-                   help="group frames by time: caliscope's timestamps.csv, or a folder of rigcap per-camera "
-                   "frame_index,time_ns CSVs (default: frame i of every input is the same instant)")
+                   help="group frames by time: caliscope's timestamps.csv, a folder of rigcap per-camera "
+                   "frame_index,time_ns CSVs, or a rigcap recording session folder (default: frame i of every "
+                   "input is the same instant)")
     p.add_argument("--floor-frame", type=int, metavar="K",
                    help="instant at which the board lay face up on the floor: world origin at its corner, z up "
                    "(default: camera 0's frame)")

@@ -70,13 +70,25 @@ CALISCOPE_BOARD = BoardDefinition(4, 5, 0.054, 0.0405, "DICT_4X4_1000", inverted
 
 
 # ====================================================================== data
+def code_stamp() -> str:
+    """A short hash of the detector's and the renderer's source: cached detections go stale when either changes."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for rel in ("calibration/detect.py", "calibration/board.py", "capture/synthetic/board_video.py",
+                "capture/synthetic/board_motion.py", "capture/synthetic/studio_rig.py", "capture/synthetic/scene.py"):
+        path = REPO / rel
+        h.update(path.read_bytes() if path.is_file() else rel.encode())
+    return h.hexdigest()[:8]
+
+
 def synthetic_detections(n_cameras: int, hard: bool, n_frames: int, seed: int, cache: Path):
     """Render a board recording in memory and detect it; cached as npz + the true rig."""
     from capture.synthetic.board_motion import board_trajectory
     from capture.synthetic.board_video import STUDIO_BOARD, BoardRenderer
     from capture.synthetic.studio_rig import make_studio_rig
 
-    key = f"{n_cameras}cam_{'hard' if hard else 'normal'}_{n_frames}f_seed{seed}"
+    key = f"{n_cameras}cam_{'hard' if hard else 'normal'}_{n_frames}f_seed{seed}_{code_stamp()}"
     npz, rig_path = cache / f"{key}.npz", cache / f"{key}_rig_true.toml"
     board = STUDIO_BOARD
     if npz.is_file() and rig_path.is_file():
@@ -430,7 +442,7 @@ def bench_synthetic(label: str, n_cameras: int, hard: bool, n_frames: int, seed:
         rows.append(("aniposelib fixed K", evaluate(rig, det, board, truth) if rig else None, sec + k_s,
                      note or "rigcap's OpenCV intrinsics, extrinsics by aniposelib"))
     if closeups:
-        key = f"{n_cameras}cam_{'hard' if hard else 'normal'}_seed{seed}"
+        key = f"{n_cameras}cam_{'hard' if hard else 'normal'}_seed{seed}_{code_stamp()}"
         t0 = time.perf_counter()
         extra = closeup_detections(truth, board, closeups, seed, key, cache)
         print(f"  + intrinsic sessions: {closeups} close-up frames per camera, corners per camera "

@@ -271,6 +271,8 @@ def score(studio: SyntheticStudio, epoch_ns: int, start_wall_ns: int, msgs, fusi
     period_ns = int(round(1e9 / studio.fps))
     cycle_ns = n_f * period_ns
     names = studio.rig.names
+    seqs = np.array([m.seq for m in msgs])  # all received, before any is left out of the scoring
+    missed = int(np.sum(np.maximum(np.diff(seqs) - 1, 0))) if len(seqs) > 1 else 0
     keep, t_rel = [], []
     for m in msgs:
         frames = np.array(list(m.header["frames"].values()), dtype=np.int64)
@@ -297,8 +299,6 @@ def score(studio: SyntheticStudio, epoch_ns: int, start_wall_ns: int, msgs, fusi
     off_err = 1000 * np.linalg.norm(offline.points3d.points - truth, axis=-1)
 
     h = [m.header for m in msgs]
-    seqs = np.array([m.seq for m in msgs])
-    missed = int(np.sum(np.maximum(np.diff(seqs) - 1, 0))) if len(seqs) > 1 else 0
     t_recv = np.array([m.t_receive_ns for m in msgs], dtype=np.int64)
     t_cap = np.array([x["t_capture_ns"] for x in h], dtype=np.int64)
     t_pub = np.array([x["t_publish_ns"] for x in h], dtype=np.int64)

@@ -53,8 +53,13 @@ def make_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv
     return cv2.aruco.CharucoDetector(board.cv_board(), charuco, params)
 
 
-def detect_frame(detector, gray: np.ndarray, n_corners: int, inverted: bool = False) -> tuple[np.ndarray, int]:
-    """Corners ``(N, 2)`` (NaN where missing) and the number of markers found in one frame."""
+def detect_frame(detector, gray: np.ndarray, n_corners: int, inverted: bool = False,
+                 saddle: bool = True) -> tuple[np.ndarray, int]:
+    """Corners ``(N, 2)`` (NaN where missing) and the number of markers found in one frame.
+
+    ``saddle`` (default) re-refines OpenCV's corners as intensity saddle points
+    (:func:`refine_saddle`) and drops the corners where the two disagree.
+    """
     if inverted:
         gray = 255 - gray
     corners, ids, _marker_corners, marker_ids = detector.detectBoard(gray)
@@ -62,7 +67,93 @@ def detect_frame(detector, gray: np.ndarray, n_corners: int, inverted: bool = Fa
     if ids is not None and len(ids):
         ids = np.asarray(ids).reshape(-1)
         out[ids] = np.asarray(corners, dtype=np.float64).reshape(-1, 2)
+        if saddle:
+            out = refine_saddle(gray, out, detector.getBoard().getChessboardSize())
     return out, 0 if marker_ids is None else int(np.asarray(marker_ids).size)
+
+
+# ------------------------------------------------------- saddle refinement
+# Why: OpenCV's ChArUco corners come from cornerSubPix in a window that must stay clear of the
+# markers (1 cm from the square edges on a 9 cm board: 2 px at 20 px per square), so the window is
+# tiny, and an oblique or sheared board puts marker edges inside it.  Measured on the synthetic
+# studio (4 cameras, 1009 corners, true positions known): OpenCV alone RMS 0.32 px, median 0.12,
+# p95 0.63, max 1.7; the saddle fit keeps 94 % of the corners at RMS 0.11, median 0.05, p95 0.21.
+# A blurred X-junction is point-symmetric about the corner for any symmetric lens blur and any
+# perspective shear, so its intensity saddle sits exactly on the corner.
+SADDLE_RADIUS_FRACTION = 0.08  # window radius per px of local square size (smallest direction)
+SADDLE_RADIUS_PX = (1.5, 6.0)
+SADDLE_PRESMOOTH_SIGMA = 0.7  # px: averages sensor noise before the quadratic fit
+SADDLE_MAX_DISAGREEMENT_PX = 0.5  # corners moved further than this from OpenCV's are dropped
+
+
+def local_square_px(corners: np.ndarray, chessboard_size: tuple[int, int]) -> np.ndarray:
+    """(N,) smallest singular value of the local image Jacobian, px per board square, at each corner
+    (finite differences to neighbouring corners; NaN for a corner with no neighbour in x or y)."""
+    sx, sy = chessboard_size
+    g = corners.reshape(sy - 1, sx - 1, 2)
+    pad = np.full((sy + 1, sx + 1, 2), np.nan)
+    pad[1:-1, 1:-1] = g
+    with np.errstate(invalid="ignore"):
+        fwd_x, bwd_x = pad[1:-1, 2:] - g, g - pad[1:-1, :-2]
+        fwd_y, bwd_y = pad[2:, 1:-1] - g, g - pad[:-2, 1:-1]
+        jx = np.where(np.isfinite(fwd_x) & np.isfinite(bwd_x), (fwd_x + bwd_x) / 2, np.where(np.isfinite(fwd_x), fwd_x, bwd_x))
+        jy = np.where(np.isfinite(fwd_y) & np.isfinite(bwd_y), (fwd_y + bwd_y) / 2, np.where(np.isfinite(fwd_y), fwd_y, bwd_y))
+    jac = np.stack([jx, jy], -1).reshape(-1, 2, 2)
+    out = np.full(jac.shape[0], np.nan)
+    ok = np.isfinite(jac).all(axis=(1, 2))
+    if ok.any():
+        out[ok] = np.linalg.svd(jac[ok], compute_uv=False)[:, -1]
+    return out
+
+
+def refine_saddle(gray: np.ndarray, corners: np.ndarray, chessboard_size: tuple[int, int],
+                  iterations: int = 10) -> np.ndarray:
+    """Corners ``(N, 2)`` moved to the saddle point of the (lightly smoothed) intensity.
+
+    Per corner: a Gaussian-weighted quadratic surface fitted in a window of radius
+    ``SADDLE_RADIUS_FRACTION`` x the local square size (so it stays inside the marker-free
+    cross around the corner), its stationary point taken, repeated until it stops moving.
+    Corners whose fit is not a saddle or that end more than ``SADDLE_MAX_DISAGREEMENT_PX``
+    from OpenCV's estimate are set to NaN: both methods are unreliable there (measured: the
+    worst corners of very oblique boards).  All corners of a frame are fitted at once.
+    """
+    out = np.array(corners, dtype=np.float64, copy=True)
+    ok = np.isfinite(out[:, 0])
+    if not ok.any():
+        return out
+    square = local_square_px(out, chessboard_size)[ok]
+    radius = np.clip(SADDLE_RADIUS_FRACTION * np.where(np.isfinite(square), square, 0.0), *SADDLE_RADIUS_PX)
+    img = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), SADDLE_PRESMOOTH_SIGMA)
+    start = out[ok]
+    pts = start.copy()
+    r_max = int(np.ceil(radius.max()))
+    o = np.arange(-r_max, r_max + 1, dtype=np.float64)
+    ox, oy = (a.ravel() for a in np.meshgrid(o, o))
+    design = np.stack([ox * ox, ox * oy, oy * oy, ox, oy, np.ones_like(ox)], -1)  # (K, 6)
+    r2 = ox**2 + oy**2
+    weight = np.exp(-r2[None] / (2 * (radius[:, None] / 1.5) ** 2)) * (r2[None] <= (radius[:, None] + 0.5) ** 2)
+    normal = np.einsum("mk,ki,kj->mij", weight, design, design)
+    saddle = np.ones(len(pts), bool)
+    for _ in range(iterations):
+        mx = (pts[:, :1] + ox[None]).astype(np.float32)
+        my = (pts[:, 1:] + oy[None]).astype(np.float32)
+        values = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+        rhs = np.einsum("mk,ki,mk->mi", weight, design, values)
+        a, b, c, d, e = np.linalg.solve(normal, rhs[..., None])[..., 0].T[:5]
+        det = 4 * a * c - b * b
+        saddle = det < 0
+        safe = np.where(saddle, det, -1.0)
+        step = np.stack([(-2 * c * d + b * e) / safe, (b * d - 2 * a * e) / safe], -1)
+        step[~saddle] = 0.0
+        norm = np.linalg.norm(step, axis=1)
+        step *= np.minimum(1.0, 0.5 * radius / np.maximum(norm, 1e-12))[:, None]
+        pts += step
+        if np.abs(step).max() < 1e-3:
+            break
+    bad = ~saddle | (np.linalg.norm(pts - start, axis=1) > SADDLE_MAX_DISAGREEMENT_PX)
+    pts[bad] = np.nan
+    out[ok] = pts
+    return out
 
 
 # -------------------------------------------------------------- one camera

@@ -11,7 +11,8 @@ A rigid change of world frame ``X_new = A @ X_old + b`` moves every camera
 
 :func:`compare_rigs` measures a rig against a reference (the synthetic
 truth, or another tool's calibration) after the best rigid alignment of the
-camera centres, since two calibrations may differ by their world frame.
+whole camera poses (centres and orientations together), since two
+calibrations may differ by their world frame.
 """
 
 from __future__ import annotations
@@ -73,6 +74,22 @@ def kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, mu_d - a @ mu_s
 
 
+def _rms_radius(rig: Rig) -> float:
+    centers = rig.centers
+    r = float(np.sqrt(((centers - centers.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    return r if r > 1e-9 else 1.0
+
+
+def pose_anchors(rig: Rig, radius: float | None = None) -> np.ndarray:
+    """(4C, 3) points that carry every camera's pose: its centre and the tips of its x, y, z
+    axes at ``radius`` (default: the rig's RMS radius about its centroid)."""
+    radius = _rms_radius(rig) if radius is None else radius
+    centers = rig.centers
+    axes = np.array([c.R for c in rig.cameras])  # rows: camera axes in world coordinates
+    tips = centers[:, None, :] + radius * axes
+    return np.concatenate([centers, tips.reshape(-1, 3)])
+
+
 @dataclass
 class RigComparison:
     names: list[str]
@@ -92,12 +109,17 @@ def compare_rigs(rig: Rig, reference: Rig, align: bool = True) -> RigComparison:
     """Per-camera differences between ``rig`` and ``reference`` (cameras matched by name).
 
     With ``align`` the rig is first moved by the rigid transform that best
-    maps its camera centres onto the reference's (scale is not fitted: a
-    wrong scale shows up as centre error, as it should).
+    maps its camera poses onto the reference's (scale is not fitted: a
+    wrong scale shows up as centre error, as it should).  The fit uses every
+    camera's centre and the tips of its three axes drawn at the rig's RMS
+    radius, so orientations weigh as much as positions: fitting centres
+    alone tilts the whole rig by the centre errors (a few mm over a 3 m ring
+    is ~0.1 deg, the size of the rotation target) and charges that gauge
+    tilt to every camera's rotation.
     """
     ref = reference.subset(rig.names)
     if align:
-        a, b = kabsch(rig.centers, ref.centers)
+        a, b = kabsch(pose_anchors(rig), pose_anchors(ref, radius=_rms_radius(rig)))
         moved = transform_rig(rig, a, b)
     else:
         moved = rig.copy()

@@ -20,7 +20,7 @@ EXAMPLES = """examples:
   rigcap demo --kill-camera cam_2               # SIGKILL one camera 40 % into the run
 """
 
-DEFAULT_OUT = "rigcap-demo"
+DEFAULT_OUT = "demo-out"  # README names it
 
 
 def register(sub) -> None:

@@ -116,6 +116,7 @@ class FusionStats:
     wrong_skeleton: int = 0
     unknown_camera: int = 0
     late_dropped: int = 0
+    clock_outlier: int = 0  # capture time (offset-corrected) too far from arrival: a wrong clock
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
@@ -145,6 +146,7 @@ class FusionStats:
             "wrong_skeleton": self.wrong_skeleton,
             "unknown_camera": self.unknown_camera,
             "late_dropped": self.late_dropped,
+            "clock_outlier": self.clock_outlier,
             "cameras_seen": dict(self.cameras_seen),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
@@ -169,7 +171,7 @@ class FusionNode:
                  pub_endpoint: str = DEFAULT_PUB_ENDPOINT, fps: float = 30.0, skeleton: Skeleton | None = None,
                  record_dir: str | Path | None = None, smoothing: bool = True, tolerance_ms: float | None = None,
                  deadline_ms: float | None = None, alive_window_s: float = 1.0, batch_limit: int = 256,
-                 clock_offsets_ns: list[int] | None = None):
+                 clock_offsets_ns: list[int] | None = None, max_clock_skew_s: float | None = 2.0):
         self.rig = rig
         self.fps = fps
         endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
@@ -189,6 +191,9 @@ class FusionNode:
         self.tolerance_ns = None if tolerance_ms is None else int(tolerance_ms * 1e6)
         self.deadline_ns = None if deadline_ms is None else int(deadline_ms * 1e6)
         self.alive_window_ns = int(alive_window_s * 1e9)
+        # A message whose corrected capture time is further than this from its arrival is a clock
+        # outlier: dropped and counted, never allowed to move the grouper's late watermark.
+        self.max_clock_skew_ns = None if max_clock_skew_s is None else int(max_clock_skew_s * 1e9)
         self.batch_limit = batch_limit
         self.stats = FusionStats()
         self.interrupted = False
@@ -203,7 +208,7 @@ class FusionNode:
         smoothing = live_filter() if self.smoothing else None
         self.engine = FusionEngine(self.rig, skeleton, fps=self.fps, tolerance_ns=self.tolerance_ns,
                                    deadline_ns=self.deadline_ns, alive_window_ns=self.alive_window_ns,
-                                   smoothing=smoothing)
+                                   smoothing=smoothing, max_skew_ns=self.max_clock_skew_ns)
         if self.record_dir is not None:
             self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
 
@@ -238,6 +243,7 @@ class FusionNode:
         if self.engine is not None:
             ready += self.engine.grouper.poll(time.time_ns())
             self.stats.late_dropped = self.engine.grouper.late_dropped
+            self.stats.clock_outlier = self.engine.grouper.clock_outlier
         self.stats.malformed = sum(sub.malformed for sub in self.subs)
         fused = self.engine.fuse(ready) if ready else []
         for inst in fused:

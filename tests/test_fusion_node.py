@@ -146,3 +146,50 @@ def test_messages_with_another_skeleton_or_camera_are_counted_not_fused(tmp_path
         assert node.stats.cameras_seen == {"cam_0": 1, "cam_1": 1}
         node.close()
         sender.close()
+
+
+def drive(node, until, seconds=5.0):
+    """Step the node until ``until(node)`` holds (or ``seconds`` pass), then once more."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not until(node):
+        node.step(50)
+    node.step(50)
+
+
+def send_instants(sender, studio, n, t0_ns, skeleton, bogus=None):
+    """``n`` instants of every studio camera, 1/30 s apart from ``t0_ns``; ``bogus(cam, f)`` -> capture time or None."""
+    for f in range(n):
+        for c, cam in enumerate(studio.rig.names):
+            t = t0_ns + int(f * 1e9 / FPS)
+            if bogus is not None and bogus(cam, f) is not None:
+                t = bogus(cam, f)
+            sender.publish_kp2d(cam, f, t, studio.keypoints(c, f)[None], skeleton)
+
+
+def test_one_message_from_a_host_with_a_wrong_clock_is_dropped_and_silences_nothing():
+    """Reviewer's case: one kp2d stamped an hour ahead used to set the late watermark to the future
+    (3 of 30 instants out, the rest dropped as late).  Now it is a counted clock outlier."""
+    pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
+    from capture.protocol import Backbone
+
+    studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=2.0, seed=1)
+    with Backbone(pub, sub):
+        node = FusionNode(studio.rig, sub, pub, fps=FPS, smoothing=False)
+        sender = Publisher(pub)
+        time.sleep(0.5)
+        t0 = time.time_ns() - 1_500_000_000  # recent past: capture times all before their arrival
+        hour = 3600 * 10**9
+        send_instants(sender, studio, 15, t0, studio.skeleton,
+                      bogus=lambda cam, f: t0 + hour if (cam, f) == ("cam_1", 2) else None)
+        drive(node, lambda n: n.stats.messages_in >= 30)
+        time.sleep(0.1)  # past every deadline: what is pending is flushed
+        drive(node, lambda n: False, seconds=0.1)
+        send_instants(sender, studio, 15, t0 + int(15 * 1e9 / FPS), studio.skeleton)
+        drive(node, lambda n: n.stats.messages_in >= 60)
+        drive(node, lambda n: n.stats.instants_out >= 30, seconds=1.0)
+        assert node.stats.late_dropped == 0
+        assert node.stats.instants_out == 30  # frame 2 without cam_1, all others with both cameras
+        assert node.stats.clock_outlier == 1
+        assert node.stats.summary(1.0)["clock_outlier"] == 1
+        node.close()
+        sender.close()

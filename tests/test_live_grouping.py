@@ -92,3 +92,51 @@ def test_messages_from_unknown_cameras_and_late_messages_are_counted():
         grouper.push(Observation(cam, 10, 10 * PERIOD, kp, 10 * PERIOD))
     grouper.push(Observation("cam_0", 2, 2 * PERIOD, kp, 11 * PERIOD))
     assert grouper.late_dropped == 1
+
+
+def with_one_bogus_message(msgs, at_frame, ahead_ns):
+    """``msgs`` plus one cam_1 message sent with frame ``at_frame``'s but stamped ``ahead_ns`` in the future."""
+    real = next(m for m in msgs if m.camera == "cam_1" and m.frame_index == at_frame)
+    bogus = Observation("cam_1", 999_999, real.capture_time_ns + ahead_ns, real.keypoints, real.arrival_ns + 1)
+    out = msgs + [bogus]
+    out.sort(key=lambda m: m.arrival_ns)
+    return out
+
+
+def frames_delivered(instants, camera="cam_0"):
+    return sorted(i.observations[camera].frame_index for i in instants if camera in i.observations)
+
+
+def test_a_message_stamped_an_hour_ahead_is_rejected_and_silences_nothing():
+    """A remote host with a wrong clock: its message must not move the late watermark an hour ahead."""
+    msgs = with_one_bogus_message(stream(60, offsets_ms=[0, 4, -3, 7]), at_frame=10, ahead_ns=3600 * 10**9)
+    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
+    instants = run(grouper, msgs)
+    assert grouper.late_dropped == 0
+    assert sum(len(i.observations) == 4 for i in instants) == 60
+    assert grouper.clock_outlier == 1
+    assert all(o.frame_index != 999_999 for i in instants for o in i.observations.values())
+
+
+def test_a_message_stamped_ahead_within_the_bound_cannot_silence_the_rig_either():
+    """1.5 s ahead passes the clock bound; its instant waits for its time instead of flushing at its deadline."""
+    msgs = with_one_bogus_message(stream(120, offsets_ms=[0, 4, -3, 7]), at_frame=10, ahead_ns=1_500_000_000)
+    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
+    instants = run(grouper, msgs)
+    assert grouper.late_dropped == 0
+    for cam in CAMS:
+        assert frames_delivered(instants, cam) == list(range(120)) + ([999_999] if cam == "cam_1" else [])
+    times = [i.time_ns for i in instants]
+    assert times == sorted(times)
+
+
+def test_clock_bound_is_configurable_and_can_be_switched_off():
+    kp = np.zeros((3, 3), np.float32)
+    tight = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD, max_skew_ns=100_000_000)
+    tight.push(Observation("cam_0", 0, 0, kp, 200_000_000))  # 200 ms in transit: beyond a 100 ms bound
+    assert tight.clock_outlier == 1 and tight.pending == 0
+    # Unrelated clocks (e.g. synthetic capture times, wall-clock arrivals): no bound, no waiting for "the future".
+    off = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD, max_skew_ns=None)
+    off.push(Observation("cam_0", 0, 10**12, kp, 0))
+    assert off.clock_outlier == 0
+    assert len(off.poll(PERIOD)) == 1

@@ -259,7 +259,10 @@ class FusionEngine:
 
     ``tolerance_ns`` defaults to half a frame period: two frames of one camera
     can never fall into one instant.  ``deadline_ns`` (default one frame
-    period) bounds how long an instant waits for a straggler.
+    period) bounds how long an instant waits for a straggler.  ``max_skew_ns``
+    rejects messages whose capture time is that far from their arrival (a wrong
+    clock); ``None`` when the two are on unrelated clocks (see
+    :mod:`triangulate.live_grouping`).
 
     :meth:`push` fuses what one message completes; :meth:`collect` +
     :meth:`fuse` let a caller that drained many messages triangulate all the
@@ -277,6 +280,7 @@ class FusionEngine:
         alive_window_ns: int = 1_000_000_000,
         smoothing: OneEuroFilter | None = None,
         method: str = "live",
+        max_skew_ns: int | None = 2_000_000_000,
     ):
         if method not in ("live", "engine"):
             raise ValueError(f"method must be 'live' or 'engine', got {method!r}")
@@ -295,6 +299,7 @@ class FusionEngine:
             tolerance_ns if tolerance_ns is not None else period // 2,
             deadline_ns if deadline_ns is not None else period,
             alive_window_ns,
+            max_skew_ns,
         )
         self.smoothing = smoothing
         self._index = {name: i for i, name in enumerate(rig.names)}

@@ -10,6 +10,23 @@ slow camera delays an instant by at most the deadline, never blocks it.
 A camera counts as alive while its last message arrived less than
 ``alive_window_ns`` ago; a camera that stops sending drops out of the expected
 set and instants complete without it.
+
+No single message may steer the grouper.  Messages older than the last emitted
+instant are dropped as late, so a capture time stamped in the future (a remote
+host with a wrong clock) would otherwise move that watermark ahead and make
+every honest message "late" from then on.  Two guards, both relying on capture
+and arrival times being on one clock (offsets already corrected):
+
+* a message whose capture time is more than ``max_skew_ns`` from its arrival
+  time is rejected and counted (``clock_outlier``); it does not make its camera
+  alive either;
+* an instant whose time is still ahead of the arrival clock (by more than the
+  tolerance) is not flushed by its deadline: it waits until its time has come,
+  so a message stamped ahead within the bound cannot push the watermark past
+  the honest instants.
+
+``max_skew_ns=None`` switches both off, for callers whose capture and arrival
+times are on unrelated clocks.
 """
 
 from __future__ import annotations
@@ -81,17 +98,20 @@ class InstantGrouper:
         tolerance_ns: int,
         deadline_ns: int,
         alive_window_ns: int = 1_000_000_000,
+        max_skew_ns: int | None = 2_000_000_000,
     ):
         self.cameras = list(cameras)
         self.tolerance_ns = int(tolerance_ns)
         self.deadline_ns = int(deadline_ns)
         self.alive_window_ns = int(alive_window_ns)
+        self.max_skew_ns = None if max_skew_ns is None else int(max_skew_ns)
         self._open: list[Instant] = []
         self._last_arrival: dict[str, int] = {}
         self._last_emitted_time_ns: int | None = None
         self._started_ns: int | None = None
         self.late_dropped = 0  # messages older than an instant already emitted
         self.unknown_camera = 0
+        self.clock_outlier = 0  # capture time further than max_skew_ns from arrival
 
     def alive(self, now_ns: int) -> list[str]:
         return [c for c, t in self._last_arrival.items() if now_ns - t <= self.alive_window_ns]
@@ -108,6 +128,9 @@ class InstantGrouper:
         if obs.camera not in self.cameras:
             self.unknown_camera += 1
             return []
+        if self.max_skew_ns is not None and abs(obs.capture_time_ns - obs.arrival_ns) > self.max_skew_ns:
+            self.clock_outlier += 1
+            return self.poll(obs.arrival_ns)
         if self._started_ns is None:
             self._started_ns = obs.arrival_ns
         self._last_arrival[obs.camera] = obs.arrival_ns
@@ -138,12 +161,16 @@ class InstantGrouper:
         An instant is complete when every expected camera is in it.  Emitting a
         complete instant also flushes any older open instant: its missing
         cameras have already moved on, so waiting longer gains nothing.
+        An instant stamped ahead of ``now_ns`` is not overdue before its time
+        (see the module docstring).
         """
         expected = self.expected(now_ns)
         ready_upto = -1
+        future_from = None if self.max_skew_ns is None else now_ns + self.tolerance_ns
         for i, inst in enumerate(self._open):
             complete = expected.issubset(inst.observations)
-            overdue = now_ns - inst.first_arrival_ns >= self.deadline_ns
+            overdue = now_ns - inst.first_arrival_ns >= self.deadline_ns and (
+                future_from is None or inst.time_ns <= future_from)
             if complete or overdue:
                 ready_upto = i
         if ready_upto < 0:

@@ -46,6 +46,9 @@ def register(sub) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="camera frame rate: sets grouping tolerance and deadline")
     p.add_argument("--tolerance-ms", type=float, help="capture times within this belong to one instant (default: half a frame)")
     p.add_argument("--deadline-ms", type=float, help="wait at most this for a straggler (default: one frame)")
+    p.add_argument("--max-clock-skew-s", type=float, default=2.0, metavar="S",
+                   help="drop (and count as clock outliers) messages whose capture time, corrected by the host's "
+                        "clock offset, is further than this from their arrival (default %(default)s s)")
     p.add_argument("--no-smoothing", action="store_true", help="publish the raw triangulation (no One-Euro filter)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between stats lines (default 2)")
@@ -60,13 +63,13 @@ def stats_line(s: dict, prev: dict | None) -> str:
     if not s["messages_in"]:
         return f"{s['elapsed_s']:7.1f} s  waiting for kp2d messages (none yet)"
     present = s.get("cameras_present", [])
-    drops = s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"]
+    drops = s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
     return (f"{s['elapsed_s']:7.1f} s  in {fps_in:6.1f}/s  out {fps_out:5.1f}/s  cameras {len(present)} "
             f"[{','.join(present)}]  per instant {s['cameras_per_instant']:.2f}  spread p50 {s['spread_ms_p50']:.1f} ms  "
             f"latency added p50/p99 {s['added_latency_ms_p50']:.2f}/{s['added_latency_ms_p99']:.2f} ms  "
             f"capture->3D p50/p99 {s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f} ms  drops {drops}"
             + (f" (late {s['late_dropped']}, malformed {s['malformed']}, wrong skeleton {s['wrong_skeleton']}, "
-               f"unknown camera {s['unknown_camera']})" if drops else ""))
+               f"unknown camera {s['unknown_camera']}, clock outlier {s.get('clock_outlier', 0)})" if drops else ""))
 
 
 def run(args) -> int:
@@ -76,7 +79,8 @@ def run(args) -> int:
     rig = load_rig(args.rig)
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
     node = FusionNode(rig, subs, args.pub, fps=args.fps, record_dir=args.record, smoothing=not args.no_smoothing,
-                      tolerance_ms=args.tolerance_ms, deadline_ms=args.deadline_ms)
+                      tolerance_ms=args.tolerance_ms, deadline_ms=args.deadline_ms,
+                      max_clock_skew_s=args.max_clock_skew_s)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -162,10 +162,16 @@ class FusionStats:
 class FusionNode:
     """Subscribe, fuse, publish (and optionally record).  ``run()`` blocks until stopped.
 
-    The skeleton comes from the first valid message unless given; later
-    messages with another joint list are counted as ``wrong_skeleton`` and
-    dropped, as are cameras the rig does not know.
+    The skeleton is given, or adopted from the messages: only from cameras of
+    the rig (any other sender is counted as ``unknown_camera`` before its
+    skeleton is looked at), and only once two rig cameras (the one camera of a
+    one-camera rig) sent the same joint list, so no single sender can lock the
+    node onto its skeleton.  Messages that arrived before adoption are fused
+    then (up to ``ADOPTION_BACKLOG``).  Later messages with another joint list
+    are counted as ``wrong_skeleton`` and dropped.
     """
+
+    ADOPTION_BACKLOG = 256
 
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
                  pub_endpoint: str = DEFAULT_PUB_ENDPOINT, fps: float = 30.0, skeleton: Skeleton | None = None,
@@ -173,6 +179,7 @@ class FusionNode:
                  deadline_ms: float | None = None, alive_window_s: float = 1.0, batch_limit: int = 256,
                  clock_offsets_ns: list[int] | None = None, max_clock_skew_s: float | None = 2.0):
         self.rig = rig
+        self._rig_names = frozenset(rig.names)
         self.fps = fps
         endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
         # One subscriber per backbone (this host's and each remote host's), each with that host's
@@ -199,6 +206,8 @@ class FusionNode:
         self.interrupted = False
         self.engine: FusionEngine | None = None
         self.recorder: FusedRecorder | None = None
+        self._votes: dict[tuple, set] = {}  # (skeleton name, joints sha1, joints) -> rig cameras that sent it
+        self._backlog: list = []  # (message, clock offset) received before the skeleton was adopted
         if skeleton is not None:
             self._setup(skeleton)
 
@@ -213,21 +222,52 @@ class FusionNode:
             self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
 
     def _accept(self, msg) -> bool:
-        if msg.camera not in self.engine.grouper.cameras:
-            self.stats.unknown_camera += 1
-            return False
         if msg.header.get("joints_sha1") != self.sha1 or msg.keypoints.shape[1] != self.skeleton.n_joints:
             self.stats.wrong_skeleton += 1
             return False
         return True
 
     def _skeleton_from(self, msg) -> Skeleton | None:
+        """The skeleton a message declares, if it is consistent (joint count and checksum)."""
         if msg.skeleton in SKELETONS:
-            return SKELETONS[msg.skeleton]
-        names = msg.header.get("joint_names")
-        if isinstance(names, list) and len(names) == msg.keypoints.shape[1]:
-            return Skeleton(msg.skeleton, tuple(map(str, names)), ())
-        return None
+            skeleton = SKELETONS[msg.skeleton]
+        else:
+            names = msg.header.get("joint_names")
+            if not (isinstance(names, list) and names):
+                return None
+            skeleton = Skeleton(msg.skeleton, tuple(map(str, names)), ())
+        if msg.keypoints.shape[1] != skeleton.n_joints or msg.header.get("joints_sha1") != joints_sha1(
+                tuple(skeleton.joint_names)):
+            return None
+        return skeleton
+
+    def _vote(self, msg, offset_ns: int) -> list:
+        """Before a skeleton is known: hold the message and adopt a skeleton two rig cameras agree on."""
+        skeleton = self._skeleton_from(msg)
+        if skeleton is None:
+            self.stats.wrong_skeleton += 1
+            return []
+        if len(self._backlog) < self.ADOPTION_BACKLOG:
+            self._backlog.append((msg, offset_ns))
+        key = (skeleton.name, tuple(skeleton.joint_names))
+        voters = self._votes.setdefault(key, set())
+        voters.add(msg.camera)
+        if len(voters) < min(2, len(self.rig)):
+            return []
+        self._setup(skeleton)
+        backlog, self._backlog, self._votes = self._backlog, [], {}
+        ready = []
+        for held, offset in backlog:
+            ready += self._fuse_message(held, offset)
+        return ready
+
+    def _fuse_message(self, msg, offset_ns: int) -> list:
+        if not self._accept(msg):
+            return []
+        self.stats.cameras_seen[msg.camera] = self.stats.cameras_seen.get(msg.camera, 0) + 1
+        self.stats.last_seen_ns[msg.camera] = msg.t_receive_ns
+        return self.engine.collect(msg.camera, msg.frame_index, msg.capture_time_ns - offset_ns,
+                                   msg.keypoints, msg.t_receive_ns)
 
     def step(self, timeout_ms: int = 5) -> list[FusedInstant]:
         """Receive what is queued (waiting at most ``timeout_ms``), fuse, publish; returns what was published.
@@ -257,17 +297,12 @@ class FusionNode:
         n = 0
         while msg is not None:
             self.stats.messages_in += 1
-            if self.engine is None:
-                skeleton = self._skeleton_from(msg)
-                if skeleton is None:
-                    self.stats.wrong_skeleton += 1
-                else:
-                    self._setup(skeleton)
-            if self.engine is not None and self._accept(msg):
-                self.stats.cameras_seen[msg.camera] = self.stats.cameras_seen.get(msg.camera, 0) + 1
-                self.stats.last_seen_ns[msg.camera] = msg.t_receive_ns
-                ready += self.engine.collect(msg.camera, msg.frame_index, msg.capture_time_ns - offset_ns,
-                                             msg.keypoints, msg.t_receive_ns)
+            if msg.camera not in self._rig_names:  # before anything in it is believed
+                self.stats.unknown_camera += 1
+            elif self.engine is None:
+                ready += self._vote(msg, offset_ns)
+            else:
+                ready += self._fuse_message(msg, offset_ns)
             n += 1
             msg = sub.recv(0) if n < self.batch_limit else None
         return ready

@@ -193,3 +193,32 @@ def test_one_message_from_a_host_with_a_wrong_clock_is_dropped_and_silences_noth
         assert node.stats.summary(1.0)["clock_outlier"] == 1
         node.close()
         sender.close()
+
+
+def test_an_unknown_sender_or_one_rig_camera_cannot_choose_the_skeleton():
+    """Reviewer's case: one message from camera "intruder" with a 2-joint custom skeleton used to lock the node
+    (0 instants out, everything else wrong_skeleton).  Unknown cameras are now refused before their skeleton is
+    read, and a skeleton is adopted only when two rig cameras send it."""
+    pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
+    from capture.protocol import Backbone
+    from triangulate.skeletons import Skeleton
+
+    studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=1.0, seed=1)
+    rogue = Skeleton("rogue", ("a", "b"), (("a", "b"),))
+    with Backbone(pub, sub):
+        node = FusionNode(studio.rig, sub, pub, fps=FPS, smoothing=False)
+        sender = Publisher(pub)
+        time.sleep(0.5)
+        t0 = time.time_ns() - 1_000_000_000
+        sender.publish_kp2d("intruder", 0, t0, np.zeros((1, 2, 3), np.float32), rogue)
+        sender.publish_kp2d("cam_0", 0, t0, np.zeros((1, 2, 3), np.float32), rogue)  # one rig camera alone
+        send_instants(sender, studio, 10, t0 + 10_000_000, studio.skeleton)
+        drive(node, lambda n: n.stats.messages_in >= 22)
+        drive(node, lambda n: n.stats.instants_out >= 10, seconds=1.0)
+        assert node.skeleton.joint_names == studio.skeleton.joint_names
+        assert node.stats.unknown_camera == 1
+        assert node.stats.wrong_skeleton == 1  # cam_0's rogue message, once the real skeleton was adopted
+        assert node.stats.instants_out == 10  # the first instant, held until adoption, is fused too
+        assert node.stats.cameras_seen == {"cam_0": 10, "cam_1": 10}
+        node.close()
+        sender.close()

@@ -22,7 +22,6 @@ capture time within its cycle.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import signal
 import time
@@ -32,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from capture.config import CameraConfig
-from capture.live_session import FusionOptions, LiveSession
-from capture.protocol import Subscriber, free_tcp_endpoint
+from capture.live_session import FusionOptions, LiveSession, run_live
+from capture.protocol import free_tcp_endpoint
 from capture.synthetic.studio import SyntheticStudio
 from triangulate.engine import TriangulationConfig, triangulate
+from rigcap.errors import RigcapError
 from triangulate.formats import Points3D
 
 # Studio length beyond the scored run.  Every camera process builds the studio
@@ -55,9 +55,8 @@ class DemoOptions:
     seed: int = 0
     kill_camera: str | None = None  # SIGKILL this camera's process ...
     kill_after_s: float | None = None  # ... this long into the scored run (default: 40 % of it)
-    out_dir: str | None = None  # points3d.npz, rig.toml, snapshot.png, summary.json [, demo.mp4]
-    video_seconds: float = 0.0  # > 0: also render the last this-many seconds to out_dir/demo.mp4
-    window: bool = False  # a live viewer window (needs a display)
+    out_dir: str | None = None  # points3d.npz, rig.toml, summary.json (the command adds snapshot.png [, demo.mp4])
+    video_seconds: float = 0.0  # > 0: the command also renders the last this-many seconds to out_dir/demo.mp4
     start_timeout_s: float = 90.0
 
     def kill_time_s(self) -> float:
@@ -170,71 +169,65 @@ def demo_cameras(options: DemoOptions, names: list[str]) -> list[CameraConfig]:
             for i, name in enumerate(names)]
 
 
-def _viewer_process(rig, endpoint: str, seconds: float) -> None:  # spawn target
-    from viewer.live import view_live
+def run_demo(options: DemoOptions, on_progress=None, viewer=None) -> DemoResult:
+    """Run the whole rig, score it, write ``out_dir``; ``on_progress(elapsed, total, fusion_stats, n_received)``.
 
-    view_live(rig, endpoint, max_seconds=seconds)
-
-
-def run_demo(options: DemoOptions, on_progress=None) -> DemoResult:
-    """Run the whole rig, score it, write ``out_dir``; ``on_progress(elapsed, total, fusion_stats, n_received)``."""
+    ``viewer(rig, endpoint)``: starts a live view process (see
+    :func:`capture.live_session.run_live`); the command layer passes it, so this
+    module never imports ``viewer``.  Images and video are the command's too.
+    """
     if options.n_cameras < 2:
-        from rigcap.errors import RigcapError
-
         raise RigcapError("the demo needs at least 2 cameras")
     rig = make_rig(options)
     if options.kill_camera is not None and options.kill_camera not in rig.names:
-        from rigcap.errors import RigcapError
-
         raise RigcapError(f"--kill-camera {options.kill_camera}: the studio's cameras are {', '.join(rig.names)}")
     cameras = demo_cameras(options, rig.names)
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
     session = LiveSession(rig, cameras, pub, sub, detector="synthetic", fusion=FusionOptions(fps=options.fps),
                           max_restarts=0, start_delay_s=1.0, session_info={"demo": True, "seed": options.seed})
-    listener = Subscriber(sub, topics="kp3d")
-    viewer = None
     received = []
-    kill_time_s = None
-    session.start()
-    try:
-        studio = make_studio(options, rig)  # while the processes start
-        if options.window:
-            viewer = mp.get_context("spawn").Process(target=_viewer_process, name="rigcap-viewer",
-                                                     args=(rig, sub, options.seconds + options.start_timeout_s),
-                                                     daemon=True)
-            viewer.start()
-        _wait_for_full_instant(listener, session, options)
-        base = _fusion_counters(session)
-        start = time.monotonic()
-        start_wall_ns = time.time_ns()
-        killed = False
-        while (elapsed := time.monotonic() - start) < options.seconds:
-            msg = listener.recv(20)
-            if msg is not None and msg.header["t_capture_ns"] >= start_wall_ns:  # not queued from before
-                received.append(msg)
-            if options.kill_camera and not killed and elapsed >= options.kill_time_s():
-                pid = session.supervisor.pid(options.kill_camera)
-                if pid is not None:
-                    os.kill(pid, signal.SIGKILL)
-                    kill_time_s = (time.time_ns() - start_wall_ns) / 1e9
-                killed = True
-            if on_progress is not None:
-                on_progress(elapsed, options.seconds, session.drain_stats(), len(received))
-        scored_s = time.monotonic() - start
-        end = _fusion_counters(session)
-    finally:
-        fusion, statuses = session.stop()
-        listener.close()
-        if viewer is not None:
-            viewer.terminate()
-            viewer.join(2)
+    state = {"kill_time_s": None, "killed": False}
+
+    def build_studio():  # while the processes start
+        state["studio"] = make_studio(options, rig)
+
+    def scored_window_starts(msg):
+        state["base"] = _fusion_counters(session)
+        state["start_wall_ns"] = time.time_ns()
+
+    def keep(msg):
+        if msg.header["t_capture_ns"] >= state["start_wall_ns"]:  # not queued from before
+            received.append(msg)
+
+    def tick(elapsed):
+        if options.kill_camera and not state["killed"] and elapsed >= options.kill_time_s():
+            pid = session.supervisor.pid(options.kill_camera)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                state["kill_time_s"] = (time.time_ns() - state["start_wall_ns"]) / 1e9
+            state["killed"] = True
+        if on_progress is not None:
+            on_progress(elapsed, options.seconds, session.drain_stats(), len(received))
+
+    def window_ends():
+        state["end"] = _fusion_counters(session)
+
+    run = run_live(session, seconds=options.seconds, start_timeout_s=options.start_timeout_s, latest_only=False,
+                   viewer=viewer, is_first=lambda msg: len(msg.header["cameras"]) == options.n_cameras,
+                   on_start=build_studio, on_first=scored_window_starts, on_message=keep, on_tick=tick,
+                   before_stop=window_ends)
+    if run.interrupted:
+        raise KeyboardInterrupt
+    fusion, statuses = run.final, run.statuses
     if not received:
         raise RuntimeError("the fusion node published nothing: see the camera statuses "
                            + str([(s.name, s.state, s.message) for s in statuses]))
+    base, end = state["base"], state.get("end", state["base"])
     dt = end[1] - base[1]
     fps_in = (end[0] - base[0]) / dt if dt > 0 else float("nan")
-    result = score(studio, session.epoch_ns, start_wall_ns, received, fusion, statuses, scored_s, fps_in,
-                   options.kill_camera if kill_time_s is not None else None, kill_time_s)
+    kill_time_s = state["kill_time_s"]
+    result = score(state["studio"], session.epoch_ns, state["start_wall_ns"], received, fusion, statuses, run.elapsed_s,
+                   fps_in, options.kill_camera if kill_time_s is not None else None, kill_time_s)
     result.events = [e for e in session.supervisor.events if e.get("event") != "stats"]
     if options.out_dir:
         result.files = write_outputs(result, options)
@@ -250,18 +243,6 @@ def _fusion_counters(session: LiveSession, wait_s: float = 1.5) -> tuple[int, fl
         time.sleep(0.05)
         stats = session.drain_stats()
     return int(stats.get("messages_in", 0)), float(stats.get("elapsed_s", 0.0))
-
-
-def _wait_for_full_instant(listener, session, options) -> None:
-    deadline = time.monotonic() + options.start_timeout_s
-    while time.monotonic() < deadline:
-        msg = listener.recv(100)
-        if msg is not None and len(msg.header["cameras"]) == options.n_cameras:
-            return
-        if not session.fusion_alive():
-            raise RuntimeError("the fusion node process exited during start-up")
-    raise RuntimeError(f"no instant with all {options.n_cameras} cameras within {options.start_timeout_s:.0f} s; "
-                       f"cameras: {[(s.name, s.state, s.message) for s in session.supervisor.status()]}")
 
 
 def score(studio: SyntheticStudio, epoch_ns: int, start_wall_ns: int, msgs, fusion: dict, statuses, seconds: float,
@@ -326,7 +307,7 @@ def best_frame(result: DemoResult) -> int:
 
 
 def write_outputs(result: DemoResult, options: DemoOptions) -> dict:
-    """points3d.npz (live 3D), rig.toml, summary.json, snapshot.png [, demo.mp4] in ``out_dir``."""
+    """points3d.npz (live 3D), rig.toml, summary.json in ``out_dir`` (images: ``rigcap demo`` renders them)."""
     from calibration import save_rig
 
     out = Path(options.out_dir)
@@ -341,19 +322,4 @@ def write_outputs(result: DemoResult, options: DemoOptions) -> dict:
                "events": result.events, "fusion_node": result.fusion}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
     files["summary"] = str(out / "summary.json")
-    try:
-        from viewer.render import render_snapshot, render_video
-
-        frame = best_frame(result)
-        render_snapshot(result.rig, result.skeleton, result.points[frame], result.n_views[frame],
-                        out / "snapshot.png", size=(1280, 720))
-        files["snapshot"] = str(out / "snapshot.png")
-        if options.video_seconds > 0:
-            n = min(len(result.points), int(round(options.video_seconds * options.fps)))
-            frames = list(range(len(result.points) - n, len(result.points)))
-            render_video(result.rig, result.skeleton, result.points, result.n_views, out / "demo.mp4",
-                         fps=options.fps, size=(960, 540), frames=frames)
-            files["video"] = str(out / "demo.mp4")
-    except Exception as exc:  # rendering is a bonus: the numbers and files above stand without it
-        files["render_error"] = f"{type(exc).__name__}: {exc}"
     return files

@@ -6,6 +6,12 @@ rig come from.  Every stage is its own OS process talking ZeroMQ, exactly as
 on a studio floor: the supervisor owns the backbone and the camera processes,
 the fusion node is spawned next to them, and anyone (the viewer, the demo's
 scorer, a user's script) subscribes to ``kp3d`` on the backbone.
+
+:func:`run_live` is the loop both commands share: start the session (and,
+through a callback, a viewer process), follow ``kp3d`` until a run length
+after the first 3D instant, Ctrl-C or the end of the cameras, then tear
+everything down.  The viewer is passed in as a callable so that ``capture``
+never imports ``viewer`` (the command layer wires the two together).
 """
 
 from __future__ import annotations
@@ -15,11 +21,14 @@ import queue
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from calibration import Rig
 from capture.config import CameraConfig
 from capture.fusion_node import FusionNode
+from capture.protocol import Subscriber
 from capture.supervisor import Supervisor
+from rigcap.errors import RigcapError
 
 
 @dataclass
@@ -30,6 +39,7 @@ class FusionOptions:
     tolerance_ms: float | None = None
     deadline_ms: float | None = None
     alive_window_s: float = 0.5
+    max_clock_skew_s: float | None = 2.0
     # Remote camera hosts: their backbones' subscriber endpoints and clock offsets (theirs minus ours).
     remote_endpoints: list = field(default_factory=list)
     remote_offsets_ns: list = field(default_factory=list)
@@ -50,7 +60,7 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     node = FusionNode(rig, [sub_endpoint, *options.remote_endpoints], pub_endpoint, fps=options.fps,
                       record_dir=options.record_dir, smoothing=options.smoothing, tolerance_ms=options.tolerance_ms,
                       deadline_ms=options.deadline_ms, alive_window_s=options.alive_window_s,
-                      clock_offsets_ns=[0, *options.remote_offsets_ns])
+                      clock_offsets_ns=[0, *options.remote_offsets_ns], max_clock_skew_s=options.max_clock_skew_s)
     # Periodic stats: percentiles over the last few seconds; the final summary covers the whole run.
     summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)), recent=int(5 * options.fps))
     results.put(("final", summary))
@@ -70,8 +80,6 @@ class LiveSession:
                  restart_delay_s: float = 1.0):
         missing = [c.name for c in cameras if c.name not in rig.names]
         if missing:
-            from rigcap.errors import RigcapError
-
             raise RigcapError(f"camera(s) {', '.join(missing)} are not in the rig ({', '.join(rig.names)})")
         self.rig = rig
         self.record_dir = Path(record_dir) if record_dir is not None else None
@@ -141,3 +149,89 @@ class LiveSession:
     def __exit__(self, *exc) -> None:
         if not self._stop.is_set():
             self.stop()
+
+
+@dataclass
+class LiveRun:
+    """What :func:`run_live` saw: the fusion node's final summary, the cameras' statuses, the kp3d received."""
+
+    final: dict = field(default_factory=dict)
+    statuses: list = field(default_factory=list)
+    received: int = 0  # kp3d messages from the first instant on
+    last: object = None  # the newest kp3d message (capture.protocol.Message)
+    first_after_s: float | None = None  # start -> first instant (start-up)
+    elapsed_s: float = 0.0  # first instant -> end of the loop
+    interrupted: bool = False  # Ctrl-C (KeyboardInterrupt) ended it
+    stop_reason: str | None = None  # set when the loop ended by itself before ``seconds``
+
+
+def run_live(session: LiveSession, *, seconds: float | None = None, start_timeout_s: float = 120.0,
+             latest_only: bool = True, viewer: Callable | None = None, is_first: Callable | None = None,
+             on_start: Callable | None = None, on_first: Callable | None = None, on_message: Callable | None = None,
+             on_tick: Callable | None = None, on_status: Callable | None = None, status_interval_s: float = 2.0,
+             before_stop: Callable | None = None, stop_without_cameras: bool = True) -> LiveRun:
+    """Start ``session``, follow its ``kp3d`` until done, stop everything (also on errors); returns a :class:`LiveRun`.
+
+    The run lasts ``seconds`` from the first instant that ``is_first(msg)``
+    accepts (default: any), so start-up never eats into it; ``None`` runs until
+    Ctrl-C.  No first instant within ``start_timeout_s``, or the fusion process
+    exiting, is a :class:`RigcapError` naming the cameras' states.
+
+    Callbacks: ``viewer(rig, endpoint)`` starts a process (anything with
+    ``terminate``/``join``) once the session runs; ``on_start()`` right after;
+    ``on_first(msg)`` at the first instant; ``on_message(msg)`` for it and every
+    later kp3d; ``on_tick(elapsed_s)`` each loop turn after the first instant;
+    ``on_status(fusion_stats, camera_statuses)`` every ``status_interval_s``;
+    ``before_stop()`` when the loop ends normally, while everything still runs.
+    ``stop_without_cameras``: end when no local camera process is left.
+    """
+    run = LiveRun()
+    listener = Subscriber(session.sub_endpoint, topics="kp3d", latest_only=latest_only)
+    viewer_process = None
+    t0 = time.monotonic()
+    try:
+        session.start()
+        if viewer is not None:
+            viewer_process = viewer(session.rig, session.sub_endpoint)
+        if on_start is not None:
+            on_start()
+        next_status = time.monotonic() + status_interval_s
+        first = None
+        while seconds is None or first is None or time.monotonic() - first < seconds:
+            msg = listener.recv(20)
+            if msg is not None and first is None and (is_first is None or is_first(msg)):
+                run.first_after_s = time.monotonic() - t0
+                if on_first is not None:
+                    on_first(msg)
+                first = time.monotonic()
+            if msg is not None and first is not None:
+                run.received += 1
+                run.last = msg
+                if on_message is not None:
+                    on_message(msg)
+            now = time.monotonic()
+            if first is None and now - t0 > start_timeout_s:
+                raise RigcapError(f"no 3D instant within {start_timeout_s:g} s; cameras: " + ", ".join(
+                    f"{s.name} {s.state}" + (f" ({s.message})" if s.message else "") for s in session.supervisor.status()))
+            if first is not None and on_tick is not None:
+                on_tick(now - first)
+            if on_status is not None and now >= next_status:
+                on_status(session.drain_stats(), session.supervisor.status())
+                next_status += status_interval_s
+            if not session.fusion_alive():
+                raise RigcapError("the fusion process exited; see the messages above")
+            if stop_without_cameras and not session.supervisor.alive and now - t0 > 2.0:
+                run.stop_reason = "no local camera left running"
+                break
+        run.elapsed_s = time.monotonic() - first if first is not None else 0.0
+        if before_stop is not None:
+            before_stop()
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        run.final, run.statuses = session.stop()
+        listener.close()
+        if viewer_process is not None:
+            viewer_process.terminate()
+            viewer_process.join(2)
+    return run

@@ -171,3 +171,110 @@ def test_hosts_are_parsed_with_the_config_ports():
                      ("tcp://a:1", "tcp://a:2")]
     with pytest.raises(RigcapError, match="ipc"):
         parse_hosts(["ipc:///tmp/x@tcp://a:2"], "tcp://127.0.0.1:5556", "tcp://127.0.0.1:5557")
+
+
+# ------------------------------------------------------------------ run_live (the loop both commands share)
+class FakeSupervisor:
+    alive = True
+
+    def status(self):
+        return []
+
+
+class FakeSession:
+    """Stands in for LiveSession: start() begins publishing kp3d on a real backbone; records what run_live does."""
+
+    def __init__(self, pub, sub, fusion_dies_after_s=None):
+        self.pub_endpoint, self.sub_endpoint, self.rig = pub, sub, "the rig"
+        self.supervisor = FakeSupervisor()
+        self.calls = []
+        self.fusion_dies_after_s = fusion_dies_after_s
+        self.halt = threading.Event()
+
+    def start(self):
+        self.calls.append("start")
+        self.started = time.monotonic()
+        threading.Thread(target=self._publish, daemon=True).start()
+
+    def _publish(self):
+        pub = Publisher(self.pub_endpoint)
+        time.sleep(0.3)
+        n = 0
+        while not self.halt.is_set():
+            pub.publish("kp3d", {"t_capture_ns": time.time_ns(), "cameras": ["cam_0", "cam_1"] if n % 2 else ["cam_0"]},
+                        {"points": np.zeros((3, 3), "<f4")})
+            n += 1
+            time.sleep(0.01)
+        pub.close()
+
+    def drain_stats(self):
+        return {"fake": True}
+
+    def fusion_alive(self):
+        return self.fusion_dies_after_s is None or time.monotonic() - self.started < self.fusion_dies_after_s
+
+    def stop(self):
+        self.calls.append("stop")
+        self.halt.set()
+        return {"final": True}, ["statuses"]
+
+
+class FakeViewer:
+    def __init__(self, rig, endpoint):
+        self.args, self.terminated, self.joined = (rig, endpoint), False, False
+
+    def terminate(self):
+        self.terminated = True
+
+    def join(self, timeout=None):
+        self.joined = True
+
+
+def test_run_live_counts_from_the_first_accepted_instant_and_tears_everything_down():
+    from capture.live_session import run_live
+
+    pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
+    with Backbone(pub, sub):
+        session = FakeSession(pub, sub)
+        viewers, firsts, seen, statuses = [], [], [], []
+        run = run_live(session, seconds=0.5, start_timeout_s=10, latest_only=False,
+                       viewer=lambda rig, ep: viewers.append(FakeViewer(rig, ep)) or viewers[-1],
+                       is_first=lambda m: len(m.header["cameras"]) == 2, on_first=firsts.append,
+                       on_message=seen.append, on_status=lambda s, st: statuses.append(s), status_interval_s=0.1)
+    assert session.calls == ["start", "stop"]
+    assert viewers[0].args == ("the rig", sub) and viewers[0].terminated and viewers[0].joined
+    assert len(firsts) == 1 and firsts[0].header["cameras"] == ["cam_0", "cam_1"]
+    assert seen[0] is firsts[0] and run.received == len(seen) > 10 and run.last is seen[-1]
+    assert 0.5 <= run.elapsed_s < 2.0 and run.first_after_s > 0.2
+    assert statuses and statuses[0] == {"fake": True}
+    assert run.final == {"final": True} and run.statuses == ["statuses"] and not run.interrupted
+
+
+def test_run_live_stops_everything_when_the_fusion_process_dies():
+    from capture.live_session import run_live
+    from rigcap.errors import RigcapError
+
+    pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
+    with Backbone(pub, sub):
+        session = FakeSession(pub, sub, fusion_dies_after_s=0.8)
+        viewers = []
+        with pytest.raises(RigcapError, match="fusion process exited"):
+            run_live(session, seconds=None, viewer=lambda rig, ep: viewers.append(FakeViewer(rig, ep)) or viewers[-1])
+    assert session.calls == ["start", "stop"] and viewers[0].terminated
+
+
+def test_capture_never_imports_the_viewer():
+    """README: capture and viewer must not import each other in a cycle; viewer.live reads capture.protocol,
+    so capture (demo included) must not import viewer: the command layer wires the two together."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "capture"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.relative_to(root.parent)}:{node.lineno} {n}" for n in names
+                          if n == "viewer" or n.startswith("viewer.")]
+    assert offenders == []

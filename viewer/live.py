@@ -144,3 +144,18 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
     finally:
         source.close()
     return window, source
+
+
+def viewer_process_main(rig: Rig, endpoint: str, max_seconds: float | None = None) -> None:
+    """Spawn target: a live window on ``endpoint``'s ``kp3d`` (module level, so a spawned process can import it)."""
+    view_live(rig, endpoint, max_seconds=max_seconds)
+
+
+def launch_viewer(rig: Rig, endpoint: str, max_seconds: float | None = None):
+    """Start the live window in its own process (it never stalls the caller); returns the started process."""
+    import multiprocessing as mp
+
+    process = mp.get_context("spawn").Process(target=viewer_process_main, name="rigcap-viewer",
+                                              args=(rig, endpoint, max_seconds), daemon=True)
+    process.start()
+    return process

@@ -98,11 +98,42 @@ def camera_table(result):
     return t
 
 
+def render_outputs(result, options) -> dict:
+    """snapshot.png [, demo.mp4] in ``options.out_dir``: the viewer's part of the demo's output.
+
+    Rendering is a bonus: the numbers and files written by the run stand
+    without it, so a failure is reported as ``render_error``, not raised.
+    """
+    from pathlib import Path
+
+    from capture.demo import best_frame
+
+    out = Path(options.out_dir)
+    files = {}
+    try:
+        from viewer.render import render_snapshot, render_video
+
+        frame = best_frame(result)
+        render_snapshot(result.rig, result.skeleton, result.points[frame], result.n_views[frame],
+                        out / "snapshot.png", size=(1280, 720))
+        files["snapshot"] = str(out / "snapshot.png")
+        if options.video_seconds > 0:
+            n = min(len(result.points), int(round(options.video_seconds * options.fps)))
+            frames = list(range(len(result.points) - n, len(result.points)))
+            render_video(result.rig, result.skeleton, result.points, result.n_views, out / "demo.mp4",
+                         fps=options.fps, size=(960, 540), frames=frames)
+            files["video"] = str(out / "demo.mp4")
+    except Exception as exc:
+        files["render_error"] = f"{type(exc).__name__}: {exc}"
+    return files
+
+
 def run(args) -> int:
     from rich.console import Console
 
     from capture.demo import DemoOptions, run_demo
     from rigcap.errors import RigcapError
+    from viewer.live import launch_viewer
     from viewer.render import has_display
 
     if args.cameras < 2 or args.cameras > 64:
@@ -114,7 +145,7 @@ def run(args) -> int:
     console = Console()
     options = DemoOptions(n_cameras=args.cameras, fps=args.fps, seconds=args.seconds, seed=args.seed,
                           kill_camera=args.kill_camera, kill_after_s=args.kill_after, out_dir=out,
-                          video_seconds=args.video, window=window)
+                          video_seconds=args.video)
     console.print(f"rigcap demo: {args.cameras} synthetic cameras at {args.fps:g} fps, one process each -> ZeroMQ -> "
                   f"fusion process -> {'viewer window' if window else 'headless snapshot'}; "
                   f"scoring {args.seconds:g} s once every camera is in")
@@ -128,9 +159,13 @@ def run(args) -> int:
                           f"out {stats.get('fps_out', 0):.0f}/s  cameras {','.join(stats.get('cameras_present', []))}")
 
     try:
-        result = run_demo(options, on_progress=progress)
+        result = run_demo(options, on_progress=progress, viewer=(
+            lambda rig, endpoint: launch_viewer(rig, endpoint, options.seconds + options.start_timeout_s))
+            if window else None)
     except RuntimeError as exc:
         raise RigcapError(str(exc)) from None
+    if out:
+        result.files.update(render_outputs(result, options))
     for ev in result.events:
         if ev.get("event") in ("died", "failed", "restart"):
             console.print(f"[yellow]{ev['camera']}: {ev['event']}"

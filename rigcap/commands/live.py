@@ -115,10 +115,13 @@ def _status_line(stats: dict, prev: dict | None, statuses) -> str:
 
 
 def run(args) -> int:
+    import threading
+
     from calibration import load_rig
     from capture.config import load_config
-    from capture.live_session import FusionOptions, LiveSession
-    from capture.protocol import Subscriber
+    from capture.live_session import FusionOptions, LiveSession, run_live
+    from rigcap.commands.fuse import stats_line
+    from viewer.live import launch_viewer
     from viewer.render import has_display
 
     config = load_config(args.config)
@@ -143,83 +146,49 @@ def run(args) -> int:
                                         "hosts": [h[0] for h in hosts],
                                         "clock_offsets_ns": [o.offset_ns for o in offsets]})
     window = has_display() and not args.headless
-    listener = Subscriber(config.sub_endpoint, topics="kp3d", latest_only=True)
-    viewer = None
-    last = None
-    received = 0
-    interrupted = False
 
     def _interrupt(*_):
         raise KeyboardInterrupt
 
-    import threading
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    t0 = time.monotonic()
-    try:
-        session.start()
+
+    def started():
         print(f"rigcap live: {len(config.cameras)} local camera(s) ({', '.join(c.name for c in config.cameras)})"
               + (f" + {len(hosts)} remote host(s)" if hosts else "")
               + f", detector '{session.supervisor.options.detector}', rig {rig_path}; kp3d at {config.sub_endpoint}"
               + (f"; recording to {args.record}" if args.record else "") + "; Ctrl-C stops", flush=True)
-        if window:
-            import multiprocessing as mp
 
-            from capture.demo import _viewer_process
+    prev: list = [None]
 
-            viewer = mp.get_context("spawn").Process(target=_viewer_process, name="rigcap-viewer",
-                                                     args=(rig, config.sub_endpoint, 1e9), daemon=True)
-            viewer.start()
-        prev, next_report = None, t0 + args.interval
-        first = None  # when the first 3D skeleton arrived: --seconds counts from there (start-up excluded)
-        while args.seconds is None or first is None or time.monotonic() - first < args.seconds:
-            msg = listener.recv(50)
-            if msg is not None:
-                received += 1
-                last = msg
-                if first is None:
-                    first = time.monotonic()
-                    print(f"first 3D skeleton after {first - t0:.1f} s", flush=True)
-            if first is None and time.monotonic() - t0 > args.start_timeout:
-                raise RigcapError(f"no 3D skeleton within {args.start_timeout:g} s; cameras: "
-                                  + ", ".join(f"{s.name} {s.state}" + (f" ({s.message})" if s.message else "")
-                                              for s in session.supervisor.status()))
-            if time.monotonic() >= next_report:
-                stats = session.drain_stats()
-                print(_status_line(stats, prev, session.supervisor.status()), flush=True)
-                prev = stats or None
-                next_report += args.interval
-            if not session.fusion_alive():
-                raise RigcapError("the fusion process exited; see the messages above")
-            if not session.supervisor.alive and time.monotonic() - t0 > 2.0 and not hosts:
-                print("no local camera left running", flush=True)
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        final, statuses = session.stop()
-        listener.close()
-        if viewer is not None:
-            viewer.terminate()
-            viewer.join(2)
-    from rigcap.commands.fuse import stats_line
+    def status(stats, statuses):
+        print(_status_line(stats, prev[0], statuses), flush=True)
+        prev[0] = stats or None
 
-    if final:
-        print("total: " + stats_line(final, None))
-    for s in statuses:
+    t0 = time.monotonic()
+    live = run_live(session, seconds=args.seconds, start_timeout_s=args.start_timeout,
+                    viewer=(lambda r, endpoint: launch_viewer(r, endpoint, 1e9)) if window else None,
+                    on_start=started, on_status=status, status_interval_s=args.interval,
+                    on_first=lambda msg: print(f"first 3D skeleton after {time.monotonic() - t0:.1f} s", flush=True),
+                    stop_without_cameras=not hosts)
+    if live.stop_reason:
+        print(live.stop_reason, flush=True)
+    if live.final:
+        print("total: " + stats_line(live.final, None))
+    for s in live.statuses:
         print(f"  {s.name}: {s.state}, {s.stats.get('frames', 0)} frames, {s.stats.get('dropped', 0)} dropped"
               + (f", restarts {s.restarts}" if s.restarts else "") + (f" ({s.message})" if s.message else ""))
-    print(f"3D instants received here: {received}")
+    print(f"3D instants received here: {live.received}")
     if args.record:
         print(f"recorded to {args.record} (3D: {args.record}/points3d.npz)")
     if args.snapshot:
-        if last is None:
+        if live.last is None:
             raise RigcapError("--snapshot: no 3D skeleton was received")
         from triangulate.skeletons import SKELETONS
         from viewer.render import render_snapshot
 
+        last = live.last
         skeleton = SKELETONS.get(last.header.get("skeleton", ""))
         render_snapshot(rig, skeleton, last.arrays["points"], last.arrays["n_views"], args.snapshot, size=(1280, 720))
         print(f"wrote {args.snapshot}")
-    return 130 if interrupted else 0
+    return 130 if live.interrupted else 0

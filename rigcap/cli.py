@@ -44,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     except RigcapError as exc:
         print(f"rigcap {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (PermissionError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+        # A path the user gave that cannot be read or written (an --out in a
+        # folder that is not there, a read-only disk): theirs to fix, one line.
+        where = exc.filename if exc.filename is not None else "file"
+        problem = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            problem = "is a file, but a folder is needed there (check the output path)"
+        print(f"rigcap {args.command}: error: {where}: {problem}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"rigcap {args.command}: interrupted", file=sys.stderr)
         return 130

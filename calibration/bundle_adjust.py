@@ -13,11 +13,21 @@ per-observation Python loop), with an analytic Jacobian.
 Solver (default ``"schur"``): Levenberg-Marquardt on the normal equations
 with the board poses eliminated by the Schur complement (their 6x6 blocks
 inverted all at once), so each step solves a dense system the size of the
-camera parameters.  ``scipy.optimize.least_squares`` with ``jac_sparsity``
-(TRF + LSMR) is kept as ``solver="scipy"``: on these problems LSMR needs
-hundreds of inner iterations per step and the solve took ~130 s where the
-Schur solver takes ~3 s (4 cameras, 120 instants, 4 000 corners), to the
-same optimum.
+camera parameters.  ``scipy.optimize.least_squares`` (TRF + LSMR, ``x_scale="jac"``)
+is kept as ``solver="scipy"`` with the analytic Jacobian passed as a sparse
+matrix, and as ``"scipy-numeric"`` with finite differences over
+``jac_sparsity``.  Measured (perturbed start, intrinsics refined, robust +
+final pass, 2 shared cores): 4 cameras x 30 instants (1 782 corners): Schur
+0.14 s, scipy analytic 3.1 s, scipy numeric 4.8 s; 4 x 80 (4 843 corners):
+Schur 0.47 s, scipy analytic 14 s -- 20-30x, growing with the problem: LSMR
+needs hundreds of inner iterations per step on this badly conditioned
+system (intrinsics vs poses).  Tried and not better: LSMR tolerances
+(``atol``/``btol`` 1e-10: converges, 4x slower still), no ``x_scale``
+(does not converge in 200 evaluations), a block-Jacobi change of variables
+(camera and board blocks whitened at the start: 4 x 120, 413 s, diverged
+on the robust pass).  Both reach the same optimum
+(``tests/test_bundle_adjust.py``); on small, loose problems TRF stops on
+``ftol`` a little above the Schur solver's cost.
 
 Robustness: a first solve with a robust loss (soft-L1, ``f_scale`` 1 px, by
 iteratively reweighted least squares) keeps bad corners from pulling the
@@ -381,11 +391,14 @@ class _Solution:
     iterations: int
 
 
-def _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol) -> _Solution:
+def _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol, jacobian=None) -> _Solution:
     """``scipy.optimize.least_squares`` (TRF + LSMR on the sparse Jacobian); kept for comparison:
-    LSMR needs hundreds of inner iterations per step on these problems."""
+    LSMR needs hundreds of inner iterations per step on these problems.  ``jacobian``: the
+    analytic sparse Jacobian (callable returning CSR); without it, finite differences over
+    ``jac_sparsity``."""
+    jac = {"jac": jacobian} if jacobian is not None else {"jac_sparsity": layout.sparsity(obs)}
     res = least_squares(
-        residuals, x0, jac_sparsity=layout.sparsity(obs), method="trf", tr_solver="lsmr", loss=loss,
+        residuals, x0, **jac, method="trf", tr_solver="lsmr", loss=loss,
         f_scale=f_scale, x_scale="jac", max_nfev=max_nfev, ftol=ftol, xtol=1e-10, gtol=1e-10, verbose=VERBOSE,
         tr_options=dict(regularize=False, atol=1e-8, btol=1e-8, maxiter=LSMR_MAXITER),
     )
@@ -493,13 +506,16 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
 def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, ftol, solver="schur"):
     residuals = _residual_fn(layout, cam_rt0, intr0, points, obs)
     if solver == "scipy":
+        return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
+                            _jacobian_fn(layout, cam_rt0, intr0, points, obs))
+    if solver == "scipy-numeric":
         return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
     if solver == "schur":
         return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
                             _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs))
     if solver == "schur-numeric":
         return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
-    raise ValueError(f"unknown solver {solver!r} (schur, schur-numeric, scipy)")
+    raise ValueError(f"unknown solver {solver!r} (schur, schur-numeric, scipy, scipy-numeric)")
 
 
 def bundle_adjust(
@@ -524,8 +540,10 @@ def bundle_adjust(
     ``points (N, 3)`` are the board's corners in its own frame (metres).
     ``solver``: ``"schur"`` (Levenberg-Marquardt with the board poses
     eliminated and an analytic Jacobian, the default), ``"schur-numeric"``
-    (the same with finite differences over ``jac_sparsity``) or ``"scipy"``
-    (``least_squares`` with ``jac_sparsity``, TRF + LSMR: slow here).
+    (the same with finite differences over ``jac_sparsity``), ``"scipy"``
+    (``least_squares``, TRF + LSMR, the analytic Jacobian as a sparse matrix:
+    same optimum, 25-35x slower here, see the module docstring) or
+    ``"scipy-numeric"`` (``least_squares`` with ``jac_sparsity``).
     ``max_nfev``: iterations (schur) or residual evaluations (scipy) per pass.
     ``intrinsics_free``: 9 booleans (fx fy cx cy k1 k2 p1 p2 k3) saying which
     intrinsics are refined when ``refine_intrinsics`` (default all); the

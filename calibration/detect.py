@@ -8,7 +8,10 @@ grouped into instants (see :mod:`calibration.sync`).
 
 Detection uses OpenCV's ``CharucoDetector`` (marker detection, corner
 interpolation through the markers' homography, then ``cornerSubPix`` on the
-chessboard corners).  A board printed inverted is detected on ``255 - gray``
+chessboard corners), then moves every corner to the saddle point of the
+image intensity (:func:`refine_saddle`: OpenCV's window must dodge the
+markers and is too small to average noise; measured against exact corners
+on rendered frames, RMS 0.32 -> 0.09 px).  A board printed inverted is detected on ``255 - gray``
 (more corners than ``detectInvertedMarker`` on the real caliscope recording:
 2 029 vs 1 710 over its four cameras).  Cameras run in parallel threads
 when there are cores for them (threads: OpenCV releases the GIL); a rich

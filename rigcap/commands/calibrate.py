@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                    help="keep each camera's single-camera intrinsics fixed in bundle adjustment")
     p.add_argument("--max-sightings", type=int, default=400,
                    help="board sightings used by bundle adjustment, evenly thinned (default: %(default)s)")
-    p.add_argument("--workers", type=int, help="parallel detection processes (default: one per camera, up to the cores)")
+    p.add_argument("--workers", type=int, help="parallel detection threads (default: one per camera, up to the cores)")
     p.add_argument("--png", metavar="FILE", help="report image (default: the rig file's name with .png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -5,7 +5,8 @@ Stable entry points (benchmarks and the ``rigcap calibrate`` command call these)
     calibrate(inputs: list[str | Path], board: BoardDefinition, timestamps: str | Path | None = None,
               *, origin: str | int = "camera0", refine_intrinsics: bool = True, workers: int | None = None,
               progress: bool = True, selfcheck: bool = True, max_views: int = 40,
-              max_instants: int | None = 400, board_path: str | Path | None = None) -> CalibrationResult
+              max_instants: int | None = 400, board_path: str | Path | None = None,
+              intrinsics: Rig | list[Camera] | None = None) -> CalibrationResult
 
     calibrate_from_detections(detections: Detections | np.ndarray, board: BoardDefinition,
               image_sizes: list[tuple[int, int]] | None = None, names: list[str] | None = None,
@@ -28,7 +29,9 @@ Stable entry points (benchmarks and the ``rigcap calibrate`` command call these)
 * ``initial_rig``: start bundle adjustment from this rig (its intrinsics and
   poses) instead of the graph initialisation, e.g. the true rig, to measure
   the best the detections allow.  ``intrinsics``: fixed starting intrinsics
-  (skips the per-camera ``calibrateCamera``).
+  (skips the per-camera ``calibrateCamera``): a :class:`Rig` (any file
+  :func:`calibration.rigfile.load_rig` reads) matched by camera name, or a
+  list in camera order; with ``refine_intrinsics=False`` they are held.
 * ``max_instants``: board sightings given to bundle adjustment, evenly
   thinned to at most this many (``None``: all).
 
@@ -108,6 +111,31 @@ def _as_detections(detections, image_sizes, names) -> Detections:
     return Detections.from_arrays(corners, image_sizes, names)
 
 
+def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections) -> list[Camera]:
+    """Copies of ``intrinsics``' cameras in ``det``'s order: by name for a :class:`Rig`, by position for a list.
+
+    Lens parameters only mean something at the resolution they were
+    calibrated at, so a camera whose image size differs is an error too.
+    """
+    if isinstance(intrinsics, Rig):
+        missing = [n for n in det.names if n not in intrinsics.names]
+        if missing:
+            raise RigcapError(
+                f"intrinsics rig has no camera named {', '.join(map(repr, missing))} "
+                f"(it has {', '.join(map(repr, intrinsics.names))}); name the inputs as the rig names its cameras"
+            )
+        cams = [intrinsics[n].copy() for n in det.names]
+    else:
+        cams = [c.copy() for c in intrinsics]
+        if len(cams) != det.n_cameras:
+            raise ValueError(f"{len(cams)} starting intrinsics for {det.n_cameras} cameras")
+    wrong = [f"{n!r} {tuple(c.size)} vs {tuple(s)}" for c, n, s in zip(cams, det.names, det.sizes)
+             if c.size is not None and tuple(c.size) != tuple(s)]
+    if wrong:
+        raise RigcapError(f"intrinsics were calibrated at another image size: {'; '.join(wrong)} (rig vs recording)")
+    return cams
+
+
 def _thin(instants: np.ndarray, max_instants: int | None) -> np.ndarray:
     if max_instants is None or instants.size <= max_instants:
         return instants
@@ -158,10 +186,7 @@ def calibrate_from_detections(
     if initial_rig is not None:
         cams = [initial_rig[n].copy() if n in initial_rig.names else initial_rig[i].copy() for i, n in enumerate(det.names)]
     elif intrinsics is not None:
-        src = list(intrinsics)
-        cams = [c.copy() for c in src]
-        if len(cams) != n_cams:
-            raise ValueError(f"{len(cams)} starting intrinsics for {n_cams} cameras")
+        cams = _match_intrinsics(intrinsics, det)
     else:
         cams = []
         for c in range(n_cams):
@@ -275,6 +300,7 @@ def calibrate(
     max_views: int = 40,
     max_instants: int | None = 400,
     board_path: str | Path | None = None,
+    intrinsics: Rig | Sequence[Camera] | None = None,
 ) -> CalibrationResult:
     """Calibrate a rig from one board recording per camera (see the module docstring).
 
@@ -286,6 +312,6 @@ def calibrate(
                         board_path=board_path)
     t_det = time.perf_counter() - t0
     result = calibrate_from_detections(det, board, origin=origin, refine_intrinsics=refine_intrinsics,
-                                       max_views=max_views, max_instants=max_instants)
+                                       intrinsics=intrinsics, max_views=max_views, max_instants=max_instants)
     result.seconds = {"detection": t_det, **result.seconds}
     return result

@@ -27,6 +27,10 @@ def register(subparsers) -> None:
                    "(default: camera 0's frame)")
     p.add_argument("--fixed-intrinsics", action="store_true",
                    help="keep each camera's single-camera intrinsics fixed in bundle adjustment")
+    p.add_argument("--intrinsics", metavar="RIG",
+                   help="hold these lens parameters (matrix, distortion) instead of calibrating them: any rig file "
+                   "rigcap reads (rigcap/anipose TOML, caliscope camera_array.toml, Qualisys .qca.txt), cameras "
+                   "matched by name; use when the board recording covers too little of the images")
     p.add_argument("--max-sightings", type=int, default=400,
                    help="board sightings used by bundle adjustment, evenly thinned (default: %(default)s)")
     p.add_argument("--workers", type=int, help="parallel detection threads (default: one per camera, up to the cores)")
@@ -41,14 +45,15 @@ def run(args) -> int:
     from calibration.board import BoardDefinition
     from calibration.pipeline import calibrate
     from calibration.report import print_table, save_png
-    from calibration.rigfile import save_rig
+    from calibration.rigfile import load_rig, save_rig
 
     console = Console()
     board = BoardDefinition.from_toml(args.board)
+    held = load_rig(args.intrinsics) if args.intrinsics else None
     result = calibrate(
         args.inputs, board, args.timestamps,
         origin="camera0" if args.floor_frame is None else args.floor_frame,
-        refine_intrinsics=not args.fixed_intrinsics, workers=args.workers, progress=not args.no_progress,
+        refine_intrinsics=not (args.fixed_intrinsics or held is not None), intrinsics=held, workers=args.workers, progress=not args.no_progress,
         max_instants=args.max_sightings, board_path=args.board,
     )
     out = save_rig(result.rig, args.out)

@@ -144,24 +144,28 @@ class _Layout:
 
     def __init__(self, n_cams: int, n_boards: int, refine_intrinsics: bool, fixed_cam: int = 0,
                  intrinsics_free: np.ndarray | None = None):
-        self.n_cams, self.n_boards, self.refine = n_cams, n_boards, refine_intrinsics
-        # which of fx fy cx cy k1 k2 p1 p2 k3 are refined (all by default)
-        self.ifree = np.arange(N_INTR) if intrinsics_free is None else np.flatnonzero(intrinsics_free)
-        self.n_intr = self.ifree.size
+        self.n_cams, self.n_boards = n_cams, n_boards
+        # which of fx fy cx cy k1 k2 p1 p2 k3 are refined, per camera (C, 9) (all by default)
+        free = np.ones(N_INTR, bool) if intrinsics_free is None else np.asarray(intrinsics_free, bool)
+        self.imask = np.broadcast_to(free, (n_cams, N_INTR)).copy() if refine_intrinsics else np.zeros((n_cams, N_INTR), bool)
+        self.refine = bool(self.imask.any())
+        self.n_intr = int(self.imask.sum())  # intrinsic unknowns, all cameras
         self.free_cams = np.array([c for c in range(n_cams) if c != fixed_cam], dtype=np.int64)
         self.cam_col = np.full(n_cams, -1, dtype=np.int64)
         self.cam_col[self.free_cams] = 6 * np.arange(self.free_cams.size)
         off = 6 * self.free_cams.size
         self.intr_off = off
-        if refine_intrinsics:
-            off += self.n_intr * n_cams
+        # column of each camera's intrinsic (-1 = held), camera by camera in row-major order
+        self.intr_col = np.full((n_cams, N_INTR), -1, dtype=np.int64)
+        self.intr_col[self.imask] = off + np.arange(self.n_intr)
+        off += self.n_intr
         self.board_off = off
         self.size = off + 6 * n_boards
 
     def pack(self, cam_rt: np.ndarray, intr: np.ndarray, board_rt: np.ndarray) -> np.ndarray:
         parts = [cam_rt[self.free_cams].ravel()]
         if self.refine:
-            parts.append(intr[:, self.ifree].ravel())
+            parts.append(intr[self.imask])
         parts.append(board_rt.ravel())
         return np.concatenate(parts)
 
@@ -170,7 +174,7 @@ class _Layout:
         cam_rt[self.free_cams] = x[: 6 * self.free_cams.size].reshape(-1, 6)
         if self.refine:
             intr = intr0.copy()
-            intr[:, self.ifree] = x[self.intr_off: self.intr_off + self.n_intr * self.n_cams].reshape(-1, self.n_intr)
+            intr[self.imask] = x[self.intr_off: self.intr_off + self.n_intr]
         else:
             intr = intr0
         board_rt = x[self.board_off:].reshape(-1, 6)
@@ -191,7 +195,12 @@ class _Layout:
         block(free, self.cam_col[obs.cam], 6)
         everyone = np.ones(m, bool)
         if self.refine:
-            block(everyone, self.intr_off + self.n_intr * obs.cam, self.n_intr)
+            cols_i = self.intr_col[obs.cam]  # (M, 9), -1 = held
+            rr = np.repeat(r2[:, :, None], N_INTR, axis=2)
+            cc = np.broadcast_to(cols_i[:, None, :], rr.shape)
+            held = cc < 0
+            rows.append(rr[~held])
+            cols.append(cc[~held])
         block(everyone, self.board_off + 6 * obs.board, 6)
         rows = np.concatenate(rows)
         cols = np.concatenate(cols)
@@ -271,7 +280,6 @@ def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
             iv[:, 1, 6] = fy * (r2 + 2.0 * y_n * y_n)
             iv[:, 0, 7] = fx * (r2 + 2.0 * x_n * x_n)
             iv[:, 1, 7] = fy * 2.0 * x_n * y_n
-            iv = iv[:, :, layout.ifree]
         # board: rotation (dRb/drvec applied to the corner) and position (identity -> R_c)
         dxw_drb = (drb.reshape(-1, 9, 3)[obs.board] @ pb[:, :, None]).reshape(m, 3, 3).transpose(0, 2, 1)  # (M, 3, 3)
         duv_dxw = duv_dxc @ r_m
@@ -300,7 +308,11 @@ def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
 
         put(layout.cam_col[obs.cam] >= 0, layout.cam_col[obs.cam], cam_vals)
         if iv is not None:
-            put(np.ones(m, bool), layout.intr_off + layout.n_intr * obs.cam, iv)
+            cols_i = np.broadcast_to(layout.intr_col[obs.cam][:, None, :], iv.shape)
+            held = cols_i < 0
+            rows.append(np.broadcast_to(row2[:, :, None], iv.shape)[~held])
+            cols.append(cols_i[~held])
+            vals.append(iv[~held])
         put(np.ones(m, bool), layout.board_off + 6 * obs.board, board_vals)
         return coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(2 * m, layout.size)).tocsr()
@@ -325,8 +337,7 @@ class _NormalEquations:
             cols = []
             if layout.cam_col[c] >= 0:
                 cols += list(range(layout.cam_col[c], layout.cam_col[c] + 6))
-            if layout.refine:
-                cols += list(range(layout.intr_off + layout.n_intr * c, layout.intr_off + layout.n_intr * (c + 1)))
+            cols += list(layout.intr_col[c][layout.imask[c]])
             self.cam_cols.append(np.asarray(cols, dtype=np.int64))
         self.per_cam = []
         for c in range(n_cams):
@@ -341,8 +352,8 @@ class _NormalEquations:
         parts = []
         if self.layout.cam_col[c] >= 0:
             parts.append(cam_vals[idx])
-        if iv is not None:
-            parts.append(iv[idx])
+        if iv is not None and self.layout.imask[c].any():
+            parts.append(iv[idx][:, :, self.layout.imask[c]])
         return np.concatenate(parts, axis=2) if parts else np.zeros((idx.size, 2, 0))
 
     def assemble(self, blocks, r: np.ndarray, w: np.ndarray):
@@ -552,8 +563,10 @@ def bundle_adjust(
     ``"scipy-numeric"`` (``least_squares`` with ``jac_sparsity``).
     ``max_nfev``: iterations (schur) or residual evaluations (scipy) per pass.
     ``intrinsics_free``: 9 booleans (fx fy cx cy k1 k2 p1 p2 k3) saying which
-    intrinsics are refined when ``refine_intrinsics`` (default all); the
-    others keep the cameras' values.
+    intrinsics are refined when ``refine_intrinsics`` (default all), or one
+    such row per camera ``(C, 9)`` (a simpler lens model for a camera whose
+    board sightings cover little of its image); the others keep the
+    cameras' values.
     Observations with error above ``max(trim_px, trim_sigma * robust sigma)``
     after the robust pass are dropped before the final squared-loss pass.
     """
@@ -609,7 +622,7 @@ def bundle_adjust(
     for c, cam in enumerate(cameras):
         new = cam.copy()
         new.rvec, new.tvec = cam_p[c, :3], -rc[c] @ cam_p[c, 3:]
-        if refine_intrinsics:
+        if layout.imask[c].any():
             k = np.array([[intr[c, 0], 0.0, intr[c, 2]], [0.0, intr[c, 1], intr[c, 3]], [0.0, 0.0, 1.0]])
             dist = new.dist.copy() if new.dist.size >= 5 else np.zeros(5)
             dist[:5] = intr[c, 4:]

@@ -12,7 +12,8 @@ Stable entry points (benchmarks and the ``rigcap calibrate`` command call these)
               image_sizes: list[tuple[int, int]] | None = None, names: list[str] | None = None,
               *, origin: str | int = "camera0", refine_intrinsics: bool = True,
               initial_rig: Rig | None = None, intrinsics: Rig | list[Camera] | None = None,
-              max_views: int = 40, max_instants: int | None = 400) -> CalibrationResult
+              max_views: int = 40, max_instants: int | None = 400,
+              lens_model: str | list[str] = "auto") -> CalibrationResult
 
 * ``inputs``: one video file or image folder per camera (camera name = stem).
 * ``timestamps``: caliscope's ``timestamps.csv`` or a folder of rigcap
@@ -32,6 +33,16 @@ Stable entry points (benchmarks and the ``rigcap calibrate`` command call these)
   (skips the per-camera ``calibrateCamera``): a :class:`Rig` (any file
   :func:`calibration.rigfile.load_rig` reads) matched by camera name, or a
   list in camera order; with ``refine_intrinsics=False`` they are held.
+* ``lens_model``: ``"auto"`` (default) gives each camera the distortion
+  model its corners' image coverage supports
+  (:func:`calibration.intrinsics.choose_lens_model`: full ``k1 k2 p1 p2 k3``
+  from 40 % of the image grid, k3 = 0 from 25 %, also no tangential terms
+  from 15 %, also the principal point at the image centre below), in
+  ``calibrateCamera`` and in bundle adjustment alike; or one of
+  ``calibration.intrinsics.LENS_MODELS`` for all or per camera.  Each
+  camera's model and the reason are in its report and in ``[metadata]``.
+  Given ``intrinsics`` refined under a simpler model keep their own values
+  of the held terms.
 * ``max_instants``: board sightings given to bundle adjustment, evenly
   thinned to at most this many (``None``: all).
 
@@ -63,7 +74,7 @@ from calibration.bundle_adjust import BundleResult, Observations, bundle_adjust
 from calibration.camera import Camera
 from calibration.detect import Detections, detect_all
 from calibration.extrinsics_init import board_poses, board_poses_world, initial_extrinsics
-from calibration.intrinsics import calibrate_intrinsics, point_coverage
+from calibration.intrinsics import calibrate_intrinsics, choose_lens_model, lens_free_mask, point_coverage
 from calibration.report import CameraReport, board_rigidity_mm, metadata
 from calibration.rig import Rig
 from calibration.sync import group_detections, read_timestamps
@@ -136,6 +147,21 @@ def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections) -> li
     return cams
 
 
+def _lens_models(lens_model, coverage: np.ndarray, n_cams: int) -> list[tuple[str, str]]:
+    """(model, reason) per camera: ``"auto"`` chooses from each camera's corner coverage."""
+    asked = [lens_model] * n_cams if isinstance(lens_model, str) else list(lens_model)
+    if len(asked) != n_cams:
+        raise ValueError(f"{len(asked)} lens models for {n_cams} cameras")
+    out = []
+    for m, cov in zip(asked, coverage):
+        if m == "auto":
+            out.append(choose_lens_model(float(cov)))
+        else:
+            lens_free_mask(m)  # validates the name
+            out.append((m, f"lens model {m} as asked"))
+    return out
+
+
 def _thin(instants: np.ndarray, max_instants: int | None) -> np.ndarray:
     if max_instants is None or instants.size <= max_instants:
         return instants
@@ -170,6 +196,7 @@ def calibrate_from_detections(
     intrinsics: Rig | Sequence[Camera] | None = None,
     max_views: int = 40,
     max_instants: int | None = 400,
+    lens_model: str | Sequence[str] = "auto",
 ) -> CalibrationResult:
     """Calibrate a rig from grouped corner detections (see the module docstring)."""
     det = _as_detections(detections, image_sizes, names)
@@ -181,8 +208,10 @@ def calibrate_from_detections(
     t0 = time.perf_counter()
     n_cams = det.n_cameras
 
-    # 1. intrinsics
+    # 1. intrinsics, each camera with the lens model its corners' coverage supports
     intr_rms = np.full(n_cams, np.nan)
+    coverage = np.array([point_coverage(corners[c], det.sizes[c])[0] for c in range(n_cams)])
+    models = _lens_models(lens_model, coverage, n_cams)
     if initial_rig is not None:
         cams = [initial_rig[n].copy() if n in initial_rig.names else initial_rig[i].copy() for i, n in enumerate(det.names)]
     elif intrinsics is not None:
@@ -190,7 +219,8 @@ def calibrate_from_detections(
     else:
         cams = []
         for c in range(n_cams):
-            res = calibrate_intrinsics(det.names[c], corners[c], det.sizes[c], board, max_views=max_views)
+            res = calibrate_intrinsics(det.names[c], corners[c], det.sizes[c], board, max_views=max_views,
+                                       lens_model=models[c][0])
             cams.append(res.camera)
             intr_rms[c] = res.rms
             warnings.extend(res.warnings)
@@ -218,7 +248,8 @@ def calibrate_from_detections(
         raise RigcapError("no instant has a usable board pose in any camera; nothing to calibrate")
     obs = Observations.from_corners(corners, instants)
     ba = bundle_adjust(start, b_r[instants], b_t[instants], board.corner_points(), obs,
-                       refine_intrinsics=refine_intrinsics)
+                       refine_intrinsics=refine_intrinsics,
+                       intrinsics_free=np.array([lens_free_mask(m) for m, _ in models]))
     seconds["bundle_adjustment"] = time.perf_counter() - t2
 
     # 4. world frame
@@ -245,11 +276,12 @@ def calibrate_from_detections(
         mine = obs.cam == c
         inl = mine & ba.inliers
         rmse = float(np.sqrt(np.mean(ba.errors[inl] ** 2))) if inl.any() else float("nan")
-        coverage, _ = point_coverage(corners[c], det.sizes[c])
         cam_warn = [w for w in warnings if f"{det.names[c]!r}" in w]
+        model, reason = models[c] if refine_intrinsics or (initial_rig is None and intrinsics is None) else (
+            "held", "lens parameters given and held")
         reports.append(CameraReport(
             det.names[c], rmse, int(np.isfinite(corners[c, :, :, 0]).any(axis=1).sum()), int(inl.sum()),
-            int((mine & ~ba.inliers).sum()), coverage, float(intr_rms[c]), cam_warn,
+            int((mine & ~ba.inliers).sum()), float(coverage[c]), float(intr_rms[c]), cam_warn, model, reason,
         ))
     seconds["report"] = time.perf_counter() - t3
     rig.metadata["calibration"] = metadata(reports, rigidity, {

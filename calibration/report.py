@@ -88,6 +88,8 @@ class CameraReport:
     coverage: float  # fraction of the image grid holding a detected corner
     intrinsics_rms_px: float  # single-camera calibrateCamera RMS (before bundle adjustment)
     warnings: list[str] = field(default_factory=list)
+    lens_model: str = "full"  # calibration.intrinsics.LENS_MODELS, "held" when given and not refined
+    lens_reason: str = ""  # why that model (one line)
 
 
 def metadata(cameras: list[CameraReport], rigidity_mm: float, extra: dict | None = None) -> dict:
@@ -96,6 +98,7 @@ def metadata(cameras: list[CameraReport], rigidity_mm: float, extra: dict | None
         c.name: {
             "rmse_px": round(float(c.rmse_px), 4), "views": int(c.views), "corners": int(c.corners),
             "outliers": int(c.outliers), "coverage": round(float(c.coverage), 3),
+            "lens_model": c.lens_model, **({"lens_model_reason": c.lens_reason} if c.lens_reason else {}),
         }
         for c in cameras
     }
@@ -118,11 +121,15 @@ def print_table(cameras: list[CameraReport], rigidity_mm: float, console=None) -
 
     console = console or Console()
     table = Table(title="calibration report")
-    for col in ("camera", "RMSE px", "views", "corners", "outliers", "coverage"):
-        table.add_column(col, justify="left" if col == "camera" else "right")
+    for col in ("camera", "RMSE px", "views", "corners", "outliers", "coverage", "lens model"):
+        table.add_column(col, justify="right" if col not in ("camera", "lens model") else "left")
     for c in cameras:
-        table.add_row(c.name, f"{c.rmse_px:.3f}", str(c.views), str(c.corners), str(c.outliers), f"{c.coverage:.0%}")
+        table.add_row(c.name, f"{c.rmse_px:.3f}", str(c.views), str(c.corners), str(c.outliers), f"{c.coverage:.0%}",
+                      c.lens_model)
     console.print(table)
+    for c in cameras:
+        if c.lens_model != "full" and c.lens_reason:
+            console.print(f"lens model of {c.name}: {c.lens_model} ({c.lens_reason})")
     console.print(f"board rigidity RMSE: [bold]{rigidity_mm:.3f} mm[/bold] "
                   "(triangulated corner-to-corner distances vs the printed board)")
     for c in cameras:

@@ -61,3 +61,48 @@ def test_calibrate_command_reports_an_unreadable_intrinsics_rig(tmp_path, capsys
                  "--out", str(tmp_path / "rig.toml"), str(tmp_path / "cam_0")])
     err = capsys.readouterr().err
     assert code == 2 and "nope.toml" in err and "rig file not found" in err
+
+
+def test_board_only_in_the_image_centre_gets_a_simpler_lens_model():
+    """Corners only in the central 40 % x 50 % of every image (as on the real caliscope recording):
+    the full k1 k2 p1 p2 k3 model fits noise there (k3 of tens, true 0) and places the cameras worse;
+    the coverage-chosen model holds k3 (and tangential terms when narrower) at zero in calibrateCamera
+    and in bundle adjustment, says why, and places the cameras better."""
+    from calibration.intrinsics import point_coverage
+
+    rig = make_studio_rig(4, seed=3)
+    rvecs, tvecs = board_trajectory(200, seed=4)
+    corners = true_board_corners_2d(rig, STUDIO_BOARD, rvecs, tvecs, margin_px=5)
+    corners = corners + np.random.default_rng(3).normal(0, 0.2, corners.shape)
+    w, h = rig[0].size
+    inside = (np.abs(corners[..., 0] - w / 2) < 0.2 * w) & (np.abs(corners[..., 1] - h / 2) < 0.25 * h)
+    corners = np.where(inside[..., None], corners, np.nan)
+    cov = [point_coverage(corners[c], rig[c].size)[0] for c in range(4)]
+    assert max(cov) < 0.3
+    args = (corners, STUDIO_BOARD, [c.size for c in rig], rig.names)
+    auto = calibrate_from_detections(*args)
+    full = calibrate_from_detections(*args, lens_model="full")
+    assert all(c.lens_model in ("no-k3", "radial") for c in auto.cameras), [c.lens_model for c in auto.cameras]
+    assert all("cover only" in c.lens_reason for c in auto.cameras)
+    assert all(c.dist[4] == 0.0 for c in auto.rig)  # k3 held at zero through bundle adjustment
+    for cam, rep in zip(auto.rig, auto.cameras):
+        if rep.lens_model == "radial":
+            assert cam.dist[2] == 0.0 and cam.dist[3] == 0.0
+    assert max(abs(c.dist[4]) for c in full.rig) > 5.0  # the overfit the simpler model avoids
+    meta = auto.rig.metadata["calibration"]["cameras"]
+    assert meta["cam_1"]["lens_model"] == auto.cameras[1].lens_model
+    c_auto, c_full = compare_rigs(auto.rig, rig), compare_rigs(full.rig, rig)
+    assert c_auto.center_mm.max() < 0.8 * c_full.center_mm.max(), (c_auto.center_mm, c_full.center_mm)
+    assert c_auto.rotation_deg.max() < 0.8 * c_full.rotation_deg.max(), (c_auto.rotation_deg, c_full.rotation_deg)
+
+
+def test_lens_model_thresholds():
+    from calibration.intrinsics import choose_lens_model, lens_free_mask
+
+    assert choose_lens_model(0.6)[0] == "full"  # the synthetic studio recordings: 51-85 %
+    assert choose_lens_model(0.3)[0] == "no-k3"
+    assert choose_lens_model(0.19)[0] == "radial"  # caliscope cam_0
+    assert choose_lens_model(0.08)[0] == "radial-centred"  # caliscope cam_1..3: 8-11 %
+    assert lens_free_mask("radial-centred").tolist() == [1, 1, 0, 0, 1, 1, 0, 0, 0]
+    with pytest.raises(ValueError, match="unknown lens model"):
+        lens_free_mask("fisheye")

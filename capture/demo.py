@@ -75,6 +75,7 @@ class DemoResult:
     cameras_per_instant: np.ndarray  # (N,)
     instant_cameras: list  # (N,) names per instant
     times_s: np.ndarray  # (N,) capture time relative to the start of the scored run
+    studio_time_ns: np.ndarray  # (N,) the same instant on the studio's motion clock (SyntheticStudio.truth_at)
     added_latency_ms: np.ndarray  # (N,) last camera message received -> 3D published
     total_latency_ms: np.ndarray  # (N,) capture -> 3D published
     receive_latency_ms: np.ndarray  # (N,) capture -> 3D received here (a subscriber)
@@ -289,7 +290,7 @@ def score(studio: SyntheticStudio, epoch_ns: int, start_wall_ns: int, msgs, fusi
         n_views=np.stack([m.arrays["n_views"] for m in msgs]),
         error_px=np.stack([m.arrays["error_px"] for m in msgs]).astype(np.float64),
         cameras_per_instant=np.array([len(x["cameras"]) for x in h]), instant_cameras=[x["cameras"] for x in h],
-        times_s=(t_cap - start_wall_ns) / 1e9, added_latency_ms=(t_pub - t_last) / 1e6,
+        times_s=(t_cap - start_wall_ns) / 1e9, studio_time_ns=t_rel, added_latency_ms=(t_pub - t_last) / 1e6,
         total_latency_ms=(t_pub - t_cap) / 1e6, receive_latency_ms=(t_recv - t_cap) / 1e6,
         spread_ms=np.array([x["spread_ns"] for x in h]) / 1e6, seconds=seconds, fps_in=fps_in, missed_kp3d=missed,
         fusion=fusion, cameras=[_status_dict(s) for s in statuses], kill_camera=kill_camera, kill_time_s=kill_time_s)
@@ -307,13 +308,16 @@ def best_frame(result: DemoResult) -> int:
 
 
 def write_outputs(result: DemoResult, options: DemoOptions) -> dict:
-    """points3d.npz (live 3D), rig.toml, summary.json in ``out_dir`` (images: ``rigcap demo`` renders them)."""
+    """points3d.npz (live 3D; ``timestamps_ns`` on the studio's motion clock), rig.toml, summary.json in
+    ``out_dir`` (images: ``rigcap demo`` renders them)."""
     from calibration import save_rig
 
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
-    t_ns = np.round(result.times_s * 1e9).astype(np.int64)
+    # Timestamps on the studio's motion clock, so anyone can score the file
+    # against SyntheticStudio.truth_at without trusting summary.json.
+    t_ns = np.asarray(result.studio_time_ns, dtype=np.int64)
     p3d = Points3D(result.points, list(result.skeleton.joint_names), result.error_px, result.n_views, t_ns, options.fps)
     files["points"] = str(p3d.save(out / "points3d.npz"))
     files["rig"] = str(save_rig(result.rig, out / "rig.toml"))

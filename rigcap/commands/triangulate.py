@@ -132,7 +132,10 @@ def run(args) -> int:
             raise RigcapError(f"--camera-order rig: the keypoints have {kp.n_cameras} cameras, the rig {len(rig)}")
         kp = Keypoints2D(kp.keypoints, rig.names, kp.joint_names, kp.timestamps_ns, kp.fps)
     else:
-        match_cameras(rig, kp.camera_names)  # a clear error before any work
+        try:
+            match_cameras(rig, kp.camera_names)  # a clear error before any work
+        except RigcapError as exc:
+            raise RigcapError(f"{args.keypoints} vs {args.rig}: {exc} (or --camera-order rig to match by order)") from None
 
     result = triangulate(rig, kp, config)
     for line in result.warnings:

@@ -251,7 +251,8 @@ def calibrate_intrinsics(
     if coverage < COVERAGE_WARNING:
         warnings.append(
             f"camera {name!r}: the board's corners cover only {coverage:.0%} of the image ({_describe_gaps(grid)}); "
-            f"lens distortion is extrapolated there. Record the board in the image corners and edges too."
+            f"lens distortion is extrapolated there. Record the board in the image corners and edges too, "
+            f"or calibrate the lens from its own recording and hold it with --intrinsics RIG."
         )
     # pass 1: coverage only; pass 2: coverage + pose diversity from pass 1's poses
     first = select_views(corners, size, candidates, max(max_views // 2, 3))

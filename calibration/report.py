@@ -128,8 +128,8 @@ def print_table(cameras: list[CameraReport], rigidity_mm: float, console=None) -
                       c.lens_model)
     console.print(table)
     for c in cameras:
-        if c.lens_model != "full" and c.lens_reason:
-            console.print(f"lens model of {c.name}: {c.lens_model} ({c.lens_reason})")
+        if c.lens_model not in ("full", "held") and c.lens_reason:
+            console.print(f"lens model of {c.name}: {c.lens_model}; {c.lens_reason}")
     console.print(f"board rigidity RMSE: [bold]{rigidity_mm:.3f} mm[/bold] "
                   "(triangulated corner-to-corner distances vs the printed board)")
     for c in cameras:

@@ -304,7 +304,22 @@ def context() -> zmq.Context:
         return zmq.Context.instance()
 
 
-class Publisher:
+class _OwnsSocket:
+    """``close()`` and ``with`` for the classes that own one ZeroMQ socket."""
+
+    socket: zmq.Socket
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Publisher(_OwnsSocket):
     """A PUB socket that never blocks its caller.
 
     ``bind=False`` (default) connects to a :class:`Backbone`'s pub endpoint;
@@ -352,17 +367,9 @@ class Publisher:
                               skeleton.joint_names, SKELETONS.get(skeleton.name) == skeleton, **extra))
         return seq
 
-    def close(self) -> None:
-        self.socket.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
-class Subscriber:
+class Subscriber(_OwnsSocket):
     """A SUB socket that yields decoded messages and counts (never raises on) bad ones.
 
     ``topics``: prefixes to subscribe to (``"kp2d."`` for all cameras, ``"kp3d"``).
@@ -434,14 +441,6 @@ class Subscriber:
             if msg is not None:
                 yield msg
 
-    def close(self) -> None:
-        self.socket.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class Backbone:

@@ -62,15 +62,23 @@ class BoardDefinition:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise InputFileError(path, f"unknown key {', '.join(sorted(repr(k) for k in unknown))}")
+        kinds = {"squares_x": int, "squares_y": int, "square_length": float, "marker_length": float}
+        values = {}
+        for key, kind in kinds.items():
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+                raise InputFileError(path, f"{key} must be {'an integer' if kind is int else 'a number (metres)'}, "
+                                           f"got {value!r}")
+            values[key] = kind(value)
+        for key in ("legacy_pattern", "inverted"):
+            if not isinstance(data.get(key, False), bool):
+                raise InputFileError(path, f"{key} must be true or false, got {data[key]!r}")
         try:
             return cls(
-                squares_x=int(data["squares_x"]),
-                squares_y=int(data["squares_y"]),
-                square_length=float(data["square_length"]),
-                marker_length=float(data["marker_length"]),
+                **values,
                 dictionary=str(data.get("dictionary", "DICT_4X4_50")),
-                legacy_pattern=bool(data.get("legacy_pattern", False)),
-                inverted=bool(data.get("inverted", False)),
+                legacy_pattern=data.get("legacy_pattern", False),
+                inverted=data.get("inverted", False),
             )
         except (TypeError, ValueError) as exc:
             raise InputFileError(path, str(exc)) from None

@@ -16,6 +16,8 @@ cameras and the board sightings.
 
 from __future__ import annotations
 
+import datetime
+
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -105,8 +107,9 @@ def metadata(cameras: list[CameraReport], rigidity_mm: float, extra: dict | None
     rmse_all = [c.rmse_px for c in cameras if np.isfinite(c.rmse_px)]
     out = {
         "tool": "rigcap calibrate",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "rmse_px_max": round(float(max(rmse_all)), 4) if rmse_all else float("nan"),
-        "board_rigidity_rmse_mm": round(float(rigidity_mm), 4),
+        **({"board_rigidity_rmse_mm": round(float(rigidity_mm), 4)} if np.isfinite(rigidity_mm) else {}),
         "cameras": per_cam,
     }
     if extra:
@@ -130,8 +133,11 @@ def print_table(cameras: list[CameraReport], rigidity_mm: float, console=None) -
     for c in cameras:
         if c.lens_model not in ("full", "held") and c.lens_reason:
             console.print(f"lens model of {c.name}: {c.lens_model}; {c.lens_reason}")
-    console.print(f"board rigidity RMSE: [bold]{rigidity_mm:.3f} mm[/bold] "
-                  "(triangulated corner-to-corner distances vs the printed board)")
+    if np.isfinite(rigidity_mm):
+        console.print(f"board rigidity RMSE: [bold]{rigidity_mm:.3f} mm[/bold] "
+                      "(triangulated corner-to-corner distances vs the printed board)")
+    else:
+        console.print("board rigidity: n/a (it needs board corners seen by two or more cameras at once)")
     for c in cameras:
         for w in c.warnings:
             console.print(f"[yellow]warning:[/yellow] {w}")
@@ -158,7 +164,7 @@ def save_png(path: str | Path, rig: Rig, cameras: list[CameraReport], rigidity_m
     names = [c.name for c in cameras]
     ax_err.bar(names, [c.rmse_px for c in cameras], color="tab:blue")
     ax_err.set_ylabel("reprojection RMSE (px)")
-    ax_err.set_title(f"error per camera; board rigidity RMSE {rigidity_mm:.2f} mm")
+    ax_err.set_title("error per camera; board rigidity RMSE " + (f"{rigidity_mm:.2f} mm" if np.isfinite(rigidity_mm) else "n/a"))
     ax_err.tick_params(axis="x", rotation=45)
     if board_points_world is not None and np.isfinite(board_points_world).any():
         pts = board_points_world.reshape(-1, 3)

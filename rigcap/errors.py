@@ -41,3 +41,15 @@ def read_toml(path, what: str) -> dict:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"not a valid TOML file ({exc})") from None
+
+
+def check_output_folder(path, what: str) -> None:
+    """Fail before any work when an output folder cannot be one (a file is in its place)."""
+    from pathlib import Path
+
+    p = Path(path)
+    for parent in (p, *p.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputFileError(parent, f"is a file, but {what} needs a folder there")
+            return

@@ -132,7 +132,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from capture.demo import DemoOptions, run_demo
-    from rigcap.errors import RigcapError
+    from rigcap.errors import RigcapError, check_output_folder
     from viewer.live import launch_viewer
     from viewer.render import has_display
 
@@ -142,6 +142,8 @@ def run(args) -> int:
         raise RigcapError("--fps and --seconds must be > 0")
     window = has_display() and not args.headless
     out = args.out or (None if window else DEFAULT_OUT)
+    if out:
+        check_output_folder(out, "--out")
     console = Console()
     options = DemoOptions(n_cameras=args.cameras, fps=args.fps, seconds=args.seconds, seed=args.seed,
                           kill_camera=args.kill_camera, kill_after_s=args.kill_after, out_dir=out,

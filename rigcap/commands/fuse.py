@@ -24,6 +24,8 @@ import signal
 import threading
 
 from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
+from rigcap.argtypes import non_negative_float, positive_float
+from rigcap.errors import check_output_folder
 
 EXAMPLES = """examples:
   rigcap capture --config configs/studio.toml &       # cameras + backbone
@@ -43,15 +45,15 @@ def register(sub) -> None:
     p.add_argument("--pub", default=DEFAULT_PUB_ENDPOINT, metavar="ENDPOINT",
                    help="backbone publisher endpoint to publish kp3d to (default %(default)s)")
     p.add_argument("--record", metavar="DIR", help="append the 3D stream to this session folder")
-    p.add_argument("--fps", type=float, default=30.0, help="camera frame rate: sets grouping tolerance and deadline")
-    p.add_argument("--tolerance-ms", type=float, help="capture times within this belong to one instant (default: half a frame)")
-    p.add_argument("--deadline-ms", type=float, help="wait at most this for a straggler (default: one frame)")
-    p.add_argument("--max-clock-skew-s", type=float, default=2.0, metavar="S",
+    p.add_argument("--fps", type=positive_float, default=30.0, help="camera frame rate: sets grouping tolerance and deadline")
+    p.add_argument("--tolerance-ms", type=positive_float, help="capture times within this belong to one instant (default: half a frame)")
+    p.add_argument("--deadline-ms", type=non_negative_float, help="wait at most this for a straggler (default: one frame)")
+    p.add_argument("--max-clock-skew-s", type=positive_float, default=2.0, metavar="S",
                    help="drop (and count as clock outliers) messages whose capture time, corrected by the host's "
                         "clock offset, is further than this from their arrival (default %(default)s s)")
     p.add_argument("--no-smoothing", action="store_true", help="publish the raw triangulation (no One-Euro filter)")
-    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between stats lines (default 2)")
+    p.add_argument("--seconds", type=positive_float, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between stats lines (default 2)")
     p.set_defaults(func=run)
 
 
@@ -77,6 +79,8 @@ def run(args) -> int:
     from capture.fusion_node import FusionNode
 
     rig = load_rig(args.rig)
+    if args.record:
+        check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
     node = FusionNode(rig, subs, args.pub, fps=args.fps, record_dir=args.record, smoothing=not args.no_smoothing,
                       tolerance_ms=args.tolerance_ms, deadline_ms=args.deadline_ms,

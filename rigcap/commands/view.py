@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+
+from rigcap.argtypes import positive_float
 from pathlib import Path
 
 from rigcap.errors import RigcapError
@@ -52,7 +54,7 @@ def register(sub) -> None:
                    help="image/window size (default 1280x720; --from-camera defaults to that camera's size)")
     p.add_argument("--azimuth", type=float, default=-60.0, help="overview: degrees around z from +x (default -60)")
     p.add_argument("--elevation", type=float, default=25.0, help="overview: degrees above the floor (default 25)")
-    p.add_argument("--fps", type=float, help="playback / video frame rate (default: the file's, else 30)")
+    p.add_argument("--fps", type=positive_float, help="playback / video frame rate (default: the file's, else 30)")
     p.add_argument("--skeleton", help="skeleton name (default: from the joint names or the stream)")
     p.set_defaults(func=run)
 

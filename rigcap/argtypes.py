@@ -6,21 +6,19 @@ from __future__ import annotations
 import argparse
 
 
-def positive_float(text: str) -> float:
+def _bounded(text: str, ok, bound: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _bounded(text, lambda v: v > 0, "> 0")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return _bounded(text, lambda v: v >= 0, ">= 0")

@@ -19,14 +19,18 @@ from capture.pose.torch_pose import IMAGENET_MEAN, IMAGENET_STD, decode_heatmaps
 N_JOINTS = 17  # coco17
 
 
-class BlobHeatmaps(torch.nn.Module):
-    """Joint 0 ← red, 1 ← green, 2 ← blue, the rest ← red; heatmaps at stride 4."""
+class _Blobs(torch.nn.Module):
+    """Undoes the detector's normalisation; joint 0 ← red, 1 ← green, 2 ← blue, the rest ← red."""
 
     def __init__(self):
         super().__init__()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.register_buffer("channel", torch.tensor([0, 1, 2] + [0] * (N_JOINTS - 3)))
+
+
+class BlobHeatmaps(_Blobs):
+    """The blobs as heatmaps at stride 4."""
 
     def forward(self, x):
         rgb = (x * self.std + self.mean) / 255.0
@@ -34,14 +38,8 @@ class BlobHeatmaps(torch.nn.Module):
         return hm[:, self.channel]
 
 
-class BlobSimCC(torch.nn.Module):
+class BlobSimCC(_Blobs):
     """The same blobs as SimCC vectors: per joint, brightness summed along each axis, 2 bins per pixel."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        self.register_buffer("channel", torch.tensor([0, 1, 2] + [0] * (N_JOINTS - 3)))
 
     def forward(self, x):
         rgb = ((x * self.std + self.mean) / 255.0)[:, self.channel]

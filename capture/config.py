@@ -92,6 +92,20 @@ class CaptureConfig:
     path: str | None = None
     raw: dict = field(default_factory=dict)
 
+    def detector_for(self, override: str | None = None) -> tuple[str, dict]:
+        """The detector a run uses (``--detector`` or the config's) and its options.
+
+        The ``[detector]`` options belong to the config's detector only; an
+        override gets them when it names that same detector.  Checked here, so
+        an unknown name or option is one line, not a crash in every camera process.
+        """
+        from capture.pose import check_detector
+
+        name = override or self.detector
+        options = dict(self.detector_options) if name == self.detector else {}
+        check_detector(name, options)
+        return name, options
+
     def camera(self, name: str) -> CameraConfig:
         for cam in self.cameras:
             if cam.name == name:

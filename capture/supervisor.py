@@ -98,8 +98,8 @@ class Supervisor:
                     detector=config.detector, detector_options=config.detector_options,
                     max_restarts=config.max_restarts, restart_delay_s=config.restart_delay_s,
                     clock_endpoint=config.clock_endpoint, session_info={"config_file": config.path, "rig_file": config.rig_file, "config": config.raw})
-        if kw.get("detector", config.detector) != config.detector and "detector_options" not in kw:
-            args["detector_options"] = {}  # the config's options belong to the config's detector
+        if "detector_options" not in kw:
+            args["detector"], args["detector_options"] = config.detector_for(kw.pop("detector", None))
         args.update(kw)
         return cls(config.cameras, **args)
 

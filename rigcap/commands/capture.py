@@ -70,16 +70,11 @@ def run(args) -> int:
     from capture.supervisor import Supervisor
 
     config = load_config(args.config)
-    kw = {}
-    if args.detector:
-        from capture.pose import check_detector
-
-        check_detector(args.detector, config.detector_options if args.detector == config.detector else {})
-        kw["detector"] = args.detector
+    detector, detector_options = config.detector_for(args.detector)
     console = Console()
     events = []
     sup = Supervisor.from_config(config, record_dir=args.record, record_video=not args.no_video,
-                                 on_event=events.append, **kw)
+                                 on_event=events.append, detector=detector, detector_options=detector_options)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C
     sub = Subscriber(config.sub_endpoint, topics="kp2d.")
     spread = RigSpread(len(config.cameras))

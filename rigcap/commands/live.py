@@ -134,12 +134,12 @@ def run(args) -> int:
     for (sub, clock), off in zip(hosts, offsets):
         print(f"host {sub}: clock offset {off.offset_ns / 1e6:+.3f} ms (theirs - ours), "
               f"uncertainty +-{off.round_trip_ns / 2e6:.3f} ms, best of {off.samples}", flush=True)
+    detector, detector_options = config.detector_for(args.detector)
     fps = max(c.fps_override or c.fps for c in config.cameras)
     fusion = FusionOptions(fps=fps, remote_endpoints=[h[0] for h in hosts],
                            remote_offsets_ns=[o.offset_ns for o in offsets])
     session = LiveSession(rig, config.cameras, config.pub_endpoint, config.sub_endpoint,
-                          detector=args.detector or config.detector,
-                          detector_options={} if args.detector else config.detector_options,
+                          detector=detector, detector_options=detector_options,
                           record_dir=args.record, record_video=not args.no_video, fusion=fusion, max_restarts=config.max_restarts,
                           restart_delay_s=config.restart_delay_s,
                           session_info={"config_file": config.path, "rig_file": str(rig_path), "config": config.raw,

@@ -135,10 +135,10 @@ def load_rig(path: str | Path) -> Rig:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(path, f"not a text rig file ({exc})") from None
-    if text.lstrip().startswith("<"):
-        from calibration.importers import load_any_rig
+    if text.lstrip().startswith("<"):  # XML: the only XML rig format rigcap reads is Qualisys's
+        from calibration.importers.qualisys import load_qualisys
 
-        return load_any_rig(path)
+        return load_qualisys(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

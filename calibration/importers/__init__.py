@@ -42,12 +42,11 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_any_rig(path: str | Path) -> Rig:
-    """Read a rig from any supported format (see module docstring)."""
-    kind = detect_format(path)
-    if kind == "qualisys":
-        return load_qualisys(path)
-    if kind == "caliscope":
-        return load_caliscope(path)
+    """Read a rig from any supported format (see module docstring).
+
+    :func:`calibration.rigfile.load_rig` is the one dispatcher (every command
+    calls it); this name stays for callers that start from the importers.
+    """
     from calibration.rigfile import load_rig
 
     return load_rig(path)

@@ -3,7 +3,9 @@
 2D keypoints ``.npz``
     ``keypoints`` float32 (cameras, frames, joints, 3) = x px, y px, confidence;
     NaN where missing.  ``camera_names`` (cameras,), ``joint_names`` (joints,);
-    optional ``timestamps_ns`` int64 (cameras, frames), optional ``fps``.
+    optional ``timestamps_ns`` int64 (cameras, frames), optional ``fps``;
+    after ``rigcap sync``: ``time_offsets_s``, ``sync_confidence`` and
+    ``clock_drift`` float64 (cameras,) (kept in ``Keypoints2D.extra``).
 
 3D points ``.npz``
     ``points`` float64 (frames, joints, 3) metres, NaN where not triangulated;
@@ -18,7 +20,7 @@ naming the file and the problem.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,10 @@ def _fps(data: dict) -> float | None:
     return float(data["fps"]) if "fps" in data and np.isfinite(data["fps"]) else None
 
 
+#: optional per-camera arrays a 2D keypoint file may carry (written by ``rigcap sync``)
+PER_CAMERA_EXTRAS = ("time_offsets_s", "sync_confidence", "clock_drift")
+
+
 @dataclass
 class Keypoints2D:
     keypoints: np.ndarray  # (C, F, J, 3) float32
@@ -53,6 +59,7 @@ class Keypoints2D:
     joint_names: list[str]
     timestamps_ns: np.ndarray | None = None  # (C, F) int64
     fps: float | None = None
+    extra: dict = field(default_factory=dict)  # per-camera arrays (C,) named in PER_CAMERA_EXTRAS
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
@@ -74,6 +81,9 @@ class Keypoints2D:
             return f"'keypoints' has {kp.shape[2]} joints but 'joint_names' lists {len(self.joint_names)}"
         if self.timestamps_ns is not None and np.shape(self.timestamps_ns) != kp.shape[:2]:
             return f"'timestamps_ns' must have shape (cameras, frames) = {kp.shape[:2]}, got {np.shape(self.timestamps_ns)}"
+        for key, value in (self.extra or {}).items():
+            if np.shape(value) != (kp.shape[0],):
+                return f"'{key}' must have one value per camera ({kp.shape[0]},), got shape {np.shape(value)}"
         return None
 
     @property
@@ -104,6 +114,8 @@ class Keypoints2D:
             arrays["timestamps_ns"] = self.timestamps_ns
         if self.fps is not None:
             arrays["fps"] = np.float64(self.fps)
+        for key, value in (self.extra or {}).items():
+            arrays[key] = np.asarray(value, dtype=np.float64)
         np.savez_compressed(path, **arrays)
         return path
 
@@ -114,7 +126,7 @@ class Keypoints2D:
         _require(path, data, ("keypoints", "camera_names", "joint_names"))
         try:
             return cls(data["keypoints"], list(data["camera_names"]), list(data["joint_names"]),
-                       data.get("timestamps_ns"), _fps(data))
+                       data.get("timestamps_ns"), _fps(data), {k: data[k] for k in PER_CAMERA_EXTRAS if k in data})
         except ValueError as exc:
             raise InputFileError(path, str(exc)) from None
 

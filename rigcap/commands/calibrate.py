@@ -15,7 +15,23 @@ def register(subparsers) -> None:
         "[metadata], a table on the terminal and a PNG beside the rig file. When the board is not found, "
         "rigcap tries other board definitions and says which one matches the print.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="one video file or image folder per camera (or a camera folder of a rigcap recording)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="one video file or image folder per camera (or a camera folder of a rigcap recording)")
+    k = p.add_argument_group("from keypoints instead of a board (no board: a person, a wand, an animal)")
+    k.add_argument("--keypoints", metavar="NPZ",
+                   help="2D keypoints .npz of anything several cameras see at once: bundle-adjust --start-rig on them")
+    k.add_argument("--start-rig", metavar="RIG",
+                   help="rough rig to start from (a previous calibration, a tape-measured layout); any rig file rigcap "
+                   "reads, cameras matched by name")
+    k.add_argument("--scale-from", default="rig", metavar="SOURCE",
+                   help="what makes the keypoint rig metric: 'rig' (the start rig's size), "
+                   "'distance:JOINT_A,JOINT_B,METRES' or 'height:METRES' (a person's stature) (default: %(default)s)")
+    k.add_argument("--lens-model", default="auto",
+                   help="intrinsics refined from keypoints: auto (focal lengths only), focal, held, radial-centred, "
+                   "radial, no-k3, full (default: %(default)s)")
+    k.add_argument("--min-confidence", type=float, default=0.3,
+                   help="detector confidence below which a keypoint is not used (default: %(default)s)")
+    k.add_argument("--sync", action="store_true",
+                   help="first find each camera's time offset from the motion (rigcap sync) and regroup the frames")
     p.add_argument("--board", default="configs/board.toml", help="board definition TOML (default: %(default)s)")
     p.add_argument("--out", default="rig.toml", help="rig file to write (default: %(default)s)")
     p.add_argument("--timestamps", metavar="FILE",
@@ -40,7 +56,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.keypoints or args.start_rig:
+        return run_keypoints(args)
     from rich.console import Console
+    from rigcap.errors import RigcapError
+
+    if not args.inputs:
+        raise RigcapError("give one board video or image folder per camera, or --keypoints NPZ --start-rig RIG")
 
     from calibration.board import BoardDefinition
     from calibration.pipeline import calibrate
@@ -66,4 +88,49 @@ def run(args) -> int:
             console.print(f"[yellow]warning:[/yellow] {w}")
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     console.print(f"wrote {out} and {png}  ({secs})")
+    return 0
+
+
+def run_keypoints(args) -> int:
+    """``--keypoints KP --start-rig RIG``: bundle adjustment on keypoint correspondences."""
+    from rich.console import Console
+
+    from calibration.keypoint_calibration import calibrate_from_keypoints, parse_scale_from
+    from calibration.report import print_table
+    from calibration.rig import Rig
+    from calibration.rigfile import load_rig, save_rig
+    from rigcap.errors import RigcapError
+    from triangulate.engine import match_cameras
+    from triangulate.formats import Keypoints2D
+
+    console = Console()
+    if not (args.keypoints and args.start_rig):
+        raise RigcapError("--keypoints and --start-rig go together (keypoints to adjust on, the rig to start from)")
+    if args.inputs:
+        raise RigcapError("--keypoints calibrates without board videos; drop the inputs "
+                          f"({' '.join(args.inputs)})")
+    parse_scale_from(args.scale_from)  # a clear error before any work
+    start = load_rig(args.start_rig)
+    kp = Keypoints2D.load(args.keypoints)
+    try:
+        rig = Rig([c.copy() for c in match_cameras(start, kp.camera_names)], dict(start.metadata))
+    except RigcapError as exc:
+        raise RigcapError(f"{args.keypoints} vs {args.start_rig}: {exc}") from None
+    if args.sync:
+        from triangulate.motion_sync import print_sync, sync_keypoints
+
+        kp, sync = sync_keypoints(rig, kp)
+        print_sync(sync, console)
+    with console.status("bundle adjustment") as status:
+        def progress(name, it, cost):
+            status.update(f"bundle adjustment: {name}, iteration {it}, cost {cost:.4g}")
+        result = calibrate_from_keypoints(rig, kp.keypoints, kp.joint_names, scale_from=args.scale_from,
+                                          lens_model=args.lens_model, min_confidence=args.min_confidence,
+                                          refine_intrinsics=not args.fixed_intrinsics, progress=progress)
+    out = save_rig(result.rig, args.out)
+    print_table(result.cameras, float("nan"), console)
+    console.print(f"{result.n_observations} observations of {result.n_points} points; "
+                  f"{result.outlier_fraction:.1%} rejected as outliers; noise ~{result.sigma_px:.2f} px per axis")
+    console.print(f"scale from {result.scale_source}")
+    console.print(f"wrote {out}  ({result.seconds['total']:.1f} s)")
     return 0

@@ -1,0 +1,447 @@
+"""Cameras synchronised from the motion they see: per-camera time offsets (and clock drift) from 2D keypoints.
+
+For cameras that cannot share a clock (phones, action cams, videos from
+different machines), the keypoints themselves say when each frame was taken:
+a joint seen by two calibrated cameras at the same instant lies on the
+epipolar line of the other view; at the wrong instant it is off it by as
+much as the joint moved.  The model per camera ``c``::
+
+    common time = t_c + offset_c + drift_c * (t_c - t_c[first frame])
+
+``t_c`` its own timestamps (``timestamps_ns``, or ``frame / fps``), camera
+0 the reference (offset 0, drift 0).
+
+1. **Coarse, no hint** (:func:`coarse_offsets`): every whole-frame lag within
+   ``+- max_offset_s`` (5 s) is scored by the truncated mean symmetric
+   epipolar distance (px) between camera 0's keypoints and camera ``c``'s at
+   that lag; the lowest wins.  Confidence = how much lower it is than the
+   best lag more than ``AMBIGUOUS_FRAMES`` away: a person standing still
+   scores every lag alike and gets confidence ~0, never a silent wrong answer.
+2. **Sub-frame** (:func:`refine_offsets`): camera ``c``'s 2D trajectories are
+   interpolated linearly in time and the offset minimises a Cauchy-robust
+   epipolar cost against *all* other cameras (at their current offsets), by
+   bounded scalar search within one frame of the coarse lag; two rounds.
+3. **Drift** (clock rate, or a frame rate that differs from the nominal one):
+   the recording is cut into windows, each window's offset refined alone,
+   and a line fitted through them; its slope is kept when it is significant
+   (more than 3 standard errors, and worth 0.05 frame over the recording).
+
+:func:`speed_correlation_offsets` is the Pose2Sim-style whole-frame method
+(cross-correlating the summed 2D speed of the keypoints), kept to compare.
+All of it is vectorised over frames x joints; Python loops are over cameras,
+candidate lags and windows only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from calibration.rig import Rig
+from rigcap.errors import RigcapError
+from triangulate.formats import Keypoints2D
+
+MAX_OFFSET_S = 5.0
+AMBIGUOUS_FRAMES = 3  # a rival minimum this many frames away or more makes an offset ambiguous
+LOW_CONFIDENCE = 0.3
+TRUNCATE_PX = 25.0  # coarse cost: epipolar distances truncated here (outliers, swaps)
+CAUCHY_PX = 4.0  # fine cost scale
+SPEED_SMOOTH = 7  # frames of moving average on the speed signal (correlation method)
+MIN_OVERLAP = 0.2  # a lag is scored only when this fraction of the best overlap is left
+
+
+@dataclass
+class SyncResult:
+    camera_names: list[str]
+    offsets_s: np.ndarray  # (C,) seconds added to each camera's timestamps (at its first frame)
+    drift: np.ndarray  # (C,) clock drift, seconds per second of the camera's own clock
+    confidence: np.ndarray  # (C,) in [0, 1]; camera 0 is 1
+    frame_s: np.ndarray  # (C,) each camera's median frame interval, s
+    coarse_s: np.ndarray  # (C,) the whole-frame coarse offsets
+    correlation_s: np.ndarray  # (C,) Pose2Sim-style speed-correlation offsets (whole frames), for comparison
+    cost_px: np.ndarray  # (C,) epipolar cost at the solution (Cauchy-robust mean, px)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def offsets_frames(self) -> np.ndarray:
+        return self.offsets_s / self.frame_s
+
+
+# ------------------------------------------------------------------ inputs
+def camera_times(kp: Keypoints2D) -> tuple[np.ndarray, float]:
+    """(C, F) seconds (NaN: no frame) relative to a common origin, and that origin in seconds."""
+    if kp.timestamps_ns is not None:
+        ts = np.asarray(kp.timestamps_ns, dtype=np.int64)
+        valid = ts >= 0
+        if not valid.any(axis=1).all():
+            raise RigcapError("timestamps_ns: a camera has no timestamp at all")
+        origin = int(ts[valid].min())
+        t = np.where(valid, (ts - origin).astype(np.float64) * 1e-9, np.nan)
+        return t, origin * 1e-9
+    if not kp.fps:
+        raise RigcapError("sync needs time: the keypoints carry neither timestamps_ns nor fps (pass --fps)")
+    t = np.broadcast_to(np.arange(kp.n_frames) / float(kp.fps), kp.keypoints.shape[:2]).copy()
+    return t, 0.0
+
+
+def normalised_keypoints(rig: Rig, kp: Keypoints2D, min_confidence: float) -> np.ndarray:
+    """(C, F, J, 2) undistorted normalised coordinates, NaN where missing or below ``min_confidence``."""
+    xy = kp.xy.astype(np.float64)
+    conf = np.nan_to_num(kp.confidence.astype(np.float64), nan=0.0)
+    xy = np.where((conf >= min_confidence)[..., None], xy, np.nan)
+    return rig.undistort(xy)
+
+
+def _interp(t: np.ndarray, x: np.ndarray, q: np.ndarray, max_gap: float) -> np.ndarray:
+    """Linear interpolation of one camera's ``x (F, J, 2)`` at times ``t (F,)`` to ``q (Q,)`` -> (Q, J, 2);
+    NaN outside, across a missing neighbour or across a gap longer than ``max_gap`` s."""
+    ok = np.isfinite(t)
+    t, x = t[ok], x[ok]
+    order = np.argsort(t)
+    t, x = t[order], x[order]
+    out = np.full((q.size,) + x.shape[1:], np.nan)
+    if t.size < 2:
+        return out
+    i = np.searchsorted(t, q)
+    inside = (i > 0) & (i < t.size)
+    i = np.clip(i, 1, t.size - 1)
+    t0, t1 = t[i - 1], t[i]
+    inside &= (t1 - t0) <= max_gap
+    w = ((q - t0) / np.where(t1 > t0, t1 - t0, 1.0))[:, None, None]
+    val = (1.0 - w) * x[i - 1] + w * x[i]
+    out[inside] = val[inside]
+    return out
+
+
+def _essentials(rig: Rig) -> np.ndarray:
+    """(C, C, 3, 3) ``E[a, b]`` with ``x_b^T E x_a = 0`` for normalised homogeneous points."""
+    n = len(rig)
+    e = np.zeros((n, n, 3, 3))
+    for a in range(n):
+        for b in range(n):
+            if a == b:
+                continue
+            r = rig[b].R @ rig[a].R.T
+            t = rig[b].tvec - r @ rig[a].tvec
+            tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
+            e[a, b] = tx @ r
+    return e
+
+
+def epipolar_px(xa: np.ndarray, xb: np.ndarray, e_ab: np.ndarray, f_a: float, f_b: float) -> np.ndarray:
+    """Symmetric epipolar distance in pixels between normalised points ``xa``, ``xb`` (..., 2)."""
+    ha = np.concatenate([xa, np.ones(xa.shape[:-1] + (1,))], axis=-1)
+    hb = np.concatenate([xb, np.ones(xb.shape[:-1] + (1,))], axis=-1)
+    lb = ha @ e_ab.T  # line in b
+    la = hb @ e_ab  # line in a
+    num = np.abs(np.sum(hb * lb, axis=-1))
+    db = num / np.hypot(lb[..., 0], lb[..., 1]) * f_b
+    da = num / np.hypot(la[..., 0], la[..., 1]) * f_a
+    return 0.5 * (da + db)
+
+
+# ------------------------------------------------------------------ methods
+class _Problem:
+    """Everything the cost functions share: times, normalised keypoints, essentials, focal lengths."""
+
+    def __init__(self, rig: Rig, kp: Keypoints2D, min_confidence: float):
+        self.t, self.origin_s = camera_times(kp)
+        self.xn = normalised_keypoints(rig, kp, min_confidence)
+        self.e = _essentials(rig)
+        self.f = np.array([float(np.mean(c.focal)) for c in rig.cameras])
+        self.n = len(rig)
+        self.dt = np.array([float(np.nanmedian(np.diff(t[np.isfinite(t)]))) for t in self.t])
+        self.first = np.array([float(np.nanmin(t)) for t in self.t])
+
+    def at(self, c: int, q: np.ndarray, offset: float, drift: float = 0.0) -> np.ndarray:
+        """Camera ``c``'s normalised keypoints at common times ``q`` under (offset, drift)."""
+        # common = t + offset + drift * (t - first)  ->  t = (common - offset + drift * first) / (1 + drift)
+        own = (q - offset + drift * self.first[c]) / (1.0 + drift)
+        return _interp(self.t[c], self.xn[c], own, 1.5 * self.dt[c])
+
+    def distances(self, a: int, xa: np.ndarray, b: int, xb: np.ndarray) -> np.ndarray:
+        return epipolar_px(xa, xb, self.e[a, b], self.f[a], self.f[b])
+
+
+def coarse_offsets(p: _Problem, max_offset_s: float = MAX_OFFSET_S, ref: int = 0):
+    """Whole-frame offsets against ``ref`` with no hint: (offsets (C,), confidence (C,), rival (C,)).
+
+    ``rival``: the best lag at least ``AMBIGUOUS_FRAMES`` frames from the winner (s)."""
+    offsets = np.zeros(p.n)
+    conf = np.ones(p.n)
+    rival = np.full(p.n, np.nan)
+    q = p.t[ref][np.isfinite(p.t[ref])]
+    x_ref = p.xn[ref][np.isfinite(p.t[ref])]
+    for c in range(p.n):
+        if c == ref:
+            continue
+        step = p.dt[c]
+        lags = np.arange(-np.floor(max_offset_s / step), np.floor(max_offset_s / step) + 1) * step
+        cost = np.full(lags.size, np.nan)
+        count = np.zeros(lags.size)
+        for i, lag in enumerate(lags):
+            d = p.distances(ref, x_ref, c, p.at(c, q, lag))
+            d = d[np.isfinite(d)]
+            count[i] = d.size
+            if d.size:
+                cost[i] = float(np.mean(np.minimum(d, TRUNCATE_PX)))
+        enough = count >= MIN_OVERLAP * count.max() if count.max() > 0 else np.zeros(lags.size, bool)
+        cost = np.where(enough & np.isfinite(cost), cost, np.inf)
+        if not np.isfinite(cost).any():
+            conf[c] = 0.0
+            continue
+        best = int(np.argmin(cost))
+        offsets[c] = lags[best]
+        conf[c], rival[c] = _distinctness(cost, best, lags)
+    return offsets, conf, rival
+
+
+def _distinctness(cost: np.ndarray, best: int, lags: np.ndarray) -> tuple[float, float]:
+    """(confidence, rival lag): how much lower the winner's valley is than the deepest other one.
+
+    The winner's valley is the run of lags around it over which the cost keeps rising, widened
+    to ``AMBIGUOUS_FRAMES``; the rival is the lowest cost outside it.  A flat curve (nothing
+    moves) or a second valley as deep gives ~0."""
+    lo = best
+    while lo > 0 and cost[lo - 1] >= cost[lo]:
+        lo -= 1
+    hi = best
+    while hi < cost.size - 1 and cost[hi + 1] >= cost[hi]:
+        hi += 1
+    lo, hi = min(lo, best - AMBIGUOUS_FRAMES + 1), max(hi, best + AMBIGUOUS_FRAMES - 1)
+    outside = np.ones(cost.size, bool)
+    outside[max(lo, 0): hi + 1] = False
+    outside &= np.isfinite(cost)
+    if not outside.any():
+        return 0.0, float("nan")
+    j = int(np.argmin(np.where(outside, cost, np.inf)))
+    return float(np.clip((cost[j] - cost[best]) / max(cost[j], 1e-9), 0.0, 1.0)), float(lags[j])
+
+
+def _fine_cost(p: _Problem, c: int, offsets, drifts, ref: int, q: np.ndarray, others=None) -> callable:
+    """Cauchy-robust mean epipolar distance (px) of camera ``c`` against the other cameras,
+    as a function of (offset, drift) of ``c``; the others at their current estimates."""
+    others = [k for k in range(p.n) if k != c] if others is None else others
+    at_others = [(k, p.at(k, q, offsets[k], drifts[k])) for k in others]
+
+    def cost(offset: float, drift: float = 0.0) -> float:
+        xc = p.at(c, q, offset, drift)
+        total, n = 0.0, 0
+        for k, xk in at_others:
+            d = p.distances(k, xk, c, xc)
+            d = d[np.isfinite(d)]
+            total += float(np.sum(np.log1p((d / CAUCHY_PX) ** 2)))
+            n += d.size
+        return CAUCHY_PX * np.sqrt(np.expm1(total / n)) if n else np.inf
+
+    return cost
+
+
+def refine_offsets(p: _Problem, offsets: np.ndarray, ref: int = 0, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-frame offsets (within one frame of ``offsets``) against all other cameras; (offsets, cost px)."""
+    offsets = offsets.astype(np.float64).copy()
+    drifts = np.zeros(p.n)
+    q = p.t[ref][np.isfinite(p.t[ref])]
+    costs = np.zeros(p.n)
+    for _ in range(rounds):
+        for c in range(p.n):
+            if c == ref:
+                continue
+            f = _fine_cost(p, c, offsets, drifts, ref, q)
+            lo, hi = offsets[c] - p.dt[c], offsets[c] + p.dt[c]
+            res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-3 * p.dt[c]})
+            offsets[c], costs[c] = float(res.x), float(res.fun)
+    return offsets, costs
+
+
+def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0, window_s: float = 2.0, max_windows: int = 8):
+    """Per-camera (offset at the first frame, drift) from windowed sub-frame offsets, the slope
+    kept only when significant; returns (offsets, drifts)."""
+    q_all = p.t[ref][np.isfinite(p.t[ref])]
+    span = q_all.max() - q_all.min()
+    n_win = int(min(max_windows, np.floor(span / window_s)))
+    offsets = offsets.copy()
+    drifts = np.zeros(p.n)
+    if n_win < 3:
+        return offsets, drifts
+    edges = np.linspace(q_all.min(), q_all.max(), n_win + 1)
+    for c in range(p.n):
+        if c == ref:
+            continue
+        mids, vals = [], []
+        for w in range(n_win):
+            q = q_all[(q_all >= edges[w]) & (q_all < edges[w + 1])]
+            f = _fine_cost(p, c, offsets, drifts, ref, q)
+            res = minimize_scalar(f, bounds=(offsets[c] - p.dt[c], offsets[c] + p.dt[c]), method="bounded",
+                                  options={"xatol": 1e-3 * p.dt[c]})
+            if np.isfinite(res.fun):
+                mids.append(q.mean())
+                vals.append(float(res.x))
+        if len(vals) < 3:
+            continue
+        # window offsets are on the common clock at common times `mids`; the camera's own time there
+        own = np.asarray(mids) - np.asarray(vals)
+        a = np.stack([np.ones(len(vals)), own - p.first[c]], axis=1)
+        coef, *_ = np.linalg.lstsq(a, np.asarray(vals), rcond=None)
+        resid = np.asarray(vals) - a @ coef
+        dof = max(len(vals) - 2, 1)
+        cov = np.linalg.inv(a.T @ a) * float(resid @ resid) / dof
+        se = float(np.sqrt(max(cov[1, 1], 0.0)))
+        slope = float(coef[1])
+        own_span = span
+        if abs(slope) > 3.0 * se and abs(slope) * own_span > 0.05 * p.dt[c]:
+            drifts[c] = slope
+            offsets[c] = float(coef[0])
+    return offsets, drifts
+
+
+def speed_correlation_offsets(p: _Problem, max_offset_s: float = MAX_OFFSET_S, ref: int = 0) -> np.ndarray:
+    """Pose2Sim-style: whole-frame lag maximising the correlation of the summed 2D keypoint speed
+    (normalised units x focal = px/frame) of each camera with the reference camera's."""
+
+    def speed(c):
+        x = p.xn[c] * p.f[c]
+        v = np.linalg.norm(np.diff(x, axis=0), axis=-1)  # (F-1, J) px per frame
+        seen = np.isfinite(v)
+        s = np.where(seen.any(axis=1), np.nanmedian(np.where(seen, v, np.nan), axis=1) if seen.any() else 0.0, np.nan)
+        s = np.where(np.isfinite(s), s, np.nanmedian(s) if np.isfinite(s).any() else 0.0)
+        s = np.convolve(s, np.ones(SPEED_SMOOTH) / SPEED_SMOOTH, mode="same")  # Pose2Sim low-passes too
+        return s - s.mean()
+
+    out = np.zeros(p.n)
+    s_ref = speed(ref)
+    for c in range(p.n):
+        if c == ref:
+            continue
+        s_c = speed(c)
+        max_lag = int(np.floor(max_offset_s / p.dt[c]))
+        best, best_r = 0, -np.inf
+        for lag in range(-max_lag, max_lag + 1):
+            # camera c's frame i shows the common instant of reference frame i + lag / dt
+            a = s_ref[max(lag, 0): len(s_ref) + min(lag, 0)]
+            b = s_c[max(-lag, 0): len(s_c) + min(-lag, 0)]
+            n = min(a.size, b.size)
+            if n < 0.2 * min(s_ref.size, s_c.size) or n < 5:
+                continue
+            a, b = a[:n], b[:n]
+            den = np.linalg.norm(a - a.mean()) * np.linalg.norm(b - b.mean())
+            r = float((a - a.mean()) @ (b - b.mean()) / den) if den > 0 else -np.inf
+            if r > best_r:
+                best, best_r = lag, r
+        out[c] = best * p.dt[c]
+    return out
+
+
+def sync_from_motion(rig: Rig, kp: Keypoints2D, *, max_offset_s: float = MAX_OFFSET_S, min_confidence: float = 0.3,
+                     drift: bool = True) -> SyncResult:
+    """Per-camera time offsets (camera 0 the reference) from the keypoints; see the module docstring.
+    ``rig``'s cameras are in ``kp``'s camera order."""
+    if len(rig) != kp.n_cameras:
+        raise RigcapError(f"sync: {len(rig)} rig cameras for keypoints of {kp.n_cameras} cameras")
+    if kp.n_cameras < 2:
+        raise RigcapError("sync needs two cameras or more")
+    p = _Problem(rig, kp, min_confidence)
+    coarse, conf, rival = coarse_offsets(p, max_offset_s)
+    fine, cost = refine_offsets(p, coarse)
+    drifts = np.zeros(p.n)
+    if drift:
+        fine, drifts = fit_drift(p, fine)
+        fine, cost = _polish(p, fine, drifts)
+    corr = speed_correlation_offsets(p, max_offset_s)
+    warnings = []
+    for c in range(1, p.n):
+        if conf[c] < LOW_CONFIDENCE:
+            alt = f"; another lag, {rival[c]:+.3f} s, fits almost as well" if np.isfinite(rival[c]) else ""
+            warnings.append(
+                f"{kp.camera_names[c]}: offset ambiguous (confidence {conf[c]:.2f}){alt}: the keypoints barely move "
+                "or the cameras share too little; record a few seconds of brisk motion seen by all cameras")
+    return SyncResult(list(kp.camera_names), fine, drifts, conf, p.dt, coarse, corr, cost, warnings)
+
+
+def _polish(p: _Problem, offsets: np.ndarray, drifts: np.ndarray, ref: int = 0):
+    """The offsets refined once more with the drift held, over the whole recording."""
+    q = p.t[ref][np.isfinite(p.t[ref])]
+    costs = np.zeros(p.n)
+    offsets = offsets.copy()
+    for c in range(p.n):
+        if c == ref:
+            continue
+        f = _fine_cost(p, c, offsets, drifts, ref, q)
+        res = minimize_scalar(lambda o: f(o, drifts[c]), bounds=(offsets[c] - 0.5 * p.dt[c], offsets[c] + 0.5 * p.dt[c]),
+                              method="bounded", options={"xatol": 1e-3 * p.dt[c]})
+        offsets[c], costs[c] = float(res.x), float(res.fun)
+    return offsets, costs
+
+
+# ------------------------------------------------------------------ outputs
+def corrected_timestamps_ns(kp: Keypoints2D, sync: SyncResult) -> np.ndarray:
+    """(C, F) int64 timestamps on the common clock (-1 kept where there was no frame)."""
+    t, origin = camera_times(kp)
+    first = np.nanmin(t, axis=1, keepdims=True)
+    common = t + sync.offsets_s[:, None] + sync.drift[:, None] * (t - first)
+    ns = np.round((common + origin) * 1e9)
+    return np.where(np.isfinite(ns), ns, -1).astype(np.int64)
+
+
+def apply_sync(kp: Keypoints2D, sync: SyncResult) -> Keypoints2D:
+    """The same keypoints with corrected ``timestamps_ns`` and the sync arrays attached."""
+    extra = dict(kp.extra)
+    extra.update(time_offsets_s=sync.offsets_s.astype(np.float64), sync_confidence=sync.confidence.astype(np.float64),
+                 clock_drift=sync.drift.astype(np.float64))
+    return Keypoints2D(kp.keypoints, kp.camera_names, kp.joint_names, corrected_timestamps_ns(kp, sync), kp.fps, extra)
+
+
+def resample_to_reference(kp: Keypoints2D, sync: SyncResult, ref: int = 0) -> Keypoints2D:
+    """Keypoints where frame ``f`` of every camera is the reference camera's instant ``f``:
+    each camera's 2D positions interpolated linearly at those instants on its own clock
+    (confidence: the lower of the two neighbours), so frame-indexed triangulation sees
+    synchronous views."""
+    t, _ = camera_times(kp)
+    q = t[ref]
+    dt = np.array([float(np.nanmedian(np.diff(ti[np.isfinite(ti)]))) for ti in t])
+    first = np.nanmin(t, axis=1)
+    out = np.full(kp.keypoints.shape, np.nan, dtype=np.float64)
+    for c in range(kp.n_cameras):
+        own = (q - sync.offsets_s[c] + sync.drift[c] * first[c]) / (1.0 + sync.drift[c])
+        xy = kp.keypoints[c, ..., :2].astype(np.float64)
+        conf = kp.keypoints[c, ..., 2:3].astype(np.float64)
+        valid = np.isfinite(q)
+        res_xy = _interp(t[c], xy, own[valid], 1.5 * dt[c])
+        # confidence: the lower neighbour's, carried by interpolating min over a 2-frame window
+        conf_lo = np.fmin(conf, np.roll(conf, -1, axis=0))
+        res_c = _interp(t[c], np.concatenate([conf_lo, conf_lo], axis=-1), own[valid], 1.5 * dt[c])[..., :1]
+        out[c, valid] = np.concatenate([res_xy, res_c], axis=-1)
+    times = np.where(np.isfinite(q), np.round(q * 1e9), -1).astype(np.int64)
+    ts = None
+    if kp.timestamps_ns is not None:
+        ts = np.broadcast_to(np.where(np.isfinite(q), kp.timestamps_ns[ref], -1), kp.keypoints.shape[:2]).copy()
+    elif kp.fps:
+        ts = np.broadcast_to(times, kp.keypoints.shape[:2]).copy()
+    return Keypoints2D(out.astype(np.float32), kp.camera_names, kp.joint_names, ts, kp.fps)
+
+
+def sync_keypoints(rig: Rig, kp: Keypoints2D, **kwargs) -> tuple[Keypoints2D, SyncResult]:
+    """Sync from motion, then resample every camera at the reference camera's instants."""
+    sync = sync_from_motion(rig, kp, **kwargs)
+    return resample_to_reference(kp, sync), sync
+
+
+def print_sync(sync: SyncResult, console=None) -> None:
+    """A row per camera: offset in ms and frames, drift, confidence; beside Pose2Sim-style speed correlation."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="sync from motion (camera 0 the reference)")
+    for col in ("camera", "offset ms", "offset frames", "drift ppm", "confidence", "epipolar px",
+                "speed correlation ms (whole frames)"):
+        table.add_column(col, justify="left" if col == "camera" else "right")
+    for c, name in enumerate(sync.camera_names):
+        table.add_row(name, f"{sync.offsets_s[c] * 1e3:+.2f}", f"{sync.offsets_frames[c]:+.3f}",
+                      f"{sync.drift[c] * 1e6:+.0f}", f"{sync.confidence[c]:.2f}",
+                      "-" if c == 0 else f"{sync.cost_px[c]:.2f}", f"{sync.correlation_s[c] * 1e3:+.1f}")
+    console.print(table)
+    for w in sync.warnings:
+        console.print(f"[yellow]low confidence:[/yellow] {w}")

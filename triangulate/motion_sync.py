@@ -22,9 +22,10 @@ much as the joint moved.  The model per camera ``c``::
    epipolar cost against *all* other cameras (at their current offsets), by
    bounded scalar search within one frame of the coarse lag; two rounds.
 3. **Drift** (clock rate, or a frame rate that differs from the nominal one):
-   the recording is cut into windows, each window's offset refined alone,
-   and a line fitted through them; its slope is kept when it is significant
-   (more than 3 standard errors, and worth 0.05 frame over the recording).
+   offset and drift minimise the same cost over the whole recording
+   together (Nelder-Mead); the drift is kept when it is worth 0.15 frame or
+   more over the recording (below that a constant offset is within 0.08 frame
+   everywhere).
 
 :func:`speed_correlation_offsets` is the Pose2Sim-style whole-frame method
 (cross-correlating the summed 2D speed of the keypoints), kept to compare.
@@ -34,6 +35,7 @@ candidate lags and windows only.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +43,7 @@ from scipy.optimize import minimize_scalar
 
 from calibration.rig import Rig
 from rigcap.errors import RigcapError
+from triangulate.dlt import triangulate_dlt
 from triangulate.formats import Keypoints2D
 
 MAX_OFFSET_S = 5.0
@@ -49,7 +52,14 @@ LOW_CONFIDENCE = 0.3
 TRUNCATE_PX = 25.0  # coarse cost: epipolar distances truncated here (outliers, swaps)
 CAUCHY_PX = 4.0  # fine cost scale
 SPEED_SMOOTH = 7  # frames of moving average on the speed signal (correlation method)
-MIN_OVERLAP = 0.2  # a lag is scored only when this fraction of the best overlap is left
+MIN_OVERLAP = 0.2
+# a drift is kept when it moves the offset by this many frames over the recording (below that, the
+# constant offset fitted over the whole recording is within half of it everywhere)
+DRIFT_MIN_FRAMES = 0.15
+# ... and when it raises the (Cauchy) log-likelihood by this much: measured 54 for a true 1 000 ppm
+# drift over 10 s, 5 for a spurious one (distances within a frame are correlated, so the usual
+# one-parameter chi-square threshold of ~4 is far too low)
+DRIFT_MIN_GAIN = 20.0  # a lag is scored only when this fraction of the best overlap is left
 
 
 @dataclass
@@ -150,16 +160,28 @@ class _Problem:
         self.t, self.origin_s = camera_times(kp)
         self.xn = normalised_keypoints(rig, kp, min_confidence)
         self.e = _essentials(rig)
+        self.rig = rig
+        self.ext = rig.extrinsics
+        self.px = np.where(np.isfinite(self.xn).all(-1, keepdims=True), kp.xy.astype(np.float64), np.nan)
         self.f = np.array([float(np.mean(c.focal)) for c in rig.cameras])
         self.n = len(rig)
         self.dt = np.array([float(np.nanmedian(np.diff(t[np.isfinite(t)]))) for t in self.t])
         self.first = np.array([float(np.nanmin(t)) for t in self.t])
 
-    def at(self, c: int, q: np.ndarray, offset: float, drift: float = 0.0) -> np.ndarray:
-        """Camera ``c``'s normalised keypoints at common times ``q`` under (offset, drift)."""
+    def at(self, c: int, q: np.ndarray, offset: float, drift: float = 0.0, pixels: bool = False) -> np.ndarray:
+        """Camera ``c``'s normalised keypoints (or pixels) at common times ``q`` under (offset, drift)."""
         # common = t + offset + drift * (t - first)  ->  t = (common - offset + drift * first) / (1 + drift)
         own = (q - offset + drift * self.first[c]) / (1.0 + drift)
-        return _interp(self.t[c], self.xn[c], own, 1.5 * self.dt[c])
+        return _interp(self.t[c], self.px[c] if pixels else self.xn[c], own, 1.5 * self.dt[c])
+
+    def triangulated(self, cams: list[int], q: np.ndarray, offsets, drifts) -> np.ndarray:
+        """(Q, J, 3) points at common times ``q`` from cameras ``cams`` at their offsets (DLT)."""
+        xn = np.stack([self.at(k, q, offsets[k], drifts[k]) for k in cams])
+        return triangulate_dlt(xn, self.ext[cams])
+
+    def reprojection(self, c: int, points: np.ndarray, q: np.ndarray, offset: float, drift: float = 0.0) -> np.ndarray:
+        """(Q, J) px between camera ``c``'s keypoints at ``q`` and the projection of ``points``."""
+        return np.linalg.norm(self.rig[c].project(points) - self.at(c, q, offset, drift, pixels=True), axis=-1)
 
     def distances(self, a: int, xa: np.ndarray, b: int, xb: np.ndarray) -> np.ndarray:
         return epipolar_px(xa, xb, self.e[a, b], self.f[a], self.f[b])
@@ -220,23 +242,72 @@ def _distinctness(cost: np.ndarray, best: int, lags: np.ndarray) -> tuple[float,
     return float(np.clip((cost[j] - cost[best]) / max(cost[j], 1e-9), 0.0, 1.0)), float(lags[j])
 
 
-def _fine_cost(p: _Problem, c: int, offsets, drifts, ref: int, q: np.ndarray, others=None) -> callable:
-    """Cauchy-robust mean epipolar distance (px) of camera ``c`` against the other cameras,
-    as a function of (offset, drift) of ``c``; the others at their current estimates."""
+def _fine_cost(p: _Problem, c: int, offsets, drifts, ref: int, q: np.ndarray, others=None,
+               epipolar: bool = False) -> callable:
+    """Cauchy-robust mean distance (px) of camera ``c``'s keypoints to the other cameras', as a
+    function of (offset, drift) of ``c``; the others at their current estimates.  With two
+    other cameras or more: reprojection error of the points they triangulate (not blind to
+    motion along epipolar lines); with one, or ``epipolar``: the symmetric epipolar distance
+    to each other camera."""
     others = [k for k in range(p.n) if k != c] if others is None else others
-    at_others = [(k, p.at(k, q, offsets[k], drifts[k])) for k in others]
+    if len(others) >= 2 and not epipolar:
+        points = p.triangulated(others, q, offsets, drifts)
+
+        def distances(offset, drift):
+            return [p.reprojection(c, points, q, offset, drift)]
+    else:
+        at_others = [(k, p.at(k, q, offsets[k], drifts[k])) for k in others]
+
+        def distances(offset, drift):
+            xc = p.at(c, q, offset, drift)
+            return [p.distances(k, xk, c, xc) for k, xk in at_others]
 
     def cost(offset: float, drift: float = 0.0) -> float:
-        xc = p.at(c, q, offset, drift)
         total, n = 0.0, 0
-        for k, xk in at_others:
-            d = p.distances(k, xk, c, xc)
+        for d in distances(offset, drift):
             d = d[np.isfinite(d)]
             total += float(np.sum(np.log1p((d / CAUCHY_PX) ** 2)))
             n += d.size
+        cost.count = n
         return CAUCHY_PX * np.sqrt(np.expm1(total / n)) if n else np.inf
 
+    cost.count = 0
     return cost
+
+
+def reprojection_lags(p: _Problem, offsets: np.ndarray, max_offset_s: float, ref: int = 0, rounds: int = 2):
+    """Whole-frame offsets re-searched over the full range with the reprojection cost: each camera
+    against the points the others triangulate at their current offsets (needs 3 cameras);
+    returns (offsets, confidence, rival)."""
+    offsets = offsets.copy()
+    conf = np.ones(p.n)
+    rival = np.full(p.n, np.nan)
+    q = p.t[ref][np.isfinite(p.t[ref])]
+    zero = np.zeros(p.n)
+    for _ in range(rounds):
+        for c in range(p.n):
+            if c == ref:
+                continue
+            others = [k for k in range(p.n) if k != c]
+            points = p.triangulated(others, q, offsets, zero)
+            step = p.dt[c]
+            lags = np.arange(-np.floor(max_offset_s / step), np.floor(max_offset_s / step) + 1) * step
+            cost = np.full(lags.size, np.inf)
+            count = np.zeros(lags.size)
+            for i, lag in enumerate(lags):
+                d = p.reprojection(c, points, q, lag)
+                d = d[np.isfinite(d)]
+                count[i] = d.size
+                if d.size:
+                    cost[i] = float(np.mean(np.minimum(d, TRUNCATE_PX)))
+            cost = np.where(count >= MIN_OVERLAP * max(count.max(), 1), cost, np.inf)
+            if not np.isfinite(cost).any():
+                conf[c] = 0.0
+                continue
+            best = int(np.argmin(cost))
+            offsets[c] = lags[best]
+            conf[c], rival[c] = _distinctness(cost, best, lags)
+    return offsets, conf, rival
 
 
 def refine_offsets(p: _Problem, offsets: np.ndarray, ref: int = 0, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -256,44 +327,33 @@ def refine_offsets(p: _Problem, offsets: np.ndarray, ref: int = 0, rounds: int =
     return offsets, costs
 
 
-def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0, window_s: float = 2.0, max_windows: int = 8):
-    """Per-camera (offset at the first frame, drift) from windowed sub-frame offsets, the slope
-    kept only when significant; returns (offsets, drifts)."""
-    q_all = p.t[ref][np.isfinite(p.t[ref])]
-    span = q_all.max() - q_all.min()
-    n_win = int(min(max_windows, np.floor(span / window_s)))
+def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0):
+    """Per-camera (offset at the first frame, drift) minimising the fine cost over the whole
+    recording (Nelder-Mead from no drift); a drift is kept only when it moves the offset by
+    ``DRIFT_MIN_FRAMES`` or more over the recording.  Returns (offsets, drifts)."""
+    from scipy.optimize import minimize
+
+    q = p.t[ref][np.isfinite(p.t[ref])]
     offsets = offsets.copy()
     drifts = np.zeros(p.n)
-    if n_win < 3:
-        return offsets, drifts
-    edges = np.linspace(q_all.min(), q_all.max(), n_win + 1)
     for c in range(p.n):
         if c == ref:
             continue
-        mids, vals = [], []
-        for w in range(n_win):
-            q = q_all[(q_all >= edges[w]) & (q_all < edges[w + 1])]
-            f = _fine_cost(p, c, offsets, drifts, ref, q)
-            res = minimize_scalar(f, bounds=(offsets[c] - p.dt[c], offsets[c] + p.dt[c]), method="bounded",
-                                  options={"xatol": 1e-3 * p.dt[c]})
-            if np.isfinite(res.fun):
-                mids.append(q.mean())
-                vals.append(float(res.x))
-        if len(vals) < 3:
+        span = float(np.nanmax(p.t[c]) - p.first[c])
+        if span <= 0:
             continue
-        # window offsets are on the common clock at common times `mids`; the camera's own time there
-        own = np.asarray(mids) - np.asarray(vals)
-        a = np.stack([np.ones(len(vals)), own - p.first[c]], axis=1)
-        coef, *_ = np.linalg.lstsq(a, np.asarray(vals), rcond=None)
-        resid = np.asarray(vals) - a @ coef
-        dof = max(len(vals) - 2, 1)
-        cov = np.linalg.inv(a.T @ a) * float(resid @ resid) / dof
-        se = float(np.sqrt(max(cov[1, 1], 0.0)))
-        slope = float(coef[1])
-        own_span = span
-        if abs(slope) > 3.0 * se and abs(slope) * own_span > 0.05 * p.dt[c]:
-            drifts[c] = slope
-            offsets[c] = float(coef[0])
+        # the epipolar cost over every pair: its likelihood gain is what DRIFT_MIN_GAIN was measured on
+        f = _fine_cost(p, c, offsets, drifts, ref, q, epipolar=True)
+        # unknowns scaled to frames: the offset, and the drift as the frames it adds over the span
+        scale = np.array([p.dt[c], p.dt[c] / span])
+        res = minimize(lambda z: f(offsets[c] + z[0] * scale[0], z[1] * scale[1]), np.zeros(2), method="Nelder-Mead",
+                       options={"xatol": 1e-3, "fatol": 1e-6, "initial_simplex": [[0, 0], [0.3, 0], [0, 0.5]]})
+        # log-likelihood ratio of the Cauchy model with and without the drift (one parameter more)
+        base = f(offsets[c], 0.0)
+        gain = f.count * (np.log1p((base / CAUCHY_PX) ** 2) - np.log1p((res.fun / CAUCHY_PX) ** 2))
+        if abs(res.x[1]) >= DRIFT_MIN_FRAMES and gain > DRIFT_MIN_GAIN and np.isfinite(res.fun):
+            offsets[c] += res.x[0] * scale[0]
+            drifts[c] = res.x[1] * scale[1]
     return offsets, drifts
 
 
@@ -304,8 +364,9 @@ def speed_correlation_offsets(p: _Problem, max_offset_s: float = MAX_OFFSET_S, r
     def speed(c):
         x = p.xn[c] * p.f[c]
         v = np.linalg.norm(np.diff(x, axis=0), axis=-1)  # (F-1, J) px per frame
-        seen = np.isfinite(v)
-        s = np.where(seen.any(axis=1), np.nanmedian(np.where(seen, v, np.nan), axis=1) if seen.any() else 0.0, np.nan)
+        with warnings.catch_warnings():  # frames where no joint is seen twice in a row: NaN, filled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            s = np.nanmedian(v, axis=1) if v.size else np.zeros(0)
         s = np.where(np.isfinite(s), s, np.nanmedian(s) if np.isfinite(s).any() else 0.0)
         s = np.convolve(s, np.ones(SPEED_SMOOTH) / SPEED_SMOOTH, mode="same")  # Pose2Sim low-passes too
         return s - s.mean()
@@ -344,6 +405,8 @@ def sync_from_motion(rig: Rig, kp: Keypoints2D, *, max_offset_s: float = MAX_OFF
         raise RigcapError("sync needs two cameras or more")
     p = _Problem(rig, kp, min_confidence)
     coarse, conf, rival = coarse_offsets(p, max_offset_s)
+    if p.n >= 3:
+        coarse, conf, rival = reprojection_lags(p, coarse, max_offset_s)
     fine, cost = refine_offsets(p, coarse)
     drifts = np.zeros(p.n)
     if drift:
@@ -436,12 +499,13 @@ def print_sync(sync: SyncResult, console=None) -> None:
     console = console or Console()
     table = Table(title="sync from motion (camera 0 the reference)")
     for col in ("camera", "offset ms", "offset frames", "drift ppm", "confidence", "epipolar px",
-                "speed correlation ms (whole frames)"):
+                "Pose2Sim-style ms"):
         table.add_column(col, justify="left" if col == "camera" else "right")
     for c, name in enumerate(sync.camera_names):
         table.add_row(name, f"{sync.offsets_s[c] * 1e3:+.2f}", f"{sync.offsets_frames[c]:+.3f}",
                       f"{sync.drift[c] * 1e6:+.0f}", f"{sync.confidence[c]:.2f}",
                       "-" if c == 0 else f"{sync.cost_px[c]:.2f}", f"{sync.correlation_s[c] * 1e3:+.1f}")
     console.print(table)
+    console.print("Pose2Sim-style: whole-frame lag of best correlation of the keypoints' 2D speed, for comparison")
     for w in sync.warnings:
         console.print(f"[yellow]low confidence:[/yellow] {w}")

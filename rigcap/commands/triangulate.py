@@ -44,6 +44,9 @@ def register(subparsers) -> None:
                    help="TRC up axis: y turns the rig's Z-up frame the way OpenSim wants (default: %(default)s)")
     p.add_argument("--camera-order", choices=("name", "rig"), default="name",
                    help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
+    p.add_argument("--sync", action="store_true",
+                   help="first find each camera's time offset from the motion (as rigcap sync does) and resample every "
+                   "camera at camera 0's instants")
     p.set_defaults(func=run)
 
 
@@ -137,6 +140,12 @@ def run(args) -> int:
         except RigcapError as exc:
             raise RigcapError(f"{args.keypoints} vs {args.rig}: {exc} (or --camera-order rig to match by order)") from None
 
+    if args.sync:
+        from calibration.rig import Rig
+        from triangulate.motion_sync import print_sync, sync_keypoints
+
+        kp, sync = sync_keypoints(Rig(match_cameras(rig, kp.camera_names)), kp)
+        print_sync(sync, console)
     result = triangulate(rig, kp, config)
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")

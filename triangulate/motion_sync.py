@@ -59,7 +59,9 @@ DRIFT_MIN_FRAMES = 0.15
 # ... and when it raises the (Cauchy) log-likelihood by this much: measured 54 for a true 1 000 ppm
 # drift over 10 s, 5 for a spurious one (distances within a frame are correlated, so the usual
 # one-parameter chi-square threshold of ~4 is far too low)
-DRIFT_MIN_GAIN = 20.0  # a lag is scored only when this fraction of the best overlap is left
+DRIFT_MIN_GAIN = 20.0
+# drift is not fitted on recordings too short for this one (29.97 vs 30 fps) to reach DRIFT_MIN_FRAMES
+DRIFT_SMALLEST = 1e-3  # a lag is scored only when this fraction of the best overlap is left
 
 
 @dataclass
@@ -340,8 +342,8 @@ def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0):
         if c == ref:
             continue
         span = float(np.nanmax(p.t[c]) - p.first[c])
-        if span <= 0:
-            continue
+        if span * DRIFT_SMALLEST < DRIFT_MIN_FRAMES * p.dt[c]:
+            continue  # too short for the smallest drift that matters to show (29.97 vs 30 fps)
         # the epipolar cost over every pair: its likelihood gain is what DRIFT_MIN_GAIN was measured on
         f = _fine_cost(p, c, offsets, drifts, ref, q, epipolar=True)
         # unknowns scaled to frames: the offset, and the drift as the frames it adds over the span

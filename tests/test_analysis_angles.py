@@ -207,7 +207,7 @@ def test_vectorised_over_frames_and_persons():
 # ------------------------------------------------------------------ studio truth vs triangulated; the command
 @pytest.fixture(scope="module")
 def studio():
-    from capture.synthetic.studio import SyntheticStudio
+    from rigcap.studio.studio import SyntheticStudio
 
     return SyntheticStudio(n_cameras=4, fps=30.0, duration_s=12.0, seed=3)
 

@@ -68,10 +68,12 @@ DEFINITIONS: tuple[AngleDefinition, ...] = (
         isb="flexion of the Grood-Suntay knee joint coordinate system"),
     AngleDefinition(
         "knee_valgus", ("{side}_hip", "{side}_knee", "{side}_ankle", "left_hip", "right_hip"),
-        zero="hip, knee and ankle in one line in the frontal plane",
+        zero="hip, knee and ankle in one line seen from the front",
         positive="valgus: knee medial to the hip-ankle line (knee caves in); negative = varus",
-        plane="frontal plane of the heading frame (frontal-plane projection angle, FPPA); NaN where the "
-        "thigh or shank is seen end-on (its projection shorter than 30 % of its length)"),
+        plane="frontal-plane projection angle (FPPA) in the leg's frontal plane: the plane through the "
+        "hip-ankle line and the hip line (made perpendicular to it); this is the body's frontal plane when "
+        "standing, and stays well-conditioned in a deep squat, where the body's frontal plane sees the thigh "
+        "end-on. NaN where the thigh or shank is still seen end-on (projection shorter than 30 % of its length)"),
     AngleDefinition(
         "ankle_dorsiflexion", ("{side}_knee", "{side}_ankle", "{side}_heel", "{side}_big_toe"),
         zero="shank perpendicular to the sole line (heel -> big toe), as when standing",
@@ -316,9 +318,13 @@ def _compute(c: np.ndarray, up: np.ndarray) -> dict[str, np.ndarray]:
         flex = _angle_between(thigh, shank)
         sign = np.sign(_dot(np.cross(thigh, shank), -pz))
         out[f"knee_flexion_{side}"] = np.where(sign < 0, -flex, flex)
-        # frontal-plane projection angle
-        th2 = np.stack([_dot(thigh, right_h), _dot(thigh, up)], -1)
-        sh2 = np.stack([_dot(shank, right_h), _dot(shank, up)], -1)
+        # frontal-plane projection angle, in the leg's own frontal plane: through the hip-ankle
+        # line and the mediolateral axis (the body's frontal plane when standing; in a deep squat
+        # the thigh points forward and the body's frontal plane sees it end-on)
+        leg = _unit(hip - ankle)
+        ml = _unit(_reject(right_h, leg))
+        th2 = np.stack([_dot(thigh, ml), _dot(thigh, leg)], -1)
+        sh2 = np.stack([_dot(shank, ml), _dot(shank, leg)], -1)
         cross2 = th2[..., 0] * sh2[..., 1] - th2[..., 1] * sh2[..., 0]
         dot2 = (th2 * sh2).sum(-1)
         fppa = np.degrees(np.arctan2(cross2, dot2)) * (outward)  # left: medial is +right -> valgus = -angle

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     q.add_argument("--time-offset-ms", type=float, default=4.0,
                    help="per-camera clock offsets drawn within +- this many ms (default: %(default)s)")
     q.add_argument("--clean", action="store_true", help="a perfect detector: no noise, no misses, no offsets")
+    q.add_argument("--program", choices=("mixed", "workout"), default="mixed",
+                   help="the motion: mixed (walking, turning, a squat, arm raises) or workout (sets of squats, "
+                   "lunges and lateral arm raises; the true repetitions go to reps_true.json) (default: %(default)s)")
     q.add_argument("--videos", action="store_true", help="also write cam_*.mp4 of the rendered person")
     q.add_argument("--size", type=int, nargs=2, default=(1280, 720), metavar=("W", "H"), help="image size")
     q.set_defaults(func=run_person)
@@ -123,13 +126,17 @@ def run_person(args) -> int:
         offsets = args.time_offset_ms
     studio = SyntheticStudio(n_cameras=args.cameras, fps=args.fps, duration_s=args.seconds, seed=args.seed,
                              noise=noise, size=tuple(args.size), time_offsets_ms=offsets,
-                             drop_rate=0.0 if args.clean else args.drop_rate)
+                             drop_rate=0.0 if args.clean else args.drop_rate, program=args.program)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_rig(studio.rig, out / "rig_true.toml")
     studio.keypoints2d().save(out / "keypoints2d.npz")
     studio.points3d_true().save(out / "points3d_true.npz")
     studio.detections.save_truth(out / "keypoints_truth.npz")
+    if args.program == "workout":
+        import json
+
+        (out / "reps_true.json").write_text(json.dumps(studio.exercise_reps(), indent=1) + "\n")
     console = Console()
     videos = []
     if args.videos:
@@ -165,5 +172,6 @@ def run_person(args) -> int:
                       f"{np.nanmedian(conf):.2f}" if np.isfinite(conf).any() else "-")
     console.print(table)
     files = ["rig_true.toml", "keypoints2d.npz", "points3d_true.npz", "keypoints_truth.npz"] + videos
+    files += ["reps_true.json"] if args.program == "workout" else []
     console.print(f"wrote {', '.join(files)}; pixel noise sigma {noise.pixel_sigma:g} px")
     return 0

@@ -73,23 +73,32 @@ def distort(xy, dist, model: str = PINHOLE, jacobians: bool | str = False):
     """
     xy = np.asarray(xy, dtype=np.float64)
     dist = check_dist(dist, model)
-    if model == FISHEYE:
-        return _distort_fisheye(xy, dist, jacobians)
     n = dist.shape[-1]
-    d = _pinhole_padded(dist)
-    out = _distort_pinhole(xy, d, jacobians)
-    if jacobians is True and n != d.shape[-1]:
-        out = (out[0], out[1], out[2][..., :n])
-    return out
+    d = dist if model == FISHEYE else _pinhole_padded(dist)
+    level = 0 if not jacobians else (1 if jacobians == "xy" else 2)
+    terms = _terms(xy[..., 0], xy[..., 1], d, model, level)
+    out = np.stack(terms[:2], axis=-1)
+    if level == 0:
+        return out
+    jxx, jxy, jyx, jyy = np.broadcast_arrays(*terms[2:6])
+    d_xy = np.stack([np.stack([jxx, jxy], -1), np.stack([jyx, jyy], -1)], -2)
+    if level == 1:
+        return out, d_xy
+    return out, d_xy, terms[6][..., :n]
 
 
-def _distort_pinhole(xy, d, jacobians):
+def _terms(x, y, d, model, level):
+    """Distortion of ``(x, y)`` as separate arrays (no stacking: the Newton loop's speed).
+
+    ``level`` 0: ``(xd, yd)``; 1: also ``d(xd, yd)/d(x, y)`` as ``jxx, jxy, jyx, jyy``;
+    2: also the coefficient Jacobian ``(..., 2, n)``.
+    """
+    if model == FISHEYE:
+        return _fisheye_terms(x, y, d, level)
     n = d.shape[-1]
-    x, y = xy[..., 0], xy[..., 1]
-    k1, k2, p1, p2, k3 = (d[..., i] for i in range(5))
+    k1, k2, p1, p2, k3 = d[..., 0], d[..., 1], d[..., 2], d[..., 3], d[..., 4]
     xx, yy, xy_ = x * x, y * y, x * y
     r2 = xx + yy
-    r4 = r2 * r2
     num = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
     if n >= 8:
         k4, k5, k6 = d[..., 5], d[..., 6], d[..., 7]
@@ -100,18 +109,17 @@ def _distort_pinhole(xy, d, jacobians):
     xd = x * radial + 2.0 * p1 * xy_ + p2 * (r2 + 2.0 * xx)
     yd = y * radial + p1 * (r2 + 2.0 * yy) + 2.0 * p2 * xy_
     if n >= 12:
-        s1, s2, s3, s4 = (d[..., i] for i in range(8, 12))
+        s1, s2, s3, s4 = d[..., 8], d[..., 9], d[..., 10], d[..., 11]
+        r4 = r2 * r2
         xd = xd + s1 * r2 + s2 * r4
         yd = yd + s3 * r2 + s4 * r4
-    out = np.stack([xd, yd], axis=-1)
-    tilted = n == 14 and np.any(d[..., 12:14] != 0)
+    tilted = n == 14 and bool(np.any(d[..., 12:14] != 0))
     if tilted:
-        out, d_tilt = _tilt(out, d[..., 12], d[..., 13])
-    if not jacobians:
-        return out
+        xd, yd, tilt_jac = _tilt(xd, yd, d[..., 12], d[..., 13])
+    if level == 0:
+        return xd, yd
 
-    # d radial / d r2
-    d_num = k1 + r2 * (2.0 * k2 + 3.0 * k3 * r2)
+    d_num = k1 + r2 * (2.0 * k2 + 3.0 * k3 * r2)  # d radial / d r2
     if n >= 8:
         d_den = k4 + r2 * (2.0 * k5 + 3.0 * k6 * r2)
         d_radial = (d_num - radial * d_den) * inv_den
@@ -120,22 +128,23 @@ def _distort_pinhole(xy, d, jacobians):
     cross = 2.0 * xy_ * d_radial + 2.0 * p1 * x + 2.0 * p2 * y
     jxx = radial + 2.0 * xx * d_radial + 2.0 * p1 * y + 6.0 * p2 * x
     jyy = radial + 2.0 * yy * d_radial + 6.0 * p1 * y + 2.0 * p2 * x
-    jxy = cross
-    jyx = cross
+    jxy = jyx = cross
     if n >= 12:
         dsx = 2.0 * (s1 + 2.0 * s2 * r2)  # d (s1 r2 + s2 r4) / d r2, times 2 (d r2 / dx = 2x)
         dsy = 2.0 * (s3 + 2.0 * s4 * r2)
         jxx, jxy = jxx + dsx * x, jxy + dsx * y
         jyx, jyy = jyx + dsy * x, jyy + dsy * y
-    d_xy = np.stack([np.stack([jxx, jxy], -1), np.stack([jyx, jyy], -1)], -2)
-    if jacobians == "xy":
-        return out, (d_tilt @ d_xy if tilted else d_xy)
+    if tilted:
+        ta, tb, tc, td = tilt_jac
+        jxx, jxy, jyx, jyy = ta * jxx + tb * jyx, ta * jxy + tb * jyy, tc * jxx + td * jyx, tc * jxy + td * jyy
+    if level == 1:
+        return xd, yd, jxx, jxy, jyx, jyy
 
     shape = np.broadcast_shapes(x.shape, d.shape[:-1])
     cols = np.zeros(shape + (2, n))
     scale = inv_den if n >= 8 else 1.0
-    r6 = r4 * r2
-    for i, rk in ((0, r2), (1, r4), (4, r6)):  # k1 k2 k3
+    r6 = r2 * r2 * r2
+    for i, rk in ((0, r2), (1, r2 * r2), (4, r6)):  # k1 k2 k3
         cols[..., 0, i] = x * rk * scale
         cols[..., 1, i] = y * rk * scale
     cols[..., 0, 2] = 2.0 * xy_
@@ -143,27 +152,29 @@ def _distort_pinhole(xy, d, jacobians):
     cols[..., 0, 3] = r2 + 2.0 * xx
     cols[..., 1, 3] = 2.0 * xy_
     if n >= 8:
-        for i, rk in ((5, r2), (6, r4), (7, r6)):  # k4 k5 k6
+        for i, rk in ((5, r2), (6, r2 * r2), (7, r6)):  # k4 k5 k6
             cols[..., 0, i] = -x * radial * rk * inv_den
             cols[..., 1, i] = -y * radial * rk * inv_den
     if n >= 12:
         cols[..., 0, 8], cols[..., 0, 9] = r2, r4
         cols[..., 1, 10], cols[..., 1, 11] = r2, r4
     if tilted:
-        d_xy = d_tilt @ d_xy
-        cols[..., :12] = d_tilt @ cols[..., :12]
+        ta, tb, tc, td = tilt_jac
+        c0, c1 = cols[..., 0, :12].copy(), cols[..., 1, :12].copy()
+        cols[..., 0, :12] = ta[..., None] * c0 + tb[..., None] * c1
+        cols[..., 1, :12] = tc[..., None] * c0 + td[..., None] * c1
         eps = 1e-7
         for i in (12, 13):
             step = np.zeros(n)
             step[i] = eps
-            hi = _distort_pinhole(xy, d + step, False)
-            lo = _distort_pinhole(xy, d - step, False)
+            hi = np.stack(_terms(x, y, d + step, model, 0), -1)
+            lo = np.stack(_terms(x, y, d - step, model, 0), -1)
             cols[..., i] = (hi - lo) / (2.0 * eps)
-    return out, d_xy, cols
+    return xd, yd, jxx, jxy, jyx, jyy, cols
 
 
-def _tilt(xyd, tau_x, tau_y):
-    """OpenCV's tilted-sensor homography on distorted coordinates; returns them and its 2x2 Jacobian."""
+def _tilt(xd, yd, tau_x, tau_y):
+    """OpenCV's tilted-sensor homography on distorted coordinates; returns them and its Jacobian (a, b, c, d)."""
     cx, sx, cy, sy = np.cos(tau_x), np.sin(tau_x), np.cos(tau_y), np.sin(tau_y)
     one, zero = np.ones_like(cx), np.zeros_like(cx)
     rot_x = np.stack([one, zero, zero, zero, cx, sx, zero, -sx, cx], -1).reshape(cx.shape + (3, 3))
@@ -172,43 +183,41 @@ def _tilt(xyd, tau_x, tau_y):
     proj_z = np.stack([rxy[..., 2, 2], zero, -rxy[..., 0, 2], zero, rxy[..., 2, 2], -rxy[..., 1, 2],
                        zero, zero, one], -1).reshape(cx.shape + (3, 3))
     h = proj_z @ rxy  # (..., 3, 3)
-    homog = np.concatenate([xyd, np.ones(xyd.shape[:-1] + (1,))], -1)
-    v = np.einsum("...ij,...j->...i", h, homog)
-    w = v[..., 2:3]
+    v0 = h[..., 0, 0] * xd + h[..., 0, 1] * yd + h[..., 0, 2]
+    v1 = h[..., 1, 0] * xd + h[..., 1, 1] * yd + h[..., 1, 2]
+    w = h[..., 2, 0] * xd + h[..., 2, 1] * yd + h[..., 2, 2]
     inv_w = np.where(w != 0, 1.0 / np.where(w != 0, w, 1.0), 1.0)
-    out = v[..., :2] * inv_w
-    # d out / d xyd = (H[:2,:2] - out H[2,:2]) / w
-    jac = (h[..., :2, :2] - out[..., :, None] * h[..., None, 2, :2]) * inv_w[..., None]
-    return out, jac
+    u0, u1 = v0 * inv_w, v1 * inv_w
+    jac = ((h[..., 0, 0] - u0 * h[..., 2, 0]) * inv_w, (h[..., 0, 1] - u0 * h[..., 2, 1]) * inv_w,
+           (h[..., 1, 0] - u1 * h[..., 2, 0]) * inv_w, (h[..., 1, 1] - u1 * h[..., 2, 1]) * inv_w)
+    return u0, u1, jac
 
 
-def _distort_fisheye(xy, dist, jacobians):
-    x, y = xy[..., 0], xy[..., 1]
+def _fisheye_terms(x, y, d, level):
     r2 = x * x + y * y
     r = np.sqrt(r2)
     theta = np.arctan(r)
     t2 = theta * theta
-    k1, k2, k3, k4 = (dist[..., i] for i in range(4))
-    poly = 1.0 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))
-    theta_d = theta * poly
+    k1, k2, k3, k4 = d[..., 0], d[..., 1], d[..., 2], d[..., 3]
+    theta_d = theta * (1.0 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
     small = r < 1e-12
     safe_r = np.where(small, 1.0, r)
     scale = np.where(small, 1.0, theta_d / safe_r)
-    out = xy * scale[..., None]
-    if not jacobians:
-        return out
+    xd, yd = x * scale, y * scale
+    if level == 0:
+        return xd, yd
     d_theta_d = 1.0 + t2 * (3.0 * k1 + t2 * (5.0 * k2 + t2 * (7.0 * k3 + t2 * 9.0 * k4)))
-    d_scale_dr = np.where(small, 0.0, (d_theta_d / (1.0 + r2) - scale) / safe_r)
-    # d (xy * s(r)) / d xy = s I + s'(r) xy xy^T / r
-    outer = xy[..., :, None] * xy[..., None, :] * (d_scale_dr / safe_r)[..., None, None]
-    d_xy = scale[..., None, None] * np.eye(2) + outer
-    if jacobians == "xy":
-        return out, d_xy
+    # d (xy s(r)) / d xy = s I + s'(r) xy xy^T / r
+    g = np.where(small, 0.0, (d_theta_d / (1.0 + r2) - scale) / safe_r) / safe_r
+    cross = g * x * y
+    jxx, jyy = scale + g * x * x, scale + g * y * y
+    if level == 1:
+        return xd, yd, jxx, cross, cross, jyy
     theta_over_r = np.where(small, 1.0, theta / safe_r)
     powers = np.stack([t2, t2 * t2, t2 * t2 * t2, t2 * t2 * t2 * t2], -1) * theta_over_r[..., None]
-    d_dist = xy[..., :, None] * powers[..., None, :]
-    shape = np.broadcast_shapes(x.shape, dist.shape[:-1])
-    return out, np.broadcast_to(d_xy, shape + (2, 2)), np.broadcast_to(d_dist, shape + (2, 4))
+    shape = np.broadcast_shapes(x.shape, d.shape[:-1])
+    cols = np.broadcast_to(np.stack([x, y], -1)[..., :, None] * powers[..., None, :], shape + (2, 4))
+    return xd, yd, jxx, cross, cross, jyy, cols
 
 
 # -------------------------------------------------------------- camera matrix
@@ -250,82 +259,86 @@ def undistort_normalized(xyd, dist, model: str = PINHOLE, tol: float = 1e-12, ma
     ``tol`` (normalised units; 1e-12 is ~1e-9 px) keep iterating, up to
     ``max_iter``.  Quadratic convergence: the error left is far below the last
     step.  Points that still have not converged (beyond the radius where the
-    polynomial folds over, so no inverse exists there) get OpenCV's answer, the
-    fixed-point iteration ``xy = (xyd - tangential) / radial`` after
-    ``max_iter`` steps, so callers see what they saw before.
+    polynomial folds over, so no inverse exists there) get what OpenCV's
+    ``undistortPoints`` gives them: its fixed-point iteration
+    ``xy = (xyd - tangential) / radial``, ``max_iter`` steps (a point that
+    means little; it may be NaN).
     """
     xyd = np.asarray(xyd, dtype=np.float64)
     dist = check_dist(dist, model)
     shape = np.broadcast_shapes(xyd.shape[:-1], dist.shape[:-1])
-    xyd = np.broadcast_to(xyd, shape + (2,))
     if dist.shape[-1] == 0 or not np.any(dist):
-        return np.array(xyd)
-    dist = np.broadcast_to(dist, shape + dist.shape[-1:])
+        return np.array(np.broadcast_to(xyd, shape + (2,)))
+    d = dist if model == FISHEYE else _pinhole_padded(dist)
+    xd, yd = xyd[..., 0], xyd[..., 1]
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        xy = _start(xyd, dist, model)
+        x, y = _start(xd, yd, d, model)
+        step = np.full(shape, np.inf)
         for _ in range(newton_iter):
-            xy, step = _newton_step(xy, xyd, dist, model)
-        todo = ~(step <= tol) & np.isfinite(xyd).all(-1)
-        if todo.any():
-            xb, xdb, db = xy[todo], xyd[todo], dist[todo]
+            x, y, step = _newton_step(x, y, xd, yd, d, model)
+        x, y = np.broadcast_to(x, shape), np.broadcast_to(y, shape)
+        todo = ~(step <= tol) & np.isfinite(xd) & np.isfinite(yd)
+        if todo.any():  # the few points far out: more steps for those alone
+            x, y = x.copy(), y.copy()
+            db = np.broadcast_to(d, shape + d.shape[-1:])[todo]
+            xdb, ydb = np.broadcast_to(xd, shape)[todo], np.broadcast_to(yd, shape)[todo]
+            xb, yb = x[todo], y[todo]
+            stepb = np.full(xb.shape, np.inf)
             for _ in range(max_iter):
-                xb, stepb = _newton_step(xb, xdb, db, model)
+                xb, yb, stepb = _newton_step(xb, yb, xdb, ydb, db, model)
                 if not (stepb > tol).any():
                     break
             failed = ~(stepb <= tol)
             if failed.any():
-                xb[failed] = _fixed_point(xdb[failed], db[failed], model, max_iter)
-            xy[todo] = xb
-    return xy
+                xb[failed], yb[failed] = _fixed_point(xdb[failed], ydb[failed], db[failed], model, max_iter)
+            x[todo], y[todo] = xb, yb
+    return np.stack([x, y], axis=-1)
 
 
-def _start(xyd, dist, model):
+def _start(xd, yd, d, model):
     """A starting point close to the answer: two fixed-point steps on the radial term alone."""
     if model == FISHEYE:
-        return np.array(xyd)
-    d = _pinhole_padded(dist)
+        return xd, yd
     k1, k2, k3 = d[..., 0], d[..., 1], d[..., 4]
-    xy = xyd
+    x, y = xd, yd
     for _ in range(2):
-        r2 = (xy * xy).sum(-1)
-        xy = xyd / (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)))[..., None]
-    return xy
+        r2 = x * x + y * y
+        inv = 1.0 / (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)))
+        x, y = xd * inv, yd * inv
+    return x, y
 
 
-def _newton_step(xy, xyd, dist, model):
-    """One Newton step of ``distort(xy) = xyd``; returns the new ``xy`` and the step length (L1)."""
-    f, jac = distort(xy, dist, model, jacobians="xy")
-    rx, ry = f[..., 0] - xyd[..., 0], f[..., 1] - xyd[..., 1]
-    a, b, c, d = jac[..., 0, 0], jac[..., 0, 1], jac[..., 1, 0], jac[..., 1, 1]
-    inv_det = 1.0 / (a * d - b * c)
-    dx = (d * rx - b * ry) * inv_det
+def _newton_step(x, y, xd, yd, d, model):
+    """One Newton step of ``distort(x, y) = (xd, yd)``; returns the new ``x, y`` and the step length (L1)."""
+    fx, fy, a, b, c, e = _terms(x, y, d, model, 1)
+    rx, ry = fx - xd, fy - yd
+    inv_det = 1.0 / (a * e - b * c)
+    dx = (e * rx - b * ry) * inv_det
     dy = (a * ry - c * rx) * inv_det
-    return np.stack([xy[..., 0] - dx, xy[..., 1] - dy], -1), np.abs(dx) + np.abs(dy)
+    return x - dx, y - dy, np.abs(dx) + np.abs(dy)
 
 
-def _fixed_point(xyd, dist, model, iterations):
+def _fixed_point(xd, yd, d, model, iterations):
     """OpenCV's undistortion iteration (what ``cv2.undistortPoints`` does) for points Newton cannot invert."""
-    xy = np.array(xyd)
-    if model == FISHEYE:  # radial only: divide by the distortion scale at the current point
+    x, y = xd, yd
+    if model == FISHEYE:  # radial only: divide by the distortion's scale at the current point
         for _ in range(iterations):
-            r = np.linalg.norm(xy, axis=-1, keepdims=True)
-            scale = np.where(r > 0, np.linalg.norm(distort(xy, dist, model), axis=-1, keepdims=True)
-                             / np.where(r > 0, r, 1.0), 1.0)
-            xy = xyd / scale
-        return xy
-    d = _pinhole_padded(dist)
-    zero = np.zeros_like(d)
-    radial_only = zero.copy()
+            r = np.hypot(x, y)
+            fx, fy = _terms(x, y, d, model, 0)
+            scale = np.where(r > 0, np.hypot(fx, fy) / np.where(r > 0, r, 1.0), 1.0)
+            x, y = xd / scale, yd / scale
+        return x, y
+    radial_only = np.zeros_like(d)
     idx = [0, 1, 4] + ([5, 6, 7] if d.shape[-1] >= 8 else [])
     radial_only[..., idx] = d[..., idx]
     for _ in range(iterations):
-        # distort(xy) = xy * radial + rest; solve xy = (xyd - rest) / radial at the current point
-        full = distort(xy, d)
-        rad = distort(xy, radial_only)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            radial = np.where(xy != 0, rad / np.where(xy != 0, xy, 1.0), 1.0)
-        xy = (xyd - (full - rad)) / radial
-    return xy
+        # distort(xy) = xy * radial + rest: solve xy = (xyd - rest) / radial at the current point
+        fx, fy = _terms(x, y, d, model, 0)
+        rx, ry = _terms(x, y, radial_only, model, 0)
+        r2 = x * x + y * y
+        radial = np.where(r2 > 0, (rx * x + ry * y) / np.where(r2 > 0, r2, 1.0), 1.0)
+        x, y = (xd - (fx - rx)) / radial, (yd - (fy - ry)) / radial
+    return x, y
 
 
 def undistort(pixels, matrix, dist, model: str = PINHOLE, **newton) -> np.ndarray:

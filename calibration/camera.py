@@ -123,13 +123,13 @@ class Camera:
 
     # ----------------------------------------------------------- projection
     @property
-    def lens_model(self) -> str:
+    def distortion_model(self) -> str:
         """``"fisheye"`` or ``"pinhole"``: the model name :mod:`calibration.lens_model` takes."""
         return lens_model.model_of(self.fisheye)
 
     def distort_normalized(self, xy: np.ndarray) -> np.ndarray:
         """Apply lens distortion to normalised image coordinates (..., 2)."""
-        return lens_model.distort(xy, self.dist, self.lens_model)
+        return lens_model.distort(xy, self.dist, self.distortion_model)
 
     def normalized_to_pixels(self, xy: np.ndarray) -> np.ndarray:
         """Normalised (distorted) coordinates -> pixels through the full camera matrix, skew included."""
@@ -141,7 +141,7 @@ class Camera:
         Points behind the camera (z <= 0) come out as NaN instead of a
         mirrored, plausible-looking pixel.
         """
-        return lens_model.project(self.world_to_camera(points), self.matrix, self.dist, self.lens_model)
+        return lens_model.project(self.world_to_camera(points), self.matrix, self.dist, self.distortion_model)
 
     # --------------------------------------------------------- undistortion
     def undistort(self, pixels: np.ndarray) -> np.ndarray:
@@ -152,7 +152,7 @@ class Camera:
         to ~1e-9 px, the camera matrix's skew included (OpenCV's
         ``undistortPoints`` ignores it).
         """
-        return lens_model.undistort(pixels, self.matrix, self.dist, self.lens_model)
+        return lens_model.undistort(pixels, self.matrix, self.dist, self.distortion_model)
 
     def undistort_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Distorted pixels -> undistorted pixels (same camera matrix)."""

@@ -31,8 +31,8 @@ class LensBatch:
         self.matrix = np.array([c.matrix for c in self.cameras], dtype=np.float64).reshape(n, 3, 3)
         groups: dict[tuple[str, int], list[int]] = {}
         for i, c in enumerate(self.cameras):
-            size = 5 if c.lens_model == lens_model.PINHOLE and c.dist.size <= 5 else c.dist.size
-            groups.setdefault((c.lens_model, size), []).append(i)
+            size = 5 if c.distortion_model == lens_model.PINHOLE and c.dist.size <= 5 else c.dist.size
+            groups.setdefault((c.distortion_model, size), []).append(i)
         # (model, camera indices, coefficients (G, n) padded with zeros, any non-zero)
         self.groups = []
         for (model, size), idx in groups.items():

@@ -1,6 +1,6 @@
 """The fusion node's logic, free of sockets: messages in, filtered 3D instants out.
 
-Kept apart from the ZeroMQ process (:mod:`capture.fusion_node`) so the
+Kept apart from the ZeroMQ process (:mod:`triangulate.fusion_node`) so the
 grouping, triangulation and filtering of the live path are tested and
 benchmarked directly.
 
@@ -37,6 +37,7 @@ from calibration import Rig
 from triangulate.dlt import LinearTriangulator, solve_terms
 from triangulate.engine import TriangulationConfig, Triangulator
 from triangulate.filters import OneEuroFilter
+from triangulate.fusion_options import FusionOptions
 from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
 from triangulate.skeletons import Skeleton
@@ -48,7 +49,6 @@ LIVE_MIN_CUTOFF_HZ = 1.0
 LIVE_BETA = 30.0
 # A prior (the joint's last accepted position) older than this is not used by the gate.
 PRIOR_MAX_AGE_S = 0.25
-PRIOR_GATE_BASE_M = 0.15
 PRIOR_MAX_SPEED = 3.0  # m/s
 # Views tried for removal per round of outlier rejection (the ones with the largest residuals).
 LOO_CANDIDATES = 4
@@ -216,12 +216,9 @@ def _solve(q: np.ndarray, weights: np.ndarray) -> np.ndarray:
 class FusionEngine:
     """Group per-camera keypoints into instants, triangulate, filter.
 
-    ``tolerance_ns`` defaults to half a frame period: two frames of one camera
-    can never fall into one instant.  ``deadline_ns`` (default one frame
-    period) bounds how long an instant waits for a straggler.  ``max_skew_ns``
-    rejects messages whose capture time is that far from their arrival (a wrong
-    clock); ``None`` when the two are on unrelated clocks (see
-    :mod:`triangulate.live_grouping`).
+    ``options`` (:class:`triangulate.fusion_options.FusionOptions`) holds the
+    grouping, clock, smoothing and gate settings and their defaults (see
+    :mod:`triangulate.live_grouping` for what they do).
 
     :meth:`push` fuses what one message completes; :meth:`collect` +
     :meth:`fuse` let a caller that drained many messages triangulate all the
@@ -232,18 +229,14 @@ class FusionEngine:
         self,
         rig: Rig,
         skeleton: Skeleton,
+        options: FusionOptions | None = None,
         config: TriangulationConfig | None = None,
-        fps: float = 30.0,
-        tolerance_ns: int | None = None,
-        deadline_ns: int | None = None,
-        alive_window_ns: int = 1_000_000_000,
-        smoothing: OneEuroFilter | None = None,
         method: str = "live",
-        max_skew_ns: int | None = 2_000_000_000,
     ):
+        options = options or FusionOptions()
+        self.options = options
         if method not in ("live", "engine"):
             raise ValueError(f"method must be 'live' or 'engine', got {method!r}")
-        period = int(1e9 / fps)
         self.rig = rig
         self.skeleton = skeleton
         self.method = method
@@ -253,14 +246,9 @@ class FusionEngine:
             self.live = LiveTriangulator(rig, self.config)
         else:
             self.triangulator = Triangulator(rig, self.config, skeleton)
-        self.grouper = InstantGrouper(
-            rig.names,
-            tolerance_ns if tolerance_ns is not None else period // 2,
-            deadline_ns if deadline_ns is not None else period,
-            alive_window_ns,
-            max_skew_ns,
-        )
-        self.smoothing = smoothing
+        self.grouper = InstantGrouper(rig.names, options.tolerance_ns, options.deadline_ns,
+                                      options.alive_window_ns, options.max_clock_skew_ns)
+        self.smoothing = live_filter() if options.smoothing else None
         self._index = {name: i for i, name in enumerate(rig.names)}
         self._prior = np.full((skeleton.n_joints, 3), np.nan)  # last accepted position per joint
         self._prior_t = np.full(skeleton.n_joints, np.iinfo(np.int64).min // 2, dtype=np.int64)
@@ -275,14 +263,14 @@ class FusionEngine:
         Only accepted points update the prior, and a stale prior is ignored, so
         a bad prior cannot lock a joint out for long.
         """
-        if self.config.prior_gate_m is None:  # the config's switch; the live gate's size is below
+        if self.options.prior_gate_m is None:
             return
         ok = np.isfinite(points).all(-1)
         age_s = (time_ns - self._prior_t) * 1e-9
         recent = age_s <= PRIOR_MAX_AGE_S
         # The gate widens with the prior's age: a joint may move PRIOR_MAX_SPEED meanwhile.
         d = points - self._prior
-        gate = PRIOR_GATE_BASE_M + PRIOR_MAX_SPEED * age_s
+        gate = self.options.prior_gate_m + PRIOR_MAX_SPEED * age_s
         far = np.einsum("jk,jk->j", d, d) > gate * gate
         drop = ok & (views <= 2) & recent & far
         if drop.any():

@@ -3,7 +3,7 @@
 It lives in ``capture`` because it speaks the wire protocol; its logic (grouping,
 triangulation, filtering) is :class:`triangulate.fusion.FusionEngine`.
 
-``kp3d`` message (same framing as ``kp2d``, see :mod:`capture.protocol`)
+``kp3d`` message (same framing as ``kp2d``, see :mod:`rigcap.wire`)
     topic ``kp3d``; header adds ``t_capture_ns`` (the instant's median capture
     time), ``cameras`` (names that took part), ``frames`` ({camera: frame
     index}), ``spread_ns`` (capture-time spread of those cameras),
@@ -18,7 +18,7 @@ light load each instant is published the moment its last camera arrives.
 
 Several backbones (``sub_endpoint`` a list): one subscriber each, e.g. this
 host's and every remote camera host's; ``clock_offsets_ns`` gives each host's
-wall clock minus ours (:func:`capture.protocol.measure_clock_offset`), which
+wall clock minus ours (:func:`rigcap.wire.measure_clock_offset`), which
 is subtracted from its capture times before grouping.
 
 Recording (``record_dir``): ``<session>/fusion/points3d.bin`` holds fixed-size
@@ -40,10 +40,11 @@ import numpy as np
 import zmq
 
 from calibration import Rig
-from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
 from triangulate.formats import Points3D
-from triangulate.fusion import FusedInstant, FusionEngine, live_filter
+from triangulate.fusion import FusedInstant, FusionEngine
+from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS, Skeleton
 
 FUSION_DIR = "fusion"
@@ -174,13 +175,13 @@ class FusionNode:
     ADOPTION_BACKLOG = 256
 
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
-                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, fps: float = 30.0, skeleton: Skeleton | None = None,
-                 record_dir: str | Path | None = None, smoothing: bool = True, tolerance_ms: float | None = None,
-                 deadline_ms: float | None = None, alive_window_s: float = 1.0, batch_limit: int = 256,
-                 clock_offsets_ns: list[int] | None = None, max_clock_skew_s: float | None = 2.0):
+                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
+                 skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
+                 clock_offsets_ns: list[int] | None = None):
+        self.options = options = options or FusionOptions()
         self.rig = rig
         self._rig_names = frozenset(rig.names)
-        self.fps = fps
+        self.fps = options.fps
         endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
         # One subscriber per backbone (this host's and each remote host's), each with that host's
         # clock offset (its wall clock minus ours): capture times are moved onto our clock.
@@ -194,14 +195,8 @@ class FusionNode:
             self._poller.register(sub.socket, zmq.POLLIN)
         self.pub = Publisher(pub_endpoint)
         self.record_dir = Path(record_dir) if record_dir is not None else None
-        self.smoothing = smoothing
-        self.tolerance_ns = None if tolerance_ms is None else int(tolerance_ms * 1e6)
-        self.deadline_ns = None if deadline_ms is None else int(deadline_ms * 1e6)
-        self.alive_window_ns = int(alive_window_s * 1e9)
-        # A message whose corrected capture time is further than this from its arrival is a clock
-        # outlier: dropped and counted, never allowed to move the grouper's late watermark.
-        self.max_clock_skew_ns = None if max_clock_skew_s is None else int(max_clock_skew_s * 1e9)
-        self.batch_limit = batch_limit
+        self.smoothing = options.smoothing
+        self.batch_limit = options.batch_limit
         self.stats = FusionStats()
         self.interrupted = False
         self.engine: FusionEngine | None = None
@@ -214,10 +209,7 @@ class FusionNode:
     def _setup(self, skeleton: Skeleton) -> None:
         self.skeleton = skeleton
         self.sha1 = joints_sha1(tuple(skeleton.joint_names))
-        smoothing = live_filter() if self.smoothing else None
-        self.engine = FusionEngine(self.rig, skeleton, fps=self.fps, tolerance_ns=self.tolerance_ns,
-                                   deadline_ns=self.deadline_ns, alive_window_ns=self.alive_window_ns,
-                                   smoothing=smoothing, max_skew_ns=self.max_clock_skew_ns)
+        self.engine = FusionEngine(self.rig, skeleton, self.options)
         if self.record_dir is not None:
             self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
 
@@ -308,14 +300,11 @@ class FusionNode:
         return ready
 
     def _publish(self, inst: FusedInstant) -> None:
-        header = {"t_capture_ns": int(inst.time_ns), "cameras": inst.cameras, "frames": inst.frames,
-                  "spread_ns": int(inst.spread_ns), "t_last_arrival_ns": int(inst.last_arrival_ns),
-                  "skeleton": self.skeleton.name, "joints_sha1": self.sha1, "filtered": self.smoothing}
-        arrays = {"points": inst.points.astype("<f4"), "error_px": inst.error_px.astype("<f4"),
-                  "n_views": inst.n_views.astype("<i2")}
         now = time.time_ns()
-        header["t_publish_ns"] = now
-        self.pub.publish("kp3d", header, arrays)
+        self.pub.publish_kp3d(inst.time_ns, inst.points, cameras=inst.cameras, frames=inst.frames,
+                              skeleton_name=self.skeleton.name, joints_sha1_hex=self.sha1, error_px=inst.error_px,
+                              n_views=inst.n_views, spread_ns=int(inst.spread_ns),
+                              t_last_arrival_ns=int(inst.last_arrival_ns), filtered=self.smoothing, t_publish_ns=now)
         s = self.stats
         s.instants_out += 1
         s.added_latency_ns.append(now - inst.last_arrival_ns)

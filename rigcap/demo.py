@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from capture.config import CameraConfig
-from rigcap.live_session import FusionOptions, LiveSession, run_live
+from rigcap.live_session import LiveSession, run_live
+from triangulate.fusion_options import FusionOptions
 from rigcap.wire import free_tcp_endpoint
 from rigcap.studio.studio import SyntheticStudio
 from triangulate.engine import TriangulationConfig, triangulate
@@ -58,6 +59,10 @@ class DemoOptions:
     out_dir: str | None = None  # points3d.npz, rig.toml, summary.json (the command adds snapshot.png [, demo.mp4])
     video_seconds: float = 0.0  # > 0: the command also renders the last this-many seconds to out_dir/demo.mp4
     start_timeout_s: float = 90.0
+    fusion: FusionOptions | None = None  # None: the defaults at ``fps``
+
+    def fusion_options(self) -> FusionOptions:
+        return self.fusion if self.fusion is not None else FusionOptions(fps=self.fps)
 
     def kill_time_s(self) -> float:
         return self.kill_after_s if self.kill_after_s is not None else 0.4 * self.seconds
@@ -184,7 +189,7 @@ def run_demo(options: DemoOptions, on_progress=None, viewer=None) -> DemoResult:
         raise RigcapError(f"--kill-camera {options.kill_camera}: the studio's cameras are {', '.join(rig.names)}")
     cameras = demo_cameras(options, rig.names)
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
-    session = LiveSession(rig, cameras, pub, sub, detector="synthetic", fusion=FusionOptions(fps=options.fps),
+    session = LiveSession(rig, cameras, pub, sub, detector="synthetic", fusion=options.fusion_options(),
                           max_restarts=0, start_delay_s=1.0, session_info={"demo": True, "seed": options.seed})
     received = []
     state = {"kill_time_s": None, "killed": False}

@@ -43,7 +43,8 @@ from calibration import Rig
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
 from triangulate.formats import Points3D
-from triangulate.fusion import FusedInstant, FusionEngine, live_filter
+from triangulate.fusion import FusedInstant, FusionEngine
+from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS, Skeleton
 
 FUSION_DIR = "fusion"
@@ -174,13 +175,13 @@ class FusionNode:
     ADOPTION_BACKLOG = 256
 
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
-                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, fps: float = 30.0, skeleton: Skeleton | None = None,
-                 record_dir: str | Path | None = None, smoothing: bool = True, tolerance_ms: float | None = None,
-                 deadline_ms: float | None = None, alive_window_s: float = 1.0, batch_limit: int = 256,
-                 clock_offsets_ns: list[int] | None = None, max_clock_skew_s: float | None = 2.0):
+                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
+                 skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
+                 clock_offsets_ns: list[int] | None = None):
+        self.options = options = options or FusionOptions()
         self.rig = rig
         self._rig_names = frozenset(rig.names)
-        self.fps = fps
+        self.fps = options.fps
         endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
         # One subscriber per backbone (this host's and each remote host's), each with that host's
         # clock offset (its wall clock minus ours): capture times are moved onto our clock.
@@ -194,14 +195,8 @@ class FusionNode:
             self._poller.register(sub.socket, zmq.POLLIN)
         self.pub = Publisher(pub_endpoint)
         self.record_dir = Path(record_dir) if record_dir is not None else None
-        self.smoothing = smoothing
-        self.tolerance_ns = None if tolerance_ms is None else int(tolerance_ms * 1e6)
-        self.deadline_ns = None if deadline_ms is None else int(deadline_ms * 1e6)
-        self.alive_window_ns = int(alive_window_s * 1e9)
-        # A message whose corrected capture time is further than this from its arrival is a clock
-        # outlier: dropped and counted, never allowed to move the grouper's late watermark.
-        self.max_clock_skew_ns = None if max_clock_skew_s is None else int(max_clock_skew_s * 1e9)
-        self.batch_limit = batch_limit
+        self.smoothing = options.smoothing
+        self.batch_limit = options.batch_limit
         self.stats = FusionStats()
         self.interrupted = False
         self.engine: FusionEngine | None = None
@@ -214,10 +209,7 @@ class FusionNode:
     def _setup(self, skeleton: Skeleton) -> None:
         self.skeleton = skeleton
         self.sha1 = joints_sha1(tuple(skeleton.joint_names))
-        smoothing = live_filter() if self.smoothing else None
-        self.engine = FusionEngine(self.rig, skeleton, fps=self.fps, tolerance_ns=self.tolerance_ns,
-                                   deadline_ns=self.deadline_ns, alive_window_ns=self.alive_window_ns,
-                                   smoothing=smoothing, max_skew_ns=self.max_clock_skew_ns)
+        self.engine = FusionEngine(self.rig, skeleton, self.options)
         if self.record_dir is not None:
             self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
 

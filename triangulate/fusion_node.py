@@ -177,8 +177,13 @@ class FusionNode:
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
                  pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
                  skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
-                 clock_offsets_ns: list[int] | None = None):
+                 clock_offsets_ns: list[int] | None = None, instant_hooks=()):
         self.options = options = options or FusionOptions()
+        # called as hook(instant, node) after each kp3d is published (the node has .pub and
+        # .skeleton): e.g. the angles topic, rigcap.analysis.live.LiveAngles, wired in by the
+        # commands, which import every layer
+
+        self.instant_hooks = list(instant_hooks)
         self.rig = rig
         self._rig_names = frozenset(rig.names)
         self.fps = options.fps
@@ -313,6 +318,8 @@ class FusionNode:
         s.views.append(len(inst.cameras))
         if self.recorder is not None:
             self.recorder.write(inst)
+        for hook in self.instant_hooks:
+            hook(inst, self)
 
     def run(self, stop_event=None, duration_s: float | None = None, on_stats=None, stats_interval_s: float = 1.0,
             recent: int | None = None) -> dict:

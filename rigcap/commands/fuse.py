@@ -47,6 +47,10 @@ def register(sub) -> None:
     p.add_argument("--fps", type=positive_float, help="camera frame rate: sets grouping tolerance and deadline "
                                                      f"(default: the config's cameras, else {FusionOptions.fps:g})")
     add_fusion_arguments(p)
+    p.add_argument("--angles", action="store_true",
+                   help="also publish the joint angles of every instant on the 'angles' topic (rigcap angles --list)")
+    p.add_argument("--exercise", metavar="NAME|TOML",
+                   help="with the angles, count this exercise's reps live (squat, lunge, arm_raise or a TOML)")
     p.add_argument("--seconds", type=positive_float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between stats lines (default 2)")
     p.set_defaults(func=run)
@@ -79,7 +83,14 @@ def run(args) -> int:
         check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
     config = load_config(args.config, check_devices=False) if args.config else None
-    node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record)
+    hooks = []
+    if args.angles or args.exercise:
+        from rigcap.analysis.exercises import load_exercise
+        from rigcap.analysis.live import LiveAngles
+
+        hooks.append(LiveAngles(load_exercise(args.exercise) if args.exercise else None))
+    node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
+                      instant_hooks=hooks)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

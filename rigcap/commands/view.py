@@ -56,6 +56,9 @@ def register(sub) -> None:
     p.add_argument("--elevation", type=float, default=25.0, help="overview: degrees above the floor (default 25)")
     p.add_argument("--fps", type=positive_float, help="playback / video frame rate (default: the file's, else 30)")
     p.add_argument("--skeleton", help="skeleton name (default: from the joint names or the stream)")
+    p.add_argument("--angles", metavar="NAMES",
+                   help="--live: show these joint angles (comma-separated, rigcap angles --list; 'all' = the first "
+                   "four) and the rep count from the 'angles' topic (rigcap fuse --angles) beside the skeleton")
     p.set_defaults(func=run)
 
 
@@ -83,7 +86,8 @@ def _live(args, rig, skeleton) -> int:
     from viewer.window import require_display
 
     require_display()
-    window, source = view_live(rig, args.live, skeleton, size=args.size or DEFAULT_SIZE)
+    chosen = None if not args.angles else tuple(a.strip() for a in args.angles.split(",") if a.strip() != "all")
+    window, source = view_live(rig, args.live, skeleton, size=args.size or DEFAULT_SIZE, angles=chosen)
     print(f"live: {source.received} skeletons received, {window.updates} drawn, {source.skipped} published "
           f"but not drawn (a newer one was ready), {source.malformed} malformed")
     return 0

@@ -1,0 +1,207 @@
+"""3D tracks of several people with stable identities, live and offline.
+
+:class:`PersonTracker` holds one :class:`Track` per person: its last pose,
+its whole-body velocity, when it was last seen and its body size.  Per instant:
+
+* :meth:`PersonTracker.predict` gives the pose of every track seen within
+  ``max_gap_s`` moved on by its velocity: the prior the cross-view
+  association (:mod:`triangulate.association`) assigns detections to, so a
+  person keeps their track through crossings (the prior, not the 2D order,
+  decides) and through short disappearances (the track waits, predicted);
+* :meth:`PersonTracker.update` takes the association's groups: a group built
+  on a track's prior continues that track; a new group first tries the tracks
+  that went unseen this instant (3D distance, gate growing with the time
+  unseen), is dropped when it duplicates a track seen this instant, and
+  otherwise starts a tentative track, confirmed after ``min_hits`` instants;
+* **re-identification by body size**: a track unseen for longer than
+  ``max_gap_s`` is kept for ``reid_s``; when a new track has been seen for
+  ``reid_frames`` instants its bone lengths (medians) are compared with the
+  lost tracks', and if exactly one matches within ``reid_tolerance``
+  (median relative difference over the bones) the new track takes that
+  identity (someone who left the room and came back).  Different people
+  differ in size by a few per cent; the test is off when sizes are too alike.
+
+Identities are positive integers in order of confirmation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from triangulate.skeletons import Skeleton
+
+
+@dataclass
+class TrackingConfig:
+    max_gap_s: float = 1.0  # a track unseen this long stops being predicted (becomes lost)
+    max_speed_m_s: float = 2.5  # how far an unseen person may have walked
+    new_gate_m: float = 0.35  # mean joint distance for a new group to continue an unseen track
+    duplicate_m: float = 0.3  # a new group this close to a track seen now is the same person
+    min_hits: int = 3  # instants before a tentative track is confirmed
+    reid_s: float = 60.0  # lost tracks are kept this long for re-identification
+    reid_frames: int = 15  # instants a new track is seen before re-identification is tried
+    reid_tolerance: float = 0.02  # median relative bone-length difference for the same person
+    velocity_smoothing: float = 0.5  # weight of the newest velocity estimate
+    size_history: int = 120  # bone-length samples kept per track
+
+
+@dataclass
+class Track:
+    key: int  # position in PersonTracker.tracks (stable)
+    pose: np.ndarray  # (J, 3) last pose, each joint's last finite value
+    last_s: float
+    first_s: float
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    hits: int = 1
+    track_id: int = 0  # 0 while tentative
+    bones: list = field(default_factory=list)
+    merged_into: int | None = None
+    size_checked: bool = False
+
+    def size(self) -> np.ndarray:
+        return np.nanmedian(np.array(self.bones), axis=0) if self.bones else np.full(0, np.nan)
+
+
+class PersonTracker:
+    """Tracks with stable identities (see the module docstring)."""
+
+    def __init__(self, skeleton: Skeleton, config: TrackingConfig | None = None):
+        self.skeleton = skeleton
+        self.config = config or TrackingConfig()
+        self.tracks: list[Track] = []
+        self.next_id = 1
+        self._predicted: list[int] = []
+        self.bones = skeleton.bones if len(skeleton.bones) else np.zeros((0, 2), int)
+
+    # ------------------------------------------------------------------ per instant
+    def predict(self, time_s: float) -> np.ndarray:
+        """(T, J, 3) predicted poses of the tracks seen within ``max_gap_s`` (the association's priors)."""
+        cfg = self.config
+        live = [t for t in self.tracks if t.merged_into is None and time_s - t.last_s <= cfg.max_gap_s]
+        self._predicted = [t.key for t in live]
+        if not live:
+            return np.zeros((0, len(self.skeleton.joint_names), 3))
+        dt = np.array([min(time_s - t.last_s, 0.3) for t in live])
+        return np.stack([t.pose for t in live]) + (np.stack([t.velocity for t in live]) * dt[:, None])[:, None]
+
+    def update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Groups of the association (``track`` (G,) prior index or -1, ``points`` (G, J, 3)) -> track keys (G,), -1 = dropped.
+
+        Call :meth:`predict` for the same instant first (``track`` indexes its rows).
+        """
+        cfg = self.config
+        keys = np.full(len(track), -1)
+        seen = set()
+        for g in np.flatnonzero(track >= 0):
+            keys[g] = self._predicted[int(track[g])]
+            seen.add(int(keys[g]))
+        new = np.flatnonzero(track < 0)
+        if new.size:
+            centre = _centre(points[new])
+            ok = np.isfinite(centre).all(-1)
+            new = new[ok]
+        if new.size:
+            unseen = [k for k in self._predicted if k not in seen]
+            if unseen:
+                cost = np.stack([_pose_distance(points[new], self.tracks[k].pose) for k in unseen], 1)  # (n, u)
+                gap = np.array([time_s - self.tracks[k].last_s for k in unseen])
+                gate = cfg.new_gate_m + cfg.max_speed_m_s * gap
+                rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
+                hit = cost[rows, cols] < gate[cols]
+                for r, c in zip(rows[hit], cols[hit]):
+                    keys[new[r]] = unseen[c]
+                    seen.add(unseen[c])
+                new = np.array([g for g in new if keys[g] < 0], int)
+            for g in new:
+                near = [k for k in seen if _pose_distance(points[g:g + 1], self.tracks[k].pose)[0] < cfg.duplicate_m]
+                if near:
+                    continue  # views of a person already tracked that the prior did not claim
+                t = Track(len(self.tracks), points[g].copy(), time_s, time_s)
+                self.tracks.append(t)
+                keys[g] = t.key
+                seen.add(t.key)
+        for g in np.flatnonzero(keys >= 0):
+            self._advance(self.tracks[int(keys[g])], time_s, points[g])
+        self._expire(time_s)
+        return keys
+
+    def _advance(self, t: Track, time_s: float, pose: np.ndarray) -> None:
+        cfg = self.config
+        ok = np.isfinite(pose).all(-1)
+        dt = time_s - t.last_s
+        if dt > 0:
+            both = ok & np.isfinite(t.pose).all(-1)
+            if both.sum() >= 3:
+                v = (pose[both] - t.pose[both]).mean(0) / dt
+                speed = np.linalg.norm(v)
+                if speed > cfg.max_speed_m_s:
+                    v *= cfg.max_speed_m_s / speed
+                t.velocity = (1 - cfg.velocity_smoothing) * t.velocity + cfg.velocity_smoothing * v
+            t.hits += 1
+        t.pose = np.where(ok[:, None], pose, t.pose)
+        t.last_s = time_s
+        if len(self.bones):
+            b = np.linalg.norm(pose[self.bones[:, 0]] - pose[self.bones[:, 1]], axis=-1)
+            t.bones.append(b)
+            del t.bones[:-cfg.size_history]
+        if t.track_id == 0 and t.hits >= cfg.min_hits:
+            t.track_id = self.next_id
+            self.next_id += 1
+        if not t.size_checked and t.hits >= cfg.reid_frames:
+            t.size_checked = True
+            self._reidentify(t)
+
+    def _reidentify(self, t: Track) -> None:
+        """Give ``t`` the identity of the one lost track of its size, if there is exactly one."""
+        cfg = self.config
+        lost = [o for o in self.tracks if o is not t and o.merged_into is None and o.track_id
+                and o.last_s < t.first_s and t.first_s - o.last_s > cfg.max_gap_s]
+        if not lost or not len(self.bones):
+            return
+        mine = t.size()
+        diffs = []
+        for o in lost:
+            rel = np.abs(mine - o.size()) / np.maximum(o.size(), 1e-6)
+            diffs.append(float(np.nanmedian(rel)) if np.isfinite(rel).any() else np.inf)
+        diffs = np.array(diffs)
+        match = diffs < cfg.reid_tolerance
+        if match.sum() == 1:
+            o = lost[int(np.argmax(match))]
+            t.track_id = o.track_id
+            o.merged_into = t.key
+
+    def _expire(self, time_s: float) -> None:
+        cfg = self.config
+        for t in self.tracks:
+            if t.merged_into is None and time_s - t.last_s > cfg.max_gap_s and t.track_id == 0:
+                t.merged_into = -1  # a tentative track that vanished: forgotten
+            elif t.merged_into is None and time_s - t.last_s > cfg.reid_s:
+                t.merged_into = -1
+
+    # ------------------------------------------------------------------ results
+    def ids(self) -> np.ndarray:
+        """(n_tracks,) identity of every track key (0: never confirmed)."""
+        return np.array([t.track_id for t in self.tracks], int)
+
+    def confirmed(self) -> list[tuple[int, int]]:
+        """(key, id) of the confirmed tracks."""
+        return [(t.key, t.track_id) for t in self.tracks if t.track_id]
+
+
+def _centre(points: np.ndarray) -> np.ndarray:
+    """(n, 3) mean of each pose's finite joints; NaN for a pose with none."""
+    ok = np.isfinite(points).all(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok[..., None], points, 0.0).sum(-2) / ok.sum(-1)[..., None]
+
+
+def _pose_distance(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """(n,) mean distance over common joints between poses (n, J, 3) and one pose (J, 3); inf when none."""
+    d = np.linalg.norm(points - pose[None], axis=-1)
+    ok = np.isfinite(d)
+    n = ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= 3, np.where(ok, d, 0.0).sum(-1) / n, np.inf)

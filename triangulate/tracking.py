@@ -4,15 +4,18 @@
 its whole-body velocity, when it was last seen and its body size.  Per instant:
 
 * :meth:`PersonTracker.predict` gives the pose of every track seen within
-  ``max_gap_s`` moved on by its velocity: the prior the cross-view
+  ``prior_s`` moved on by its velocity: the prior the cross-view
   association (:mod:`triangulate.association`) assigns detections to, so a
   person keeps their track through crossings (the prior, not the 2D order,
   decides) and through short disappearances (the track waits, predicted);
 * :meth:`PersonTracker.update` takes the association's groups: a group built
-  on a track's prior continues that track; a new group first tries the tracks
-  that went unseen this instant (3D distance, gate growing with the time
-  unseen), is dropped when it duplicates a track seen this instant, and
-  otherwise starts a tentative track, confirmed after ``min_hits`` instants;
+  on a track's prior continues that track (two such groups with one pose are
+  merged into the fresher track); a new group is dropped when it duplicates a
+  track seen this instant, else tries the tracks unseen for up to
+  ``max_gap_s`` (3D distance, gate growing with the time unseen), else starts
+  a tentative track, confirmed after ``min_hits`` instants.  A track unseen
+  for more than ``prior_s`` is no prior any more: a stale pose must not catch
+  the views of someone walking past where it was;
 * **re-identification by body size**: a track unseen for longer than
   ``max_gap_s`` is kept for ``reid_s``; when a new track has been seen for
   ``reid_frames`` instants its bone lengths (medians) are compared with the
@@ -26,6 +29,7 @@ Identities are positive integers in order of confirmation.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +40,8 @@ from triangulate.skeletons import Skeleton
 
 @dataclass
 class TrackingConfig:
-    max_gap_s: float = 1.0  # a track unseen this long stops being predicted (becomes lost)
+    prior_s: float = 0.2  # a track unseen longer is no prior: only a new group near it revives it
+    max_gap_s: float = 1.0  # a track unseen this long is lost (kept for re-identification only)
     max_speed_m_s: float = 2.5  # how far an unseen person may have walked
     new_gate_m: float = 0.35  # mean joint distance for a new group to continue an unseen track
     duplicate_m: float = 0.3  # a new group this close to a track seen now is the same person
@@ -62,7 +67,12 @@ class Track:
     size_checked: bool = False
 
     def size(self) -> np.ndarray:
-        return np.nanmedian(np.array(self.bones), axis=0) if self.bones else np.full(0, np.nan)
+        """Median length of every bone over the kept samples (NaN for a bone never measured)."""
+        if not self.bones:
+            return np.full(0, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(np.array(self.bones), axis=0)
 
 
 class PersonTracker:
@@ -74,14 +84,17 @@ class PersonTracker:
         self.tracks: list[Track] = []
         self.next_id = 1
         self._predicted: list[int] = []
+        self._waiting: list[int] = []
         self.bones = skeleton.bones if len(skeleton.bones) else np.zeros((0, 2), int)
 
     # ------------------------------------------------------------------ per instant
     def predict(self, time_s: float) -> np.ndarray:
         """(T, J, 3) predicted poses of the tracks seen within ``max_gap_s`` (the association's priors)."""
         cfg = self.config
-        live = [t for t in self.tracks if t.merged_into is None and time_s - t.last_s <= cfg.max_gap_s]
+        live = [t for t in self.tracks if t.merged_into is None and time_s - t.last_s <= cfg.prior_s]
         self._predicted = [t.key for t in live]
+        self._waiting = [t.key for t in self.tracks if t.merged_into is None
+                         and cfg.prior_s < time_s - t.last_s <= cfg.max_gap_s]
         if not live:
             return np.zeros((0, len(self.skeleton.joint_names), 3))
         dt = np.array([min(time_s - t.last_s, 0.3) for t in live])
@@ -97,14 +110,19 @@ class PersonTracker:
         seen = set()
         for g in np.flatnonzero(track >= 0):
             keys[g] = self._predicted[int(track[g])]
-            seen.add(int(keys[g]))
+        self._merge_duplicates(keys, points)
+        seen.update(int(k) for k in keys[keys >= 0])
         new = np.flatnonzero(track < 0)
         if new.size:
             centre = _centre(points[new])
             ok = np.isfinite(centre).all(-1)
             new = new[ok]
+        if new.size:  # a new group beside a person tracked now is more views of that person
+            dup = [any(_pose_distance(points[g:g + 1], self.tracks[k].pose)[0] < cfg.duplicate_m for k in seen)
+                   for g in new]
+            new = new[~np.array(dup, bool)]
         if new.size:
-            unseen = [k for k in self._predicted if k not in seen]
+            unseen = [k for k in self._predicted + self._waiting if k not in seen]
             if unseen:
                 cost = np.stack([_pose_distance(points[new], self.tracks[k].pose) for k in unseen], 1)  # (n, u)
                 gap = np.array([time_s - self.tracks[k].last_s for k in unseen])
@@ -116,17 +134,33 @@ class PersonTracker:
                     seen.add(unseen[c])
                 new = np.array([g for g in new if keys[g] < 0], int)
             for g in new:
-                near = [k for k in seen if _pose_distance(points[g:g + 1], self.tracks[k].pose)[0] < cfg.duplicate_m]
-                if near:
-                    continue  # views of a person already tracked that the prior did not claim
                 t = Track(len(self.tracks), points[g].copy(), time_s, time_s)
                 self.tracks.append(t)
                 keys[g] = t.key
                 seen.add(t.key)
+        done = set()
         for g in np.flatnonzero(keys >= 0):
-            self._advance(self.tracks[int(keys[g])], time_s, points[g])
+            if int(keys[g]) not in done:  # a merged duplicate advances its track once
+                done.add(int(keys[g]))
+                self._advance(self.tracks[int(keys[g])], time_s, points[g])
         self._expire(time_s)
         return keys
+
+    def _merge_duplicates(self, keys: np.ndarray, points: np.ndarray) -> None:
+        """Two prior-based groups with nearly the same pose are one person: a stale track took some
+        of the views of a person tracked now.  The group of the track seen more recently keeps both."""
+        idx = np.flatnonzero(keys >= 0)
+        if idx.size < 2:
+            return
+        d = np.stack([_pose_distance(points[idx], points[g]) for g in idx])  # (n, n)
+        close = np.argwhere(np.triu(d < self.config.duplicate_m, 1))
+        for a, b in close:
+            ga, gb = idx[a], idx[b]
+            ta, tb = self.tracks[int(keys[ga])], self.tracks[int(keys[gb])]
+            if ta is tb:
+                continue
+            fresh, stale = (ta, tb) if (ta.last_s, ta.hits) >= (tb.last_s, tb.hits) else (tb, ta)
+            keys[keys == stale.key] = fresh.key
 
     def _advance(self, t: Track, time_s: float, pose: np.ndarray) -> None:
         cfg = self.config

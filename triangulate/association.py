@@ -102,17 +102,14 @@ class CrossViewAssociator:
     def track_costs(self, xn: np.ndarray, w: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """(C, P, T) mean joint distance (m at the track's depth) of detections to track poses; BIG where not comparable."""
         cfg = self.config
-        cam = self.lin.camera_coords(poses)  # (T, J, C, 3)
+        cam = self.lin.camera_coords(poses).transpose(2, 0, 1, 3)  # (C, T, J, 3)
         z = cam[..., 2]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            proj = cam[..., :2] / z[..., None]
-            d = np.linalg.norm(xn[:, :, None] - proj.transpose(2, 0, 1, 3)[:, None], axis=-1)  # (C, P, T, J)
-            d = d * z.transpose(2, 0, 1)[:, None]
-        ok = (w[:, :, None] > 0) & np.isfinite(d) & (z.transpose(2, 0, 1)[:, None] > 0)
+        diff = xn[:, :, None] * z[:, None, :, :, None] - cam[:, None, :, :, :2]  # (C, P, T, J, 2), metres at depth
+        d = np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2)
+        ok = (w[:, :, None] > 0) & (d == d) & (z[:, None] > 0)
         d = np.where(ok, np.minimum(d, 2 * cfg.track_gate_m), 0.0)
         n = ok.sum(-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cost = d.sum(-1) / n
+        cost = d.sum(-1) / np.maximum(n, 1)
         return np.where(n >= cfg.min_joints, cost, _BIG)
 
     def epipolar_costs(self, cams: np.ndarray, xn: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -141,7 +138,7 @@ class CrossViewAssociator:
         gs = group[cs, ps]
         obs = np.zeros((n_groups, n_j, n_c, 2))
         wt = np.zeros((n_groups, n_j, n_c))
-        obs[gs, :, cs] = np.nan_to_num(xn[cs, ps])
+        obs[gs, :, cs] = np.where(w[cs, ps, :, None] > 0, xn[cs, ps], 0.0)
         wt[gs, :, cs] = w[cs, ps]
         flat_obs = obs.reshape(-1, n_c, 2)
         points = self.lin.solve(self.lin.terms(flat_obs), wt.reshape(-1, n_c))  # (G*J, 3)
@@ -149,8 +146,8 @@ class CrossViewAssociator:
         err = np.sqrt(err2).reshape(n_groups, n_j, n_c)
         used = (wt > 0) & np.isfinite(err)
         err_c = np.where(used, np.minimum(err, 3 * self.config.verify_px), 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            view_err = err_c.sum(1) / used.sum(1)  # (G, C)
+        n_used = used.sum(1)
+        view_err = np.where(n_used > 0, err_c.sum(1) / np.maximum(n_used, 1), np.inf)  # (G, C)
         slot_err = np.full((n_c, n_p), np.inf)
         slot_err[cs, ps] = np.where(np.isfinite(view_err[gs, cs]), view_err[gs, cs], np.inf)
         return points.reshape(n_groups, n_j, 3), slot_err
@@ -169,17 +166,20 @@ class CrossViewAssociator:
     # ------------------------------------------------------------------ one instant
     def associate(self, xn: np.ndarray, conf: np.ndarray, priors: np.ndarray | None = None) -> Association:
         """xn (C, P, J, 2) normalised coordinates (NaN where missing), conf (C, P, J), priors (T, J, 3) or None."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._associate(xn, conf, priors)
+
+    def _associate(self, xn, conf, priors) -> Association:
         cfg = self.config
         n_c, n_p, n_j = conf.shape
-        with np.errstate(invalid="ignore"):
-            w = np.where(np.isfinite(xn[..., 0]) & (conf >= cfg.min_confidence), conf, 0.0)
+        w = np.where((xn[..., 0] == xn[..., 0]) & (conf >= cfg.min_confidence), conf, 0.0)
         usable = (w > 0).sum(-1) >= cfg.min_joints  # (C, P)
         group = np.full((n_c, n_p), -1)
         n_t = 0 if priors is None else len(priors)
         points = np.zeros((0, n_j, 3))
         if n_t and usable.any():
             ref = priors
-            for _ in range(cfg.rounds):
+            for r in range(cfg.rounds):
                 cost = self.track_costs(xn, w, ref)
                 cost[~usable] = _BIG
                 group[:] = -1
@@ -188,7 +188,9 @@ class CrossViewAssociator:
                     keep = cost[c, rows, cols] < cfg.track_gate_m
                     group[c, rows[keep]] = cols[keep]
                 group, points = self._verified(group, n_t, xn, w)
-                ref = np.where(np.isfinite(points), points, priors)
+                if not (usable & (group < 0)).any():
+                    break  # every detection has its person: another round would change nothing
+                ref = np.where(points == points, points, priors)
         track = np.arange(n_t)
         # ---- the detections no track claims: new people, clustered over all camera pairs at once
         free_c, free_p = np.nonzero(usable & (group < 0))

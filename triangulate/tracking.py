@@ -50,7 +50,8 @@ class TrackingConfig:
     reid_frames: int = 15  # instants a new track is seen before re-identification is tried
     reid_tolerance: float = 0.02  # median relative bone-length difference for the same person
     velocity_smoothing: float = 0.5  # weight of the newest velocity estimate
-    size_history: int = 120  # bone-length samples kept per track
+    size_history: int = 60  # bone-length samples kept per track
+    size_every: int = 5  # instants between bone-length samples once a track is established
 
 
 @dataclass
@@ -101,6 +102,10 @@ class PersonTracker:
         return np.stack([t.pose for t in live]) + (np.stack([t.velocity for t in live]) * dt[:, None])[:, None]
 
     def update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._update(time_s, track, points)
+
+    def _update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Groups of the association (``track`` (G,) prior index or -1, ``points`` (G, J, 3)) -> track keys (G,), -1 = dropped.
 
         Call :meth:`predict` for the same instant first (``track`` indexes its rows).
@@ -152,9 +157,12 @@ class PersonTracker:
         idx = np.flatnonzero(keys >= 0)
         if idx.size < 2:
             return
-        d = np.stack([_pose_distance(points[idx], points[g]) for g in idx])  # (n, n)
-        close = np.argwhere(np.triu(d < self.config.duplicate_m, 1))
-        for a, b in close:
+        centre = _centre(points[idx])
+        dc = np.sqrt(((centre[:, None] - centre[None]) ** 2).sum(-1))
+        near = np.argwhere(np.triu(dc < 2 * self.config.duplicate_m, 1))  # cheap test first
+        for a, b in near:
+            if _pose_distance(points[idx[a]][None], points[idx[b]])[0] >= self.config.duplicate_m:
+                continue
             ga, gb = idx[a], idx[b]
             ta, tb = self.tracks[int(keys[ga])], self.tracks[int(keys[gb])]
             if ta is tb:
@@ -164,20 +172,22 @@ class PersonTracker:
 
     def _advance(self, t: Track, time_s: float, pose: np.ndarray) -> None:
         cfg = self.config
-        ok = np.isfinite(pose).all(-1)
+        ok = pose[:, 0] == pose[:, 0]
         dt = time_s - t.last_s
         if dt > 0:
-            both = ok & np.isfinite(t.pose).all(-1)
-            if both.sum() >= 3:
-                v = (pose[both] - t.pose[both]).mean(0) / dt
-                speed = np.linalg.norm(v)
+            step = pose - t.pose
+            both = step[:, 0] == step[:, 0]
+            n = int(both.sum())
+            if n >= 3:
+                v = np.where(both[:, None], step, 0.0).sum(0) / (n * dt)
+                speed = float(np.sqrt(v @ v))
                 if speed > cfg.max_speed_m_s:
                     v *= cfg.max_speed_m_s / speed
                 t.velocity = (1 - cfg.velocity_smoothing) * t.velocity + cfg.velocity_smoothing * v
             t.hits += 1
         t.pose = np.where(ok[:, None], pose, t.pose)
         t.last_s = time_s
-        if len(self.bones):
+        if len(self.bones) and (t.hits % cfg.size_every == 0 or t.hits < cfg.reid_frames):
             b = np.linalg.norm(pose[self.bones[:, 0]] - pose[self.bones[:, 1]], axis=-1)
             t.bones.append(b)
             del t.bones[:-cfg.size_history]
@@ -227,15 +237,14 @@ class PersonTracker:
 
 def _centre(points: np.ndarray) -> np.ndarray:
     """(n, 3) mean of each pose's finite joints; NaN for a pose with none."""
-    ok = np.isfinite(points).all(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ok[..., None], points, 0.0).sum(-2) / ok.sum(-1)[..., None]
+    ok = points[..., 0] == points[..., 0]
+    return np.where(ok[..., None], points, 0.0).sum(-2) / ok.sum(-1)[..., None]
 
 
 def _pose_distance(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """(n,) mean distance over common joints between poses (n, J, 3) and one pose (J, 3); inf when none."""
-    d = np.linalg.norm(points - pose[None], axis=-1)
-    ok = np.isfinite(d)
+    diff = points - pose[None]
+    d = np.sqrt((diff * diff).sum(-1))
+    ok = d == d
     n = ok.sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= 3, np.where(ok, d, 0.0).sum(-1) / n, np.inf)
+    return np.where(n >= 3, np.where(ok, d, 0.0).sum(-1) / np.maximum(n, 1), np.inf)

@@ -9,6 +9,11 @@ detector noise: 2 px, 10 % missing, 3 % outliers, 2 % left/right swaps, +-4 ms c
 * association + tracking speed (frames/s, one thread; the target is >= 1000 at 4 people x 4
   cameras) and the whole offline run's time.
 
+``--live``: the fusion engine with ``persons = auto`` fed every camera's messages in arrival
+order (4 people x 8 cameras, 30 fps): time added per completed instant (grouping excluded is
+not possible to separate: this is the whole push that completes an instant), p50/p99, target
+p99 <= 5 ms; plus identity switches and MPJPE of the live output.
+
 ``--real`` also runs the project's MediaPipe detector over the Pose2Sim demo's four videos
 (../shared/data/pose2sim-demo-single; cached in out/bench_multiperson/) and triangulates them
 with ``--persons auto``: the demo's one subject must come out as one track.
@@ -36,7 +41,7 @@ from rigcap.studio.crowd_score import score_crowd  # noqa: E402
 from triangulate.engine import triangulate  # noqa: E402
 from triangulate.people import triangulate_people  # noqa: E402
 
-console = Console()
+console = Console(width=200)
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "pose2sim-demo-single"
 CACHE = REPO / "out" / "bench_multiperson" / "pose2sim_demo_mediapipe_kp2d.npz"
@@ -136,16 +141,60 @@ def bench_real() -> None:
     console.print("\n".join(lines), markup=False)
 
 
+def bench_live(args) -> None:
+    from triangulate.fusion import FusionEngine
+    from triangulate.fusion_options import FusionOptions
+
+    table = Table(title="Several people live: FusionEngine(persons=auto), messages in arrival order, one thread")
+    for col in ("cams", "people", "instants", "added ms p50", "added ms p99", "max ms", "id switches",
+                "missed", "invented", "MPJPE mm raw mean / worst", "filtered mean"):
+        table.add_column(col, justify="right")
+    for n_cams, n_p in ((4, 4), (8, 4), (8, 6)):
+        s = CrowdStudio(n_persons=n_p, n_cameras=n_cams, duration_s=args.seconds, seed=args.seed)
+        engine = FusionEngine(s.rig, s.skeleton, FusionOptions(fps=s.fps, persons=0))
+        msgs = sorted((int(s.timestamps_ns[c, f]) + 1_500_000 + c * 100_000, c, f)
+                      for c in range(n_cams) for f in range(s.n_frames))
+        fused, cost = [], []
+        for arrival, c, f in msgs:
+            kp = s.keypoints(c, f)
+            t0 = time.perf_counter()
+            out = engine.push(s.rig.names[c], f, int(s.timestamps_ns[c, f]), kp, arrival)
+            dt = time.perf_counter() - t0
+            if out:
+                cost.append(dt / len(out))
+                fused += out
+        ids = sorted({int(i) for inst in fused for i in inst.person_ids})
+        raw = np.full((len(ids), s.n_frames, s.skeleton.n_joints, 3), np.nan)
+        filt = raw.copy()
+        for inst in fused:
+            f = int(round(inst.time_ns * 1e-9 * s.fps))
+            for k, pid in enumerate(inst.person_ids):
+                raw[ids.index(int(pid)), f] = inst.raw_points[k]
+                filt[ids.index(int(pid)), f] = inst.points[k]
+        seen = (s.found.sum(0) >= 2).T
+        sc = score_crowd(raw, np.array(ids), s.points3d, seen)
+        sf = score_crowd(filt, np.array(ids), s.points3d, seen)
+        ms = 1000 * np.array(cost)
+        table.add_row(str(n_cams), str(n_p), str(len(fused)), f"{np.percentile(ms, 50):.2f}",
+                      f"{np.percentile(ms, 99):.2f}", f"{ms.max():.2f}", str(sc.switches),
+                      f"{sc.missed} / {sc.person_frames}", str(sc.invented),
+                      f"{np.nanmean(sc.mpjpe_mm):.1f} / {np.nanmax(sc.mpjpe_mm):.1f}", f"{np.nanmean(sf.mpjpe_mm):.1f}")
+    console.print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="2 and 4 people only")
     ap.add_argument("--real", action="store_true", help="also the Pose2Sim demo (runs MediaPipe once, cached)")
+    ap.add_argument("--live", action="store_true", help="also the live fusion engine's latency and identities")
     ap.add_argument("--no-synthetic", action="store_true")
     args = ap.parse_args()
     if not args.no_synthetic:
         bench_synthetic(args)
+    if args.live:
+        bench_live(args)
     if args.real:
         bench_real()
 

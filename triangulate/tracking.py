@@ -18,8 +18,8 @@ its whole-body velocity, when it was last seen and its body size.  Per instant:
   the views of someone walking past where it was;
 * **re-identification by body size**: a track unseen for longer than
   ``max_gap_s`` is kept for ``reid_s``; when a new track has been seen for
-  ``reid_frames`` instants its bone lengths (medians) are compared with the
-  lost tracks', and if exactly one matches within ``reid_tolerance``
+  ``reid_frames`` instants (and again at 2x and 4x, as its estimate settles)
+  its bone lengths (medians) are compared with the lost tracks', and if exactly one matches within ``reid_tolerance``
   (median relative difference over the bones) the new track takes that
   identity (someone who left the room and came back).  Different people
   differ in size by a few per cent; the test is off when sizes are too alike.
@@ -48,7 +48,7 @@ class TrackingConfig:
     min_hits: int = 3  # instants before a tentative track is confirmed
     reid_s: float = 60.0  # lost tracks are kept this long for re-identification
     reid_frames: int = 15  # instants a new track is seen before re-identification is tried
-    reid_tolerance: float = 0.02  # median relative bone-length difference for the same person
+    reid_tolerance: float = 0.025  # median relative bone-length difference for the same person
     velocity_smoothing: float = 0.5  # weight of the newest velocity estimate
     size_history: int = 60  # bone-length samples kept per track
     size_every: int = 5  # instants between bone-length samples once a track is established
@@ -187,24 +187,24 @@ class PersonTracker:
             t.hits += 1
         t.pose = np.where(ok[:, None], pose, t.pose)
         t.last_s = time_s
-        if len(self.bones) and (t.hits % cfg.size_every == 0 or t.hits < cfg.reid_frames):
+        if len(self.bones) and (t.hits % cfg.size_every == 0 or t.hits <= 4 * cfg.reid_frames):
             b = np.linalg.norm(pose[self.bones[:, 0]] - pose[self.bones[:, 1]], axis=-1)
             t.bones.append(b)
             del t.bones[:-cfg.size_history]
         if t.track_id == 0 and t.hits >= cfg.min_hits:
             t.track_id = self.next_id
             self.next_id += 1
-        if not t.size_checked and t.hits >= cfg.reid_frames:
-            t.size_checked = True
-            self._reidentify(t)
+        if not t.size_checked and t.hits in (cfg.reid_frames, 2 * cfg.reid_frames, 4 * cfg.reid_frames):
+            # tried three times, as the size estimate settles (15, 30, 60 instants)
+            t.size_checked = self._reidentify(t) or t.hits >= 4 * cfg.reid_frames
 
-    def _reidentify(self, t: Track) -> None:
-        """Give ``t`` the identity of the one lost track of its size, if there is exactly one."""
+    def _reidentify(self, t: Track) -> bool:
+        """Give ``t`` the identity of the one lost track of its size, if there is exactly one (True: done)."""
         cfg = self.config
         lost = [o for o in self.tracks if o is not t and o.merged_into is None and o.track_id
                 and o.last_s < t.first_s and t.first_s - o.last_s > cfg.max_gap_s]
         if not lost or not len(self.bones):
-            return
+            return False
         mine = t.size()
         diffs = []
         for o in lost:
@@ -216,6 +216,8 @@ class PersonTracker:
             o = lost[int(np.argmax(match))]
             t.track_id = o.track_id
             o.merged_into = t.key
+            return True
+        return False
 
     def _expire(self, time_s: float) -> None:
         cfg = self.config

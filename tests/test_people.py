@@ -234,3 +234,25 @@ def test_live_fusion_of_several_people_keeps_ids(crowd3):
                              n_views=inst.n_views, person_ids=inst.person_ids))
     assert msg.points.shape == (3, 26, 3) and msg.points.dtype == np.dtype("<f4")
     assert msg.arrays["person_ids"].dtype == np.dtype("<i4") and list(msg.arrays["person_ids"]) == list(inst.person_ids)
+
+
+def test_viewer_scene_draws_each_person_in_their_own_colour(crowd3):
+    pytest.importorskip("open3d")
+    from viewer import scene
+
+    s = crowd3
+    sc = scene.SkeletonScene(s.rig, HALPE26)
+    pts = s.points3d[:, 10]  # (3, J, 3)
+    sc.update(pts, np.full((3, 26), 4), np.array([7, 2, 5]))
+    n_side = 2 * sc.style.tube_sides
+    nb = len(HALPE26.bones)
+    colours = np.asarray(sc.bone_mesh.vertex_colors).reshape(3, nb * n_side, 3)
+    assert np.allclose(colours, scene.person_colors([7, 2, 5])[:, None])  # one colour per person, by id
+    assert not np.allclose(colours[0, 0], colours[1, 0])
+    verts = np.asarray(sc.joints.vertices).reshape(3, 26, -1, 3).mean(2)
+    assert np.allclose(verts, pts, atol=1e-9)  # every person's joints where they are
+    assert [t for _, t in sc.labels] == ["P7", "P2", "P5"]
+    assert all(pos[2] > np.nanmax(p[..., 2]) for (pos, _), p in zip(sc.labels, pts))
+    sc.update(pts[1])  # back to one person: the usual colours
+    assert np.asarray(sc.bone_mesh.vertex_colors).shape == (nb * n_side, 3)
+    assert np.allclose(scene.person_colors([2]), scene.person_colors([2 + len(scene.PERSON_PALETTE)]))

@@ -50,9 +50,12 @@ def masked_median(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     v = np.sort(np.where(ok, values, np.inf), axis=-1)
     n = ok.sum(-1)
-    lo = np.take_along_axis(v, np.maximum(n - 1, 0)[..., None] // 2, -1)[..., 0]
-    hi = np.take_along_axis(v, (n // 2)[..., None], -1)[..., 0] if v.shape[-1] > 0 else lo
-    hi = np.where(n % 2 == 1, lo, hi)
+    flat = v.reshape(-1, v.shape[-1])
+    rows = np.arange(flat.shape[0])
+    nf = n.reshape(-1)
+    lo = flat[rows, np.maximum(nf - 1, 0) // 2]
+    hi = flat[rows, np.minimum(nf // 2, v.shape[-1] - 1)]
+    lo, hi = lo.reshape(n.shape), hi.reshape(n.shape)
     return np.where(n > 0, 0.5 * (lo + hi), np.inf), n
 
 

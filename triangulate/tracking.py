@@ -18,11 +18,13 @@ its whole-body velocity, when it was last seen and its body size.  Per instant:
   the views of someone walking past where it was;
 * **re-identification by body size**: a track unseen for longer than
   ``max_gap_s`` is kept for ``reid_s``; when a new track has been seen for
-  ``reid_frames`` instants (and again at 2x and 4x, as its estimate settles)
+  ``reid_frames`` instants (and again at 2x, as its estimate settles)
   its bone lengths (medians) are compared with the lost tracks', and if exactly one matches within ``reid_tolerance``
   (median relative difference over the bones) the new track takes that
   identity (someone who left the room and came back).  Different people
   differ in size by a few per cent; the test is off when sizes are too alike.
+  While someone is lost, a new track gets no id of its own before that test
+  (live, a returning person is never published under a new id first).
 
 Identities are positive integers in order of confirmation.
 """
@@ -191,18 +193,25 @@ class PersonTracker:
             b = np.linalg.norm(pose[self.bones[:, 0]] - pose[self.bones[:, 1]], axis=-1)
             t.bones.append(b)
             del t.bones[:-cfg.size_history]
-        if t.track_id == 0 and t.hits >= cfg.min_hits:
+        if not t.size_checked and t.hits in (cfg.reid_frames, 2 * cfg.reid_frames):
+            # tried twice, as the size estimate settles (15 and 30 instants)
+            t.size_checked = self._reidentify(t) or t.hits >= 2 * cfg.reid_frames
+        if t.track_id == 0 and t.hits >= cfg.min_hits and (t.size_checked or not self._lost_before(t)):
+            # while someone is lost, a new track waits for the size test before it gets an id of its
+            # own: live, a returning person is published under their old id, never a new one first
             t.track_id = self.next_id
             self.next_id += 1
-        if not t.size_checked and t.hits in (cfg.reid_frames, 2 * cfg.reid_frames, 4 * cfg.reid_frames):
-            # tried three times, as the size estimate settles (15, 30, 60 instants)
-            t.size_checked = self._reidentify(t) or t.hits >= 4 * cfg.reid_frames
+
+    def _lost_before(self, t: Track) -> list[Track]:
+        """Confirmed tracks lost (unseen > ``max_gap_s``) before ``t`` began: whom ``t`` may be."""
+        cfg = self.config
+        return [o for o in self.tracks if o is not t and o.merged_into is None and o.track_id
+                and o.last_s < t.first_s and t.first_s - o.last_s > cfg.max_gap_s]
 
     def _reidentify(self, t: Track) -> bool:
         """Give ``t`` the identity of the one lost track of its size, if there is exactly one (True: done)."""
         cfg = self.config
-        lost = [o for o in self.tracks if o is not t and o.merged_into is None and o.track_id
-                and o.last_s < t.first_s and t.first_s - o.last_s > cfg.max_gap_s]
+        lost = self._lost_before(t)
         if not lost or not len(self.bones):
             return False
         mine = t.size()

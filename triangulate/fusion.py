@@ -38,6 +38,7 @@ from triangulate.dlt import LinearTriangulator, solve_terms
 from triangulate.engine import TriangulationConfig, Triangulator
 from triangulate.filters import OneEuroFilter
 from triangulate.fusion_options import FusionOptions
+from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
 from triangulate.skeletons import Skeleton
 
@@ -108,20 +109,10 @@ class LiveTriangulator:
         self.config = config or TriangulationConfig()
         self.lin = LinearTriangulator(np.array([np.hstack([c.R, c.tvec[:, None]]) for c in self.cameras]),
                                       np.array([c.matrix for c in self.cameras]))
-        k = np.array([c.matrix for c in self.cameras])
-        self._f = np.stack([k[:, 0, 0], k[:, 1, 1]], axis=-1)  # (C, 2)
-        self._pp = k[:, :2, 2]
-        self._skew = k[:, 0, 1] / k[:, 0, 0]  # x = (u - cx - skew_px * y) / fx
-        self._special = [i for i, c in enumerate(self.cameras) if c.fisheye or c.dist.size > 5]
-        self._dist = np.zeros((len(self.cameras), 5))
-        for i, c in enumerate(self.cameras):
-            if i not in self._special:
-                self._dist[i, :c.dist.size] = c.dist
-        self._any_dist = bool(np.any(self._dist))
-        self._tangential = self._dist[:, 3] + 1j * self._dist[:, 2]  # p2 + i p1
-        k1, k2, k3 = self._dist[:, 0], self._dist[:, 1], self._dist[:, 4]
-        self._inverse_series = (-k1, 3 * k1**2 - k2, -12 * k1**3 + 8 * k1 * k2 - k3,
-                                55 * k1**4 - 55 * k1**2 * k2 + 5 * k2**2 + 10 * k1 * k3)
+        # one batch over all cameras: the cameras' lens groups, as the offline engine undistorts
+        # three Newton steps: with two, the last step (~1e-8) is above the tolerance for most points and
+        # a masked fourth pass costs more than a third step over all (one instant is small)
+        self.lens = LensBatch(self.cameras, iterations=3, tol=1e-9)  # normalised units: ~1e-6 px
 
     @property
     def n_cameras(self) -> int:
@@ -130,47 +121,15 @@ class LiveTriangulator:
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
         """(N, C, 3) pixels + confidence (NaN where missing) -> (N, C, 3) normalised x, y + weight (0 = unused).
 
-        Undistorts all cameras at once (one vectorised fixed-point iteration,
-        as OpenCV's ``undistortPoints`` does, run to convergence); cameras with
-        a fisheye or rational model go through :meth:`Camera.undistort`.
-        :class:`triangulate.lens.LensBatch` (Newton) gives the same result
-        (to 1e-10) and is faster on large batches, but for the one instant of
-        the latency path this takes ~1/3 less time (fewer array operations),
-        and that is what sets the added latency.
+        Undistorts all cameras at once through :class:`triangulate.lens.LensBatch`
+        (:mod:`calibration.lens_model`'s Newton solve, the camera matrix's skew
+        included), the same lens model the offline engine uses.
         """
         kp = np.asarray(pixels, dtype=np.float64)
         conf = kp[..., 2]
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(kp).all(-1) & (conf >= self.config.min_confidence)
-        xy = np.where(ok[..., None], kp[..., :2], self._pp)
-        xy = (xy - self._pp) / self._f  # distorted normalised coordinates
-        xy[..., 0] -= self._skew * xy[..., 1]
-        # Complex form z = x + iy halves the array operations per step (their fixed cost is
-        # what matters for one instant): tangential distortion is P r^2 + 2 z Re(conj(P) z)
-        # with P = p2 + i p1.
-        zd = xy[..., 0] + 1j * xy[..., 1]
-        z = zd
-        if self._any_dist:
-            k1, k2, _, _, k3 = self._dist.T
-            tang = self._tangential  # (C,) complex P
-            # Start close: remove the (small) tangential term at the distorted point, then invert
-            # the radial polynomial by its series (Drap & Lefevre 2016, error O(r^10)); the
-            # fixed-point iteration then converges in one to three steps instead of ~12.
-            r2 = zd.real * zd.real + zd.imag * zd.imag
-            zt = zd - tang * r2 - 2.0 * zd * (tang.conj() * zd).real
-            r2 = zt.real * zt.real + zt.imag * zt.imag
-            b1, b2, b3, b4 = self._inverse_series
-            z = zt * (1.0 + r2 * (b1 + r2 * (b2 + r2 * (b3 + r2 * b4))))
-            for _ in range(30):
-                r2 = z.real * z.real + z.imag * z.imag
-                new = (zd - tang * r2 - 2.0 * z * (tang.conj() * z).real) / (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)))
-                step = np.abs(new - z).max(initial=0.0)
-                z = new
-                if not step > 1e-9:  # normalised units: ~1e-6 px
-                    break
-        und = np.stack([z.real, z.imag], axis=-1)
-        for c in self._special:
-            und[:, c] = self.cameras[c].undistort(kp[:, c, :2])
+        und = self.lens(kp[..., :2].transpose(1, 0, 2)).transpose(1, 0, 2)
         out = np.empty(kp.shape)
         ok &= np.isfinite(und).all(-1)
         out[..., :2] = np.where(ok[..., None], und, 0.0)

@@ -308,7 +308,7 @@ class FusionNode:
         now = time.time_ns()
         self.pub.publish_kp3d(inst.time_ns, inst.points, cameras=inst.cameras, frames=inst.frames,
                               skeleton_name=self.skeleton.name, joints_sha1_hex=self.sha1, error_px=inst.error_px,
-                              n_views=inst.n_views, spread_ns=int(inst.spread_ns),
+                              n_views=inst.n_views, person_ids=inst.person_ids, spread_ns=int(inst.spread_ns),
                               t_last_arrival_ns=int(inst.last_arrival_ns), filtered=self.smoothing, t_publish_ns=now)
         s = self.stats
         s.instants_out += 1
@@ -316,7 +316,7 @@ class FusionNode:
         s.total_latency_ns.append(now - inst.time_ns)
         s.spread_ns.append(inst.spread_ns)
         s.views.append(len(inst.cameras))
-        if self.recorder is not None:
+        if self.recorder is not None and inst.person_ids is None:  # the recording holds one person
             self.recorder.write(inst)
         for hook in self.instant_hooks:
             hook(inst, self)

@@ -219,7 +219,14 @@ class Points3D:
 
     @classmethod
     def load(cls, path: str | Path) -> "Points3D":
+        """A ``.npz``; or a live recording (``points3d.bin``, its ``fusion/`` folder or the session folder),
+        whose missing ``points3d.npz`` is then rebuilt (see :mod:`triangulate.fused_recording`)."""
+        from triangulate.fused_recording import rebuild_points_npz, session_of
+
         path = Path(path)
+        session = session_of(path)
+        if session is not None and (path.suffix != ".npz"):
+            return rebuild_points_npz(session)
         data = _open_npz(path)
         _require(path, data, ("points", "joint_names"))
         try:

@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calibration.keypoint_calibration import calibrate_from_keypoints, observations_from_keypoints, perturb_rig, scale_rig  # noqa: E402
 from calibration.world import compare_rigs  # noqa: E402
-from capture.synthetic.keypoints import DetectorNoise, synthesize_keypoints  # noqa: E402
-from capture.synthetic.studio import SyntheticStudio  # noqa: E402
+from rigcap.studio.keypoints import DetectorNoise, synthesize_keypoints  # noqa: E402
+from rigcap.studio.studio import SyntheticStudio  # noqa: E402
 from triangulate.formats import Keypoints2D  # noqa: E402
 from triangulate.motion_sync import sync_from_motion  # noqa: E402
 

@@ -10,8 +10,8 @@ from scipy.optimize._numdiff import approx_derivative
 import calibration.bundle_adjust as ba
 from calibration.keypoint_calibration import calibrate_from_keypoints, observations_from_keypoints, perturb_rig
 from calibration.world import compare_rigs
-from capture.synthetic.keypoints import DetectorNoise
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.studio.keypoints import DetectorNoise
+from rigcap.studio.studio import SyntheticStudio
 from rigcap.errors import RigcapError
 
 

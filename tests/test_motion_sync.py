@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.synthetic.keypoints import DetectorNoise
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.studio.keypoints import DetectorNoise
+from rigcap.studio.studio import SyntheticStudio
 from triangulate.formats import Keypoints2D
 from triangulate.motion_sync import apply_sync, resample_to_reference, sync_from_motion
 
@@ -64,7 +64,7 @@ def test_clock_drift_is_followed():
     kp = st.keypoints2d()
     times = np.broadcast_to(np.arange(kp.n_frames) / st.fps, (3, kp.n_frames)).copy()
     times[2] = 0.2 + np.arange(kp.n_frames) / 29.97
-    from capture.synthetic.keypoints import synthesize_keypoints
+    from rigcap.studio.keypoints import synthesize_keypoints
 
     # re-simulate camera 2 at its true instants (same noise model)
     joints = st.motion.joints(times)

@@ -401,6 +401,9 @@ def sync_from_motion(rig: Rig, kp: Keypoints2D, *, max_offset_s: float = MAX_OFF
                      drift: bool = True) -> SyncResult:
     """Per-camera time offsets (camera 0 the reference) from the keypoints; see the module docstring.
     ``rig``'s cameras are in ``kp``'s camera order."""
+    if kp.keypoints.ndim != 4:
+        raise RigcapError("sync from motion takes one person's keypoints (cameras, frames, joints, 3); this file "
+                          "holds several people per frame: triangulate them with --persons first, or keep one")
     if len(rig) != kp.n_cameras:
         raise RigcapError(f"sync: {len(rig)} rig cameras for keypoints of {kp.n_cameras} cameras")
     if kp.n_cameras < 2:

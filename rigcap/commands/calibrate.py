@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rigcap.argtypes import shipped_config
+
 from pathlib import Path
 
 
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
                    help="detector confidence below which a keypoint is not used (default: %(default)s)")
     k.add_argument("--sync", action="store_true",
                    help="first find each camera's time offset from the motion (rigcap sync) and regroup the frames")
-    p.add_argument("--board", default="configs/board.toml", help="board definition TOML (default: %(default)s)")
+    p.add_argument("--board", default=shipped_config("board.toml"), help="board definition TOML (default: %(default)s)")
     p.add_argument("--out", default="rig.toml", help="rig file to write (default: %(default)s)")
     p.add_argument("--timestamps", metavar="FILE",
                    help="group frames by time: caliscope's timestamps.csv, a folder of rigcap per-camera "

@@ -53,6 +53,10 @@ TRUNCATE_PX = 25.0  # coarse cost: epipolar distances truncated here (outliers, 
 CAUCHY_PX = 4.0  # fine cost scale
 SPEED_SMOOTH = 7  # frames of moving average on the speed signal (correlation method)
 MIN_OVERLAP = 0.2
+# the cost at the solution above this fraction of the image diagonal lowers the confidence (to 0 at
+# twice it): the true rig leaves 4-6 px on the synthetic studio (1280x720) and 29-33 px with MediaPipe
+# on the real demo (1080x1920, limit 44 px); a start rig off by 5 cm / 3 deg leaves 47-77 px
+RIG_MISFIT = 0.02
 # a drift is kept when it moves the offset by this many frames over the recording (below that, the
 # constant offset fitted over the whole recording is within half of it everywhere)
 DRIFT_MIN_FRAMES = 0.15
@@ -61,7 +65,8 @@ DRIFT_MIN_FRAMES = 0.15
 # one-parameter chi-square threshold of ~4 is far too low)
 DRIFT_MIN_GAIN = 20.0
 # drift is not fitted on recordings too short for this one (29.97 vs 30 fps) to reach DRIFT_MIN_FRAMES
-DRIFT_SMALLEST = 1e-3  # a lag is scored only when this fraction of the best overlap is left
+DRIFT_SMALLEST = 1e-3
+DRIFT_MAX = 0.01  # 1 %: more is a wrong frame rate, not a drifting clock (fix the fps)  # a lag is scored only when this fraction of the best overlap is left
 
 
 @dataclass
@@ -169,6 +174,7 @@ class _Problem:
         self.n = len(rig)
         self.dt = np.array([float(np.nanmedian(np.diff(t[np.isfinite(t)]))) for t in self.t])
         self.first = np.array([float(np.nanmin(t)) for t in self.t])
+        self.scale = np.full(self.n, CAUCHY_PX)  # px: each camera's distance scale (set by the coarse search)
 
     def at(self, c: int, q: np.ndarray, offset: float, drift: float = 0.0, pixels: bool = False) -> np.ndarray:
         """Camera ``c``'s normalised keypoints (or pixels) at common times ``q`` under (offset, drift)."""
@@ -189,6 +195,26 @@ class _Problem:
         return epipolar_px(xa, xb, self.e[a, b], self.f[a], self.f[b])
 
 
+def _score_lags(distances, lags: np.ndarray) -> tuple[np.ndarray, float]:
+    """Truncated-mean cost (px) of every lag and the noise scale (px) it was truncated at.
+
+    ``distances(lag)`` gives the distances at one lag.  The truncation is
+    ``max(TRUNCATE_PX, 3 x`` the lowest median over the lags): a rough rig
+    leaves every distance tens of pixels off, and a fixed truncation would
+    flatten the curve the motion draws on top of that."""
+    per_lag = []
+    for lag in lags:
+        d = distances(lag)
+        per_lag.append(d[np.isfinite(d)])
+    count = np.array([d.size for d in per_lag], dtype=float)
+    enough = count >= MIN_OVERLAP * count.max() if count.max() > 0 else np.zeros(lags.size, bool)
+    medians = [float(np.median(d)) for d, ok in zip(per_lag, enough) if ok and d.size]
+    scale = min(medians) if medians else TRUNCATE_PX
+    cut = max(TRUNCATE_PX, 3.0 * scale)
+    cost = np.array([float(np.mean(np.minimum(d, cut))) if ok and d.size else np.inf for d, ok in zip(per_lag, enough)])
+    return cost, scale
+
+
 def coarse_offsets(p: _Problem, max_offset_s: float = MAX_OFFSET_S, ref: int = 0):
     """Whole-frame offsets against ``ref`` with no hint: (offsets (C,), confidence (C,), rival (C,)).
 
@@ -203,16 +229,7 @@ def coarse_offsets(p: _Problem, max_offset_s: float = MAX_OFFSET_S, ref: int = 0
             continue
         step = p.dt[c]
         lags = np.arange(-np.floor(max_offset_s / step), np.floor(max_offset_s / step) + 1) * step
-        cost = np.full(lags.size, np.nan)
-        count = np.zeros(lags.size)
-        for i, lag in enumerate(lags):
-            d = p.distances(ref, x_ref, c, p.at(c, q, lag))
-            d = d[np.isfinite(d)]
-            count[i] = d.size
-            if d.size:
-                cost[i] = float(np.mean(np.minimum(d, TRUNCATE_PX)))
-        enough = count >= MIN_OVERLAP * count.max() if count.max() > 0 else np.zeros(lags.size, bool)
-        cost = np.where(enough & np.isfinite(cost), cost, np.inf)
+        cost, p.scale[c] = _score_lags(lambda lag: p.distances(ref, x_ref, c, p.at(c, q, lag)), lags)
         if not np.isfinite(cost).any():
             conf[c] = 0.0
             continue
@@ -264,14 +281,18 @@ def _fine_cost(p: _Problem, c: int, offsets, drifts, ref: int, q: np.ndarray, ot
             xc = p.at(c, q, offset, drift)
             return [p.distances(k, xk, c, xc) for k, xk in at_others]
 
+    scale = max(CAUCHY_PX, float(p.scale[c]))
+
     def cost(offset: float, drift: float = 0.0) -> float:
         total, n = 0.0, 0
         for d in distances(offset, drift):
             d = d[np.isfinite(d)]
-            total += float(np.sum(np.log1p((d / CAUCHY_PX) ** 2)))
+            total += float(np.sum(np.log1p((d / scale) ** 2)))
             n += d.size
         cost.count = n
-        return CAUCHY_PX * np.sqrt(np.expm1(total / n)) if n else np.inf
+        return scale * np.sqrt(np.expm1(total / n)) if n else np.inf
+
+    cost.scale = scale
 
     cost.count = 0
     return cost
@@ -294,15 +315,7 @@ def reprojection_lags(p: _Problem, offsets: np.ndarray, max_offset_s: float, ref
             points = p.triangulated(others, q, offsets, zero)
             step = p.dt[c]
             lags = np.arange(-np.floor(max_offset_s / step), np.floor(max_offset_s / step) + 1) * step
-            cost = np.full(lags.size, np.inf)
-            count = np.zeros(lags.size)
-            for i, lag in enumerate(lags):
-                d = p.reprojection(c, points, q, lag)
-                d = d[np.isfinite(d)]
-                count[i] = d.size
-                if d.size:
-                    cost[i] = float(np.mean(np.minimum(d, TRUNCATE_PX)))
-            cost = np.where(count >= MIN_OVERLAP * max(count.max(), 1), cost, np.inf)
+            cost, p.scale[c] = _score_lags(lambda lag: p.reprojection(c, points, q, lag), lags)
             if not np.isfinite(cost).any():
                 conf[c] = 0.0
                 continue
@@ -329,7 +342,7 @@ def refine_offsets(p: _Problem, offsets: np.ndarray, ref: int = 0, rounds: int =
     return offsets, costs
 
 
-def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0):
+def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0, confidence: np.ndarray | None = None):
     """Per-camera (offset at the first frame, drift) minimising the fine cost over the whole
     recording (Nelder-Mead from no drift); a drift is kept only when it moves the offset by
     ``DRIFT_MIN_FRAMES`` or more over the recording.  Returns (offsets, drifts)."""
@@ -341,6 +354,8 @@ def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0):
     for c in range(p.n):
         if c == ref:
             continue
+        if confidence is not None and confidence[c] < LOW_CONFIDENCE:
+            continue  # no drift on top of an offset that is itself in doubt
         span = float(np.nanmax(p.t[c]) - p.first[c])
         if span * DRIFT_SMALLEST < DRIFT_MIN_FRAMES * p.dt[c]:
             continue  # too short for the smallest drift that matters to show (29.97 vs 30 fps)
@@ -352,8 +367,9 @@ def fit_drift(p: _Problem, offsets: np.ndarray, ref: int = 0):
                        options={"xatol": 1e-3, "fatol": 1e-6, "initial_simplex": [[0, 0], [0.3, 0], [0, 0.5]]})
         # log-likelihood ratio of the Cauchy model with and without the drift (one parameter more)
         base = f(offsets[c], 0.0)
-        gain = f.count * (np.log1p((base / CAUCHY_PX) ** 2) - np.log1p((res.fun / CAUCHY_PX) ** 2))
-        if abs(res.x[1]) >= DRIFT_MIN_FRAMES and gain > DRIFT_MIN_GAIN and np.isfinite(res.fun):
+        gain = f.count * (np.log1p((base / f.scale) ** 2) - np.log1p((res.fun / f.scale) ** 2))
+        if (abs(res.x[1]) >= DRIFT_MIN_FRAMES and gain > DRIFT_MIN_GAIN and np.isfinite(res.fun)
+                and abs(res.x[1] * scale[1]) <= DRIFT_MAX):
             offsets[c] += res.x[0] * scale[0]
             drifts[c] = res.x[1] * scale[1]
     return offsets, drifts
@@ -413,14 +429,25 @@ def sync_from_motion(rig: Rig, kp: Keypoints2D, *, max_offset_s: float = MAX_OFF
     if p.n >= 3:
         coarse, conf, rival = reprojection_lags(p, coarse, max_offset_s)
     fine, cost = refine_offsets(p, coarse)
+    warnings = []
+    # a rig that does not fit the keypoints (a rough start) makes every lag wrong in a way the rival
+    # valley cannot see: the cost at the solution gives it away
+    limit = RIG_MISFIT * np.array([np.hypot(*cam.size) for cam in rig.cameras])
+    misfit = np.clip(2.0 - cost / limit, 0.0, 1.0)
+    misfit[0] = 1.0
+    for c in range(1, p.n):
+        if misfit[c] < 1.0:
+            warnings.append(f"{kp.camera_names[c]}: at its best offset the keypoints miss the rig's geometry by "
+                            f"{cost[c]:.0f} px (above {RIG_MISFIT:.0%} of the image diagonal): the rig does not fit "
+                            "these keypoints; sync with a calibrated rig")
+    conf = conf * misfit
     drifts = np.zeros(p.n)
     if drift:
-        fine, drifts = fit_drift(p, fine)
+        fine, drifts = fit_drift(p, fine, confidence=conf)
         fine, cost = _polish(p, fine, drifts)
     corr = speed_correlation_offsets(p, max_offset_s)
-    warnings = []
     for c in range(1, p.n):
-        if conf[c] < LOW_CONFIDENCE:
+        if conf[c] < LOW_CONFIDENCE and misfit[c] == 1.0:
             alt = f"; another lag, {rival[c]:+.3f} s, fits almost as well" if np.isfinite(rival[c]) else ""
             warnings.append(
                 f"{kp.camera_names[c]}: offset ambiguous (confidence {conf[c]:.2f}){alt}: the keypoints barely move "

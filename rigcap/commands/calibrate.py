@@ -121,8 +121,15 @@ def run_keypoints(args) -> int:
     if args.sync:
         from triangulate.motion_sync import print_sync, sync_keypoints
 
+        from triangulate.motion_sync import LOW_CONFIDENCE
+
         kp, sync = sync_keypoints(rig, kp)
         print_sync(sync, console)
+        doubtful = [n for n, c in zip(sync.camera_names, sync.confidence) if c < LOW_CONFIDENCE]
+        if doubtful:
+            raise RigcapError(f"--sync: the offsets of {', '.join(doubtful)} are in doubt (see above); a rig calibrated on "
+                              "wrongly paired frames would be wrong too. Sync with a rig close to the truth "
+                              "(rigcap sync --rig), or give synchronised keypoints")
     with console.status("bundle adjustment") as status:
         def progress(name, it, cost):
             status.update(f"bundle adjustment: {name}, iteration {it}, cost {cost:.4g}")

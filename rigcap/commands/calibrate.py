@@ -97,8 +97,9 @@ def run_keypoints(args) -> int:
     """``--keypoints KP --start-rig RIG``: bundle adjustment on keypoint correspondences."""
     from rich.console import Console
 
+    from rich.table import Table
+
     from calibration.keypoint_calibration import calibrate_from_keypoints, parse_scale_from
-    from calibration.report import print_table
     from calibration.rig import Rig
     from calibration.rigfile import load_rig, save_rig
     from rigcap.errors import RigcapError
@@ -137,7 +138,15 @@ def run_keypoints(args) -> int:
                                           lens_model=args.lens_model, min_confidence=args.min_confidence,
                                           refine_intrinsics=not args.fixed_intrinsics, progress=progress)
     out = save_rig(result.rig, args.out)
-    print_table(result.cameras, float("nan"), console)
+    table = Table(title="calibration from keypoints")
+    for col in ("camera", "RMSE px", "frames", "keypoints used", "outliers", "coverage", "lens model"):
+        table.add_column(col, justify="left" if col in ("camera", "lens model") else "right")
+    for c in result.cameras:
+        table.add_row(c.name, f"{c.rmse_px:.2f}", str(c.views), str(c.corners), str(c.outliers), f"{c.coverage:.0%}",
+                      c.lens_model)
+    console.print(table)
+    for c in result.cameras[:1]:
+        console.print(f"lens: {c.lens_reason}")
     console.print(f"{result.n_observations} observations of {result.n_points} points; "
                   f"{result.outlier_fraction:.1%} rejected as outliers; noise ~{result.sigma_px:.2f} px per axis")
     console.print(f"scale from {result.scale_source}")

@@ -122,11 +122,18 @@ def _as_detections(detections, image_sizes, names) -> Detections:
     return Detections.from_arrays(corners, image_sizes, names)
 
 
-def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections) -> list[Camera]:
+#: image sizes within this fraction per side are padding or a crop of a few pixels (a Qualisys export
+#: says 1088 where the video is 1080): a warning; beyond it, another resolution: an error
+SIZE_PADDING_FRACTION = 0.02
+
+
+def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections, warnings: list[str]) -> list[Camera]:
     """Copies of ``intrinsics``' cameras in ``det``'s order: by name for a :class:`Rig`, by position for a list.
 
     Lens parameters only mean something at the resolution they were
-    calibrated at, so a camera whose image size differs is an error too.
+    calibrated at: a camera whose image size differs by a few pixels
+    (:data:`SIZE_PADDING_FRACTION`) gets a warning in ``warnings`` naming both
+    sizes, one at another resolution is an error.
     """
     if isinstance(intrinsics, Rig):
         missing = [n for n in det.names if n not in intrinsics.names]
@@ -140,10 +147,18 @@ def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections) -> li
         cams = [c.copy() for c in intrinsics]
         if len(cams) != det.n_cameras:
             raise ValueError(f"{len(cams)} starting intrinsics for {det.n_cameras} cameras")
-    wrong = [f"{n!r} {tuple(c.size)} vs {tuple(s)}" for c, n, s in zip(cams, det.names, det.sizes)
-             if c.size is not None and tuple(c.size) != tuple(s)]
-    if wrong:
-        raise RigcapError(f"intrinsics were calibrated at another image size: {'; '.join(wrong)} (rig vs recording)")
+    from calibration.rig import size_mismatch_warnings
+
+    for c, n, size in zip(cams, det.names, det.sizes):
+        if c.size is None or tuple(c.size) == tuple(size):
+            continue
+        rel = np.abs(np.array(c.size, float) - np.array(size, float)) / np.array(size, float)
+        if (rel > SIZE_PADDING_FRACTION).any():
+            raise RigcapError(f"intrinsics were calibrated at another image size: {n!r} {tuple(c.size)} vs "
+                              f"{tuple(size)} (rig vs recording)")
+        probe = Rig([Camera(n, c.size, c.matrix)])
+        warnings.extend(w + " (intrinsics used as they are)" for w in
+                        size_mismatch_warnings(probe, {n: tuple(size)}, "the recording"))
     return cams
 
 
@@ -215,7 +230,7 @@ def calibrate_from_detections(
     if initial_rig is not None:
         cams = [initial_rig[n].copy() if n in initial_rig.names else initial_rig[i].copy() for i, n in enumerate(det.names)]
     elif intrinsics is not None:
-        cams = _match_intrinsics(intrinsics, det)
+        cams = _match_intrinsics(intrinsics, det, warnings)
     else:
         cams = []
         for c in range(n_cams):

@@ -137,6 +137,10 @@ def run(args) -> int:
         except RigcapError as exc:
             raise RigcapError(f"{args.keypoints} vs {args.rig}: {exc} (or --camera-order rig to match by order)") from None
 
+    from calibration.rig import keypoint_extent_warnings
+
+    for line in keypoint_extent_warnings(rig, kp.keypoints, kp.camera_names):
+        console.print(f"[yellow]warning:[/] {line}")
     result = triangulate(rig, kp, config)
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")

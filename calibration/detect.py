@@ -40,6 +40,15 @@ from rigcap.errors import InputFileError, RigcapError
 MARKER_REFINEMENT = cv2.aruco.CORNER_REFINE_CONTOUR
 
 
+# A board seen mirrored (a webcam set to mirror its image, or a transparent board seen from behind)
+# gives OpenCV no marker with a valid id: such frames are detected again on the mirrored image
+# (cv2.flip(gray, 1)) and the corners mapped back to the camera's own pixels, x -> (w - 1) - x.
+# Tried only where the image itself gave fewer than MIRROR_TRY_BELOW corners, kept only with at
+# least MIRROR_MIN_CORNERS (a mirrored marker seldom decodes as a valid one, a whole board never).
+MIRROR_TRY_BELOW = 4
+MIRROR_MIN_CORNERS = 4
+
+
 # ---------------------------------------------------------------- one image
 def make_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv2.aruco.CharucoDetector":
     """OpenCV's detector for ``board`` with refined marker corners (:data:`MARKER_REFINEMENT`).
@@ -54,6 +63,27 @@ def make_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv
     charuco = cv2.aruco.CharucoParameters()
     charuco.tryRefineMarkers = True
     return cv2.aruco.CharucoDetector(board.cv_board(), charuco, params)
+
+
+def detect_frame_or_mirrored(detector, gray: np.ndarray, n_corners: int, inverted: bool = False,
+                             saddle: bool = True) -> tuple[np.ndarray, int, bool]:
+    """:func:`detect_frame`, then, when that finds too few corners, the same on the mirrored image.
+
+    Returns corners in ``gray``'s own pixel coordinates either way, the marker
+    count and whether the board was found mirrored.  Which physical case a
+    mirrored board is (mirrored image or board seen from behind) is decided
+    later from the other cameras (:mod:`calibration.mirror`).
+    """
+    c, m = detect_frame(detector, gray, n_corners, inverted, saddle)
+    found = int(np.isfinite(c[:, 0]).sum())
+    if found >= MIRROR_TRY_BELOW:
+        return c, m, False
+    cf, mf = detect_frame(detector, cv2.flip(gray, 1), n_corners, inverted, saddle)
+    found_f = int(np.isfinite(cf[:, 0]).sum())
+    if found_f >= MIRROR_MIN_CORNERS and found_f > found:
+        cf[:, 0] = (gray.shape[1] - 1) - cf[:, 0]
+        return cf, mf, True
+    return c, m, False
 
 
 def detect_frame(detector, gray: np.ndarray, n_corners: int, inverted: bool = False,
@@ -169,6 +199,11 @@ class CameraDetections:
     size: tuple[int, int]
     corners: np.ndarray  # (F, N, 2) float64, NaN where not found
     n_markers: np.ndarray  # (F,) markers of the board's dictionary found
+    mirrored: np.ndarray | None = None  # (F,) bool: the board was found on the mirrored image
+
+    def __post_init__(self) -> None:
+        if self.mirrored is None:
+            self.mirrored = np.zeros(self.corners.shape[0], dtype=bool)
 
     @property
     def n_frames(self) -> int:
@@ -190,10 +225,12 @@ def detect_source(
     n = board.n_corners
     corners: list[np.ndarray] = []
     markers: list[int] = []
+    mirrored: list[bool] = []
     for i, gray in source.frames(gray=True):
-        c, m = detect_frame(detector, gray, n, board.inverted)
+        c, m, flipped = detect_frame_or_mirrored(detector, gray, n, board.inverted)
         corners.append(c)
         markers.append(m)
+        mirrored.append(flipped)
         if on_progress is not None and (i % 8 == 7):
             on_progress(8)
     if on_progress is not None:
@@ -204,6 +241,7 @@ def detect_source(
         source.size,
         np.array(corners, dtype=np.float64).reshape(-1, n, 2),
         np.array(markers, dtype=np.int32),
+        np.array(mirrored, dtype=bool),
     )
 
 
@@ -284,12 +322,14 @@ class Detections:
     frames: np.ndarray  # (C, F) int, -1 = no frame
     n_markers: np.ndarray = field(default=None)  # (C, F)
     sources: list[str] = field(default_factory=list)
+    mirrored: np.ndarray = field(default=None)  # (C, F) bool: board found on the mirrored image
 
     def __post_init__(self) -> None:
         self.corners = np.asarray(self.corners, dtype=np.float64)
         c, f = self.corners.shape[:2]
         if self.n_markers is None:
             self.n_markers = np.zeros((c, f), dtype=np.int32)
+        self.mirrored = np.zeros((c, f), dtype=bool) if self.mirrored is None else np.asarray(self.mirrored, bool)
         if len(self.names) != c or len(self.sizes) != c:
             raise ValueError("names and sizes must have one entry per camera (axis 0 of corners)")
 
@@ -312,7 +352,7 @@ class Detections:
     def subset_instants(self, keep: np.ndarray) -> "Detections":
         return Detections(
             list(self.names), list(self.sizes), self.corners[:, keep], self.frames[:, keep],
-            self.n_markers[:, keep], list(self.sources),
+            self.n_markers[:, keep], list(self.sources), self.mirrored[:, keep],
         )
 
     @classmethod

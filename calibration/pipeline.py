@@ -75,6 +75,7 @@ from calibration.camera import Camera
 from calibration.detect import Detections, detect_all
 from calibration.extrinsics_init import board_poses, board_poses_world, initial_extrinsics
 from calibration.intrinsics import calibrate_intrinsics, choose_lens_model, lens_free_mask, point_coverage
+from calibration.mirror import decide_mirrored_images, flip_pixel_frame, flip_pixels, is_mirrored, mirrored_lens
 from calibration.report import CameraReport, board_rigidity_mm, metadata
 from calibration.rig import Rig
 from calibration.sync import group_detections, read_timestamps
@@ -241,6 +242,19 @@ def calibrate_from_detections(
             warnings.extend(res.warnings)
     for cam, name, size in zip(cams, det.names, det.sizes):
         cam.name, cam.size = name, tuple(size)
+    # a camera that found the board mirrored: mirrored image or board seen from behind (calibration.mirror);
+    # from here to the world frame, mirrored-image cameras work in unflipped pixels with an ordinary lens
+    corners_recorded = corners
+    known = np.array([is_mirrored(cam) for cam in cams])
+    corners = corners.copy()
+    for c in np.flatnonzero(known):
+        cams[c] = flip_pixel_frame(cams[c])
+        corners[c] = flip_pixels(corners[c], det.sizes[c][0])
+    mirror = decide_mirrored_images(corners, det.mirrored, cams, board, det.names, known)
+    for c in np.flatnonzero(mirror.image_mirrored & ~known):
+        cams[c] = mirrored_lens(cams[c])
+        corners[c] = flip_pixels(corners[c], det.sizes[c][0])
+    warnings.extend(mirror.notes[c] for c in sorted(mirror.notes))
     seconds["intrinsics"] = time.perf_counter() - t0
 
     # 2. board poses per view, camera graph, initial extrinsics
@@ -282,10 +296,12 @@ def calibrate_from_detections(
         a, b = frame_from_board(*_still_pose(ba.board_rvecs, ba.board_tvecs, int(k[0])))
     rig = transform_rig(rig, a, b)
     board_rvecs, board_tvecs = transform_board_poses(ba.board_rvecs, ba.board_tvecs, a, b)
+    rig = Rig([flip_pixel_frame(cam) if m else cam for cam, m in zip(rig.cameras, mirror.image_mirrored)],
+              rig.metadata)  # back to the pixels as recorded: fx < 0
 
     # 5. report
     t3 = time.perf_counter()
-    rigidity, _ = board_rigidity_mm(rig, corners[:, instants], board)
+    rigidity, _ = board_rigidity_mm(rig, corners_recorded[:, instants], board)
     reports = []
     for c in range(n_cams):
         mine = obs.cam == c
@@ -297,6 +313,8 @@ def calibrate_from_detections(
         reports.append(CameraReport(
             det.names[c], rmse, int(np.isfinite(corners[c, :, :, 0]).any(axis=1).sum()), int(inl.sum()),
             int((mine & ~ba.inliers).sum()), float(coverage[c]), float(intr_rms[c]), cam_warn, model, reason,
+            bool(mirror.image_mirrored[c]),
+            int((mirror.back_views[c] & np.isfinite(corners[c, :, :, 0]).any(axis=1)).sum()),
         ))
     seconds["report"] = time.perf_counter() - t3
     rig.metadata["calibration"] = metadata(reports, rigidity, {

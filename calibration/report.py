@@ -92,6 +92,8 @@ class CameraReport:
     warnings: list[str] = field(default_factory=list)
     lens_model: str = "full"  # calibration.intrinsics.LENS_MODELS, "held" when given and not refined
     lens_reason: str = ""  # why that model (one line)
+    image_mirrored: bool = False  # its image is mirrored left-right: the rig file holds fx < 0 (calibration.mirror)
+    back_views: int = 0  # views in which it sees the board from behind (a transparent board)
 
 
 def metadata(cameras: list[CameraReport], rigidity_mm: float, extra: dict | None = None) -> dict:
@@ -101,6 +103,8 @@ def metadata(cameras: list[CameraReport], rigidity_mm: float, extra: dict | None
             "rmse_px": round(float(c.rmse_px), 4), "views": int(c.views), "corners": int(c.corners),
             "outliers": int(c.outliers), "coverage": round(float(c.coverage), 3),
             "lens_model": c.lens_model, **({"lens_model_reason": c.lens_reason} if c.lens_reason else {}),
+            **({"image_mirrored": True} if c.image_mirrored else {}),
+            **({"board_seen_from_behind_views": int(c.back_views)} if c.back_views else {}),
         }
         for c in cameras
     }

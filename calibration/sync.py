@@ -200,6 +200,7 @@ def group_detections(per_camera: Sequence[CameraDetections], frames: np.ndarray 
     c, f = frames.shape
     corners = np.full((c, f, n, 2), np.nan)
     markers = np.zeros((c, f), dtype=np.int32)
+    mirrored = np.zeros((c, f), dtype=bool)
     for ci, d in enumerate(per_camera):
         beyond = frames[ci] >= d.n_frames
         if beyond.any():
@@ -210,7 +211,8 @@ def group_detections(per_camera: Sequence[CameraDetections], frames: np.ndarray 
         ok = frames[ci] >= 0
         corners[ci, ok] = d.corners[frames[ci, ok]]
         markers[ci, ok] = d.n_markers[frames[ci, ok]]
+        mirrored[ci, ok] = d.mirrored[frames[ci, ok]]
     return Detections(
         [d.name for d in per_camera], [d.size for d in per_camera], corners, frames, markers,
-        [d.source for d in per_camera],
+        [d.source for d in per_camera], mirrored,
     )

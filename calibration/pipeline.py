@@ -79,11 +79,14 @@ from calibration.mirror import decide_mirrored_images, flip_pixel_frame, flip_pi
 from calibration.report import CameraReport, board_rigidity_mm, metadata
 from calibration.rig import Rig
 from calibration.sync import group_detections, read_timestamps
+from calibration.uncertainty import camera_uncertainty
 from calibration.world import frame_from_board, frame_from_camera, transform_board_poses, transform_rig
 from rigcap.errors import RigcapError
 
 
 MIN_VIEW_CORNERS = 4
+SIGMA_NOTE = ("sigma_*: 1-sigma from the bundle adjustment's covariance, relative to the first camera, worst "
+              "direction; a lower bound when the lens model is simpler than the lens (calibration.uncertainty)")
 
 
 @dataclass
@@ -98,6 +101,7 @@ class CalibrationResult:
     bundle: BundleResult
     warnings: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    sigmas: list = field(default_factory=list)  # per camera calibration.uncertainty.CameraUncertainty (BA frame)
 
     @property
     def rmse_px(self) -> dict[str, float]:
@@ -280,6 +284,12 @@ def calibrate_from_detections(
                        refine_intrinsics=refine_intrinsics,
                        intrinsics_free=np.array([lens_free_mask(m) for m, _ in models]))
     seconds["bundle_adjustment"] = time.perf_counter() - t2
+    t_u = time.perf_counter()
+    inl = obs.subset(ba.inliers)
+    sigmas = camera_uncertainty(ba.cameras, ba.board_rvecs, ba.board_tvecs, board.corner_points(), inl.cam,
+                                inl.board, inl.corner, inl.uv,
+                                np.array([lens_free_mask(m) for m, _ in models]) if refine_intrinsics else None)
+    seconds["uncertainty"] = time.perf_counter() - t_u
 
     # 4. world frame
     rig = Rig(ba.cameras)
@@ -315,6 +325,7 @@ def calibrate_from_detections(
             int((mine & ~ba.inliers).sum()), float(coverage[c]), float(intr_rms[c]), cam_warn, model, reason,
             bool(mirror.image_mirrored[c]),
             int((mirror.back_views[c] & np.isfinite(corners[c, :, :, 0]).any(axis=1)).sum()),
+            sigmas[c].position_mm, sigmas[c].orientation_deg, sigmas[c].focal_pct,
         ))
     seconds["report"] = time.perf_counter() - t3
     rig.metadata["calibration"] = metadata(reports, rigidity, {
@@ -323,8 +334,10 @@ def calibrate_from_detections(
         "refine_intrinsics": bool(refine_intrinsics),
         "board_sightings": int(instants.size),
         "units": "metres",
+        "sigma_note": SIGMA_NOTE,
     })
-    return CalibrationResult(rig, reports, rigidity, det, instants, board_rvecs, board_tvecs, ba, warnings, seconds)
+    return CalibrationResult(rig, reports, rigidity, det, instants, board_rvecs, board_tvecs, ba, warnings, seconds,
+                             sigmas)
 
 
 def detect_inputs(

@@ -153,6 +153,15 @@ class BoardDefinition:
         return (self.squares_x - 1) * (self.squares_y - 1)
 
     @property
+    def orientation_unique(self) -> bool:
+        """A view of the board tells which corner is corner 0: always for ChArUco (markers), for a
+        checkerboard only when ``squares_x + squares_y`` is odd (the end squares differ in colour) and
+        the board is not square (a 90 degree turn would look alike)."""
+        if not self.is_checkerboard:
+            return True
+        return (self.squares_x + self.squares_y) % 2 == 1 and self.squares_x != self.squares_y
+
+    @property
     def inner_corners(self) -> tuple[int, int]:
         """Inner corners per row and per column (OpenCV's ``patternSize`` for a checkerboard)."""
         return self.squares_x - 1, self.squares_y - 1

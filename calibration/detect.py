@@ -50,7 +50,53 @@ MIRROR_MIN_CORNERS = 4
 
 
 # ---------------------------------------------------------------- one image
-def make_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv2.aruco.CharucoDetector":
+class CheckerboardDetector:
+    """A plain checkerboard: OpenCV's ``findChessboardCornersSB`` (the whole board must be in view),
+    corners put in rigcap's order (row by row from the corner whose outer square is black, as
+    :class:`~calibration.board.BoardDefinition` numbers them).
+
+    Why the reordering: OpenCV may return the grid starting from either end (a 180 degree turn
+    looks alike), which is harmless for one camera's lens but wrong for extrinsics.  When
+    ``squares_x + squares_y`` is odd the two end squares differ in colour, so the darker one says
+    where corner 0 is; otherwise the board looks the same turned over and
+    :attr:`BoardDefinition.orientation_unique` is false (extrinsics refuse it, saying why).
+    """
+
+    def __init__(self, board: BoardDefinition):
+        self.board = board
+
+    def detect(self, gray: np.ndarray, inverted: bool = False, saddle: bool = True) -> np.ndarray:
+        nx, ny = self.board.inner_corners
+        out = np.full((nx * ny, 2), np.nan)
+        found, c = cv2.findChessboardCornersSB(gray, (nx, ny), cv2.CALIB_CB_NORMALIZE_IMAGE)
+        if not found or c is None:
+            return out
+        c = np.asarray(c, dtype=np.float64).reshape(-1, 2)
+        if self.board.orientation_unique:
+            blur = cv2.GaussianBlur(gray, (0, 0), 1.0)
+
+            def outer_square(i: int, j: int) -> float:  # grey level half a diagonal beyond corner i
+                p = c[i] + 0.5 * (c[i] - c[j])
+                x = int(np.clip(round(p[0]), 0, gray.shape[1] - 1))
+                y = int(np.clip(round(p[1]), 0, gray.shape[0] - 1))
+                return float(blur[y, x])
+
+            first, last = outer_square(0, nx + 1), outer_square(nx * ny - 1, nx * ny - nx - 2)
+            if (first > last) != bool(inverted):  # corner 0's outer square is the black one
+                c = c[::-1].copy()
+        out[:] = c
+        if saddle:
+            out = refine_saddle(gray, out, (self.board.squares_x, self.board.squares_y))
+        return out
+
+
+def make_detector(board: BoardDefinition, inverted_markers: bool = False):
+    if board.is_checkerboard:
+        return CheckerboardDetector(board)
+    return _charuco_detector(board, inverted_markers)
+
+
+def _charuco_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv2.aruco.CharucoDetector":
     """OpenCV's detector for ``board`` with refined marker corners (:data:`MARKER_REFINEMENT`).
 
     ``inverted_markers`` asks OpenCV to accept white-on-black markers as well
@@ -76,7 +122,7 @@ def detect_frame_or_mirrored(detector, gray: np.ndarray, n_corners: int, inverte
     """
     c, m = detect_frame(detector, gray, n_corners, inverted, saddle)
     found = int(np.isfinite(c[:, 0]).sum())
-    if found >= MIRROR_TRY_BELOW:
+    if found >= MIRROR_TRY_BELOW or isinstance(detector, CheckerboardDetector):  # a checkerboard has no mirror
         return c, m, False
     cf, mf = detect_frame(detector, cv2.flip(gray, 1), n_corners, inverted, saddle)
     found_f = int(np.isfinite(cf[:, 0]).sum())
@@ -93,6 +139,8 @@ def detect_frame(detector, gray: np.ndarray, n_corners: int, inverted: bool = Fa
     ``saddle`` (default) re-refines OpenCV's corners as intensity saddle points
     (:func:`refine_saddle`) and drops the corners where the two disagree.
     """
+    if isinstance(detector, CheckerboardDetector):
+        return detector.detect(gray, inverted, saddle), 0
     if inverted:
         gray = 255 - gray
     corners, ids, _marker_corners, marker_ids = detector.detectBoard(gray)

@@ -220,6 +220,12 @@ def calibrate_from_detections(
 ) -> CalibrationResult:
     """Calibrate a rig from grouped corner detections (see the module docstring)."""
     det = _as_detections(detections, image_sizes, names)
+    if not board.orientation_unique and det.n_cameras > 1:
+        raise RigcapError(
+            f"a {board.squares_x} x {board.squares_y} checkerboard looks the same turned by "
+            f"{'90' if board.squares_x == board.squares_y else '180'} degrees, so two cameras cannot tell which "
+            "corner is which: use a checkerboard with squares_x != squares_y and squares_x + squares_y odd, or a "
+            "ChArUco board, for extrinsics (any checkerboard works with --intrinsics-only)")
     # a view with a corner or three is most often a stray marker's interpolation, and
     # constrains little anyway: calibration uses views with MIN_VIEW_CORNERS or more
     corners = np.where((det.counts() >= MIN_VIEW_CORNERS)[:, :, None, None], det.corners, np.nan)
@@ -357,7 +363,7 @@ def detect_inputs(
     (:mod:`calibration.selfcheck`), and the error says which one fits.
     """
     per_camera = detect_all(inputs, board, workers=workers, progress=progress)
-    if selfcheck:
+    if selfcheck and not board.is_checkerboard:  # the self-check reads markers; a checkerboard has none
         from calibration.selfcheck import check_detections
 
         check_detections(per_camera, board, str(board_path) if board_path else "the board TOML")

@@ -68,10 +68,18 @@ def _sleep_until_ns(target_wall_ns: int) -> None:
         time.sleep(remaining / 1e9 if remaining > 2_000_000 else 0.0002)
 
 
+class WallClock:
+    """The wall clock a paced source reads and sleeps on; tests pass a virtual one, so pacing is checked exactly."""
+
+    now_ns = staticmethod(time.time_ns)
+    sleep_until_ns = staticmethod(_sleep_until_ns)
+
+
 class FrameSource:
     """Base class: ``open``, ``read``, ``close`` and the properties ``name``, ``fps``, ``size``."""
 
     kind = "base"
+    clock = WallClock()
 
     def __init__(self, name: str, fps: float, size: tuple[int, int], epoch_ns: int | None = None):
         self.name = name
@@ -352,7 +360,7 @@ class SyntheticCameraSource(FrameSource):
 
     def open(self) -> "SyntheticCameraSource":
         if self.studio is None:
-            from capture.synthetic.studio import SyntheticStudio
+            from rigcap.studio.studio import SyntheticStudio
 
             self.studio = SyntheticStudio(n_cameras=self.n_cameras, fps=self.fps, duration_s=self.duration_s,
                                           seed=self.seed, size=self.size)
@@ -364,7 +372,7 @@ class SyntheticCameraSource(FrameSource):
             self.studio.image(self.camera_index, 0)  # the first image builds the renderer's caches (~1 s)
         self._period_studio = self.studio.n_frames * int(round(1e9 / self.fps))
         # Start with the first frame whose time is still ahead (a restarted process picks up where the rig is).
-        self._next = max(0, int((time.time_ns() - self.epoch_ns) // self.period_ns))
+        self._next = max(0, int((self.clock.now_ns() - self.epoch_ns) // self.period_ns))
         return self
 
     @property
@@ -378,13 +386,13 @@ class SyntheticCameraSource(FrameSource):
 
     def read(self) -> Frame:
         index = self._next
-        now = time.time_ns()
+        now = self.clock.now_ns()
         # Behind schedule by more than a period: drop to the newest due frame, as a live camera does;
         # and skip the frames the studio says this camera never delivers.
         while (self.time_of(index + 1) <= now - self.period_ns
                or self.studio.dropped(self.camera_index, index % self.studio.n_frames)):
             index += 1
-        _sleep_until_ns(self.time_of(index))
+        self.clock.sleep_until_ns(self.time_of(index))
         self._next = index + 1
         f = index % self.studio.n_frames
         wall = self.time_of(index)

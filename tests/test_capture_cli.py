@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from capture.protocol import free_tcp_endpoint
+from rigcap.wire import free_tcp_endpoint
 from capture.recording import open_session
 from triangulate.formats import Keypoints2D
 
-pytest.importorskip("capture.synthetic.studio")
+pytest.importorskip("rigcap.studio.studio")
 
 
 def test_rigcap_capture_records_synthetic_cameras_and_inspects_the_session(tmp_path, repo_root):
@@ -24,12 +24,15 @@ def test_rigcap_capture_records_synthetic_cameras_and_inspects_the_session(tmp_p
                            "--seconds", "5", "--no-video"], capture_output=True, text=True, timeout=120, cwd=repo_root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "cam_0" in proc.stdout and "clean" in proc.stdout
+    # stdout is a pipe here, as in a log: plain lines, no redrawn table, no terminal escapes
+    assert "\x1b[" not in proc.stdout and "━" not in proc.stdout and "camera=cam_0  state=" in proc.stdout
+    assert proc.stdout.count("grab spread") <= 3  # a block every 10 s and the final one, not 2 redraws a second
     session = open_session(take)
     assert session.clean and session.camera_names == ["cam_0", "cam_1"]
     kp = Keypoints2D.load(take / "keypoints2d.npz")
     assert kp.keypoints.shape[2:] == (26, 3) and kp.n_frames >= 30
 
-    from capture.synthetic.studio import SyntheticStudio
+    from rigcap.studio.studio import SyntheticStudio
 
     studio = SyntheticStudio(n_cameras=2, fps=30.0, duration_s=2.0, seed=0)
     epoch = session.info["session"]["epoch_ns"]

@@ -12,9 +12,9 @@ from calibration.board import BoardDefinition
 from calibration.detect import detect_frame, make_detector
 from calibration.pipeline import calibrate_from_detections
 from calibration.rigfile import load_rig
-from capture.synthetic.board_motion import board_rotation
-from capture.synthetic.board_video import BoardRenderer, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_rotation
+from rigcap.studio.board_video import BoardRenderer, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 from rigcap.cli import main
 from rigcap.errors import RigcapError
 
@@ -113,7 +113,7 @@ def test_intrinsics_only_matches_opencv_and_the_truth_and_is_accepted_by_intrins
 
 def test_checkerboard_extrinsics_when_orientation_is_unique_and_refused_otherwise():
     rig = make_studio_rig(3, seed=2)
-    from capture.synthetic.board_motion import board_trajectory
+    from rigcap.studio.board_motion import board_trajectory
 
     big = BoardDefinition(10, 7, 0.09, pattern="checkerboard")
     rv, tv = board_trajectory(60, seed=3, board=big)

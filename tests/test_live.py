@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from calibration import save_rig
-from capture.fusion_node import FusionNode, read_fused_recording
-from capture.protocol import Backbone, ClockServer, Publisher, free_tcp_endpoint, measure_clock_offset
-from capture.synthetic.studio import SyntheticStudio
+from triangulate.fusion_node import FusionNode, read_fused_recording
+from triangulate.fusion_options import FusionOptions
+from rigcap.wire import Backbone, ClockServer, Publisher, free_tcp_endpoint, measure_clock_offset
+from rigcap.studio.studio import SyntheticStudio
 from rigcap.cli import main
 
 STUDIO_SECONDS = 15.0
@@ -144,7 +145,7 @@ def test_remote_host_clock_offset_is_measured_and_corrected(tmp_path, studio):
         assert abs(offset.offset_ns - skew) < 2_000_000
         for label, offsets in (("corrected", [0, offset.offset_ns]), ("raw", [0, 0])):
             feeder = StudioPublisher(studio, [a_pub, a_pub, a_pub, b_pub], skew_ns=[0, 0, 0, skew], seconds=2.5)
-            node = FusionNode(studio.rig, [a_sub, b_sub], a_pub, fps=30.0, record_dir=tmp_path / label,
+            node = FusionNode(studio.rig, [a_sub, b_sub], a_pub, FusionOptions(fps=30.0), record_dir=tmp_path / label,
                               clock_offsets_ns=offsets)
             feeder.start()
             summary = node.run(duration_s=3.0)
@@ -201,8 +202,9 @@ class FakeSession:
         time.sleep(0.3)
         n = 0
         while not self.halt.is_set():
-            pub.publish("kp3d", {"t_capture_ns": time.time_ns(), "cameras": ["cam_0", "cam_1"] if n % 2 else ["cam_0"]},
-                        {"points": np.zeros((3, 3), "<f4")})
+            cams = ["cam_0", "cam_1"] if n % 2 else ["cam_0"]
+            pub.publish_kp3d(time.time_ns(), np.zeros((3, 3), "<f4"), cameras=cams, frames={c: n for c in cams},
+                             skeleton_name="custom", joints_sha1_hex="0" * 8)
             n += 1
             time.sleep(0.01)
         pub.close()
@@ -231,7 +233,7 @@ class FakeViewer:
 
 
 def test_run_live_counts_from_the_first_accepted_instant_and_tears_everything_down():
-    from capture.live_session import run_live
+    from rigcap.live_session import run_live
 
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
     with Backbone(pub, sub):
@@ -251,7 +253,7 @@ def test_run_live_counts_from_the_first_accepted_instant_and_tears_everything_do
 
 
 def test_run_live_stops_everything_when_the_fusion_process_dies():
-    from capture.live_session import run_live
+    from rigcap.live_session import run_live
     from rigcap.errors import RigcapError
 
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
@@ -261,20 +263,3 @@ def test_run_live_stops_everything_when_the_fusion_process_dies():
         with pytest.raises(RigcapError, match="fusion process exited"):
             run_live(session, seconds=None, viewer=lambda rig, ep: viewers.append(FakeViewer(rig, ep)) or viewers[-1])
     assert session.calls == ["start", "stop"] and viewers[0].terminated
-
-
-def test_capture_never_imports_the_viewer():
-    """README: capture and viewer must not import each other in a cycle; viewer.live reads capture.protocol,
-    so capture (demo included) must not import viewer: the command layer wires the two together."""
-    import ast
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "capture"
-    offenders = []
-    for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
-            offenders += [f"{path.relative_to(root.parent)}:{node.lineno} {n}" for n in names
-                          if n == "viewer" or n.startswith("viewer.")]
-    assert offenders == []

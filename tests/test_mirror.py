@@ -15,9 +15,9 @@ from calibration.detect import Detections, detect_frame_or_mirrored, make_detect
 from calibration.mirror import flip_pixel_frame, flip_pixels
 from calibration.pipeline import calibrate_from_detections
 from calibration.world import compare_rigs
-from capture.synthetic.board_motion import board_faces_camera, board_trajectory
-from capture.synthetic.board_video import STUDIO_BOARD, BoardRenderer, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_faces_camera, board_trajectory
+from rigcap.studio.board_video import STUDIO_BOARD, BoardRenderer, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from scipy.spatial.transform import Rotation
 
 from calibration.pipeline import calibrate_from_detections
 from calibration.uncertainty import within_two_sigma
-from capture.synthetic.board_motion import board_trajectory
-from capture.synthetic.board_video import STUDIO_BOARD, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_trajectory
+from rigcap.studio.board_video import STUDIO_BOARD, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 
 
 def _run(seed: int, noise_px: float, noise_seed: int | None = None):

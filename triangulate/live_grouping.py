@@ -97,9 +97,10 @@ class InstantGrouper:
         cameras: list[str],
         tolerance_ns: int,
         deadline_ns: int,
-        alive_window_ns: int = 1_000_000_000,
-        max_skew_ns: int | None = 2_000_000_000,
+        alive_window_ns: int,
+        max_skew_ns: int | None,
     ):
+        """Times in ns; the defaults live in :class:`triangulate.fusion_options.FusionOptions`."""
         self.cameras = list(cameras)
         self.tolerance_ns = int(tolerance_ns)
         self.deadline_ns = int(deadline_ns)

@@ -7,18 +7,15 @@ newest ``(points (J, 3), n_views (J,))`` each tick; anything that can answer
 * :func:`poll_latest` turns any iterator (a generator, a file replay, a
   blocking queue reader) into such a callable: a daemon thread consumes the
   iterator and keeps only the last item;
-* :class:`Kp3dSource` is the ZeroMQ one: a ``kp3d`` subscriber socket from
-  :mod:`capture.protocol` (latest-only settings: a small receive high-water
-  mark, so a slow window drops old skeletons in ZeroMQ instead of queueing
-  them); each tick it drains what is queued, within a time budget, and decodes
-  only the newest (ZeroMQ's ``CONFLATE`` does not work with multipart
-  messages).  The fusion node's PUB socket never blocks on a slow subscriber
-  either way.
+* :class:`Kp3dSource` is the ZeroMQ one: the shared
+  :class:`rigcap.wire.Subscriber` in latest-only mode (each tick it drains what
+  is queued, within a time budget, and decodes only the newest, through the one
+  ``kp3d`` validator).  The fusion node's PUB socket never blocks on a slow
+  subscriber either way.
 
-``kp3d`` payload read here: array ``points`` ``(joints, 3)`` (or
-``(persons, joints, 3)``: the first person is drawn), metres, NaN where not
-triangulated; optional array ``n_views`` ``(joints,)``; optional header field
-``skeleton`` (a built-in skeleton's name).
+``kp3d`` is documented in :mod:`rigcap.wire`; the viewer draws ``points``
+with ``n_views`` (everybody, each in their own colour, when the message carries
+``person_ids``; else the first person).
 """
 
 from __future__ import annotations
@@ -55,8 +52,13 @@ def poll_latest(updates: Iterable[Update]) -> Callable[[], Update | None]:
 
 
 def message_to_update(msg) -> tuple[Update, str | None]:
-    """A decoded ``kp3d`` :class:`capture.protocol.Message` -> ``((points, n_views), skeleton name)``."""
+    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views[, person_ids]), skeleton name)``.
+
+    A message with ``person_ids`` (several people) keeps everybody: each is drawn in their own colour."""
     points = np.asarray(msg.arrays["points"], dtype=np.float64)
+    ids = msg.arrays.get("person_ids")
+    if points.ndim == 3 and ids is not None:
+        return (points, msg.arrays.get("n_views"), np.asarray(ids)), msg.header.get("skeleton")
     if points.ndim == 3:
         points = points[0] if len(points) else np.full(points.shape[1:], np.nan)
     if points.ndim != 2 or points.shape[1] != 3:
@@ -71,45 +73,34 @@ def message_to_update(msg) -> tuple[Update, str | None]:
 class Kp3dSource:
     """Latest-only ``kp3d`` subscriber; call it (``source()``) for the newest update or ``None``.
 
-    Each call takes everything queued off the socket (for at most
-    ``drain_budget_s``, so a publisher faster than the window cannot keep it
-    draining forever) and decodes only the newest message.  Counters:
-    ``received`` (messages taken off the socket), ``skipped`` (messages published
-    but never returned, from the sequence numbers: drained past or dropped by
-    ZeroMQ), ``malformed``.
+    The shared :class:`rigcap.wire.Subscriber` in ``latest_only`` mode does the
+    draining and the validation (every ``kp3d`` reader uses the one validator).
+    Counters: ``received`` (valid messages decoded), ``skipped`` (messages
+    published but never returned, from the sequence numbers: drained past or
+    dropped by ZeroMQ), ``malformed`` (refused by the validator).
     """
 
     def __init__(self, endpoint: str, topic: str = "kp3d", bind: bool = False, drain_budget_s: float = 0.002):
-        from capture.protocol import Subscriber
+        from rigcap.wire import Subscriber
 
-        self.sub = Subscriber(endpoint, topics=topic, latest_only=True, bind=bind)
-        self.drain_budget_s = drain_budget_s
+        self.sub = Subscriber(endpoint, topics=topic, latest_only=True, bind=bind, drain_budget_s=drain_budget_s)
         self.skeleton_name: str | None = None
         self.last_seq: int | None = None
-        self.received = 0
         self.skipped = 0
-        self.malformed = 0
+
+    @property
+    def received(self) -> int:
+        return self.sub.received
+
+    @property
+    def malformed(self) -> int:
+        return self.sub.malformed
 
     def __call__(self) -> Update | None:
-        import zmq
-
-        from capture.protocol import ProtocolError, decode
-
-        newest, deadline = None, time.perf_counter() + self.drain_budget_s
-        while time.perf_counter() < deadline:
-            try:
-                newest = self.sub.socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                break
-            self.received += 1
-        if newest is None:
+        msg = self.sub.recv(0)
+        if msg is None:
             return None
-        try:
-            msg = decode(newest)
-            update, self.skeleton_name = message_to_update(msg)
-        except (ProtocolError, KeyError, ValueError):
-            self.malformed += 1
-            return None
+        update, self.skeleton_name = message_to_update(msg)
         if self.last_seq is not None and msg.seq > self.last_seq + 1:
             self.skipped += msg.seq - self.last_seq - 1
         self.last_seq = msg.seq
@@ -119,16 +110,51 @@ class Kp3dSource:
         self.sub.close()
 
 
+class AnglesSource:
+    """Latest-only ``angles`` subscriber (the fusion node publishes them with ``rigcap fuse --angles``);
+    call it for the newest message's text, or ``None`` when nothing new came."""
+
+    def __init__(self, endpoint: str, chosen: tuple[str, ...] = ()):
+        from rigcap.wire import Subscriber
+
+        self.sub = Subscriber(endpoint, topics="angles", latest_only=True)
+        self.chosen = tuple(chosen)
+
+    def __call__(self) -> str | None:
+        msg = self.sub.recv(0)
+        return None if msg is None else angles_text(msg, self.chosen)
+
+    def close(self) -> None:
+        self.sub.close()
+
+
+def angles_text(msg, chosen: tuple[str, ...] = ()) -> str:
+    """Lines of text for an ``angles`` message: each chosen angle (all when none chosen is in it) of
+    the first person in degrees, then the exercise's rep count."""
+    names = list(msg.header["names"])
+    values = np.asarray(msg.arrays["values"], dtype=np.float64)
+    values = values[0] if values.ndim == 2 else values
+    picked = [n for n in chosen if n in names] or names[:4]
+    lines = [f"{n.replace('_', ' ')}: {values[names.index(n)]:.0f} deg" if np.isfinite(values[names.index(n)])
+             else f"{n.replace('_', ' ')}: -" for n in picked]
+    if "exercise" in msg.header:
+        reps = msg.header.get("reps") or [0]
+        lines.append(f"{msg.header['exercise']} reps: {reps[0]}")
+    return "\n".join(lines)
+
+
 def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1280, 720),
               rate_hz: float = 60.0, visible: bool = True,
-              max_seconds: float | None = None) -> tuple[SceneWindow, Kp3dSource]:
+              max_seconds: float | None = None, angles: tuple[str, ...] | None = None) -> tuple[SceneWindow, Kp3dSource]:
     """Open a window drawing the newest ``kp3d`` skeleton published at ``endpoint`` until it closes.
 
     The skeleton comes from ``skeleton``, else the messages' ``skeleton`` header
-    field, else the joint count.  Returns the (closed) window and the (closed)
-    source, for their counters.
+    field, else the joint count.  ``angles``: show these angles of the ``angles``
+    topic (and its rep count) as text beside the skeleton (``()``: the first four).
+    Returns the (closed) window and the (closed) source, for their counters.
     """
     source = Kp3dSource(endpoint)
+    text_source = AnglesSource(endpoint, angles) if angles is not None else None
     window = SceneWindow(rig, skeleton, size, title=f"rigcap live - {endpoint}", visible=visible)
 
     def poll() -> Update | None:
@@ -139,10 +165,18 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
                 window.skeleton = named
         return update
 
+    def on_tick(win: SceneWindow) -> None:
+        text = text_source()
+        if text is not None:
+            win.set_text(text)
+
     try:
-        window.run(poll, rate_hz=rate_hz, max_seconds=max_seconds)
+        window.run(poll, rate_hz=rate_hz, max_seconds=max_seconds,
+                   on_tick=on_tick if text_source is not None else None)
     finally:
         source.close()
+        if text_source is not None:
+            text_source.close()
     return window, source
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rigcap.argtypes import shipped_config
+
 from pathlib import Path
 
 
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
         "rigcap tries other board definitions and says which one matches the print.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="one video file or image folder per camera (or a camera folder of a rigcap recording)")
-    p.add_argument("--board", default="configs/board.toml", help="board definition TOML (default: %(default)s)")
+    p.add_argument("--board", default=shipped_config("board.toml"), help="board definition TOML (default: %(default)s)")
     p.add_argument("--out", default="rig.toml", help="rig file to write (default: %(default)s)")
     p.add_argument("--timestamps", metavar="FILE",
                    help="group frames by time: caliscope's timestamps.csv, a folder of rigcap per-camera "

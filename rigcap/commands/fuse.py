@@ -9,12 +9,8 @@ publisher endpoint; ``--record DIR`` appends the 3D stream to DIR (readable
 even after a kill; ``DIR/points3d.npz`` on a clean stop).  Prints live: fps in
 and out, cameras present, grouping spread, drops and latency.
 
-``kp3d`` message (same framing as ``kp2d``, see README / capture/protocol.py):
-header ``t_capture_ns`` (the instant's median capture time), ``cameras``,
-``frames`` ({camera: frame}), ``spread_ns``, ``t_last_arrival_ns``,
-``t_publish_ns``, ``skeleton``, ``joints_sha1``, ``filtered``; arrays ``points``
-<f4 [joints, 3] metres (NaN: not triangulated), ``error_px`` <f4 [joints],
-``n_views`` <i2 [joints].
+The ``kp3d`` message is documented in :mod:`rigcap.wire` (and README).
+Fusion settings: ``--config``'s ``[fusion]`` table, then the flags.
 """
 
 from __future__ import annotations
@@ -23,9 +19,11 @@ import argparse
 import signal
 import threading
 
-from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
-from rigcap.argtypes import non_negative_float, positive_float
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
+from rigcap.argtypes import positive_float
 from rigcap.errors import check_output_folder
+from rigcap.fusion_args import add_fusion_arguments, fusion_options
+from triangulate.fusion_options import FusionOptions
 
 EXAMPLES = """examples:
   rigcap capture --config configs/studio.toml &       # cameras + backbone
@@ -45,13 +43,14 @@ def register(sub) -> None:
     p.add_argument("--pub", default=DEFAULT_PUB_ENDPOINT, metavar="ENDPOINT",
                    help="backbone publisher endpoint to publish kp3d to (default %(default)s)")
     p.add_argument("--record", metavar="DIR", help="append the 3D stream to this session folder")
-    p.add_argument("--fps", type=positive_float, default=30.0, help="camera frame rate: sets grouping tolerance and deadline")
-    p.add_argument("--tolerance-ms", type=positive_float, help="capture times within this belong to one instant (default: half a frame)")
-    p.add_argument("--deadline-ms", type=non_negative_float, help="wait at most this for a straggler (default: one frame)")
-    p.add_argument("--max-clock-skew-s", type=positive_float, default=2.0, metavar="S",
-                   help="drop (and count as clock outliers) messages whose capture time, corrected by the host's "
-                        "clock offset, is further than this from their arrival (default %(default)s s)")
-    p.add_argument("--no-smoothing", action="store_true", help="publish the raw triangulation (no One-Euro filter)")
+    p.add_argument("--config", metavar="TOML", help="capture config: its [fusion] table and camera frame rate")
+    p.add_argument("--fps", type=positive_float, help="camera frame rate: sets grouping tolerance and deadline "
+                                                     f"(default: the config's cameras, else {FusionOptions.fps:g})")
+    add_fusion_arguments(p)
+    p.add_argument("--angles", action="store_true",
+                   help="also publish the joint angles of every instant on the 'angles' topic (rigcap angles --list)")
+    p.add_argument("--exercise", metavar="NAME|TOML",
+                   help="with the angles, count this exercise's reps live (squat, lunge, arm_raise or a TOML)")
     p.add_argument("--seconds", type=positive_float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between stats lines (default 2)")
     p.set_defaults(func=run)
@@ -76,15 +75,22 @@ def stats_line(s: dict, prev: dict | None) -> str:
 
 def run(args) -> int:
     from calibration import load_rig
-    from capture.fusion_node import FusionNode
+    from capture.config import load_config
+    from triangulate.fusion_node import FusionNode
 
     rig = load_rig(args.rig)
     if args.record:
         check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
-    node = FusionNode(rig, subs, args.pub, fps=args.fps, record_dir=args.record, smoothing=not args.no_smoothing,
-                      tolerance_ms=args.tolerance_ms, deadline_ms=args.deadline_ms,
-                      max_clock_skew_s=args.max_clock_skew_s)
+    config = load_config(args.config, check_devices=False) if args.config else None
+    hooks = []
+    if args.angles or args.exercise:
+        from rigcap.analysis.exercises import load_exercise
+        from rigcap.analysis.live import LiveAngles
+
+        hooks.append(LiveAngles(load_exercise(args.exercise) if args.exercise else None))
+    node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
+                      instant_hooks=hooks)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -97,7 +103,7 @@ def run(args) -> int:
         prev[0] = s
 
     summary = node.run(stop, duration_s=args.seconds, on_stats=report, stats_interval_s=args.interval,
-                       recent=int(max(1.0, args.interval) * args.fps * 2))  # Ctrl-C: a clean stop
+                       recent=int(max(1.0, args.interval) * node.fps * 2))  # Ctrl-C: a clean stop
     print("total: " + stats_line(summary, None), flush=True)
     if args.record:
         print(f"recorded {summary['instants_out']} instants to {args.record}" if summary["instants_out"]

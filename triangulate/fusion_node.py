@@ -3,7 +3,7 @@
 It lives in ``capture`` because it speaks the wire protocol; its logic (grouping,
 triangulation, filtering) is :class:`triangulate.fusion.FusionEngine`.
 
-``kp3d`` message (same framing as ``kp2d``, see :mod:`capture.protocol`)
+``kp3d`` message (same framing as ``kp2d``, see :mod:`rigcap.wire`)
     topic ``kp3d``; header adds ``t_capture_ns`` (the instant's median capture
     time), ``cameras`` (names that took part), ``frames`` ({camera: frame
     index}), ``spread_ns`` (capture-time spread of those cameras),
@@ -18,10 +18,10 @@ light load each instant is published the moment its last camera arrives.
 
 Several backbones (``sub_endpoint`` a list): one subscriber each, e.g. this
 host's and every remote camera host's; ``clock_offsets_ns`` gives each host's
-wall clock minus ours (:func:`capture.protocol.measure_clock_offset`), which
+wall clock minus ours (:func:`rigcap.wire.measure_clock_offset`), which
 is subtracted from its capture times before grouping.
 
-Recording (``record_dir``): ``<session>/fusion/points3d.bin`` holds fixed-size
+Recording (``record_dir``, format and readers in :mod:`triangulate.fused_recording`): ``<session>/fusion/points3d.bin`` holds fixed-size
 records appended and flushed every second (SIGKILL loses at most that), plus
 ``fusion/meta.json``; a clean stop writes ``<session>/points3d.npz``
 (:class:`triangulate.formats.Points3D`).  :func:`read_fused_recording` reads
@@ -40,20 +40,13 @@ import numpy as np
 import zmq
 
 from calibration import Rig
-from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
 from triangulate.formats import Points3D
-from triangulate.fusion import FusedInstant, FusionEngine, live_filter
+from triangulate.fused_recording import FUSION_DIR, POINTS_FILE, RECORD_FILE, fused_record_dtype, read_fused_recording
+from triangulate.fusion import FusedInstant, FusionEngine
+from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS, Skeleton
-
-FUSION_DIR = "fusion"
-POINTS_FILE = "points3d.npz"
-
-
-def fused_record_dtype(n_joints: int) -> np.dtype:
-    return np.dtype([("time_ns", "<i8"), ("spread_ns", "<i8"), ("points", "<f4", (n_joints, 3)),
-                     ("error_px", "<f4", (n_joints,)), ("n_views", "<i2", (n_joints,))])
-
 
 class FusedRecorder:
     """Append-only, once-a-second-flushed record of the 3D stream (see module docstring)."""
@@ -68,7 +61,7 @@ class FusedRecorder:
         meta = {"skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "fps": fps,
                 "start_time_ns": time.time_ns()}
         (self.dir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        self._file = open(self.dir / "points3d.bin", "ab")
+        self._file = open(self.dir / RECORD_FILE, "ab")
         self._record = np.zeros((), self.dtype)
         self._last_flush = time.monotonic()
         self.flush_interval_s = flush_interval_s
@@ -89,21 +82,6 @@ class FusedRecorder:
         points = read_fused_recording(self.session_dir)
         points.save(self.session_dir / POINTS_FILE)
         return points
-
-
-def read_fused_recording(session_dir: str | Path) -> Points3D:
-    """The recorded 3D stream, also from a session whose fusion node was killed (a cut last record is ignored)."""
-    folder = Path(session_dir) / FUSION_DIR
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise InputFileError(Path(session_dir), "no recorded 3D stream (fusion/meta.json missing): was the fusion node run with --record?")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    dtype = fused_record_dtype(len(meta["joint_names"]))
-    raw = (folder / "points3d.bin").read_bytes() if (folder / "points3d.bin").exists() else b""
-    usable = len(raw) - len(raw) % dtype.itemsize
-    recs = np.frombuffer(raw[:usable], dtype=dtype)
-    return Points3D(recs["points"].astype(np.float64), meta["joint_names"], recs["error_px"].astype(np.float64),
-                    recs["n_views"], recs["time_ns"], meta.get("fps"))
 
 
 @dataclass
@@ -174,13 +152,18 @@ class FusionNode:
     ADOPTION_BACKLOG = 256
 
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
-                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, fps: float = 30.0, skeleton: Skeleton | None = None,
-                 record_dir: str | Path | None = None, smoothing: bool = True, tolerance_ms: float | None = None,
-                 deadline_ms: float | None = None, alive_window_s: float = 1.0, batch_limit: int = 256,
-                 clock_offsets_ns: list[int] | None = None, max_clock_skew_s: float | None = 2.0):
+                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
+                 skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
+                 clock_offsets_ns: list[int] | None = None, instant_hooks=()):
+        self.options = options = options or FusionOptions()
+        # called as hook(instant, node) after each kp3d is published (the node has .pub and
+        # .skeleton): e.g. the angles topic, rigcap.analysis.live.LiveAngles, wired in by the
+        # commands, which import every layer
+
+        self.instant_hooks = list(instant_hooks)
         self.rig = rig
         self._rig_names = frozenset(rig.names)
-        self.fps = fps
+        self.fps = options.fps
         endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
         # One subscriber per backbone (this host's and each remote host's), each with that host's
         # clock offset (its wall clock minus ours): capture times are moved onto our clock.
@@ -194,14 +177,8 @@ class FusionNode:
             self._poller.register(sub.socket, zmq.POLLIN)
         self.pub = Publisher(pub_endpoint)
         self.record_dir = Path(record_dir) if record_dir is not None else None
-        self.smoothing = smoothing
-        self.tolerance_ns = None if tolerance_ms is None else int(tolerance_ms * 1e6)
-        self.deadline_ns = None if deadline_ms is None else int(deadline_ms * 1e6)
-        self.alive_window_ns = int(alive_window_s * 1e9)
-        # A message whose corrected capture time is further than this from its arrival is a clock
-        # outlier: dropped and counted, never allowed to move the grouper's late watermark.
-        self.max_clock_skew_ns = None if max_clock_skew_s is None else int(max_clock_skew_s * 1e9)
-        self.batch_limit = batch_limit
+        self.smoothing = options.smoothing
+        self.batch_limit = options.batch_limit
         self.stats = FusionStats()
         self.interrupted = False
         self.engine: FusionEngine | None = None
@@ -214,10 +191,7 @@ class FusionNode:
     def _setup(self, skeleton: Skeleton) -> None:
         self.skeleton = skeleton
         self.sha1 = joints_sha1(tuple(skeleton.joint_names))
-        smoothing = live_filter() if self.smoothing else None
-        self.engine = FusionEngine(self.rig, skeleton, fps=self.fps, tolerance_ns=self.tolerance_ns,
-                                   deadline_ns=self.deadline_ns, alive_window_ns=self.alive_window_ns,
-                                   smoothing=smoothing, max_skew_ns=self.max_clock_skew_ns)
+        self.engine = FusionEngine(self.rig, skeleton, self.options)
         if self.record_dir is not None:
             self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
 
@@ -308,22 +282,21 @@ class FusionNode:
         return ready
 
     def _publish(self, inst: FusedInstant) -> None:
-        header = {"t_capture_ns": int(inst.time_ns), "cameras": inst.cameras, "frames": inst.frames,
-                  "spread_ns": int(inst.spread_ns), "t_last_arrival_ns": int(inst.last_arrival_ns),
-                  "skeleton": self.skeleton.name, "joints_sha1": self.sha1, "filtered": self.smoothing}
-        arrays = {"points": inst.points.astype("<f4"), "error_px": inst.error_px.astype("<f4"),
-                  "n_views": inst.n_views.astype("<i2")}
         now = time.time_ns()
-        header["t_publish_ns"] = now
-        self.pub.publish("kp3d", header, arrays)
+        self.pub.publish_kp3d(inst.time_ns, inst.points, cameras=inst.cameras, frames=inst.frames,
+                              skeleton_name=self.skeleton.name, joints_sha1_hex=self.sha1, error_px=inst.error_px,
+                              n_views=inst.n_views, person_ids=inst.person_ids, spread_ns=int(inst.spread_ns),
+                              t_last_arrival_ns=int(inst.last_arrival_ns), filtered=self.smoothing, t_publish_ns=now)
         s = self.stats
         s.instants_out += 1
         s.added_latency_ns.append(now - inst.last_arrival_ns)
         s.total_latency_ns.append(now - inst.time_ns)
         s.spread_ns.append(inst.spread_ns)
         s.views.append(len(inst.cameras))
-        if self.recorder is not None:
+        if self.recorder is not None and inst.person_ids is None:  # the recording holds one person
             self.recorder.write(inst)
+        for hook in self.instant_hooks:
+            hook(inst, self)
 
     def run(self, stop_event=None, duration_s: float | None = None, on_stats=None, stats_interval_s: float = 1.0,
             recent: int | None = None) -> dict:

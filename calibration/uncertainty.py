@@ -11,7 +11,7 @@ residual variance ``sum(r^2) / (2 M - n)``.  The board poses are eliminated by t
 complement (their 6x6 blocks inverted all at once), leaving the camera block.  The gauge is the
 bundle adjustment's: camera 0 is held, so every other camera's sigma is *relative to camera 0*
 (camera 0's own pose sigma is zero by construction); scale is fixed by the printed board.  The
-Jacobian is taken by central differences through :meth:`calibration.camera.Camera.project` (the
+Jacobian is taken by forward differences through :meth:`calibration.camera.Camera.project` (the
 one lens model), with camera and board rotations perturbed on the left (``R = exp(d) R0``), so
 the orientation sigma is an angle in degrees, and camera centres perturbed directly, so the
 position sigma is a distance.
@@ -137,7 +137,7 @@ def camera_uncertainty(cameras: list[Camera], board_rvecs: np.ndarray, board_tve
     if not np.isfinite(f0).all():  # a diverged solution (points behind a camera): no meaningful covariance
         nan3 = np.full((3, 3), np.nan)
         return [CameraUncertainty(c.name, float("nan"), float("nan"), float("nan"), nan3, nan3) for c in cameras]
-    jac = approx_derivative(residuals, x0, method="3-point", f0=f0, sparsity=(sparsity, group_columns(sparsity)))
+    jac = approx_derivative(residuals, x0, method="2-point", f0=f0, sparsity=(sparsity, group_columns(sparsity)))
     jac = jac.tocsc()
     dof = max(2 * m - n_par, 1)
     s2 = float(f0 @ f0) / dof

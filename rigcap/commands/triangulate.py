@@ -145,6 +145,10 @@ def run(args) -> int:
         except RigcapError as exc:
             raise RigcapError(f"{args.keypoints} vs {args.rig}: {exc} (or --camera-order rig to match by order)") from None
 
+    from calibration.rig import keypoint_extent_warnings
+
+    for line in keypoint_extent_warnings(rig, kp.keypoints, kp.camera_names):
+        console.print(f"[yellow]warning:[/] {line}")
     if persons != 1 or kp.multi_person:
         return run_people(args, console, rig, kp, config, persons, out, formats)
     result = triangulate(rig, kp, config)

@@ -151,6 +151,7 @@ class LiveRun:
     final: dict = field(default_factory=dict)
     statuses: list = field(default_factory=list)
     received: int = 0  # kp3d messages from the first instant on
+    malformed: int = 0  # kp3d messages the validator refused (dropped, never raised)
     last: object = None  # the newest kp3d message (rigcap.wire.Message)
     first_after_s: float | None = None  # start -> first instant (start-up)
     elapsed_s: float = 0.0  # first instant -> end of the loop
@@ -223,6 +224,7 @@ def run_live(session: LiveSession, *, seconds: float | None = None, start_timeou
         run.interrupted = True
     finally:
         run.final, run.statuses = session.stop()
+        run.malformed = listener.malformed
         listener.close()
         if viewer_process is not None:
             viewer_process.terminate()

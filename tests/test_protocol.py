@@ -15,7 +15,9 @@ from triangulate.skeletons import HALPE26, MEDIAPIPE33, Skeleton
 
 
 def kp(persons=1, joints=33, seed=0):
-    return np.random.default_rng(seed).uniform(0, 1000, (persons, joints, 3)).astype(np.float32)
+    arr = np.random.default_rng(seed).uniform(0, 1000, (persons, joints, 3)).astype(np.float32)
+    arr[..., 2] /= 1000  # confidence in [0, 1], as the validator requires
+    return arr
 
 
 def test_kp2d_round_trip_keeps_every_field_and_value():

@@ -21,7 +21,7 @@ host's and every remote camera host's; ``clock_offsets_ns`` gives each host's
 wall clock minus ours (:func:`rigcap.wire.measure_clock_offset`), which
 is subtracted from its capture times before grouping.
 
-Recording (``record_dir``): ``<session>/fusion/points3d.bin`` holds fixed-size
+Recording (``record_dir``, format and readers in :mod:`triangulate.fused_recording`): ``<session>/fusion/points3d.bin`` holds fixed-size
 records appended and flushed every second (SIGKILL loses at most that), plus
 ``fusion/meta.json``; a clean stop writes ``<session>/points3d.npz``
 (:class:`triangulate.formats.Points3D`).  :func:`read_fused_recording` reads
@@ -43,18 +43,10 @@ from calibration import Rig
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
 from triangulate.formats import Points3D
+from triangulate.fused_recording import FUSION_DIR, POINTS_FILE, RECORD_FILE, fused_record_dtype, read_fused_recording
 from triangulate.fusion import FusedInstant, FusionEngine
 from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS, Skeleton
-
-FUSION_DIR = "fusion"
-POINTS_FILE = "points3d.npz"
-
-
-def fused_record_dtype(n_joints: int) -> np.dtype:
-    return np.dtype([("time_ns", "<i8"), ("spread_ns", "<i8"), ("points", "<f4", (n_joints, 3)),
-                     ("error_px", "<f4", (n_joints,)), ("n_views", "<i2", (n_joints,))])
-
 
 class FusedRecorder:
     """Append-only, once-a-second-flushed record of the 3D stream (see module docstring)."""
@@ -69,7 +61,7 @@ class FusedRecorder:
         meta = {"skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "fps": fps,
                 "start_time_ns": time.time_ns()}
         (self.dir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        self._file = open(self.dir / "points3d.bin", "ab")
+        self._file = open(self.dir / RECORD_FILE, "ab")
         self._record = np.zeros((), self.dtype)
         self._last_flush = time.monotonic()
         self.flush_interval_s = flush_interval_s
@@ -90,21 +82,6 @@ class FusedRecorder:
         points = read_fused_recording(self.session_dir)
         points.save(self.session_dir / POINTS_FILE)
         return points
-
-
-def read_fused_recording(session_dir: str | Path) -> Points3D:
-    """The recorded 3D stream, also from a session whose fusion node was killed (a cut last record is ignored)."""
-    folder = Path(session_dir) / FUSION_DIR
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise InputFileError(Path(session_dir), "no recorded 3D stream (fusion/meta.json missing): was the fusion node run with --record?")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    dtype = fused_record_dtype(len(meta["joint_names"]))
-    raw = (folder / "points3d.bin").read_bytes() if (folder / "points3d.bin").exists() else b""
-    usable = len(raw) - len(raw) % dtype.itemsize
-    recs = np.frombuffer(raw[:usable], dtype=dtype)
-    return Points3D(recs["points"].astype(np.float64), meta["joint_names"], recs["error_px"].astype(np.float64),
-                    recs["n_views"], recs["time_ns"], meta.get("fps"))
 
 
 @dataclass
@@ -308,7 +285,7 @@ class FusionNode:
         now = time.time_ns()
         self.pub.publish_kp3d(inst.time_ns, inst.points, cameras=inst.cameras, frames=inst.frames,
                               skeleton_name=self.skeleton.name, joints_sha1_hex=self.sha1, error_px=inst.error_px,
-                              n_views=inst.n_views, spread_ns=int(inst.spread_ns),
+                              n_views=inst.n_views, person_ids=inst.person_ids, spread_ns=int(inst.spread_ns),
                               t_last_arrival_ns=int(inst.last_arrival_ns), filtered=self.smoothing, t_publish_ns=now)
         s = self.stats
         s.instants_out += 1
@@ -316,7 +293,7 @@ class FusionNode:
         s.total_latency_ns.append(now - inst.time_ns)
         s.spread_ns.append(inst.spread_ns)
         s.views.append(len(inst.cameras))
-        if self.recorder is not None:
+        if self.recorder is not None and inst.person_ids is None:  # the recording holds one person
             self.recorder.write(inst)
         for hook in self.instant_hooks:
             hook(inst, self)

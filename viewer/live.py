@@ -14,7 +14,8 @@ newest ``(points (J, 3), n_views (J,))`` each tick; anything that can answer
   subscriber either way.
 
 ``kp3d`` is documented in :mod:`rigcap.wire`; the viewer draws ``points``
-(the first person of a multi-person message) with ``n_views``.
+with ``n_views`` (everybody, each in their own colour, when the message carries
+``person_ids``; else the first person).
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def poll_latest(updates: Iterable[Update]) -> Callable[[], Update | None]:
 
 
 def message_to_update(msg) -> tuple[Update, str | None]:
-    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views), skeleton name)``."""
+    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views[, person_ids]), skeleton name)``.
+
+    A message with ``person_ids`` (several people) keeps everybody: each is drawn in their own colour."""
     points = np.asarray(msg.arrays["points"], dtype=np.float64)
+    ids = msg.arrays.get("person_ids")
+    if points.ndim == 3 and ids is not None:
+        return (points, msg.arrays.get("n_views"), np.asarray(ids)), msg.header.get("skeleton")
     if points.ndim == 3:
         points = points[0] if len(points) else np.full(points.shape[1:], np.nan)
     if points.ndim != 2 or points.shape[1] != 3:

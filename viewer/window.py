@@ -24,7 +24,8 @@ from viewer import views
 from viewer.render import has_display, open_gl_window
 from viewer.scene import SceneStyle, SkeletonScene
 
-Update = tuple[np.ndarray, "np.ndarray | None"]  # points (J, 3) metres, n_views (J,) or None
+# points (J, 3) metres, n_views (J,) or None; several people: points (P, J, 3), n_views (P, J), person_ids (P,)
+Update = tuple
 KEY_SPACE = 32
 
 NO_DISPLAY = ("no display to open a window on (DISPLAY/WAYLAND_DISPLAY unset); render without one: "
@@ -122,14 +123,16 @@ class SceneWindow:
     def show(self, update: Update) -> None:
         """Move the skeleton; the first update (or one with another joint count) sets its topology."""
         points = np.asarray(update[0], dtype=np.float64)
-        if points.ndim != 2 or points.shape[1] != 3:
-            raise ValueError(f"points must have shape (joints, 3), got {points.shape}")
-        if len(points) != self.scene.n_joints:
-            skel = self.skeleton if self.skeleton is not None and self.skeleton.n_joints == len(points) \
-                else skeleton_for_count(len(points))
+        ids = update[2] if len(update) > 2 else None
+        if points.ndim not in (2, 3) or points.shape[-1] != 3:
+            raise ValueError(f"points must have shape (joints, 3) or (persons, joints, 3), got {points.shape}")
+        n_joints = points.shape[-2]
+        if n_joints != self.scene.n_joints:
+            skel = self.skeleton if self.skeleton is not None and self.skeleton.n_joints == n_joints \
+                else skeleton_for_count(n_joints)
             self.skeleton = skel
-            self.scene.set_skeleton(skel, len(points))
-        self.scene.update(points, update[1])
+            self.scene.set_skeleton(skel, n_joints)
+        self.scene.update(points, update[1], ids)
         self._last_points = points
         for g in self.scene.dynamic_geometries:
             if id(g) in self._added:

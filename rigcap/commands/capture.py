@@ -33,6 +33,13 @@ def _inspect(folder: str) -> int:
     print(f"session {session.path}: {'clean stop' if session.clean else 'cut (some process did not stop cleanly)'}")
     for line in session.summary_lines():
         print(f"  {line}")
+    from triangulate.fused_recording import POINTS_FILE, rebuild_points_npz, session_of
+
+    if session_of(session.path) is not None:
+        had_npz = (session.path / POINTS_FILE).is_file()
+        points = rebuild_points_npz(session.path)
+        note = "" if had_npz else f" ({POINTS_FILE} rebuilt from fusion/points3d.bin)"
+        print(f"  3D stream: {points.points.shape[0]} instants{note}")
     return 0
 
 

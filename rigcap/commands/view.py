@@ -124,10 +124,16 @@ def _points(args, rig, skeleton) -> int:
         frame = replay.first_populated_frame(points3d) if args.frame is None else args.frame
         if not -points3d.n_frames <= frame < points3d.n_frames:
             raise RigcapError(f"--frame {frame} out of range: {args.points} has {points3d.n_frames} frames")
-        cam = render.resolve_view(rig, view, size, points3d.points[frame], **overview)
-        render.render_snapshot(rig, skeleton, points3d.points[frame], points3d.n_views[frame], args.snapshot,
-                               view=cam)
+        if points3d.multi_person:  # everybody at that frame, each in their own colour
+            pts, views, ids = points3d.points[:, frame], points3d.n_views[:, frame], points3d.person_ids
+        else:
+            pts, views, ids = points3d.points[frame], points3d.n_views[frame], None
+        cam = render.resolve_view(rig, view, size, pts.reshape(-1, 3), **overview)
+        render.render_snapshot(rig, skeleton, pts, views, args.snapshot, view=cam, person_ids=ids)
         print(f"wrote {args.snapshot} (frame {frame % points3d.n_frames}, {cam.size[0]}x{cam.size[1]})")
+    if args.video and points3d.multi_person:
+        raise RigcapError(f"{args.points}: --video draws one person; a multi-person file plays in the window "
+                          "or makes a --snapshot (or pass one person's file)")
     if args.video:
         out = replay.replay_to_video(rig, points3d, args.video, skeleton, size=size, view=view,
                                      fps=args.fps, **overview)

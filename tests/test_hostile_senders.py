@@ -1,0 +1,134 @@
+"""Misbehaving senders on real loopback ZeroMQ sockets (issue 17): each test reproduces one probe finding.
+
+Every loop is bounded in count and time; the whole module runs in seconds.
+"""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from rigcap.wire import (ClockServer, ProtocolError, Publisher, Subscriber, context, decode, encode,
+                         encode_kp2d, encode_kp3d, free_tcp_endpoint, measure_clock_offset)
+from triangulate.skeletons import MEDIAPIPE33
+
+
+# ---------------------------------------------------------------- 1. clock server
+def test_clock_server_survives_a_dealer_sending_three_frames():
+    endpoint = free_tcp_endpoint()
+    with ClockServer(endpoint) as server:
+        probe = context().socket(zmq.DEALER)
+        probe.setsockopt(zmq.LINGER, 0)
+        probe.connect(endpoint)
+        try:
+            probe.send_multipart([b"", b"a", b"b"])  # a 2-frame body after the delimiter: killed the REP thread
+            probe.send_multipart([b"a", b"b", b"c"])  # no delimiter at all
+            probe.send_multipart([b"", b"x" * 3])  # a REQ-shaped request of the wrong size
+            probe.send(b"")
+            time.sleep(0.2)
+        finally:
+            probe.close()
+        offset = measure_clock_offset(endpoint, n=5, timeout_ms=1000)
+        assert abs(offset.offset_ns) < 50_000_000 and offset.round_trip_ns >= 0
+        assert server.dropped == 4
+
+
+# ---------------------------------------------------------------- 5. values outside physical ranges
+def _kp2d_frames(kp=None, frame=7, t_capture_ns=1_700_000_000_000_000_000, **header_changes):
+    kp = np.full((1, 33, 3), 0.5, np.float32) if kp is None else kp
+    frames = encode_kp2d("cam_1", frame, 0, t_capture_ns, kp, "mediapipe33", MEDIAPIPE33.joint_names)
+    if header_changes:
+        head = json.loads(bytes(frames[1]))
+        head.update(header_changes)
+        frames[1] = json.dumps(head).encode()
+    return [bytes(f) for f in frames]
+
+
+def _with(value, index):
+    kp = np.full((1, 33, 3), 0.5, np.float32)
+    kp[(0, 3) + index] = value
+    return kp
+
+
+@pytest.mark.parametrize("frames, why", [
+    (lambda: _kp2d_frames(_with(1e6, (2,))), "confidence"),
+    (lambda: _kp2d_frames(_with(-0.1, (2,))), "confidence"),
+    (lambda: _kp2d_frames(_with(np.inf, (0,))), "coordinates"),
+    (lambda: _kp2d_frames(_with(-np.inf, (1,))), "coordinates"),
+    (lambda: _kp2d_frames(_with(3e7, (0,))), "coordinates"),
+    (lambda: _kp2d_frames(frame=2**63 - 1), "frame"),
+    (lambda: _kp2d_frames(frame=-1), "frame"),
+    (lambda: _kp2d_frames(v=True), "version"),
+    (lambda: _kp2d_frames(t_capture_ns=2**63 - 1), "t_capture_ns"),
+    (lambda: _kp2d_frames(t_capture_ns=-5), "t_capture_ns"),
+    (lambda: _kp2d_frames(seq=True), "seq"),
+])
+def test_kp2d_values_outside_physical_ranges_are_refused(frames, why):
+    with pytest.raises(ProtocolError, match=why):
+        decode(frames())
+
+
+def test_kp2d_nan_marks_a_missing_joint_and_passes():
+    kp = _with(np.nan, (0,))
+    kp[0, 4] = np.nan
+    msg = decode(_kp2d_frames(kp))
+    assert np.isnan(msg.keypoints[0, 3, 0]) and np.isnan(msg.keypoints[0, 4]).all()
+    assert decode(_kp2d_frames(_with(1.0, (2,)))).keypoints[0, 3, 2] == 1.0
+
+
+def test_subscriber_counts_out_of_range_kp2d_and_keeps_the_good():
+    endpoint = free_tcp_endpoint()
+    with Subscriber(endpoint, topics="kp2d.", bind=True) as sub, Publisher(endpoint) as pub:
+        good = _kp2d_frames()
+        deadline = time.monotonic() + 5
+        while sub.recv(50) is None and time.monotonic() < deadline:  # slow joiner: until the first arrives
+            pub.send(good)
+        sub.malformed = 0
+        for frames in (_kp2d_frames(_with(1e6, (2,))), _kp2d_frames(_with(np.inf, (0,))), _kp2d_frames(v=True), good):
+            pub.send(frames)
+        got = sub.recv(2000)
+        assert got is not None and got.frame_index == 7 and sub.malformed == 3
+
+
+# ---------------------------------------------------------------- 2. kp3d consumers
+def _kp3d_frames(t_capture_ns=1_700_000_000_000_000_000, drop=(), **extra):
+    frames = encode_kp3d(0, 1_700_000_000_000_000_000, np.zeros((33, 3), np.float32), cameras=["cam_1"],
+                         frames={"cam_1": 3}, skeleton_name="mediapipe33", joints_sha1_hex="x", **extra)
+    head = json.loads(bytes(frames[1]))
+    head["t_capture_ns"] = t_capture_ns
+    for key in drop:
+        head.pop(key)
+    frames[1] = json.dumps(head).encode()
+    return [bytes(f) for f in frames]
+
+
+@pytest.mark.parametrize("frames, why", [
+    (lambda: _kp3d_frames(2**63 - 1), "t_capture_ns"),
+    (lambda: _kp3d_frames(-(2**63)), "t_capture_ns"),
+    (lambda: _kp3d_frames(drop=("t_capture_ns",)), "t_capture_ns"),
+])
+def test_kp3d_with_extreme_or_missing_capture_time_is_refused(frames, why):
+    with pytest.raises(ProtocolError, match=why):
+        decode(frames())
+
+
+def test_demo_scorer_leaves_out_and_counts_what_it_cannot_score():
+    from rigcap.demo import scorable
+
+    epoch = 1_700_000_000_000_000_000
+    n_frames, fps = 90, 30.0
+    extra = dict(error_px=np.zeros(33, np.float32), n_views=np.full(33, 2, np.int16), spread_ns=0,
+                 t_last_arrival_ns=epoch)
+    good = decode(_kp3d_frames(epoch + 100_000_000, **extra))
+    hostile = [
+        decode(_kp3d_frames(2**62 - 1, **extra)),  # the far future: was OverflowError in np.array(int64)
+        decode(_kp3d_frames(epoch, drop=("t_last_arrival_ns",), **extra)),  # optional field the scorer needs
+        decode(_kp3d_frames(epoch, error_px=extra["error_px"], spread_ns=0, t_last_arrival_ns=epoch)),  # no n_views
+    ]
+    big_frame = encode_kp3d(0, epoch, np.zeros((33, 3), np.float32), cameras=["cam_1"], frames={"cam_1": 2**40 - 1},
+                            skeleton_name="mediapipe33", joints_sha1_hex="x", **extra)
+    hostile.append(decode(big_frame))  # cycles * cycle_ns beyond int64
+    kept, t_rel, dropped = scorable([good, *hostile], ["cam_1", "cam_2"], 33, n_frames, fps, epoch)
+    assert kept == [good] and t_rel.tolist() == [100_000_000] and dropped == 4

@@ -104,3 +104,17 @@ def test_calibrate_command_from_keypoints(studio, tmp_path, capsys):
     assert got.focal_pct.max() < 2.0 < before.focal_pct.min()
     assert main(["calibrate", "--keypoints", str(kp_path), "--out", str(tmp_path / "x.toml")]) == 2
     assert "--start-rig" in capsys.readouterr().err
+
+
+def test_scale_from_a_persons_height(studio):
+    """The studio's person is 1.75 m tall (head top ~1.74 m standing): the rig's size comes out
+    within 4 % though the start rig's scale was 30 % off (measured: the head-top-to-heel extent
+    is ~2 % short of the stature)."""
+    kp = studio.keypoints2d()
+    shrunk = perturb_rig(studio.rig, 0.0, 0.0)
+    for cam in shrunk.cameras:
+        cam.tvec = cam.tvec * 0.7
+    res = calibrate_from_keypoints(shrunk, kp.keypoints, kp.joint_names, scale_from="height:1.75", refine_intrinsics=False)
+    size = lambda r: np.sqrt(((r.centers - r.centers.mean(0)) ** 2).sum(1).mean())  # noqa: E731
+    assert abs(size(res.rig) / size(studio.rig) - 1.0) < 0.04, size(res.rig) / size(studio.rig)
+    assert "height 1.75 m" in res.scale_source

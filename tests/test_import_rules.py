@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 GROUND = {"rigcap", "rigcap.errors", "rigcap.wire"}  # "rigcap" alone: the package root (__version__)
-TOP = {"rigcap.live_session", "rigcap.demo", "rigcap.cli", "rigcap.commands", "rigcap.__main__", "rigcap.argtypes"}
+TOP = {"rigcap.live_session", "rigcap.demo", "rigcap.batch", "rigcap.cli", "rigcap.commands", "rigcap.__main__", "rigcap.argtypes"}
 ALLOWED = {
     "rigcap": set(),
     "rigcap.errors": set(),

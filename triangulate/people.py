@@ -142,3 +142,16 @@ def check_persons(value) -> int | None:
     if n < 1:
         raise TriangulationInputError(f"--persons must be 'auto' or a positive number, got {value!r}")
     return n
+
+
+def people_points3d(rig: Rig, kp: Keypoints2D, config: TriangulationConfig, persons: int | None):
+    """Association + tracking + the engine per person -> ``(PeopleResult, Points3D to write)``:
+    the multi-person form, or with ``persons == 1`` the single-person file (what ``rigcap triangulate``
+    and ``rigcap batch`` write for multi-person 2D input without --persons)."""
+    result = triangulate_people(rig, kp, config, persons=persons)
+    p3d = result.points3d
+    if persons == 1:
+        p3d = (p3d.person(0) if p3d.n_persons else
+               Points3D(np.full((kp.n_frames, len(kp.joint_names), 3), np.nan), kp.joint_names,
+                        timestamps_ns=p3d.timestamps_ns, fps=p3d.fps))
+    return result, p3d

@@ -68,3 +68,23 @@ def plot_angles(path: str | Path, angles: JointAngles, fps: float | None, title:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def write_angle_files(points_path, out_csv: Path, up, plot: bool = True, title: str | None = None):
+    """Angles of a 3D points file -> the CSV at ``out_csv`` and (``plot``) a PNG per person beside it;
+    ``(points, angles, paths written)``.  Shared by ``rigcap angles`` and ``rigcap batch``; ``title``
+    names the file in the plots (default: the points file's name)."""
+    from rigcap.analysis.angles import JointAngles, joint_angles
+    from rigcap.analysis.points import load_points
+
+    data = load_points(points_path)
+    angles = joint_angles(data.points, data.joint_names, up=up)
+    written = [write_angles_csv(out_csv, angles, data.fps, data.multi)]
+    if plot:
+        title = title or Path(points_path).name
+        for p in range(data.n_persons):
+            png = out_csv.with_suffix(f".person{p}.png" if data.multi else ".png")
+            one = JointAngles(angles.values[p], angles.names, angles.up)
+            written.append(plot_angles(png, one, data.fps, title + (f"  person {p}" if data.multi else "")
+                                       + "  joint angles (deg)"))
+    return data, angles, written

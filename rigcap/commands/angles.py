@@ -44,9 +44,8 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from rigcap.analysis.angles import JointAngles, joint_angles, parse_up
-    from rigcap.analysis.angles_io import plot_angles, write_angles_csv
-    from rigcap.analysis.points import load_points
+    from rigcap.analysis.angles import parse_up
+    from rigcap.analysis.angles_io import write_angle_files
     from rigcap.errors import RigcapError
 
     console = Console()
@@ -59,18 +58,10 @@ def run(args) -> int:
         up = parse_up(args.up)
     except ValueError as exc:
         raise RigcapError(f"--up: {exc}") from None
-    data = load_points(args.points)
-    angles = joint_angles(data.points, data.joint_names, up=up)
     out = Path(args.out) if args.out else Path(args.points).with_suffix(".angles.csv")
     if out.suffix.lower() != ".csv":
         raise RigcapError(f"--out must name a .csv file, got {out}")
-    written = [write_angles_csv(out, angles, data.fps, data.multi)]
-    if not args.no_plot:
-        for p in range(data.n_persons):
-            png = out.with_suffix(f".person{p}.png" if data.multi else ".png")
-            one = JointAngles(angles.values[p], angles.names, angles.up)
-            written.append(plot_angles(png, one, data.fps, f"{Path(args.points).name}"
-                                       + (f"  person {p}" if data.multi else "") + "  joint angles (deg)"))
+    data, angles, written = write_angle_files(args.points, out, up, plot=not args.no_plot)
 
     table = Table(title=f"rigcap angles  {data.n_frames} frames, {data.n_persons} person(s), "
                         f"up = {np.array2string(angles.up, precision=2, suppress_small=True)}")
@@ -90,3 +81,4 @@ def run(args) -> int:
     console.print(table)
     console.print("wrote " + ", ".join(str(p) for p in written))
     return 0
+

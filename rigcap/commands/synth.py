@@ -61,6 +61,17 @@ def register(subparsers) -> None:
                    "(persons, frames, joints, 3) (default: %(default)s)")
     q.set_defaults(func=run_person)
 
+    m = sub.add_parser("sessions", help="many small sessions (rig.toml + keypoints2d.npz + truth) for rigcap batch",
+                       description="Write COUNT folders session-000 ... under --out, each with its own seed: rig.toml "
+                       "(the true rig), keypoints2d.npz (realistic detector errors) and points3d_true.npz.")
+    m.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    m.add_argument("--count", type=int, default=20, help="number of sessions (default: %(default)s)")
+    m.add_argument("--cameras", type=int, default=4, help="cameras per session (default: %(default)s)")
+    m.add_argument("--seconds", type=float, default=10.0, help="duration of each (default: %(default)s)")
+    m.add_argument("--fps", type=float, default=30.0, help="frame rate (default: %(default)s)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the first session (default: %(default)s)")
+    m.set_defaults(func=run_sessions)
+
 
 def _check_counts(**values) -> None:
     from rigcap.errors import RigcapError
@@ -226,4 +237,16 @@ def run_crowd(args, noise, offsets) -> int:
     console.print("wrote rig_true.toml, keypoints2d.npz, points3d_true.npz, keypoints_truth.npz "
                   f"(detection_person: who each detection slot is); pixel noise sigma {noise.pixel_sigma:g} px; "
                   f"{len(t)} frames")
+    return 0
+
+
+def run_sessions(args) -> int:
+    from rigcap.studio.sessions import write_synthetic_sessions
+
+    _check_counts(count=(args.count, 1, 100000), cameras=(args.cameras, 2, 64), seconds=(args.seconds, 0.04, 3600.0),
+                  fps=(args.fps, 1.0, 1000.0))
+    paths = write_synthetic_sessions(args.out, args.count, seconds=args.seconds, cameras=args.cameras, fps=args.fps,
+                                     seed=args.seed)
+    print(f"wrote {len(paths)} sessions under {args.out} ({args.cameras} cameras, {args.seconds:g} s each): "
+          f"{paths[0].name} ... {paths[-1].name}")
     return 0

@@ -21,6 +21,18 @@ def register(subparsers) -> None:
                    help="2D keypoints .npz, or a folder of <camera>_json folders (OpenPose JSON)")
     p.add_argument("--out", required=True, metavar="NPZ", help="3D points file to write (.npz)")
     p.add_argument("--fps", type=float, help="frame rate (needed for JSON input; default: the keypoints')")
+    add_engine_arguments(p)
+    p.add_argument("--camera-order", choices=("name", "rig"), default="name",
+                   help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
+    p.add_argument("--sync", action="store_true",
+                   help="first find each camera's time offset from the motion (as rigcap sync does) and resample every "
+                   "camera at camera 0's instants")
+    p.set_defaults(func=run)
+
+
+def add_engine_arguments(p) -> None:
+    """The engine's settings and the export flags: shared by ``rigcap triangulate`` and ``rigcap batch``
+    (so a batch run and a run one by one read the same defaults)."""
     p.add_argument("--threshold-px", default="auto",
                    help="reprojection error above which a view is an outlier, px, or 'auto': three times the "
                    "detector noise estimated from the data, at least 15 px (a coarse detector on large images "
@@ -38,21 +50,41 @@ def register(subparsers) -> None:
     p.add_argument("--max-gap", type=int, default=0,
                    help="interpolate interior gaps up to this many frames (default: %(default)s)")
     p.add_argument("--exports", default="trc,csv,c3d",
-                   help="comma-separated formats to write next to --out: trc, csv, c3d, or 'none' (default: %(default)s)")
+                   help="comma-separated formats to write next to the 3D points file: trc, csv, c3d, or 'none' (default: %(default)s)")
     p.add_argument("--trc-units", choices=("m", "mm"), default="m", help="TRC units (default: %(default)s)")
     p.add_argument("--trc-up", choices=("y", "z"), default="y",
                    help="TRC up axis: y turns the rig's Z-up frame the way OpenSim wants (default: %(default)s)")
-    p.add_argument("--camera-order", choices=("name", "rig"), default="name",
-                   help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
     p.add_argument("--persons", default="1", metavar="auto|N",
                    help="people to follow: 1 (default) triangulates one person as always; N or 'auto' associates "
                    "the people across cameras, tracks them with stable ids and writes the multi-person 3D form "
                    "(points (persons, frames, joints, 3), person_ids) and <stem>_P<id>.trc/.csv/.c3d per person "
                    "(default: %(default)s)")
-    p.add_argument("--sync", action="store_true",
-                   help="first find each camera's time offset from the motion (as rigcap sync does) and resample every "
-                   "camera at camera 0's instants")
-    p.set_defaults(func=run)
+
+
+def engine_settings(args):
+    """``(TriangulationConfig, export formats, persons)`` from :func:`add_engine_arguments`' flags."""
+    from rigcap.errors import RigcapError
+    from triangulate.engine import TriangulationConfig
+    from triangulate.exports import EXPORTERS
+    from triangulate.people import check_persons
+
+    formats = [] if args.exports.strip().lower() == "none" else [f.strip().lower() for f in args.exports.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in EXPORTERS]
+    if unknown:
+        raise RigcapError(f"--exports: unknown format(s) {', '.join(unknown)}; known: {', '.join(EXPORTERS)} or none")
+    auto = str(args.threshold_px).strip().lower() == "auto"
+    try:
+        threshold = 15.0 if auto else float(args.threshold_px)
+    except ValueError:
+        raise RigcapError(f"--threshold-px must be a number of pixels or 'auto', got {args.threshold_px!r}") from None
+    try:
+        config = TriangulationConfig(
+            threshold_px=threshold, auto_threshold=auto, min_confidence=args.min_confidence, min_views=args.min_views,
+            swap_repair=not args.no_swap_repair, refine=args.refine,
+            filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap)
+    except ValueError as exc:
+        raise RigcapError(str(exc)) from None
+    return config, formats, check_persons(args.persons)
 
 
 def load_keypoints(path: str, fps: float | None, multi_person: bool = False):
@@ -102,36 +134,17 @@ def run(args) -> int:
 
     from calibration.rigfile import load_rig
     from rigcap.errors import RigcapError
-    from triangulate.engine import TriangulationConfig, match_cameras, triangulate
-    from triangulate.exports import EXPORTERS, export_all
+    from triangulate.engine import match_cameras, triangulate
+    from triangulate.exports import export_all
     from triangulate.formats import Keypoints2D
 
     console = Console()
-    formats = [] if args.exports.strip().lower() == "none" else [f.strip().lower() for f in args.exports.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in EXPORTERS]
-    if unknown:
-        raise RigcapError(f"--exports: unknown format(s) {', '.join(unknown)}; known: {', '.join(EXPORTERS)} or none")
     out = Path(args.out)
     if out.suffix != ".npz":
         raise RigcapError(f"--out must name a .npz file, got {out}")
     if args.fps is not None and not args.fps > 0:
         raise RigcapError(f"--fps must be > 0, got {args.fps}")
-    auto = str(args.threshold_px).strip().lower() == "auto"
-    try:
-        threshold = 15.0 if auto else float(args.threshold_px)
-    except ValueError:
-        raise RigcapError(f"--threshold-px must be a number of pixels or 'auto', got {args.threshold_px!r}") from None
-    try:
-        config = TriangulationConfig(
-            threshold_px=threshold, auto_threshold=auto, min_confidence=args.min_confidence, min_views=args.min_views,
-            swap_repair=not args.no_swap_repair, refine=args.refine,
-            filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap)
-    except ValueError as exc:
-        raise RigcapError(str(exc)) from None
-
-    from triangulate.people import check_persons
-
-    persons = check_persons(args.persons)
+    config, formats, persons = engine_settings(args)
     rig = load_rig(args.rig)
     kp = load_keypoints(args.keypoints, args.fps, multi_person=persons != 1)
     if config.filter_hz and not kp.fps:
@@ -181,16 +194,9 @@ def run_people(args, console, rig, kp, config, persons, out, formats) -> int:
     from rich.table import Table
 
     from triangulate.exports import export_all
-    from triangulate.people import triangulate_people
+    from triangulate.people import people_points3d
 
-    result = triangulate_people(rig, kp, config, persons=persons)
-    p3d = result.points3d
-    if persons == 1:  # one person asked for: the single-person file, as without --persons
-        from triangulate.formats import Points3D
-
-        p3d = (p3d.person(0) if p3d.n_persons else
-               Points3D(np.full((kp.n_frames, len(kp.joint_names), 3), np.nan), kp.joint_names,
-                        timestamps_ns=p3d.timestamps_ns, fps=p3d.fps))
+    result, p3d = people_points3d(rig, kp, config, persons)
     p3d.save(out)
     written = [out] + export_all(p3d, out, formats, trc_units=args.trc_units, trc_up=args.trc_up)
     n_f = kp.n_frames
@@ -208,3 +214,4 @@ def run_people(args, console, rig, kp, config, persons, out, formats) -> int:
     console.print(table)
     console.print("wrote " + ", ".join(str(p) for p in written))
     return 0
+

@@ -82,6 +82,7 @@ _REGISTRY: dict[str, str | type] = {
     "mediapipe": "capture.pose.mediapipe_pose:MediaPipePoseDetector",
     "synthetic": "capture.pose.synthetic:SyntheticDetector",
     "none": "capture.pose.synthetic:NoDetector",
+    "mediapipe_multi": "capture.pose.blazepose_multi:MediaPipeMultiDetector",
     "torchscript": "capture.pose.torch_pose:TorchScriptPoseDetector",
 }
 

@@ -6,7 +6,8 @@ Synthetic: :class:`rigcap.studio.crowd.CrowdStudio` renders 1, 2, 4 people
 (4 cameras, consecutive frames at 30 fps, so tracking works as live); the true
 2D joints are the true 3D joints at each camera's capture instant projected
 through its lens.  A true person counts when >= 60 % of their joints fall in
-the image.  Detections are matched to true people (Hungarian, on the median
+the image and >= 60 % are not hidden behind another person (the studio's
+occlusion test).  Detections are matched to true people (Hungarian, on the median
 error of the compared joints / the person's pixel height, accepted below 0.25).
 Recall = matched / true people; invented = unmatched detections; PCK@0.05 =
 share of compared joints of matched people within 5 % of the person's height;
@@ -67,7 +68,10 @@ def match_people(truth_px: np.ndarray, people: np.ndarray, max_rel: float = 0.25
 
 
 def visible_people(camera, truth3d: np.ndarray, min_share: float = 0.6):
-    """(P, J, 2) projected truth and (P,) whether each person counts (present, mostly in the image)."""
+    """(P, J, 2) projected truth and (P,) whether each person counts: present, >= ``min_share`` of
+    the joints in the image and >= ``min_share`` not hidden behind another person."""
+    from rigcap.studio.crowd import hidden_by_others
+
     w, h = camera.size
     px = np.full(truth3d.shape[:2] + (2,), np.nan)
     ok = np.zeros(len(truth3d), bool)
@@ -76,7 +80,9 @@ def visible_people(camera, truth3d: np.ndarray, min_share: float = 0.6):
             continue
         px[p] = camera.project(joints)
         inside = (px[p, :, 0] >= 0) & (px[p, :, 0] < w) & (px[p, :, 1] >= 0) & (px[p, :, 1] < h)
-        ok[p] = inside.mean() >= min_share
+        others = np.delete(truth3d, p, axis=0)[:, None]
+        hidden = hidden_by_others(camera.center, joints[None], others)[0]
+        ok[p] = inside.mean() >= min_share and (~hidden).mean() >= min_share
     return px, ok
 
 

@@ -173,9 +173,12 @@ class _Model:
 class MediaPipeMultiDetector(Detector):
     """BlazePose for several people per image (see the module docstring).
 
-    Options: ``max_persons``; ``min_detection_confidence`` (person detector),
-    ``min_presence`` (landmark model's pose flag, below which a crop holds
-    nobody); ``detect_every`` (frames between whole-image detector runs while
+    Options: ``max_persons``; ``min_detection_confidence`` (person detector;
+    0.5 as MediaPipe's Python default: on the 2-person studio 0.2 finds 70 %
+    of the visible people per single image where 0.5 finds 55 %, but on the
+    real Pose2Sim video 0.2 reports 2-3 people where there is one, which the
+    landmark model's pose flag does not reject); ``min_presence`` (that flag,
+    below which a crop holds nobody); ``detect_every`` (frames between whole-image detector runs while
     every track holds; 1 = every frame, independent images);
     ``tile_every`` (frames between tiled detector passes; 0 = never) and
     ``tiles`` (tiles per side); ``roi_scale``; ``threads`` (LiteRT threads per model).
@@ -214,7 +217,7 @@ class MediaPipeMultiDetector(Detector):
         self._frame = 0
         self._since_detect = None  # frames since the last whole-image detector run (None: never)
         self._lost = False
-        self.stats = {"detector_runs": 0, "tile_runs": 0, "landmark_runs": 0}
+        self.stats = {"detector_runs": 0, "whole_image_runs": 0, "tile_runs": 0, "landmark_runs": 0}
 
     # ------------------------------------------------------------------ person detector
     def detect_regions(self, image: np.ndarray, window: Region | None = None) -> tuple[list[Region], np.ndarray]:
@@ -240,15 +243,19 @@ class MediaPipeMultiDetector(Detector):
         return [Region.from_alignment(k[0], k[1], self.roi_scale) for k in kps], scores
 
     def tile_windows(self, shape) -> list[Region]:
-        """Overlapping upright squares covering the image, ``tiles`` along the longer side."""
+        """Overlapping upright squares of side 1.5 x (longer image side / ``tiles``) (at most the
+        longer side), about a third of a tile overlapping the next: each person appears
+        ``tiles`` / 1.5 x larger to the detector than in the whole-image pass, and a person up to
+        about two thirds of a tile tall is whole in one."""
         h, w = shape[:2]
-        side = max(w, h) / self.tiles * 1.5 if self.tiles > 1 else max(w, h)
-        side = min(side, max(w, h))
-        nx = max(1, math.ceil((w - side) / (side * 0.6)) + 1) if w > side else 1
-        ny = max(1, math.ceil((h - side) / (side * 0.6)) + 1) if h > side else 1
-        xs = np.linspace(side / 2, w - side / 2, nx) if nx > 1 else [w / 2]
-        ys = np.linspace(side / 2, h - side / 2, ny) if ny > 1 else [h / 2]
-        return [Region(x, y, side) for y in ys for x in xs]
+        side = min(max(w, h) / self.tiles * 1.5, max(w, h))
+        step = side * 2 / 3
+        def centres(length):
+            if length <= side:
+                return [length / 2]
+            n = math.ceil((length - side) / step) + 1
+            return list(np.linspace(side / 2, length - side / 2, n))
+        return [Region(x, y, side) for y in centres(h) for x in centres(w)]
 
     # ------------------------------------------------------------------ landmark model
     def landmarks(self, image: np.ndarray, region: Region):
@@ -269,10 +276,11 @@ class MediaPipeMultiDetector(Detector):
     def propose(self, boxes) -> None:
         """Crop these people on the next frame: ``boxes`` (N, 4) x0, y0, x1, y1 image pixels around
         whole people (e.g. 3D tracks projected into this camera).  Upright squares around each box,
-        ``roi_scale`` / 1.25 x its longer side (the body box MediaPipe's region is built from)."""
+        1.5 x ``roi_scale`` / 1.25 x its longer side (the detector's regions are 1.3-1.45 x the
+        person's height; a tighter crop, feet at its edge, can flip left and right)."""
         boxes = np.asarray(boxes, float).reshape(-1, 4)
         for x0, y0, x1, y1 in boxes[np.isfinite(boxes).all(1)]:
-            side = max(x1 - x0, y1 - y0) * self.roi_scale / 1.25 * 1.1
+            side = max(x1 - x0, y1 - y0) * 1.5 * self.roi_scale / 1.25
             if side > 4:
                 self._proposed.append(Region((x0 + x1) / 2, (y0 + y1) / 2, side))
 
@@ -290,6 +298,7 @@ class MediaPipeMultiDetector(Detector):
         run_detector = (self._since_detect is None or self._lost or self._since_detect + 1 >= self.detect_every
                         or not self._tracks)
         if run_detector:
+            self.stats["whole_image_runs"] += 1
             regions, _ = self.detect_regions(image)
             candidates += regions
             self._since_detect = 0
@@ -300,11 +309,11 @@ class MediaPipeMultiDetector(Detector):
             for window in self.tile_windows(image.shape):
                 candidates += self.detect_regions(image, window)[0]
         self._frame += 1
-        candidates = self._drop_overlapping_regions(candidates)
+        keep_idx = self._drop_overlapping_regions(candidates)
 
         people, nexts, scores = [], [], []
-        for region in candidates:
-            got = self.landmarks(image, region)
+        for i in keep_idx:
+            got = self.landmarks(image, candidates[i])
             if got is None:
                 continue
             people.append(got[0])
@@ -318,16 +327,16 @@ class MediaPipeMultiDetector(Detector):
             return self.empty()
         return np.stack([people[i] for i in keep])
 
-    def _drop_overlapping_regions(self, regions: list[Region]) -> list[Region]:
-        """Candidates in order of priority (tracks, proposals, detections); a later one that covers
-        the same person as an earlier one (centres closer than a quarter of the smaller side and
-        sizes within 2x) is dropped before the landmark model runs on it."""
-        kept: list[Region] = []
-        for r in regions:
-            if any(math.hypot(r.cx - k.cx, r.cy - k.cy) < 0.25 * min(r.size, k.size)
-                   and 0.5 < r.size / k.size < 2.0 for k in kept):
+    def _drop_overlapping_regions(self, regions: list[Region]) -> list[int]:
+        """Indices of the candidates to run, in order of priority (tracks, proposals, detections);
+        a later one that covers the same person as an earlier one (centres closer than a quarter
+        of the smaller side and sizes within 2x) is dropped before the landmark model runs on it."""
+        kept: list[int] = []
+        for i, r in enumerate(regions):
+            if any(math.hypot(r.cx - regions[k].cx, r.cy - regions[k].cy) < 0.25 * min(r.size, regions[k].size)
+                   and 0.5 < r.size / regions[k].size < 2.0 for k in kept):
                 continue
-            kept.append(r)
+            kept.append(i)
         return kept
 
     def _unique_people(self, people: list[np.ndarray], scores: list[float]) -> list[int]:

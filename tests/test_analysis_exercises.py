@@ -150,3 +150,14 @@ def test_analyze_command_on_triangulated_synthetic_person(tmp_path, capsys):
             assert f"rep {rep['rep']}: {hit['rule']}" in out and f"at frame {hit['frame']}" in out
     assert (tmp_path / "points3d.squat.png").stat().st_size > 10_000
     assert main(["analyze", "--points", str(pts), "--exercise", "nope"]) == 2
+
+
+def test_synth_person_workout_writes_the_true_reps(tmp_path):
+    from rigcap.cli import main
+    from rigcap.studio.studio import SyntheticStudio
+
+    assert main(["synth", "person", "--program", "workout", "--seconds", "14", "--cameras", "2",
+                 "--out", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "reps_true.json").read_text())
+    assert written == SyntheticStudio(n_cameras=2, duration_s=14.0, program="workout").exercise_reps()
+    assert written["squat"] >= 2

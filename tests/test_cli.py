@@ -2,7 +2,7 @@
 
 from rigcap.cli import build_parser, main
 
-EXPECTED = {"analyze", "angles", "board", "bvh", "calibrate", "capture", "demo", "fuse", "live", "opensim", "synth",
+EXPECTED = {"analyze", "angles", "board", "bvh", "calibrate", "capture", "demo", "fuse", "live", "opensim", "synth", "sync",
             "triangulate", "view"}
 
 

@@ -3,7 +3,9 @@
 2D keypoints ``.npz``
     ``keypoints`` float32 (cameras, frames, joints, 3) = x px, y px, confidence;
     NaN where missing.  ``camera_names`` (cameras,), ``joint_names`` (joints,);
-    optional ``timestamps_ns`` int64 (cameras, frames), optional ``fps``.
+    optional ``timestamps_ns`` int64 (cameras, frames), optional ``fps``;
+    after ``rigcap sync``: ``time_offsets_s``, ``sync_confidence`` and
+    ``clock_drift`` float64 (cameras,) (kept in ``Keypoints2D.extra``).
     Multi-person form: ``keypoints`` (cameras, frames, persons, joints, 3),
     NaN-padded; the person index is the detector's order in that camera-frame,
     not an identity (association finds who is who).
@@ -24,7 +26,7 @@ naming the file and the problem.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,10 @@ def _fps(data: dict) -> float | None:
     return float(data["fps"]) if "fps" in data and np.isfinite(data["fps"]) else None
 
 
+#: optional per-camera arrays a 2D keypoint file may carry (written by ``rigcap sync``)
+PER_CAMERA_EXTRAS = ("time_offsets_s", "sync_confidence", "clock_drift")
+
+
 @dataclass
 class Keypoints2D:
     keypoints: np.ndarray  # (C, F, J, 3) float32, or (C, F, P, J, 3) multi-person
@@ -59,6 +65,7 @@ class Keypoints2D:
     joint_names: list[str]
     timestamps_ns: np.ndarray | None = None  # (C, F) int64
     fps: float | None = None
+    extra: dict = field(default_factory=dict)  # per-camera arrays (C,) named in PER_CAMERA_EXTRAS
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
@@ -81,6 +88,9 @@ class Keypoints2D:
             return f"'keypoints' has {kp.shape[-2]} joints but 'joint_names' lists {len(self.joint_names)}"
         if self.timestamps_ns is not None and np.shape(self.timestamps_ns) != kp.shape[:2]:
             return f"'timestamps_ns' must have shape (cameras, frames) = {kp.shape[:2]}, got {np.shape(self.timestamps_ns)}"
+        for key, value in (self.extra or {}).items():
+            if np.shape(value) != (kp.shape[0],):
+                return f"'{key}' must have one value per camera ({kp.shape[0]},), got shape {np.shape(value)}"
         return None
 
     @property
@@ -120,6 +130,8 @@ class Keypoints2D:
             arrays["timestamps_ns"] = self.timestamps_ns
         if self.fps is not None:
             arrays["fps"] = np.float64(self.fps)
+        for key, value in (self.extra or {}).items():
+            arrays[key] = np.asarray(value, dtype=np.float64)
         np.savez_compressed(path, **arrays)
         return path
 
@@ -130,7 +142,7 @@ class Keypoints2D:
         _require(path, data, ("keypoints", "camera_names", "joint_names"))
         try:
             return cls(data["keypoints"], list(data["camera_names"]), list(data["joint_names"]),
-                       data.get("timestamps_ns"), _fps(data))
+                       data.get("timestamps_ns"), _fps(data), {k: data[k] for k in PER_CAMERA_EXTRAS if k in data})
         except ValueError as exc:
             raise InputFileError(path, str(exc)) from None
 

@@ -105,7 +105,7 @@ def canvas_for(view: Camera) -> tuple[tuple[int, int], np.ndarray, np.ndarray | 
     if centred:
         cw, ch = w, h
     else:
-        half_x = max(cx + 0.5, w - 0.5 - cx) * fy / fx
+        half_x = max(cx + 0.5, w - 0.5 - cx) * fy / abs(fx)  # fx < 0: a mirrored image, the warp flips it
         half_y = max(cy + 0.5, h - 0.5 - cy)
         cw, ch = 2 * int(np.ceil(half_x)) + 2, 2 * int(np.ceil(half_y)) + 2
     # keep the vertical field of view inside what the visualizer accepts

@@ -133,6 +133,10 @@ def run(args) -> int:
     if not rig_path:
         raise RigcapError(f"{args.config}: no rig: give --rig rig.toml or set rig = \"...\" in the config")
     rig = load_rig(rig_path)
+    from calibration.rig import size_mismatch_warnings
+
+    for line in size_mismatch_warnings(rig, {c.name: c.image_size() for c in config.cameras}, "its capture source"):
+        print(f"warning: {line}", flush=True)
     hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
     offsets = measure_hosts(hosts)
     for (sub, clock), off in zip(hosts, offsets):

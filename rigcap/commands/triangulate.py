@@ -49,6 +49,9 @@ def register(subparsers) -> None:
                    "the people across cameras, tracks them with stable ids and writes the multi-person 3D form "
                    "(points (persons, frames, joints, 3), person_ids) and <stem>_P<id>.trc/.csv/.c3d per person "
                    "(default: %(default)s)")
+    p.add_argument("--sync", action="store_true",
+                   help="first find each camera's time offset from the motion (as rigcap sync does) and resample every "
+                   "camera at camera 0's instants")
     p.set_defaults(func=run)
 
 
@@ -145,6 +148,16 @@ def run(args) -> int:
         except RigcapError as exc:
             raise RigcapError(f"{args.keypoints} vs {args.rig}: {exc} (or --camera-order rig to match by order)") from None
 
+    from calibration.rig import keypoint_extent_warnings
+
+    for line in keypoint_extent_warnings(rig, kp.keypoints, kp.camera_names):
+        console.print(f"[yellow]warning:[/] {line}")
+    if args.sync:
+        from calibration.rig import Rig
+        from triangulate.motion_sync import print_sync, sync_keypoints
+
+        kp, sync = sync_keypoints(Rig(match_cameras(rig, kp.camera_names)), kp)
+        print_sync(sync, console)
     if persons != 1 or kp.multi_person:
         return run_people(args, console, rig, kp, config, persons, out, formats)
     result = triangulate(rig, kp, config)

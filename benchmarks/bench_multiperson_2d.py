@@ -18,7 +18,9 @@ MediaPipe's ``foot_index`` vs HALPE's ``big_toe``.
 Modes: ``every-frame`` runs the person detector on every frame (no tracking,
 no tiles: MediaPipe's own detector -> ROI -> landmarks per person);
 ``tracking`` (default options: detector every 10 frames or when a track is
-lost, tiles every 30); ``tracking+tiles`` runs the 2x2 tiles every 5 frames.
+lost, tiles every 30); ``tracking+tiles`` runs the tiles every 5 frames;
+``tracking+3D`` also gets, every frame, ``propose(boxes)`` of the people present
+(the true 3D joints projected: what the fusion side's 3D tracks would give).
 
 Real: pose2sim-demo-single cam01 (one person, 1080x1920): frames with exactly
 one person, and the median pixel distance to the single-person ``mediapipe``
@@ -51,6 +53,7 @@ MODES = {
     "every-frame": dict(detect_every=1, tile_every=0),
     "tracking": dict(),
     "tracking+tiles": dict(tile_every=5),
+    "tracking+3D": dict(),
 }
 
 
@@ -97,10 +100,13 @@ def synthetic(n_persons: int, mode: str, n_frames: int, n_cameras: int = 4, seed
         det = create_detector("mediapipe_multi", **MODES[mode])
         for f in range(n_frames):
             img = studio.image(c, f)
+            px, ok = visible_people(cam, studio.truth_for(c, f))
             t0 = time.perf_counter()
+            if mode == "tracking+3D":
+                seen = np.isfinite(px).all((1, 2))
+                det.propose(np.concatenate([px[seen].min(1), px[seen].max(1)], axis=1))
             people = det.detect(img)
             ms.append((time.perf_counter() - t0) * 1e3)
-            px, ok = visible_people(cam, studio.truth_for(c, f))
             pairs = match_people(px[ok], people)
             truths += int(ok.sum())
             found += len(pairs)

@@ -132,3 +132,61 @@ def test_demo_scorer_leaves_out_and_counts_what_it_cannot_score():
     hostile.append(decode(big_frame))  # cycles * cycle_ns beyond int64
     kept, t_rel, dropped = scorable([good, *hostile], ["cam_1", "cam_2"], 33, n_frames, fps, epoch)
     assert kept == [good] and t_rel.tolist() == [100_000_000] and dropped == 4
+
+
+# ---------------------------------------------------------------- 6. memory bounded in bytes
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096  # resident pages (psutil-free)
+
+
+HOSTILE_BIG_SENDER = """
+import sys, time, zmq
+sock = zmq.Context.instance().socket(zmq.PUB)
+sock.connect(sys.argv[1])
+time.sleep(0.3)
+header = b'{"v":1,"kind":"stats","seq":0,"t_publish_ns":1,"arrays":[{"name":"b","dtype":"|u1","shape":[8388608]}]}'
+blob = bytes(8 * 1024 * 1024)
+for _ in range(60):  # 480 MiB in 8 MiB messages, over the protocol's limit
+    sock.send_multipart([b"stats.big", header, blob])
+time.sleep(1.0)
+"""
+
+
+def test_stalled_subscriber_and_big_messages_keep_memory_bounded():
+    import subprocess
+    import sys
+
+    from rigcap.wire import Backbone
+    from rigcap.wire.sockets import QUEUE_BUDGET_BYTES
+
+    pub_ep, sub_ep = free_tcp_endpoint(), free_tcp_endpoint()
+    fits = np.zeros(250_000, np.uint8)  # just under the limit
+    with Backbone(pub_ep, sub_ep):
+        stalled = Subscriber(sub_ep, topics="")  # subscribes, never reads while we measure
+        pub = Publisher(pub_ep)
+        try:
+            time.sleep(0.3)
+            before = _rss_bytes()
+            hostile = subprocess.run([sys.executable, "-c", HOSTILE_BIG_SENDER, pub_ep], timeout=20)
+            assert hostile.returncode == 0
+            for i in range(2000):  # 500 MB inside the limit: bounded by the high-water marks
+                pub.send(encode("stats.x", {"kind": "stats", "seq": i}, {"blob": fits}))
+            time.sleep(1.0)
+            grown = _rss_bytes() - before
+            first = stalled.recv(500)
+            assert first is not None and first.topic == "stats.x"  # the honest ones flowed; no big one got in
+        finally:
+            pub.close()
+            stalled.close()
+    # the backbone's queue for the stalled subscriber + the subscriber's own + slack for the TCP buffers
+    assert grown < 2 * QUEUE_BUDGET_BYTES + 48 * 2**20, f"RSS grew by {grown / 2**20:.0f} MiB"
+
+
+def test_publisher_refuses_a_message_over_the_protocol_limit():
+    from rigcap.wire.messages import MAX_MESSAGE_BYTES
+
+    with Publisher(free_tcp_endpoint(), bind=True) as pub:
+        with pytest.raises(ProtocolError, match="limit"):
+            pub.send(encode("stats.x", {"kind": "stats", "seq": 0}, {"blob": np.zeros(MAX_MESSAGE_BYTES, np.uint8)}))
+        assert pub.sent == 0

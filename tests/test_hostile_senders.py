@@ -190,3 +190,51 @@ def test_publisher_refuses_a_message_over_the_protocol_limit():
         with pytest.raises(ProtocolError, match="limit"):
             pub.send(encode("stats.x", {"kind": "stats", "seq": 0}, {"blob": np.zeros(MAX_MESSAGE_BYTES, np.uint8)}))
         assert pub.sent == 0
+
+
+# ---------------------------------------------------------------- 3. skeleton lock
+def _node_and_cameras(skeleton=None, n=4):
+    from rigcap.studio.studio import SyntheticStudio
+    from triangulate.fusion_node import FusionNode
+    from triangulate.fusion_options import FusionOptions
+
+    studio = SyntheticStudio(n_cameras=n, fps=30.0, duration_s=2.0, seed=3)
+    sub_ep = free_tcp_endpoint()
+    cams = Publisher(sub_ep, bind=True)  # the node's subscriber connects straight to it
+    node = FusionNode(studio.rig, sub_ep, free_tcp_endpoint(), FusionOptions(fps=30.0, smoothing=False),
+                      skeleton=skeleton)
+    return studio, cams, node
+
+
+def _send_frame(studio, cams, frame, names=None, skeleton=None, t0=None):
+    from triangulate.skeletons import Skeleton
+
+    now = time.time_ns() if t0 is None else t0
+    for i, name in enumerate(names or studio.rig.names):
+        kp = studio.keypoints(i % len(studio.rig), frame % studio.n_frames)[None].astype(np.float32)
+        sk = skeleton or studio.skeleton
+        if skeleton is not None:
+            kp = np.full((1, sk.n_joints, 3), 0.5, np.float32)
+        cams.publish_kp2d(name, frame, now, kp, sk)
+
+
+def test_skeleton_adopted_from_two_hostile_names_is_re_voted_by_the_majority():
+    from triangulate.skeletons import COCO17
+
+    studio, cams, node = _node_and_cameras()
+    try:
+        deadline = time.monotonic() + 5
+        while node.engine is None and time.monotonic() < deadline:  # hostile: two rig names, another skeleton
+            _send_frame(studio, cams, 0, names=studio.rig.names[:2], skeleton=COCO17)
+            node.step(20)
+        assert node.skeleton.name == "coco17"
+        out = []
+        for frame in range(1, 40):  # the four honest cameras
+            _send_frame(studio, cams, frame)
+            time.sleep(0.01)
+            out += node.step(5)
+        assert node.skeleton.name == studio.skeleton.name
+        assert len(out) >= 20 and node.stats.skeleton_revotes == 1
+    finally:
+        node.close()
+        cams.close()

@@ -95,6 +95,7 @@ class FusionStats:
     unknown_camera: int = 0
     late_dropped: int = 0
     clock_outlier: int = 0  # capture time (offset-corrected) too far from arrival: a wrong clock
+    skeleton_revotes: int = 0  # an adopted skeleton replaced because most rig cameras sent another
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
@@ -125,6 +126,7 @@ class FusionStats:
             "unknown_camera": self.unknown_camera,
             "late_dropped": self.late_dropped,
             "clock_outlier": self.clock_outlier,
+            "skeleton_revotes": self.skeleton_revotes,
             "cameras_seen": dict(self.cameras_seen),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
@@ -146,7 +148,12 @@ class FusionNode:
     one-camera rig) sent the same joint list, so no single sender can lock the
     node onto its skeleton.  Messages that arrived before adoption are fused
     then (up to ``ADOPTION_BACKLOG``).  Later messages with another joint list
-    are counted as ``wrong_skeleton`` and dropped.
+    are counted as ``wrong_skeleton`` and dropped; but an adopted skeleton never
+    stays locked against the rig: once more than half of the rig's cameras
+    last sent one same other skeleton, it is adopted instead
+    (``skeleton_revotes``; a recording so far is closed and kept as
+    ``fusion-<old skeleton>-<n>/``).  A skeleton given by the caller (the
+    capture config's detector, ``rigcap fuse --skeleton``) is never re-voted.
     """
 
     ADOPTION_BACKLOG = 256
@@ -180,6 +187,8 @@ class FusionNode:
         self.recorder: FusedRecorder | None = None
         self._votes: dict[tuple, set] = {}  # (skeleton name, joints sha1, joints) -> rig cameras that sent it
         self._backlog: list = []  # (message, clock offset) received before the skeleton was adopted
+        self._dissent: dict[str, tuple] = {}  # rig camera -> the other skeleton it sent last
+        self._adopted = skeleton is None  # adopted from the messages (so re-votable), not given
         if skeleton is not None:
             self._setup(skeleton)
 
@@ -193,8 +202,29 @@ class FusionNode:
     def _accept(self, msg) -> bool:
         if msg.header.get("joints_sha1") != self.sha1 or msg.keypoints.shape[1] != self.skeleton.n_joints:
             self.stats.wrong_skeleton += 1
+            if self._adopted:
+                self._revote(msg)
             return False
+        self._dissent.pop(msg.camera, None)
         return True
+
+    def _revote(self, msg) -> None:
+        """Adopt the skeleton more than half of the rig's cameras last sent, when it is not ours."""
+        skeleton = self._skeleton_from(msg)
+        if skeleton is None:
+            return
+        key = (skeleton.name, tuple(skeleton.joint_names))
+        self._dissent[msg.camera] = key
+        if sum(k == key for k in self._dissent.values()) * 2 <= len(self.rig):
+            return
+        if self.recorder is not None:  # keep what was recorded under the old skeleton beside the new one
+            self.recorder.close()
+            self.recorder = None
+            old = self.record_dir / FUSION_DIR
+            old.rename(self.record_dir / f"{FUSION_DIR}-{self.skeleton.name}-{self.stats.skeleton_revotes}")
+        self.stats.skeleton_revotes += 1
+        self._dissent = {}
+        self._setup(skeleton)
 
     def _skeleton_from(self, msg) -> Skeleton | None:
         """The skeleton a message declares, if it is consistent (joint count and checksum)."""

@@ -24,6 +24,7 @@ from rigcap.argtypes import positive_float
 from rigcap.errors import check_output_folder
 from rigcap.fusion_args import add_fusion_arguments, fusion_options
 from triangulate.fusion_options import FusionOptions
+from triangulate.skeletons import SKELETONS
 
 EXAMPLES = """examples:
   rigcap capture --config configs/studio.toml &       # cameras + backbone
@@ -46,6 +47,8 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="TOML", help="capture config: its [fusion] table and camera frame rate")
     p.add_argument("--fps", type=positive_float, help="camera frame rate: sets grouping tolerance and deadline "
                                                      f"(default: the config's cameras, else {FusionOptions.fps:g})")
+    p.add_argument("--skeleton", choices=sorted(SKELETONS), help="the cameras' skeleton: messages with another one are "
+                   "dropped (default: adopted once two rig cameras agree, re-voted when most rig cameras disagree)")
     add_fusion_arguments(p)
     p.add_argument("--seconds", type=positive_float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between stats lines (default 2)")
@@ -79,7 +82,8 @@ def run(args) -> int:
         check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
     config = load_config(args.config, check_devices=False) if args.config else None
-    node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record)
+    node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
+                      skeleton=SKELETONS[args.skeleton] if args.skeleton else None)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

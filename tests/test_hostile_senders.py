@@ -238,3 +238,48 @@ def test_skeleton_adopted_from_two_hostile_names_is_re_voted_by_the_majority():
     finally:
         node.close()
         cams.close()
+
+
+# ---------------------------------------------------------------- 4. clock games (grouper, virtual clock)
+def _run_grouper(hostile, seconds=12.0, fps=30.0, cameras=("cam_0", "cam_1", "cam_2", "cam_3"), **kw):
+    """4 honest cameras with 2-6 ms latency; ``hostile(t_ns) -> [(camera, capture_ns)]`` adds messages.
+    Returns (grouper, emitted instants)."""
+    from triangulate.fusion_options import FusionOptions
+    from triangulate.live_grouping import InstantGrouper, Observation
+
+    o = FusionOptions(fps=fps, **kw)
+    g = InstantGrouper(list(cameras), o.tolerance_ns, o.deadline_ns, o.alive_window_ns, o.max_clock_skew_ns,
+                       max_jump_ns=o.max_clock_jump_ns)
+    rng = np.random.default_rng(0)
+    period = int(1e9 / fps)
+    t0 = 1_700_000_000_000_000_000
+    out = []
+    kp = np.zeros((26, 3), np.float32)
+    for i in range(int(seconds * fps)):
+        t = t0 + i * period
+        events = [(t + int(rng.uniform(2e6, 6e6)), c, t + int(rng.uniform(0, 2e6))) for c in cameras]
+        events += [(t + 3_000_000, c, cap) for c, cap in hostile(i, t)]
+        for arrival, cam, cap in sorted(events):
+            out += g.push(Observation(cam, i, cap, kp, arrival))
+        out += g.poll(t + period - 1)
+    return g, out
+
+
+def test_messages_stamped_ahead_do_not_make_honest_messages_late():
+    every = int(1.5 * 30)
+    honest_g, honest = _run_grouper(lambda i, t: [])
+    g, out = _run_grouper(lambda i, t: [("cam_0", t + 1_900_000_000)] if i % every == 10 else [])
+    full = sum(len(inst.observations) == 4 and abs(inst.time_ns - inst.first_arrival_ns) < 50e6 for inst in out)
+    assert len(honest) >= 355 and honest_g.late_dropped == 0
+    assert full >= len(honest) - 20, f"{full} full honest instants of {len(honest)}"
+    assert g.late_dropped <= 10
+    assert "cam_0" in g.quarantined_ever and g.clock_jumps["cam_0"] >= 7
+
+
+def test_four_names_stamped_200ms_ahead_do_not_replace_the_real_instants():
+    cams = ("cam_0", "cam_1", "cam_2", "cam_3")
+    g, out = _run_grouper(lambda i, t: [(c, t + 200_000_000) for c in cams] if i >= 30 else [])
+    honest = [inst for inst in out if abs(inst.time_ns - inst.first_arrival_ns) < 50e6]
+    ahead = [inst for inst in out if inst.time_ns - inst.first_arrival_ns > 100e6]
+    assert len(honest) >= 340 and len(ahead) <= 4, (len(honest), len(ahead))
+    assert all(g.clock_jumps[c] > 0 for c in cams)

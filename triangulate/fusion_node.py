@@ -96,6 +96,8 @@ class FusionStats:
     late_dropped: int = 0
     clock_outlier: int = 0  # capture time (offset-corrected) too far from arrival: a wrong clock
     skeleton_revotes: int = 0  # an adopted skeleton replaced because most rig cameras sent another
+    clock_jumps: dict = field(default_factory=dict)  # camera -> messages whose stamps jumped from its history
+    quarantined: list = field(default_factory=list)  # cameras with a clock jump in the last seconds
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
@@ -127,6 +129,8 @@ class FusionStats:
             "late_dropped": self.late_dropped,
             "clock_outlier": self.clock_outlier,
             "skeleton_revotes": self.skeleton_revotes,
+            "clock_jumps": dict(self.clock_jumps),
+            "quarantined": list(self.quarantined),
             "cameras_seen": dict(self.cameras_seen),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
@@ -283,6 +287,8 @@ class FusionNode:
             ready += self.engine.grouper.poll(time.time_ns())
             self.stats.late_dropped = self.engine.grouper.late_dropped
             self.stats.clock_outlier = self.engine.grouper.clock_outlier
+            self.stats.clock_jumps = self.engine.grouper.clock_jumps
+            self.stats.quarantined = self.engine.grouper.quarantined(time.time_ns())
         self.stats.malformed = sum(sub.malformed for sub in self.subs)
         fused = self.engine.fuse(ready) if ready else []
         for inst in fused:

@@ -63,13 +63,19 @@ def stats_line(s: dict, prev: dict | None) -> str:
     if not s["messages_in"]:
         return f"{s['elapsed_s']:7.1f} s  waiting for kp2d messages (none yet)"
     present = s.get("cameras_present", [])
-    drops = s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
+    jumps = sum(s.get("clock_jumps", {}).values())
+    drops = (s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
+             + jumps)
     return (f"{s['elapsed_s']:7.1f} s  in {fps_in:6.1f}/s  out {fps_out:5.1f}/s  cameras {len(present)} "
             f"[{','.join(present)}]  per instant {s['cameras_per_instant']:.2f}  spread p50 {s['spread_ms_p50']:.1f} ms  "
             f"latency added p50/p99 {s['added_latency_ms_p50']:.2f}/{s['added_latency_ms_p99']:.2f} ms  "
             f"capture->3D p50/p99 {s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f} ms  drops {drops}"
             + (f" (late {s['late_dropped']}, malformed {s['malformed']}, wrong skeleton {s['wrong_skeleton']}, "
-               f"unknown camera {s['unknown_camera']}, clock outlier {s.get('clock_outlier', 0)})" if drops else ""))
+               f"unknown camera {s['unknown_camera']}, clock outlier {s.get('clock_outlier', 0)}, clock jump {jumps})"
+               if drops else "")
+            + (f"  QUARANTINED (stamps jumped): {','.join(s['quarantined'])}" if s.get("quarantined") else "")
+            + (f"  fusion stalled {s['fusion_stalls']}x ({s['fusion_stalled_s']:.1f} s, caught up)"
+               if s.get("fusion_stalls") else ""))
 
 
 def run(args) -> int:

@@ -283,3 +283,51 @@ def test_four_names_stamped_200ms_ahead_do_not_replace_the_real_instants():
     ahead = [inst for inst in out if inst.time_ns - inst.first_arrival_ns > 100e6]
     assert len(honest) >= 340 and len(ahead) <= 4, (len(honest), len(ahead))
     assert all(g.clock_jumps[c] > 0 for c in cams)
+
+
+# ---------------------------------------------------------------- 9. a stalled fusion node
+def test_fusion_node_stalled_3s_reports_a_stall_and_catches_up():
+    import threading
+
+    from triangulate.skeletons import HALPE26
+
+    studio, cams, node = _node_and_cameras(skeleton=HALPE26)
+    stop = threading.Event()
+    sent = {"frames": 0}
+
+    def cameras():  # 4 cameras at 30 fps, on the wall clock, in their own thread (the node's is stopped)
+        frame, t0 = 0, time.monotonic()
+        while not stop.is_set() and frame < 300:
+            _send_frame(studio, cams, frame)
+            frame += 1
+            sent["frames"] = frame
+            time.sleep(max(0.0, t0 + frame / 30 - time.monotonic()))
+
+    try:
+        deadline = time.monotonic() + 3
+        while not node.stats.messages_in and time.monotonic() < deadline:  # slow joiner
+            _send_frame(studio, cams, 0)
+            node.step(20)
+        thread = threading.Thread(target=cameras, daemon=True)
+        thread.start()
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            node.step(5)
+        before, frame_at_stop = node.stats.instants_out, sent["frames"]
+        time.sleep(3.0)  # the node's loop does not run (as under SIGSTOP); the cameras go on
+        frame_at_resume = sent["frames"]
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            node.step(5)
+        stop.set()
+        thread.join(2)
+        s = node.stats.summary(1.0)
+        stalled_frames = frame_at_resume - frame_at_stop
+        assert stalled_frames >= 80
+        assert s["clock_outlier"] == 0 and not s["clock_jumps"], s
+        assert s["fusion_stalls"] == 1 and 2.8 <= s["fusion_stalled_s"] <= 3.6
+        assert node.stats.instants_out - before >= stalled_frames + 30 - 10  # the backlog and after, caught up
+    finally:
+        stop.set()
+        node.close()
+        cams.close()

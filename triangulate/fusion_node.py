@@ -98,6 +98,8 @@ class FusionStats:
     skeleton_revotes: int = 0  # an adopted skeleton replaced because most rig cameras sent another
     clock_jumps: dict = field(default_factory=dict)  # camera -> messages whose stamps jumped from its history
     quarantined: list = field(default_factory=list)  # cameras with a clock jump in the last seconds
+    fusion_stalls: int = 0  # times this node's own loop did not run for STALL_S (SIGSTOP, swapping, a debugger)
+    fusion_stalled_s: float = 0.0  # their total length
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
@@ -131,6 +133,8 @@ class FusionStats:
             "skeleton_revotes": self.skeleton_revotes,
             "clock_jumps": dict(self.clock_jumps),
             "quarantined": list(self.quarantined),
+            "fusion_stalls": self.fusion_stalls,
+            "fusion_stalled_s": self.fusion_stalled_s,
             "cameras_seen": dict(self.cameras_seen),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
@@ -161,6 +165,7 @@ class FusionNode:
     """
 
     ADOPTION_BACKLOG = 256
+    STALL_S = 0.5  # a gap this long between loop turns is the node's own stall, not the cameras' clocks
 
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
                  pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
@@ -193,6 +198,9 @@ class FusionNode:
         self._backlog: list = []  # (message, clock offset) received before the skeleton was adopted
         self._dissent: dict[str, tuple] = {}  # rig camera -> the other skeleton it sent last
         self._adopted = skeleton is None  # adopted from the messages (so re-votable), not given
+        self._last_turn_ns: int | None = None  # wall clock of the previous step()
+        self._stall_start_ns: int | None = None  # set while catching up after a stall of this node
+        self._drained_all = True
         if skeleton is not None:
             self._setup(skeleton)
 
@@ -269,8 +277,11 @@ class FusionNode:
             return []
         self.stats.cameras_seen[msg.camera] = self.stats.cameras_seen.get(msg.camera, 0) + 1
         self.stats.last_seen_ns[msg.camera] = msg.t_receive_ns
-        return self.engine.collect(msg.camera, msg.frame_index, msg.capture_time_ns - offset_ns,
-                                   msg.keypoints, msg.t_receive_ns)
+        capture_ns = msg.capture_time_ns - offset_ns
+        arrival_ns = msg.t_receive_ns
+        if self._stall_start_ns is not None:  # backlog of our own stall: it arrived when captured, at the latest
+            arrival_ns = min(arrival_ns, max(capture_ns, self._stall_start_ns))
+        return self.engine.collect(msg.camera, msg.frame_index, capture_ns, msg.keypoints, arrival_ns)
 
     def step(self, timeout_ms: int = 5) -> list[FusedInstant]:
         """Receive what is queued (waiting at most ``timeout_ms``), fuse, publish; returns what was published.
@@ -280,6 +291,15 @@ class FusionNode:
         as soon as its last camera arrived).
         """
         ready = []
+        now_ns = time.time_ns()
+        if self._last_turn_ns is not None and now_ns - self._last_turn_ns > self.STALL_S * 1e9:
+            # This node did not run (stopped, swapped out): what queued meanwhile arrived "late" only
+            # because we did not read it.  Judge it by when we stopped reading, not as clock faults.
+            self.stats.fusion_stalls += 1
+            self.stats.fusion_stalled_s += (now_ns - self._last_turn_ns) / 1e9
+            self._stall_start_ns = self._last_turn_ns
+        self._last_turn_ns = now_ns
+        self._drained_all = True  # until a subscriber hands over a full batch
         if len(self.subs) == 1 or self._poller.poll(timeout_ms):
             for sub, offset in zip(self.subs, self.clock_offsets_ns):
                 ready += self._drain(sub, offset, timeout_ms if len(self.subs) == 1 else 0)
@@ -290,6 +310,8 @@ class FusionNode:
             self.stats.clock_jumps = self.engine.grouper.clock_jumps
             self.stats.quarantined = self.engine.grouper.quarantined(time.time_ns())
         self.stats.malformed = sum(sub.malformed for sub in self.subs)
+        if self._stall_start_ns is not None and self._drained_all:
+            self._stall_start_ns = None  # caught up: the queue is empty again
         fused = self.engine.fuse(ready) if ready else []
         for inst in fused:
             self._publish(inst)
@@ -310,6 +332,8 @@ class FusionNode:
                 ready += self._fuse_message(msg, offset_ns)
             n += 1
             msg = sub.recv(0) if n < self.batch_limit else None
+        if n >= self.batch_limit:
+            self._drained_all = False
         return ready
 
     def _publish(self, inst: FusedInstant) -> None:

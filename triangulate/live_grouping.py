@@ -25,8 +25,9 @@ and arrival times being on one clock (offsets already corrected):
   so a message stamped ahead within the bound cannot push the watermark past
   the honest instants.
 
-* a camera whose lead (capture minus arrival time) jumps by more than
-  ``max_jump_ns`` from the median of its own recent leads is *quarantined*:
+* a camera whose lead (capture minus arrival time) jumps ahead, past the
+  tolerance and by more than ``max_jump_ns`` above the median of its own
+  recent leads, is *quarantined*:
   the message is dropped and counted per camera (``clock_jumps``), and the
   camera is listed by :meth:`InstantGrouper.quarantined` for a while.  So a
   sender stamping ahead under a rig camera's name (within the skew bound)
@@ -144,7 +145,11 @@ class InstantGrouper:
         """Whether this message's lead jumps from its camera's history (and keep that history)."""
         lead = obs.capture_time_ns - obs.arrival_ns
         history = self._leads.setdefault(obs.camera, deque(maxlen=self.LEAD_HISTORY))
-        if len(history) >= 3 and abs(lead - sorted(history)[len(history) // 2]) > self.max_jump_ns:
+        # Only a jump ahead counts: honest leads are <= 0 (captured before arrival; a burst catching up
+        # after a stall rises towards 0), so a lead past the tolerance *and* far above the camera's own
+        # history is a stamp from the future (a later arrival is judged by the late-message rule).
+        if (len(history) >= 3 and lead > self.tolerance_ns
+                and lead - sorted(history)[len(history) // 2] > self.max_jump_ns):
             run = self._jumped.setdefault(obs.camera, [])
             run.append(lead)
             if len(run) >= self.JUMP_ACCEPT and max(run) - min(run) <= self.max_jump_ns:

@@ -9,6 +9,7 @@ unplugged), 4 any other error -- the supervisor restarts on non-zero.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -143,6 +144,24 @@ def run_camera(camera: CameraConfig, options: NodeOptions, stop_event=None, repo
     return code
 
 
+def _stop_with_parent() -> int:
+    """Ask Linux to send us SIGTERM when our parent dies (``PR_SET_PDEATHSIG``); returns the parent's pid.
+
+    The fallback everywhere (and for a parent thread that ends before the
+    process): the capture loop checks that ``os.getppid()`` is still that pid.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl: the watchdog below still works
+            pass
+    return parent
+
+
 def camera_process_main(camera: CameraConfig, options: NodeOptions, stop_flag=None, conn=None) -> None:
     """Entry point of a camera process (``multiprocessing`` spawn target).
 
@@ -152,16 +171,20 @@ def camera_process_main(camera: CameraConfig, options: NodeOptions, stop_flag=No
     of this process's event pipe.
     """
     local_stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: local_stop.set())  # before PR_SET_PDEATHSIG can send it
+    parent = _stop_with_parent()
 
     class _Either:
+        """Stop when asked (flag, SIGTERM) or when the supervisor is gone (SIGKILLed: no one would stop us)."""
+
         def is_set(self) -> bool:
-            return local_stop.is_set() or (stop_flag is not None and bool(stop_flag.value))
+            return (local_stop.is_set() or (stop_flag is not None and bool(stop_flag.value))
+                    or os.getppid() != parent)
 
     report = PipeReporter(conn) if conn is not None else None
 
     # Ctrl-C reaches the whole process group: the supervisor decides, we wait for its stop event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
     try:
         code = run_camera(camera, options, _Either(), report)
     except Exception as exc:  # reported, then the supervisor restarts us

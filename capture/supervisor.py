@@ -185,7 +185,7 @@ class Supervisor:
             elif kind == "started":
                 slot.status.source = ev.get("source", {})
                 slot.status.state = "running"
-            elif kind == "error":
+            elif kind in ("error", "warning"):
                 slot.status.message = ev.get("message")
                 self._event(ev)
             elif kind == "ended":

@@ -100,6 +100,7 @@ class FusionStats:
     quarantined: list = field(default_factory=list)  # cameras with a clock jump in the last seconds
     fusion_stalls: int = 0  # times this node's own loop did not run for STALL_S (SIGSTOP, swapping, a debugger)
     fusion_stalled_s: float = 0.0  # their total length
+    recording_stopped: str | None = None  # why --record stopped early (a full disk); the stream went on
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
@@ -135,6 +136,7 @@ class FusionStats:
             "quarantined": list(self.quarantined),
             "fusion_stalls": self.fusion_stalls,
             "fusion_stalled_s": self.fusion_stalled_s,
+            "recording_stopped": self.recording_stopped,
             "cameras_seen": dict(self.cameras_seen),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
@@ -209,7 +211,11 @@ class FusionNode:
         self.sha1 = joints_sha1(tuple(skeleton.joint_names))
         self.engine = FusionEngine(self.rig, skeleton, self.options)
         if self.record_dir is not None:
-            self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
+            try:
+                self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
+            except OSError as exc:
+                self.recorder = None
+                self._recording_stopped(exc)
 
     def _accept(self, msg) -> bool:
         if msg.header.get("joints_sha1") != self.sha1 or msg.keypoints.shape[1] != self.skeleton.n_joints:
@@ -349,7 +355,25 @@ class FusionNode:
         s.spread_ns.append(inst.spread_ns)
         s.views.append(len(inst.cameras))
         if self.recorder is not None:
-            self.recorder.write(inst)
+            try:
+                self.recorder.write(inst)
+            except OSError as exc:
+                self._recording_stopped(exc)
+
+    def _recording_stopped(self, exc: OSError) -> None:
+        """Recording failed (a full disk): say so once, keep what was flushed, go on publishing."""
+        import errno
+        import sys
+
+        why = "disk full" if exc.errno == errno.ENOSPC else str(exc)
+        self.stats.recording_stopped = f"recording stopped: {why} (the live stream goes on)"
+        print(f"rigcap fuse: {self.stats.recording_stopped}", file=sys.stderr, flush=True)
+        recorder, self.recorder = self.recorder, None
+        try:
+            if recorder is not None:
+                recorder.close()
+        except OSError:  # no room for points3d.npz: fusion/points3d.bin is read instead (triangulate.fused_recording)
+            pass
 
     def run(self, stop_event=None, duration_s: float | None = None, on_stats=None, stats_interval_s: float = 1.0,
             recent: int | None = None) -> dict:
@@ -378,7 +402,10 @@ class FusionNode:
 
     def close(self) -> None:
         if self.recorder is not None:
-            self.recorder.close()
+            try:
+                self.recorder.close()
+            except OSError as exc:
+                self._recording_stopped(exc)
             self.recorder = None
         for sub in self.subs:
             sub.close()

@@ -104,7 +104,7 @@ def run(args) -> int:
                     spread.add(msg.camera, msg.frame_index, msg.capture_time_ns)
                 while events:
                     ev = events.pop(0)
-                    if ev.get("event") in ("died", "restart", "failed", "error"):
+                    if ev.get("event") in ("died", "restart", "failed", "error", "warning"):
                         live.console.print(f"[yellow]{ev['camera']}: {ev['event']}"
                                            + (f" ({ev['message']})" if ev.get("message") else "") + "[/]")
                 if elapsed >= next_draw:

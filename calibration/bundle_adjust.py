@@ -49,6 +49,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.sparse import coo_matrix
 
+from calibration import lens_model
 from calibration.camera import Camera, rodrigues_to_matrix
 
 N_INTR = 9  # fx fy cx cy k1 k2 p1 p2 k3
@@ -118,12 +119,8 @@ def _project(rc, centers, intr, rb, origin, points, obs) -> np.ndarray:
     x = xc[:, 0] / z
     y = xc[:, 1] / z
     p = intr[obs.cam]
-    k1, k2, p1, p2, k3 = p[:, 4], p[:, 5], p[:, 6], p[:, 7], p[:, 8]
-    r2 = x * x + y * y
-    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-    yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    return np.stack([p[:, 0] * xd + p[:, 2], p[:, 1] * yd + p[:, 3]], axis=1)
+    xyd = lens_model.distort(np.stack([x, y], axis=1), p[:, 4:9])
+    return xyd * p[:, 0:2] + p[:, 2:4]
 
 
 @dataclass
@@ -244,18 +241,8 @@ def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
         x_n, y_n = xc[:, 0] / z, xc[:, 1] / z
         p = intr[obs.cam]
         fx, fy = p[:, 0], p[:, 1]
-        k1, k2, p1, p2, k3 = p[:, 4], p[:, 5], p[:, 6], p[:, 7], p[:, 8]
-        r2 = x_n * x_n + y_n * y_n
-        rad = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        drad = k1 + r2 * (2.0 * k2 + 3.0 * r2 * k3)
-        xd = x_n * rad + 2.0 * p1 * x_n * y_n + p2 * (r2 + 2.0 * x_n * x_n)
-        yd = y_n * rad + p1 * (r2 + 2.0 * y_n * y_n) + 2.0 * p2 * x_n * y_n
-        # d(xd, yd) / d(x, y)
-        dd = np.empty((m, 2, 2))
-        dd[:, 0, 0] = rad + 2.0 * x_n * x_n * drad + 2.0 * p1 * y_n + 6.0 * p2 * x_n
-        dd[:, 0, 1] = 2.0 * x_n * y_n * drad + 2.0 * p1 * x_n + 2.0 * p2 * y_n
-        dd[:, 1, 0] = 2.0 * x_n * y_n * drad + 2.0 * p1 * x_n + 2.0 * p2 * y_n
-        dd[:, 1, 1] = rad + 2.0 * y_n * y_n * drad + 6.0 * p1 * y_n + 2.0 * p2 * x_n
+        # distorted (xd, yd), d(xd, yd) / d(x, y) and d(xd, yd) / d(k1 k2 p1 p2 k3)
+        xyd, dd, d_dist = lens_model.distort(np.stack([x_n, y_n], axis=1), p[:, 4:9], jacobians=True)
         # d(x, y) / d xc
         dn = np.zeros((m, 2, 3))
         dn[:, 0, 0] = 1.0 / z
@@ -269,17 +256,11 @@ def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
         iv = None
         if layout.refine:
             iv = np.zeros((m, 2, N_INTR))
-            iv[:, 0, 0] = xd
-            iv[:, 1, 1] = yd
+            iv[:, 0, 0] = xyd[:, 0]
+            iv[:, 1, 1] = xyd[:, 1]
             iv[:, 0, 2] = 1.0
             iv[:, 1, 3] = 1.0
-            dk = np.stack([r2, r2 * r2, r2 * r2 * r2], axis=1)  # (M, 3) for k1 k2 k3
-            iv[:, 0, [4, 5, 8]] = fx[:, None] * x_n[:, None] * dk
-            iv[:, 1, [4, 5, 8]] = fy[:, None] * y_n[:, None] * dk
-            iv[:, 0, 6] = fx * 2.0 * x_n * y_n
-            iv[:, 1, 6] = fy * (r2 + 2.0 * y_n * y_n)
-            iv[:, 0, 7] = fx * (r2 + 2.0 * x_n * x_n)
-            iv[:, 1, 7] = fy * 2.0 * x_n * y_n
+            iv[:, :, 4:9] = np.stack([fx, fy], axis=1)[:, :, None] * d_dist
         # board: rotation (dRb/drvec applied to the corner) and position (identity -> R_c)
         dxw_drb = (drb.reshape(-1, 9, 3)[obs.board] @ pb[:, :, None]).reshape(m, 3, 3).transpose(0, 2, 1)  # (M, 3, 3)
         duv_dxw = duv_dxc @ r_m

@@ -75,14 +75,18 @@ from calibration.camera import Camera
 from calibration.detect import Detections, detect_all
 from calibration.extrinsics_init import board_poses, board_poses_world, initial_extrinsics
 from calibration.intrinsics import calibrate_intrinsics, choose_lens_model, lens_free_mask, point_coverage
+from calibration.mirror import decide_mirrored_images, flip_pixel_frame, flip_pixels, is_mirrored, mirrored_lens
 from calibration.report import CameraReport, board_rigidity_mm, metadata
 from calibration.rig import Rig
 from calibration.sync import group_detections, read_timestamps
+from calibration.uncertainty import camera_uncertainty
 from calibration.world import frame_from_board, frame_from_camera, transform_board_poses, transform_rig
 from rigcap.errors import RigcapError
 
 
 MIN_VIEW_CORNERS = 4
+SIGMA_NOTE = ("sigma_*: 1-sigma from the bundle adjustment's covariance, relative to the first camera, worst "
+              "direction; a lower bound when the lens model is simpler than the lens (calibration.uncertainty)")
 
 
 @dataclass
@@ -97,6 +101,7 @@ class CalibrationResult:
     bundle: BundleResult
     warnings: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    sigmas: list = field(default_factory=list)  # per camera calibration.uncertainty.CameraUncertainty (BA frame)
 
     @property
     def rmse_px(self) -> dict[str, float]:
@@ -122,11 +127,18 @@ def _as_detections(detections, image_sizes, names) -> Detections:
     return Detections.from_arrays(corners, image_sizes, names)
 
 
-def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections) -> list[Camera]:
+#: image sizes within this fraction per side are padding or a crop of a few pixels (a Qualisys export
+#: says 1088 where the video is 1080): a warning; beyond it, another resolution: an error
+SIZE_PADDING_FRACTION = 0.02
+
+
+def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections, warnings: list[str]) -> list[Camera]:
     """Copies of ``intrinsics``' cameras in ``det``'s order: by name for a :class:`Rig`, by position for a list.
 
     Lens parameters only mean something at the resolution they were
-    calibrated at, so a camera whose image size differs is an error too.
+    calibrated at: a camera whose image size differs by a few pixels
+    (:data:`SIZE_PADDING_FRACTION`) gets a warning in ``warnings`` naming both
+    sizes, one at another resolution is an error.
     """
     if isinstance(intrinsics, Rig):
         missing = [n for n in det.names if n not in intrinsics.names]
@@ -140,10 +152,18 @@ def _match_intrinsics(intrinsics: Rig | Sequence[Camera], det: Detections) -> li
         cams = [c.copy() for c in intrinsics]
         if len(cams) != det.n_cameras:
             raise ValueError(f"{len(cams)} starting intrinsics for {det.n_cameras} cameras")
-    wrong = [f"{n!r} {tuple(c.size)} vs {tuple(s)}" for c, n, s in zip(cams, det.names, det.sizes)
-             if c.size is not None and tuple(c.size) != tuple(s)]
-    if wrong:
-        raise RigcapError(f"intrinsics were calibrated at another image size: {'; '.join(wrong)} (rig vs recording)")
+    from calibration.rig import size_mismatch_warnings
+
+    for c, n, size in zip(cams, det.names, det.sizes):
+        if c.size is None or tuple(c.size) == tuple(size):
+            continue
+        rel = np.abs(np.array(c.size, float) - np.array(size, float)) / np.array(size, float)
+        if (rel > SIZE_PADDING_FRACTION).any():
+            raise RigcapError(f"intrinsics were calibrated at another image size: {n!r} {tuple(c.size)} vs "
+                              f"{tuple(size)} (rig vs recording)")
+        probe = Rig([Camera(n, c.size, c.matrix)])
+        warnings.extend(w + " (intrinsics used as they are)" for w in
+                        size_mismatch_warnings(probe, {n: tuple(size)}, "the recording"))
     return cams
 
 
@@ -200,6 +220,12 @@ def calibrate_from_detections(
 ) -> CalibrationResult:
     """Calibrate a rig from grouped corner detections (see the module docstring)."""
     det = _as_detections(detections, image_sizes, names)
+    if not board.orientation_unique and det.n_cameras > 1:
+        raise RigcapError(
+            f"a {board.squares_x} x {board.squares_y} checkerboard looks the same turned by "
+            f"{'90' if board.squares_x == board.squares_y else '180'} degrees, so two cameras cannot tell which "
+            "corner is which: use a checkerboard with squares_x != squares_y and squares_x + squares_y odd, or a "
+            "ChArUco board, for extrinsics (any checkerboard works with --intrinsics-only)")
     # a view with a corner or three is most often a stray marker's interpolation, and
     # constrains little anyway: calibration uses views with MIN_VIEW_CORNERS or more
     corners = np.where((det.counts() >= MIN_VIEW_CORNERS)[:, :, None, None], det.corners, np.nan)
@@ -215,7 +241,7 @@ def calibrate_from_detections(
     if initial_rig is not None:
         cams = [initial_rig[n].copy() if n in initial_rig.names else initial_rig[i].copy() for i, n in enumerate(det.names)]
     elif intrinsics is not None:
-        cams = _match_intrinsics(intrinsics, det)
+        cams = _match_intrinsics(intrinsics, det, warnings)
     else:
         cams = []
         for c in range(n_cams):
@@ -226,6 +252,19 @@ def calibrate_from_detections(
             warnings.extend(res.warnings)
     for cam, name, size in zip(cams, det.names, det.sizes):
         cam.name, cam.size = name, tuple(size)
+    # a camera that found the board mirrored: mirrored image or board seen from behind (calibration.mirror);
+    # from here to the world frame, mirrored-image cameras work in unflipped pixels with an ordinary lens
+    corners_recorded = corners
+    known = np.array([is_mirrored(cam) for cam in cams])
+    corners = corners.copy()
+    for c in np.flatnonzero(known):
+        cams[c] = flip_pixel_frame(cams[c])
+        corners[c] = flip_pixels(corners[c], det.sizes[c][0])
+    mirror = decide_mirrored_images(corners, det.mirrored, cams, board, det.names, known)
+    for c in np.flatnonzero(mirror.image_mirrored & ~known):
+        cams[c] = mirrored_lens(cams[c])
+        corners[c] = flip_pixels(corners[c], det.sizes[c][0])
+    warnings.extend(mirror.notes[c] for c in sorted(mirror.notes))
     seconds["intrinsics"] = time.perf_counter() - t0
 
     # 2. board poses per view, camera graph, initial extrinsics
@@ -251,6 +290,12 @@ def calibrate_from_detections(
                        refine_intrinsics=refine_intrinsics,
                        intrinsics_free=np.array([lens_free_mask(m) for m, _ in models]))
     seconds["bundle_adjustment"] = time.perf_counter() - t2
+    t_u = time.perf_counter()
+    inl = obs.subset(ba.inliers)
+    sigmas = camera_uncertainty(ba.cameras, ba.board_rvecs, ba.board_tvecs, board.corner_points(), inl.cam,
+                                inl.board, inl.corner, inl.uv,
+                                np.array([lens_free_mask(m) for m, _ in models]) if refine_intrinsics else None)
+    seconds["uncertainty"] = time.perf_counter() - t_u
 
     # 4. world frame
     rig = Rig(ba.cameras)
@@ -267,10 +312,12 @@ def calibrate_from_detections(
         a, b = frame_from_board(*_still_pose(ba.board_rvecs, ba.board_tvecs, int(k[0])))
     rig = transform_rig(rig, a, b)
     board_rvecs, board_tvecs = transform_board_poses(ba.board_rvecs, ba.board_tvecs, a, b)
+    rig = Rig([flip_pixel_frame(cam) if m else cam for cam, m in zip(rig.cameras, mirror.image_mirrored)],
+              rig.metadata)  # back to the pixels as recorded: fx < 0
 
     # 5. report
     t3 = time.perf_counter()
-    rigidity, _ = board_rigidity_mm(rig, corners[:, instants], board)
+    rigidity, _ = board_rigidity_mm(rig, corners_recorded[:, instants], board)
     reports = []
     for c in range(n_cams):
         mine = obs.cam == c
@@ -282,6 +329,9 @@ def calibrate_from_detections(
         reports.append(CameraReport(
             det.names[c], rmse, int(np.isfinite(corners[c, :, :, 0]).any(axis=1).sum()), int(inl.sum()),
             int((mine & ~ba.inliers).sum()), float(coverage[c]), float(intr_rms[c]), cam_warn, model, reason,
+            bool(mirror.image_mirrored[c]),
+            int((mirror.back_views[c] & np.isfinite(corners[c, :, :, 0]).any(axis=1)).sum()),
+            sigmas[c].position_mm, sigmas[c].orientation_deg, sigmas[c].focal_pct,
         ))
     seconds["report"] = time.perf_counter() - t3
     rig.metadata["calibration"] = metadata(reports, rigidity, {
@@ -290,8 +340,10 @@ def calibrate_from_detections(
         "refine_intrinsics": bool(refine_intrinsics),
         "board_sightings": int(instants.size),
         "units": "metres",
+        "sigma_note": SIGMA_NOTE,
     })
-    return CalibrationResult(rig, reports, rigidity, det, instants, board_rvecs, board_tvecs, ba, warnings, seconds)
+    return CalibrationResult(rig, reports, rigidity, det, instants, board_rvecs, board_tvecs, ba, warnings, seconds,
+                             sigmas)
 
 
 def detect_inputs(
@@ -311,7 +363,7 @@ def detect_inputs(
     (:mod:`calibration.selfcheck`), and the error says which one fits.
     """
     per_camera = detect_all(inputs, board, workers=workers, progress=progress)
-    if selfcheck:
+    if selfcheck and not board.is_checkerboard:  # the self-check reads markers; a checkerboard has none
         from calibration.selfcheck import check_detections
 
         check_detections(per_camera, board, str(board_path) if board_path else "the board TOML")

@@ -10,6 +10,21 @@ from __future__ import annotations
 from rigcap.argtypes import non_negative_float, positive_float
 from triangulate.fusion_options import FusionOptions
 
+def persons_count(text: str) -> int:
+    """``--persons``: 'auto' -> 0 (everybody), else a positive whole number."""
+    import argparse
+
+    if str(text).strip().lower() == "auto":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive whole number, got {text!r}")
+    return n
+
+
 # flag -> (options field, argparse type, help)
 _FLAGS = {
     "--tolerance-ms": ("tolerance_ms", positive_float, "capture times within this belong to one instant (default: half a frame)"),
@@ -22,6 +37,9 @@ _FLAGS = {
     "--prior-gate-m": ("prior_gate_m", non_negative_float,
                        "drop a two-view point this far from the joint's last position, plus what it may have moved "
                        f"since (default {FusionOptions.prior_gate_m} m)"),
+    "--persons": ("persons", persons_count,
+                  "people to fuse: 1 (default) the most confident per camera; N or 'auto' associates everybody "
+                  "across cameras and tracks them with stable ids (kp3d points [persons, joints, 3] + person_ids)"),
 }
 
 

@@ -172,8 +172,13 @@ class FusionNode:
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
                  pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
                  skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
-                 clock_offsets_ns: list[int] | None = None):
+                 clock_offsets_ns: list[int] | None = None, instant_hooks=()):
         self.options = options = options or FusionOptions()
+        # called as hook(instant, node) after each kp3d is published (the node has .pub and
+        # .skeleton): e.g. the angles topic, rigcap.analysis.live.LiveAngles, wired in by the
+        # commands, which import every layer
+
+        self.instant_hooks = list(instant_hooks)
         self.rig = rig
         self._rig_names = frozenset(rig.names)
         self.fps = options.fps
@@ -346,7 +351,7 @@ class FusionNode:
         now = time.time_ns()
         self.pub.publish_kp3d(inst.time_ns, inst.points, cameras=inst.cameras, frames=inst.frames,
                               skeleton_name=self.skeleton.name, joints_sha1_hex=self.sha1, error_px=inst.error_px,
-                              n_views=inst.n_views, spread_ns=int(inst.spread_ns),
+                              n_views=inst.n_views, person_ids=inst.person_ids, spread_ns=int(inst.spread_ns),
                               t_last_arrival_ns=int(inst.last_arrival_ns), filtered=self.smoothing, t_publish_ns=now)
         s = self.stats
         s.instants_out += 1
@@ -354,11 +359,13 @@ class FusionNode:
         s.total_latency_ns.append(now - inst.time_ns)
         s.spread_ns.append(inst.spread_ns)
         s.views.append(len(inst.cameras))
-        if self.recorder is not None:
+        if self.recorder is not None and inst.person_ids is None:  # the recording holds one person
             try:
                 self.recorder.write(inst)
             except OSError as exc:
                 self._recording_stopped(exc)
+        for hook in self.instant_hooks:
+            hook(inst, self)
 
     def _recording_stopped(self, exc: OSError) -> None:
         """Recording failed (a full disk): say so once, keep what was flushed, go on publishing."""

@@ -35,6 +35,10 @@ class FusionOptions:
     farther than this (plus what the joint may have moved since) from the
     joint's last accepted position is dropped (None: no gate).
     ``batch_limit``: most messages taken off one subscriber per loop turn.
+    ``persons``: 1 fuses one person (the most confident detection per camera,
+    as always); 0 ("auto") or N associates everybody across cameras and tracks
+    them with stable ids (:mod:`triangulate.association`,
+    :mod:`triangulate.tracking`), publishing at most N (0: all) confirmed people.
     """
 
     fps: float = 30.0
@@ -46,6 +50,7 @@ class FusionOptions:
     smoothing: bool = True
     prior_gate_m: float | None = 0.15
     batch_limit: int = 256
+    persons: int = 1
 
     def __post_init__(self) -> None:
         for name in ("fps", "alive_window_s"):
@@ -55,6 +60,8 @@ class FusionOptions:
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise ValueError(f"fusion option {name} must be >= 0, got {value!r}")
+        if not isinstance(self.persons, int) or isinstance(self.persons, bool) or self.persons < 0:
+            raise ValueError(f"fusion option persons must be 0 (auto) or a positive whole number, got {self.persons!r}")
         if self.batch_limit < 1:
             raise ValueError(f"fusion option batch_limit must be >= 1, got {self.batch_limit!r}")
 

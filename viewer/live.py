@@ -14,7 +14,8 @@ newest ``(points (J, 3), n_views (J,))`` each tick; anything that can answer
   subscriber either way.
 
 ``kp3d`` is documented in :mod:`rigcap.wire`; the viewer draws ``points``
-(the first person of a multi-person message) with ``n_views``.
+with ``n_views`` (everybody, each in their own colour, when the message carries
+``person_ids``; else the first person).
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def poll_latest(updates: Iterable[Update]) -> Callable[[], Update | None]:
 
 
 def message_to_update(msg) -> tuple[Update, str | None]:
-    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views), skeleton name)``."""
+    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views[, person_ids]), skeleton name)``.
+
+    A message with ``person_ids`` (several people) keeps everybody: each is drawn in their own colour."""
     points = np.asarray(msg.arrays["points"], dtype=np.float64)
+    ids = msg.arrays.get("person_ids")
+    if points.ndim == 3 and ids is not None:
+        return (points, msg.arrays.get("n_views"), np.asarray(ids)), msg.header.get("skeleton")
     if points.ndim == 3:
         points = points[0] if len(points) else np.full(points.shape[1:], np.nan)
     if points.ndim != 2 or points.shape[1] != 3:
@@ -104,16 +110,51 @@ class Kp3dSource:
         self.sub.close()
 
 
+class AnglesSource:
+    """Latest-only ``angles`` subscriber (the fusion node publishes them with ``rigcap fuse --angles``);
+    call it for the newest message's text, or ``None`` when nothing new came."""
+
+    def __init__(self, endpoint: str, chosen: tuple[str, ...] = ()):
+        from rigcap.wire import Subscriber
+
+        self.sub = Subscriber(endpoint, topics="angles", latest_only=True)
+        self.chosen = tuple(chosen)
+
+    def __call__(self) -> str | None:
+        msg = self.sub.recv(0)
+        return None if msg is None else angles_text(msg, self.chosen)
+
+    def close(self) -> None:
+        self.sub.close()
+
+
+def angles_text(msg, chosen: tuple[str, ...] = ()) -> str:
+    """Lines of text for an ``angles`` message: each chosen angle (all when none chosen is in it) of
+    the first person in degrees, then the exercise's rep count."""
+    names = list(msg.header["names"])
+    values = np.asarray(msg.arrays["values"], dtype=np.float64)
+    values = values[0] if values.ndim == 2 else values
+    picked = [n for n in chosen if n in names] or names[:4]
+    lines = [f"{n.replace('_', ' ')}: {values[names.index(n)]:.0f} deg" if np.isfinite(values[names.index(n)])
+             else f"{n.replace('_', ' ')}: -" for n in picked]
+    if "exercise" in msg.header:
+        reps = msg.header.get("reps") or [0]
+        lines.append(f"{msg.header['exercise']} reps: {reps[0]}")
+    return "\n".join(lines)
+
+
 def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1280, 720),
               rate_hz: float = 60.0, visible: bool = True,
-              max_seconds: float | None = None) -> tuple[SceneWindow, Kp3dSource]:
+              max_seconds: float | None = None, angles: tuple[str, ...] | None = None) -> tuple[SceneWindow, Kp3dSource]:
     """Open a window drawing the newest ``kp3d`` skeleton published at ``endpoint`` until it closes.
 
     The skeleton comes from ``skeleton``, else the messages' ``skeleton`` header
-    field, else the joint count.  Returns the (closed) window and the (closed)
-    source, for their counters.
+    field, else the joint count.  ``angles``: show these angles of the ``angles``
+    topic (and its rep count) as text beside the skeleton (``()``: the first four).
+    Returns the (closed) window and the (closed) source, for their counters.
     """
     source = Kp3dSource(endpoint)
+    text_source = AnglesSource(endpoint, angles) if angles is not None else None
     window = SceneWindow(rig, skeleton, size, title=f"rigcap live - {endpoint}", visible=visible)
 
     def poll() -> Update | None:
@@ -124,10 +165,18 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
                 window.skeleton = named
         return update
 
+    def on_tick(win: SceneWindow) -> None:
+        text = text_source()
+        if text is not None:
+            win.set_text(text)
+
     try:
-        window.run(poll, rate_hz=rate_hz, max_seconds=max_seconds)
+        window.run(poll, rate_hz=rate_hz, max_seconds=max_seconds,
+                   on_tick=on_tick if text_source is not None else None)
     finally:
         source.close()
+        if text_source is not None:
+            text_source.close()
     return window, source
 
 

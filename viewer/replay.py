@@ -33,6 +33,8 @@ def skeleton_of(points3d: Points3D) -> Skeleton:
 def first_populated_frame(points3d: Points3D) -> int:
     """Index of the first frame with any finite joint (0 when there is none)."""
     finite = np.isfinite(points3d.points).all(axis=-1).any(axis=-1)
+    if points3d.multi_person:
+        finite = finite.any(axis=0)
     return int(np.argmax(finite)) if finite.any() else 0
 
 
@@ -61,9 +63,13 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
         if i == state["frame"]:
             return None
         state["frame"] = i
+        if points3d.multi_person:  # everybody, each in their own colour
+            return points3d.points[:, i], points3d.n_views[:, i], points3d.person_ids
         return points3d.points[i], points3d.n_views[i]
 
-    fit = points3d.points[:: max(1, points3d.n_frames // 200)]
+    step = max(1, points3d.n_frames // 200)
+    fit = (points3d.points[:, ::step].reshape(-1, *points3d.points.shape[2:]) if points3d.multi_person
+           else points3d.points[::step])
     window = SceneWindow(rig, skeleton, size, title="rigcap replay", visible=visible, view_points=fit)
     window.run(poll, rate_hz=max(fps, 30.0), max_seconds=max_seconds)
     return window

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rigcap.argtypes import shipped_config
+
 from pathlib import Path
 
 
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
         "rigcap tries other board definitions and says which one matches the print.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="one video file or image folder per camera (or a camera folder of a rigcap recording)")
-    p.add_argument("--board", default="configs/board.toml", help="board definition TOML (default: %(default)s)")
+    p.add_argument("--board", default=shipped_config("board.toml"), help="board definition TOML (default: %(default)s)")
     p.add_argument("--out", default="rig.toml", help="rig file to write (default: %(default)s)")
     p.add_argument("--timestamps", metavar="FILE",
                    help="group frames by time: caliscope's timestamps.csv, a folder of rigcap per-camera "
@@ -31,6 +33,10 @@ def register(subparsers) -> None:
                    help="hold these lens parameters (matrix, distortion) instead of calibrating them: any rig file "
                    "rigcap reads (rigcap/anipose TOML, caliscope camera_array.toml, Qualisys .qca.txt), cameras "
                    "matched by name; use when the board recording covers too little of the images")
+    p.add_argument("--intrinsics-only", action="store_true",
+                   help="calibrate each input's lens on its own (no shared instants needed; a checkerboard or a "
+                   "ChArUco board) and write a rig file of lenses with [metadata] intrinsics_only = true, for "
+                   "--intrinsics later; lists every image where the board was not found")
     p.add_argument("--max-sightings", type=int, default=400,
                    help="board sightings used by bundle adjustment, evenly thinned (default: %(default)s)")
     p.add_argument("--workers", type=int, help="parallel detection threads (default: one per camera, up to the cores)")
@@ -49,6 +55,8 @@ def run(args) -> int:
 
     console = Console()
     board = BoardDefinition.from_toml(args.board)
+    if args.intrinsics_only:
+        return _lenses_only(args, board, console)
     held = load_rig(args.intrinsics) if args.intrinsics else None
     result = calibrate(
         args.inputs, board, args.timestamps,
@@ -66,4 +74,31 @@ def run(args) -> int:
             console.print(f"[yellow]warning:[/yellow] {w}")
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     console.print(f"wrote {out} and {png}  ({secs})")
+    return 0
+
+
+def _lenses_only(args, board, console) -> int:
+    from rich.table import Table
+
+    from calibration.lens_only import calibrate_lenses
+    from calibration.rigfile import save_rig
+
+    result = calibrate_lenses(args.inputs, board, workers=args.workers, progress=not args.no_progress)
+    out = save_rig(result.rig, args.out)
+    table = Table(title="lens calibration (intrinsics only)")
+    for col in ("camera", "size", "RMS px", "views used", "board not found", "fx", "fy", "cx", "cy"):
+        table.add_column(col, justify="left" if col == "camera" else "right")
+    meta = result.rig.metadata["calibration"]["cameras"]
+    for cam in result.rig:
+        m = meta[cam.name]
+        table.add_row(cam.name, f"{cam.size[0]}x{cam.size[1]}", f"{m['rms_px']:.3f}", str(m["views"]),
+                      f"{m['board_not_found']} of {m['images']}", f"{cam.matrix[0, 0]:.1f}", f"{cam.matrix[1, 1]:.1f}",
+                      f"{cam.matrix[0, 2]:.1f}", f"{cam.matrix[1, 2]:.1f}")
+    console.print(table)
+    for name, missing in result.not_found.items():
+        if missing:
+            console.print(f"{name}: board not found in {len(missing)} image(s): {', '.join(missing)}")
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    console.print(f"wrote {out} (intrinsics only: hold them with --intrinsics {out})")
     return 0

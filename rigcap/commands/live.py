@@ -36,6 +36,8 @@ Clock offsets between hosts
 
 from __future__ import annotations
 
+from rigcap.argtypes import shipped_config
+
 import argparse
 import signal
 import time
@@ -55,7 +57,7 @@ EXAMPLES = """examples:
 def register(sub) -> None:
     p = sub.add_parser("live", help="cameras from a config + fusion + viewer, live", description=__doc__,
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/studio.toml", help="capture config (default: %(default)s)")
+    p.add_argument("--config", default=shipped_config("studio.toml"), help="capture config (default: %(default)s)")
     p.add_argument("--rig", help="calibrated rig file (default: the config's rig)")
     p.add_argument("--hosts", action="append", metavar="HOST[,HOST...]",
                    help="camera hosts running `rigcap capture`: IP/name, or SUB_ENDPOINT@CLOCK_ENDPOINT")
@@ -131,6 +133,10 @@ def run(args) -> int:
     if not rig_path:
         raise RigcapError(f"{args.config}: no rig: give --rig rig.toml or set rig = \"...\" in the config")
     rig = load_rig(rig_path)
+    from calibration.rig import size_mismatch_warnings
+
+    for line in size_mismatch_warnings(rig, {c.name: c.image_size() for c in config.cameras}, "its capture source"):
+        print(f"warning: {line}", flush=True)
     hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
     offsets = measure_hosts(hosts)
     for (sub, clock), off in zip(hosts, offsets):

@@ -41,7 +41,7 @@ Multipart: ``[topic, header, payload_0, payload_1, ...]``
     UTF-8 JSON object.  Always present::
 
         v            protocol version, 1
-        kind         "kp2d" | "kp3d" | "stats"   (matches the topic's first part)
+        kind         "kp2d" | "kp3d" | "angles" | "stats"   (matches the topic's first part)
         seq          per-publisher sequence number, +1 per message of this topic
         t_publish_ns sender's wall clock (Unix epoch, ns) when sent
         arrays       [{"name": str, "dtype": str, "shape": [int, ...]}, ...]
@@ -66,9 +66,15 @@ Multipart: ``[topic, header, payload_0, payload_1, ...]``
     optional ``error_px`` ``"<f4"`` and ``n_views`` ``"<i2"`` with the shape of
     ``points`` without its last axis; optional ``person_ids`` ``"<i4"``
     ``[persons]`` (stable identities).
+    ``angles`` (joint angles of one fused instant, published beside ``kp3d`` when
+    the fusion node is asked for them: ``rigcap fuse --angles``) adds
+    ``t_capture_ns`` (the instant's, as in its ``kp3d``), ``names`` (angle names,
+    ``rigcap angles --list``), optionally ``exercise`` and ``reps`` (repetitions
+    counted so far, one per person).  Array ``values`` ``"<f4"`` ``[angles]`` or
+    ``[persons, angles]``, degrees, NaN where an angle's joints were not seen.
     ``stats.<sender>`` carries a sender's counters in the header, no arrays.
     Each kind has one encoder (:func:`encode_kp2d`, :func:`encode_kp3d`,
-    :meth:`Publisher.publish` for ``stats``) and one validator, run by
+    :func:`encode_angles`, :meth:`Publisher.publish` for ``stats``) and one validator, run by
     :func:`decode` on every message received.
 ``payload``
     Each array's raw bytes, C order, the byte order in its dtype string
@@ -94,7 +100,7 @@ clock at receive, NTP's estimate is ``offset = ((t1 - t0) + (t2 - t3)) / 2``
 
 from rigcap.wire.messages import (DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, KINDS,
                                   MAX_HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES, VERSION, Message, ProtocolError,
-                                  decode, encode, encode_kp2d, encode_kp3d, joints_sha1)
+                                  decode, encode, encode_angles, encode_kp2d, encode_kp3d, joints_sha1)
 from rigcap.wire.sockets import (Backbone, EndpointError, Publisher, Subscriber, attach, context,
                                  free_tcp_endpoint)
 from rigcap.wire.clock import ClockOffset, ClockServer, measure_clock_offset

@@ -1,4 +1,4 @@
-"""Message kinds on the wire: one encoder and one validator per kind (``kp2d``, ``kp3d``, ``stats``).
+"""Message kinds on the wire: one encoder and one validator per kind (``kp2d``, ``kp3d``, ``angles``, ``stats``).
 
 The format itself is documented in :mod:`rigcap.wire` (the package docstring); this
 module is the only code that turns arrays into frames and frames back into a
@@ -26,7 +26,7 @@ MAX_HEADER_BYTES = 64 * 1024
 # every queue's worst case is its high-water mark times the biggest message (rigcap.wire.sockets).
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_MESSAGE_BYTES = MAX_HEADER_BYTES + MAX_PAYLOAD_BYTES  # ZMQ_MAXMSGSIZE on every receiving socket
-KINDS = ("kp2d", "kp3d", "stats")
+KINDS = ("kp2d", "kp3d", "angles", "stats")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 MAX_DIMS = 8
 # Physical ranges a receiver enforces (anything outside is a sender's bug or an attack, never data):
@@ -159,6 +159,21 @@ def encode_kp3d(seq: int, capture_time_ns: int, points: np.ndarray, *, cameras, 
     return frames_out
 
 
+def encode_angles(seq: int, capture_time_ns: int, names, values: np.ndarray, *, exercise: str | None = None,
+                  reps=None, **extra) -> list[bytes]:
+    """angles frames for one fused instant: ``values`` (angles,) or (persons, angles) degrees, NaN where
+    unknown; ``reps`` (persons,) repetitions of ``exercise`` counted so far."""
+    arrays = {"values": np.asarray(values, dtype="<f4")}
+    header = {"kind": "angles", "seq": int(seq), "t_capture_ns": int(capture_time_ns),
+              "names": [str(n) for n in names], **extra}
+    if exercise is not None:
+        header["exercise"] = str(exercise)
+        header["reps"] = [int(r) for r in np.atleast_1d(reps if reps is not None else [])]
+    frames_out = encode("angles", header, arrays)
+    _check_angles("angles", header, arrays)
+    return frames_out
+
+
 def _little() -> bool:
     import sys
     return sys.byteorder == "little"
@@ -282,12 +297,32 @@ def _check_kp3d(topic: str, header: dict, arrays: dict) -> None:
         raise ProtocolError(f"{topic}: 'person_ids' must be [persons] beside 'points' [persons, joints, 3]")
 
 
+def _check_angles(topic: str, header: dict, arrays: dict) -> None:
+    if topic != "angles":
+        raise ProtocolError(f"{topic}: an angles message's topic is 'angles'")
+    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
+    names = header.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ProtocolError(f"{topic}: header field 'names' must be a list of angle names")
+    values = arrays.get("values")
+    if values is None or values.ndim not in (1, 2) or values.shape[-1] != len(names) or values.dtype != np.dtype("<f4"):
+        raise ProtocolError(f"{topic}: angles needs a 'values' array <f4 [angles] or [persons, angles] "
+                            f"with one column per name ({len(names)})")
+    if np.isinf(values).any():
+        raise ProtocolError(f"{topic}: 'values' holds infinite angles (NaN marks an angle not known)")
+    if "exercise" in header:
+        reps = header.get("reps")
+        if not isinstance(header["exercise"], str) or not isinstance(reps, list) or not all(
+                isinstance(r, int) and not isinstance(r, bool) for r in reps):
+            raise ProtocolError(f"{topic}: 'exercise' must be a name and 'reps' a list of counts")
+
+
 def _check_stats(topic: str, header: dict, arrays: dict) -> None:
     parts = topic.split(".", 1)
     if len(parts) != 2 or not parts[1]:
         raise ProtocolError(f"{topic}: a stats topic is 'stats.<sender>'")
 
 
-_CHECKS = {"kp2d": _check_kp2d, "kp3d": _check_kp3d, "stats": _check_stats}
+_CHECKS = {"kp2d": _check_kp2d, "kp3d": _check_kp3d, "angles": _check_angles, "stats": _check_stats}
 
 

@@ -16,7 +16,7 @@ import zmq
 
 from rigcap.errors import RigcapError
 from rigcap.wire.messages import (DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES,
-                                  Message, ProtocolError, decode, encode, encode_kp2d, encode_kp3d)
+                                  Message, ProtocolError, decode, encode, encode_angles, encode_kp2d, encode_kp3d)
 
 # Queues bounded in bytes: ZeroMQ counts high-water marks in messages, so each queue's worst case is
 # its HWM times the biggest message a receiver accepts (ZMQ_MAXMSGSIZE = MAX_MESSAGE_BYTES, 320 KiB).
@@ -123,6 +123,12 @@ class Publisher(_OwnsSocket):
         seq = self.next_seq(topic)
         self.send(encode_kp2d(camera, frame_index, seq, capture_time_ns, keypoints, skeleton.name,
                               skeleton.joint_names, getattr(skeleton, "builtin", False), **extra))
+        return seq
+
+    def publish_angles(self, capture_time_ns: int, names, values: np.ndarray, **fields) -> int:
+        """Send one instant's joint angles (see :func:`rigcap.wire.messages.encode_angles`)."""
+        seq = self.next_seq("angles")
+        self.send(encode_angles(seq, capture_time_ns, names, values, **fields))
         return seq
 
     def publish_kp3d(self, capture_time_ns: int, points: np.ndarray, **fields) -> int:

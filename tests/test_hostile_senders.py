@@ -331,3 +331,25 @@ def test_fusion_node_stalled_3s_reports_a_stall_and_catches_up():
         stop.set()
         node.close()
         cams.close()
+
+
+def test_skeleton_known_from_the_detector_is_given_not_voted():
+    from capture.pose import declared_skeleton
+
+    assert declared_skeleton("mediapipe", {}).name == "mediapipe33"
+    assert declared_skeleton("torchscript", {"skeleton": "coco17"}).name == "coco17"
+    assert declared_skeleton("synthetic", {}) is None  # the studio's: voted
+
+
+def test_a_given_skeleton_is_never_re_voted():
+    from triangulate.skeletons import COCO17, HALPE26
+
+    studio, cams, node = _node_and_cameras(skeleton=HALPE26)
+    try:
+        for frame in range(20):  # every rig camera sends another skeleton
+            _send_frame(studio, cams, frame, skeleton=COCO17)
+            node.step(10)
+        assert node.skeleton.name == "halpe26" and node.stats.wrong_skeleton > 0 and node.stats.skeleton_revotes == 0
+    finally:
+        node.close()
+        cams.close()

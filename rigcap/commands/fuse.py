@@ -48,7 +48,8 @@ def register(sub) -> None:
     p.add_argument("--fps", type=positive_float, help="camera frame rate: sets grouping tolerance and deadline "
                                                      f"(default: the config's cameras, else {FusionOptions.fps:g})")
     p.add_argument("--skeleton", choices=sorted(SKELETONS), help="the cameras' skeleton: messages with another one are "
-                   "dropped (default: adopted once two rig cameras agree, re-voted when most rig cameras disagree)")
+                   "dropped (default: the --config detector's, else adopted once two rig cameras agree and re-voted "
+                   "when most rig cameras disagree)")
     add_fusion_arguments(p)
     p.add_argument("--angles", action="store_true",
                    help="also publish the joint angles of every instant on the 'angles' topic (rigcap angles --list)")
@@ -82,6 +83,17 @@ def stats_line(s: dict, prev: dict | None) -> str:
                if s.get("fusion_stalls") else ""))
 
 
+def _skeleton(args, config):
+    """--skeleton, else the capture config's detector's skeleton when it declares one, else None (voted)."""
+    if args.skeleton:
+        return SKELETONS[args.skeleton]
+    if config is None:
+        return None
+    from capture.pose import declared_skeleton
+
+    return declared_skeleton(config.detector, config.detector_options)
+
+
 def run(args) -> int:
     from calibration import load_rig
     from capture.config import load_config
@@ -99,7 +111,7 @@ def run(args) -> int:
 
         hooks.append(LiveAngles(load_exercise(args.exercise) if args.exercise else None))
     node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
-                      skeleton=SKELETONS[args.skeleton] if args.skeleton else None, instant_hooks=hooks)
+                      skeleton=_skeleton(args, config), instant_hooks=hooks)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -25,6 +25,7 @@ from typing import Callable
 
 from calibration import Rig
 from capture.config import CameraConfig
+from capture.pose import declared_skeleton
 from triangulate.fusion_node import FusionNode
 from triangulate.fusion_options import FusionOptions
 from rigcap.wire import Subscriber
@@ -41,7 +42,7 @@ class RemoteHosts:
 
 
 def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options: FusionOptions,
-                        remote: RemoteHosts, record_dir: str | None, stop_event, results) -> None:
+                        remote: RemoteHosts, record_dir: str | None, stop_event, results, skeleton=None) -> None:
     """Spawn target: run a :class:`FusionNode` until ``stop_event``; put its summary on ``results``.
 
     Stats go onto ``results`` once a second as ``("stats", summary)`` and at the
@@ -53,7 +54,7 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
     node = FusionNode(rig, [sub_endpoint, *remote.endpoints], pub_endpoint, options, record_dir=record_dir,
-                      clock_offsets_ns=[0, *remote.offsets_ns])
+                      clock_offsets_ns=[0, *remote.offsets_ns], skeleton=skeleton)
     # Periodic stats: percentiles over the last few seconds; the final summary covers the whole run.
     summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)), recent=int(5 * options.fps))
     results.put(("final", summary))
@@ -85,12 +86,18 @@ class LiveSession:
                                      restart_delay_s=restart_delay_s)
         self.pub_endpoint = pub_endpoint
         self.sub_endpoint = sub_endpoint
+        # The skeleton is known from the detector when every camera here uses it and no remote host
+        # (with a config of its own) sends: the fusion node is given it instead of voting.
+        self.skeleton = None
+        if not self.remote.endpoints and all(c.detector in (None, detector) for c in cameras):
+            self.skeleton = declared_skeleton(detector, detector_options)
         ctx = mp.get_context("spawn")
         self._stop = ctx.Event()
         self._results = ctx.Queue()
         self._fusion = ctx.Process(target=fusion_process_main, name="rigcap-fusion",
                                    args=(rig, sub_endpoint, pub_endpoint, self.fusion_options, self.remote,
-                                         None if record_dir is None else str(record_dir), self._stop, self._results),
+                                         None if record_dir is None else str(record_dir), self._stop, self._results,
+                                         self.skeleton),
                                    daemon=True)
         self.latest_fusion_stats: dict = {}
         self.final_fusion_stats: dict = {}

@@ -22,7 +22,7 @@ import threading
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
 from rigcap.argtypes import positive_float
 from rigcap.errors import check_output_folder
-from rigcap.fusion_args import add_fusion_arguments, fusion_options
+from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS
 
@@ -51,10 +51,7 @@ def register(sub) -> None:
                    "dropped (default: the --config detector's, else adopted once two rig cameras agree and re-voted "
                    "when most rig cameras disagree)")
     add_fusion_arguments(p)
-    p.add_argument("--angles", action="store_true",
-                   help="also publish the joint angles of every instant on the 'angles' topic (rigcap angles --list)")
-    p.add_argument("--exercise", metavar="NAME|TOML",
-                   help="with the angles, count this exercise's reps live (squat, lunge, arm_raise or a TOML)")
+    add_angle_arguments(p)
     p.add_argument("--seconds", type=positive_float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between stats lines (default 2)")
     p.set_defaults(func=run)
@@ -104,14 +101,8 @@ def run(args) -> int:
         check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
     config = load_config(args.config, check_devices=False) if args.config else None
-    hooks = []
-    if args.angles or args.exercise:
-        from rigcap.analysis.exercises import load_exercise
-        from rigcap.analysis.live import LiveAngles
-
-        hooks.append(LiveAngles(load_exercise(args.exercise) if args.exercise else None))
     node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
-                      skeleton=_skeleton(args, config), instant_hooks=hooks)
+                      skeleton=_skeleton(args, config), instant_hooks=instant_hooks(args))
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

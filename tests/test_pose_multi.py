@@ -122,3 +122,23 @@ def test_proposed_boxes_are_cropped_and_empty_ones_give_nobody(two_people, offli
         det.reset()
         det.propose([[1100, 20, 1260, 200]])  # a patch of wall and ceiling
         assert len(det.detect(img)) == 0
+
+
+def test_tiles_find_a_person_too_small_for_the_whole_image_pass(offline):
+    """(c): a person ~210 px tall in a 1280x720 image is below what the 224-px whole-image
+    detector sees (measured: 0 of 8 such images); the tiles find them (8 of 8)."""
+    import cv2
+
+    studio = CrowdStudio(n_persons=1, n_cameras=4, duration_s=1.0, seed=0, absence=None)
+    img = studio.image(0, 0)
+    scale = 0.35
+    small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full_like(img, 128)
+    canvas[: small.shape[0], : small.shape[1]] = small
+    truth = studio.rig.cameras[0].project(studio.truth_for(0, 0)[0]) * scale
+    with create_detector("mediapipe_multi", detect_every=1, tile_every=0) as det:
+        assert len(det.detect(canvas)) == 0
+    with create_detector("mediapipe_multi", detect_every=1, tile_every=1, tiles=3) as det:
+        people = det.detect(canvas)
+    assert len(people) == 1
+    assert _pck(truth[None], people)[0] >= 0.5

@@ -181,14 +181,15 @@ class MediaPipeMultiDetector(Detector):
     below which a crop holds nobody); ``detect_every`` (frames between whole-image detector runs while
     every track holds; 1 = every frame, independent images);
     ``tile_every`` (frames between tiled detector passes; 0 = never) and
-    ``tiles`` (tiles per side); ``roi_scale``; ``threads`` (LiteRT threads per model).
+    ``tiles`` (tiles along the longer side; 3: a person ~210 px tall in a 1280x720
+    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model).
     """
 
     name = "mediapipe_multi"
     skeleton = MEDIAPIPE33
 
     def __init__(self, max_persons: int = 8, min_detection_confidence: float = 0.5, min_presence: float = 0.5,
-                 detect_every: int = 10, tile_every: int = 30, tiles: int = 2, roi_scale: float = 1.25,
+                 detect_every: int = 10, tile_every: int = 30, tiles: int = 3, roi_scale: float = 1.25,
                  duplicate_iou: float = 0.5, threads: int = 1):
         try:
             import ai_edge_litert  # noqa: F401

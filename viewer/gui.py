@@ -170,7 +170,7 @@ class GuiWindow:
         panel.add_child(gui.Label("Colours"))
         for text, col in legend_entries(self.scene.max_views):
             row = gui.Horiz(0.4 * em)
-            swatch = gui.Label("\u2588\u2588")
+            swatch = gui.Label("##")
             swatch.text_color = gui.Color(*map(float, col), 1.0)
             row.add_child(swatch)
             row.add_child(gui.Label(text))

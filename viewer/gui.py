@@ -288,13 +288,21 @@ class GuiWindow:
             s.update(points[i], None if n_views is None else n_views[i])
             for part, mesh in (("joints", s.joints), ("bones", s.bone_mesh)):
                 if not mesh.is_empty() and len(mesh.triangles):
-                    scene3d.add_geometry(f"p{i}_{part}", mesh, self._mesh_mat)
+                    scene3d.add_geometry(f"p{i}_{part}", self._unlit(mesh), self._mesh_mat)
             pos = person_label_position(points[i])
             label.text = "" if pos is None else f"person {int(ids[i])}"
             if pos is not None:
                 label.position = pos
         self.people_shown = int(sum(np.isfinite(p).all(-1).any() for p in points))
         self.updates += 1
+
+    def _unlit(self, mesh):
+        """A copy with positions, triangles and colours only: the unlit shader needs no normals, and
+        handing Filament the tubes' own normals stalled its Vulkan renderer (Open3D 0.20, lavapipe)."""
+        o3d = self._o3d
+        out = o3d.geometry.TriangleMesh(mesh.vertices, mesh.triangles)
+        out.vertex_colors = mesh.vertex_colors
+        return out
 
     def _refresh_panel(self) -> None:
         if self.status is not None:

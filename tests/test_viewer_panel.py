@@ -126,3 +126,40 @@ def test_snapshot_has_title_and_legend(files):
     assert (np.abs(top_left - bg).sum(-1) > 200).sum() > 100  # the title's light text on the background
     for _, col in legend.legend_entries(4):
         assert ((np.abs(img[225:, :60].astype(int) - np.round(255 * col)).max(-1) <= 1).sum() >= 20)
+
+
+def test_live_stats_read_camera_stats_and_kp3d_people_over_zeromq():
+    import time
+
+    import zmq
+
+    from rigcap import wire
+    from viewer.live import Kp3dSource, LiveStats, message_to_people
+
+    pub = wire.Publisher("tcp://127.0.0.1:*", bind=True)
+    endpoint = pub.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+    stats, source = LiveStats(endpoint), Kp3dSource(endpoint)
+    two = np.stack([stick_figure(), stick_figure((1.0, 0.0))]).astype(np.float32)
+    two[1] = np.nan  # the second person not triangulated this instant
+    try:
+        deadline = time.monotonic() + 5.0
+        got = None
+        while time.monotonic() < deadline and (got is None or not stats.cameras):
+            pub.publish("stats.cam_1", {"camera": "cam_1", "fps": 29.5, "dropped": 2, "grab_to_publish_ms_p50": 33.0})
+            pub.publish_kp3d(time.time_ns() - 50_000_000, two, cameras=["cam_1"], frames={"cam_1": 1},
+                             skeleton_name="halpe26", joints_sha1_hex="0" * 8, person_ids=np.array([4, 11], np.int32))
+            time.sleep(0.02)
+            if source() is not None:
+                got = message_to_people(source.last_message)
+                people = got[0]
+                stats.saw_instant(source.last_message.header, int(np.isfinite(people[0]).all(-1).any(-1).sum()))
+            lines = stats.lines()
+    finally:
+        stats.close()
+        source.close()
+        pub.close()
+    (points, n_views, ids), skel = got
+    assert points.shape == (2, 26, 3) and list(ids) == [4, 11] and skel == "halpe26"
+    assert lines[0].startswith("cam_1:") and "29.5 fps" in lines[0] and "drop 2" in lines[0] and "33 ms" in lines[0]
+    assert lines[-1] == "people: 1"
+    assert 40 <= stats.latency_ms < 2000  # published 50 ms after its capture time

@@ -43,8 +43,9 @@ def main(out: Path) -> None:
     def finish(win, img) -> None:
         screen = out / "window.png"
         if shutil.which("import"):
-            w, h = VIEW_SIZE[0] + 300, VIEW_SIZE[1]
-            subprocess.run(["import", "-window", "root", "-crop", f"{w}x{h}+0+0", str(screen)], check=False,
+            f = win._window.os_frame  # where the window sits on the screen
+            subprocess.run(["import", "-window", "root", "-crop", f"{f.width}x{f.height}+{f.x}+{f.y}", str(screen)],
+                           check=False,
                            timeout=20)
         v = win.view
         np.savez(out / "probe.npz", image=img, K=v.matrix, R=v.R, t=v.tvec, size=np.array(v.size),

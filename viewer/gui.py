@@ -308,7 +308,10 @@ class GuiWindow:
         if self.status is not None:
             self._status.text = self.status()
         if self.stats is not None:
-            self._stats.text = "\n".join(self.stats())
+            text = "\n".join(self.stats())
+            if text.count("\n") != self._stats.text.count("\n"):
+                self._window.set_needs_layout()  # the label grows: move the legend down
+            self._stats.text = text
         if self.playback is not None and self.shown_frame is not None:
             self._slider.int_value = self.shown_frame
 

@@ -78,6 +78,21 @@ class CameraConfig:
     # per-camera detector override
     detector: str | None = None
 
+    def image_size(self) -> tuple[int, int] | None:
+        """The frame size this camera will deliver, when known before starting it: a video file's own
+        size, else the size the config asks for (a USB camera may still deliver another)."""
+        if self.source == "video" and self.path:
+            import cv2
+
+            cap = cv2.VideoCapture(str(self.path))
+            try:
+                if cap.isOpened():
+                    return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            finally:
+                cap.release()
+            return None
+        return tuple(self.size)
+
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v is not None}
 

@@ -10,6 +10,21 @@ from __future__ import annotations
 from rigcap.argtypes import non_negative_float, positive_float
 from triangulate.fusion_options import FusionOptions
 
+def persons_count(text: str) -> int:
+    """``--persons``: 'auto' -> 0 (everybody), else a positive whole number."""
+    import argparse
+
+    if str(text).strip().lower() == "auto":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive whole number, got {text!r}")
+    return n
+
+
 # flag -> (options field, argparse type, help)
 _FLAGS = {
     "--tolerance-ms": ("tolerance_ms", positive_float, "capture times within this belong to one instant (default: half a frame)"),
@@ -22,6 +37,9 @@ _FLAGS = {
     "--prior-gate-m": ("prior_gate_m", non_negative_float,
                        "drop a two-view point this far from the joint's last position, plus what it may have moved "
                        f"since (default {FusionOptions.prior_gate_m} m)"),
+    "--persons": ("persons", persons_count,
+                  "people to fuse: 1 (default) the most confident per camera; N or 'auto' associates everybody "
+                  "across cameras and tracks them with stable ids (kp3d points [persons, joints, 3] + person_ids)"),
 }
 
 
@@ -41,3 +59,21 @@ def fusion_options(args, config=None, fps: float | None = None) -> FusionOptions
     if fps is not None:
         given["fps"] = fps
     return config.fusion_options(**given) if config is not None else FusionOptions(**given)
+
+
+def add_angle_arguments(parser) -> None:
+    group = parser.add_argument_group("live movement analysis")
+    group.add_argument("--angles", action="store_true",
+                       help="also publish the joint angles of every instant on the 'angles' topic (rigcap angles --list)")
+    group.add_argument("--exercise", metavar="NAME|TOML",
+                       help="with the angles, count this exercise's reps live (squat, lunge, arm_raise or a TOML)")
+
+
+def instant_hooks(args) -> list:
+    """The fusion node's per-instant hooks the flags ask for (the live angles publisher), checked here, up front."""
+    if not (getattr(args, "angles", False) or getattr(args, "exercise", None)):
+        return []
+    from rigcap.analysis.exercises import load_exercise
+    from rigcap.analysis.live import LiveAngles
+
+    return [LiveAngles(load_exercise(args.exercise) if args.exercise else None)]

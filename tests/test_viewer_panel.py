@@ -11,7 +11,7 @@ from rigcap.cli import main
 from triangulate.formats import Points3D
 from triangulate.skeletons import HALPE26
 from viewer import legend, scene
-from viewer.gui import as_people, person_label_position, stats_lines
+from viewer.gui import stats_lines
 from viewer.playback import Playback
 from viewer.rig_check import rig_mismatch_warnings
 from viewer.samples import ring_rig, stick_figure, swaying_figure
@@ -68,18 +68,6 @@ def test_stats_lines_per_camera_then_stream():
     assert "drop 3" in lines[1]
     assert lines[2:] == ["instants/s: 29.5", "capture->view latency: 120 ms", "people: 2"]
     assert stats_lines({}, None, None, None)[0] == "cameras: no stats received"
-
-
-def test_people_shapes_and_label_positions():
-    p = stick_figure()
-    pts, nv, ids = as_people((p, None))
-    assert pts.shape == (1, 26, 3) and nv is None and list(ids) == [0]
-    two = np.stack([p, p + [1.0, 0, 0]])
-    pts, nv, ids = as_people((two, np.ones((2, 26)), np.array([7, 9])))
-    assert list(ids) == [7, 9] and nv.shape == (2, 26)
-    pos = person_label_position(two[1])
-    np.testing.assert_allclose(pos[2], p[:, 2].max() + 0.15)
-    assert person_label_position(np.full((26, 3), np.nan)) is None
 
 
 def test_rig_mismatch_warns_for_points_nobody_sees_and_not_for_a_good_rig():

@@ -69,6 +69,7 @@ class FusedInstant:
     frames: dict[str, int]  # camera -> its frame index
     spread_ns: int  # capture-time spread across those cameras
     last_arrival_ns: int  # when the instant's last message arrived
+    person_ids: np.ndarray | None = None  # (P,) with several people: points etc. gain a leading persons axis
 
 
 def first_person(keypoints: np.ndarray, n_joints: int) -> np.ndarray:
@@ -247,9 +248,16 @@ class FusionEngine:
         else:
             self.triangulator = Triangulator(rig, self.config, skeleton)
         self.grouper = InstantGrouper(rig.names, options.tolerance_ns, options.deadline_ns,
-                                      options.alive_window_ns, options.max_clock_skew_ns)
+                                      options.alive_window_ns, options.max_clock_skew_ns,
+                                      max_jump_ns=options.max_clock_jump_ns)
         self.smoothing = live_filter() if options.smoothing else None
         self._index = {name: i for i, name in enumerate(rig.names)}
+        self.people = None
+        if options.persons != 1:
+            if method != "live":
+                raise ValueError("several people are fused by the live method only")
+            self.people = LivePeople(self.live, skeleton, options.persons or None,
+                                     self.config.min_confidence, options.smoothing)
         self._prior = np.full((skeleton.n_joints, 3), np.nan)  # last accepted position per joint
         self._prior_t = np.full(skeleton.n_joints, np.iinfo(np.int64).min // 2, dtype=np.int64)
 
@@ -284,7 +292,10 @@ class FusionEngine:
     def collect(self, camera: str, frame_index: int, capture_time_ns: int, keypoints: np.ndarray,
                 arrival_ns: int) -> list[Instant]:
         """Add one message; return the instants it completes, not yet triangulated."""
-        kp = first_person(keypoints, self.skeleton.n_joints)
+        if self.people is not None:
+            kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, self.skeleton.n_joints, 3)
+        else:
+            kp = first_person(keypoints, self.skeleton.n_joints)
         obs = Observation(camera, int(frame_index), int(capture_time_ns), kp, int(arrival_ns))
         return self.grouper.push(obs)
 
@@ -299,6 +310,8 @@ class FusionEngine:
         """Triangulate instants (oldest first) in one batch, then filter them in order."""
         if not instants:
             return []
+        if self.people is not None:
+            return [self.people.fuse(inst, self._index) for inst in instants]
         n_b, n_c, n_j = len(instants), len(self.rig), self.skeleton.n_joints
         if self.method == "live":
             pixels = np.full((n_b, n_j, n_c, 3), np.nan)
@@ -335,3 +348,82 @@ class FusionEngine:
                 last_arrival_ns=inst.last_arrival_ns,
             ))
         return out
+
+
+class LivePeople:
+    """Several people live, one instant at a time: association with the tracks as prior, tracking,
+    the live triangulator on every person's views at once, One-Euro per identity.
+
+    Publishes confirmed tracks only (seen ``min_hits`` instants), at most
+    ``max_persons`` (None: all), ordered by id.
+    """
+
+    def __init__(self, live: LiveTriangulator, skeleton: Skeleton, max_persons: int | None, min_confidence: float,
+                 smoothing: bool):
+        from triangulate.association import AssociationConfig, CrossViewAssociator
+        from triangulate.tracking import PersonTracker
+
+        self.live = live
+        self.skeleton = skeleton
+        self.max_persons = max_persons
+        self.associator = CrossViewAssociator(live.lin, AssociationConfig(min_confidence=min_confidence))
+        self.tracker = PersonTracker(skeleton)
+        self.smoothing = smoothing
+        self.filters: dict[int, OneEuroFilter] = {}
+        self._t0: int | None = None
+
+    def fuse(self, inst: Instant, index: dict[str, int]) -> FusedInstant:
+        n_c, n_j = self.live.n_cameras, self.skeleton.n_joints
+        n_p = max([o.keypoints.shape[0] for o in inst.observations.values()] + [0])
+        pixels = np.full((n_p, n_j, n_c, 3), np.nan)
+        for name, o in inst.observations.items():
+            pixels[: o.keypoints.shape[0], :, index[name]] = o.keypoints
+        obs = self.live.normalise(pixels.reshape(n_p * n_j, n_c, 3)).reshape(n_p, n_j, n_c, 3)
+        xn = np.where(obs[..., 2:] > 0, obs[..., :2], np.nan).transpose(2, 0, 1, 3)  # (C, P, J, 2)
+        conf = obs[..., 2].transpose(2, 0, 1)
+        if self._t0 is None:
+            self._t0 = inst.time_ns
+        t = (inst.time_ns - self._t0) * 1e-9
+        a = self.associator.associate(xn, conf, self.tracker.predict(t))  # conf: the live weights (0 = unused)
+        keys = self.tracker.update(t, a.track, a.points)
+        ids = self.tracker.ids()
+        # every group's views, with the slot's normalised observation, triangulated at once
+        cs, ps = np.nonzero(a.group >= 0)
+        group_obs = np.zeros((len(a.track), n_j, n_c, 3))
+        group_obs[a.group[cs, ps], :, cs] = obs[ps, :, cs]
+        res = self.live.solve(group_obs.reshape(-1, n_c, 3)) if len(a.track) else None
+        out_ids, pts, raw, err, views = [], [], [], [], []
+        seen_keys = {}
+        for g, k in enumerate(keys):
+            if k < 0 or ids[k] <= 0:
+                continue
+            if k in seen_keys:  # merged duplicates: keep the group with more views
+                if a.n_views[g] <= a.n_views[seen_keys[k]]:
+                    continue
+            seen_keys[int(k)] = g
+        for k, g in sorted(seen_keys.items(), key=lambda kv: ids[kv[0]]):
+            pid = int(ids[k])
+            p = res.points.reshape(-1, n_j, 3)[g]
+            out_ids.append(pid)
+            raw.append(p)
+            err.append(res.error_px.reshape(-1, n_j)[g])
+            views.append(res.n_views.reshape(-1, n_j)[g])
+            if self.smoothing:
+                f = self.filters.setdefault(pid, live_filter())
+                p = f.update(p, inst.time_ns * 1e-9)
+            pts.append(p)
+        if self.max_persons is not None and len(out_ids) > self.max_persons:
+            out_ids, pts, raw, err, views = (x[: self.max_persons] for x in (out_ids, pts, raw, err, views))
+        shape = (0, n_j)
+        return FusedInstant(
+            time_ns=inst.time_ns,
+            points=np.array(pts).reshape(shape + (3,)) if not pts else np.stack(pts),
+            raw_points=np.array(raw).reshape(shape + (3,)) if not raw else np.stack(raw),
+            error_px=np.zeros(shape) if not err else np.stack(err),
+            n_views=np.zeros(shape, int) if not views else np.stack(views),
+            cameras=inst.cameras,
+            frames={name: o.frame_index for name, o in inst.observations.items()},
+            spread_ns=inst.spread_ns,
+            last_arrival_ns=inst.last_arrival_ns,
+            person_ids=np.array(out_ids, dtype=np.int32),
+        )

@@ -60,31 +60,6 @@ def stats_lines(cameras: dict[str, dict], instants_per_s: float | None, latency_
     return out
 
 
-def person_label_position(points: np.ndarray, lift: float = 0.15) -> np.ndarray | None:
-    """Where a person's id label goes: above the highest finite joint (None when no joint is finite)."""
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    p = p[np.isfinite(p).all(-1)]
-    if not len(p):
-        return None
-    top = p[np.argmax(p[:, 2])]
-    return np.array([p[:, 0].mean(), p[:, 1].mean(), top[2] + lift])
-
-
-def as_people(update) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """``(points, n_views[, person_ids])`` with points (J, 3) or (P, J, 3) -> (P, J, 3), (P, J) or None, (P,)."""
-    points = np.asarray(update[0], dtype=np.float64)
-    n_views = None if len(update) < 2 or update[1] is None else np.asarray(update[1])
-    ids = None if len(update) < 3 or update[2] is None else np.asarray(update[2]).reshape(-1)
-    if points.ndim == 2:
-        points = points[None]
-        n_views = None if n_views is None else n_views.reshape(1, -1)
-    if points.ndim != 3 or points.shape[-1] != 3:
-        raise ValueError(f"points must have shape (joints, 3) or (persons, joints, 3), got {points.shape}")
-    if ids is None or len(ids) != len(points):
-        ids = np.arange(len(points))
-    return points, n_views, ids
-
-
 class GuiWindow:
     """An Open3D GUI window with the rig, skeletons, labels and a side panel; :meth:`run` keeps it updated.
 
@@ -111,7 +86,6 @@ class GuiWindow:
         self.frames_drawn = 0
         self.updates = 0
         self.shown_frame: int | None = None
-        self._people: list[SkeletonScene] = []
         self._person_labels: list = []
         self._closed = False
         self._window = None
@@ -263,37 +237,37 @@ class GuiWindow:
 
     # -------------------------------------------------------------- drawing
     def show(self, update) -> None:
-        """Draw ``(points, n_views[, person_ids])``: points (J, 3) or (P, J, 3), one skeleton per person."""
-        points, n_views, ids = as_people(update)
-        n_joints = points.shape[1]
-        if self.skeleton is None or self.skeleton.n_joints != n_joints:
+        """Draw ``(points, n_views[, person_ids])``: points (J, 3), or (P, J, 3) for several people
+        (each person's bones in their own colour, an id label above each: :class:`SkeletonScene`)."""
+        points = np.asarray(update[0], dtype=np.float64)
+        n_views = None if len(update) < 2 or update[1] is None else np.asarray(update[1])
+        ids = None if len(update) < 3 else update[2]
+        if points.ndim not in (2, 3) or points.shape[-1] != 3:
+            raise ValueError(f"points must have shape (joints, 3) or (persons, joints, 3), got {points.shape}")
+        n_joints = points.shape[-2]
+        s = self.scene
+        if s.n_joints != n_joints:
             from viewer.window import skeleton_for_count
 
-            self.skeleton = skeleton_for_count(n_joints)
-            for s in self._people:
-                s.set_skeleton(self.skeleton, n_joints)
-        while len(self._people) < len(points):
-            s = SkeletonScene(self.rig, self.skeleton, n_joints, self.style)
-            self._people.append(s)
-            self._person_labels.append(self.widget.add_3d_label([0.0, 0.0, 0.0], ""))
+            if self.skeleton is None or self.skeleton.n_joints != n_joints:
+                self.skeleton = skeleton_for_count(n_joints)
+            s.set_skeleton(self.skeleton, n_joints)
+        s.update(points, n_views, ids if points.ndim == 3 else None)
         scene3d = self.widget.scene
-        for i, s in enumerate(self._people):
-            for part in ("joints", "bones"):
-                if scene3d.has_geometry(f"p{i}_{part}"):
-                    scene3d.remove_geometry(f"p{i}_{part}")
-            label = self._person_labels[i]
-            if i >= len(points):
+        for part, mesh in (("joints", s.joints), ("bones", s.bone_mesh)):
+            if scene3d.has_geometry(part):
+                scene3d.remove_geometry(part)
+            if not mesh.is_empty() and len(mesh.triangles):
+                scene3d.add_geometry(part, self._unlit(mesh), self._mesh_mat)
+        labels = s.labels if points.ndim == 3 else []
+        while len(self._person_labels) < len(labels):
+            self._person_labels.append(self.widget.add_3d_label([0.0, 0.0, 0.0], ""))
+        for i, label in enumerate(self._person_labels):
+            if i < len(labels):
+                label.position, label.text = labels[i][0], labels[i][1]
+            else:
                 label.text = ""
-                continue
-            s.update(points[i], None if n_views is None else n_views[i])
-            for part, mesh in (("joints", s.joints), ("bones", s.bone_mesh)):
-                if not mesh.is_empty() and len(mesh.triangles):
-                    scene3d.add_geometry(f"p{i}_{part}", self._unlit(mesh), self._mesh_mat)
-            pos = person_label_position(points[i])
-            label.text = "" if pos is None else f"person {int(ids[i])}"
-            if pos is not None:
-                label.position = pos
-        self.people_shown = int(sum(np.isfinite(p).all(-1).any() for p in points))
+        self.people_shown = int(np.isfinite(points.reshape(-1, n_joints, 3)).all(-1).any(-1).sum())
         self.updates += 1
 
     def _unlit(self, mesh):

@@ -14,7 +14,8 @@ newest ``(points (J, 3), n_views (J,))`` each tick; anything that can answer
   subscriber either way.
 
 ``kp3d`` is documented in :mod:`rigcap.wire`; the viewer draws ``points``
-(the first person of a multi-person message) with ``n_views``.
+with ``n_views`` (everybody, each in their own colour, when the message carries
+``person_ids``; else the first person).
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def poll_latest(updates: Iterable[Update]) -> Callable[[], Update | None]:
 
 
 def message_to_update(msg) -> tuple[Update, str | None]:
-    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views), skeleton name)``."""
+    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views[, person_ids]), skeleton name)``.
+
+    A message with ``person_ids`` (several people) keeps everybody: each is drawn in their own colour."""
     points = np.asarray(msg.arrays["points"], dtype=np.float64)
+    ids = msg.arrays.get("person_ids")
+    if points.ndim == 3 and ids is not None:
+        return (points, msg.arrays.get("n_views"), np.asarray(ids)), msg.header.get("skeleton")
     if points.ndim == 3:
         points = points[0] if len(points) else np.full(points.shape[1:], np.nan)
     if points.ndim != 2 or points.shape[1] != 3:
@@ -165,21 +171,65 @@ class Kp3dSource:
         self.sub.close()
 
 
+class AnglesSource:
+    """Latest-only ``angles`` subscriber (the fusion node publishes them with ``rigcap fuse --angles``);
+    call it for the newest message's text, or ``None`` when nothing new came."""
+
+    def __init__(self, endpoint: str, chosen: tuple[str, ...] = ()):
+        from rigcap.wire import Subscriber
+
+        self.sub = Subscriber(endpoint, topics="angles", latest_only=True)
+        self.chosen = tuple(chosen)
+
+    def __call__(self) -> str | None:
+        msg = self.sub.recv(0)
+        return None if msg is None else angles_text(msg, self.chosen)
+
+    def close(self) -> None:
+        self.sub.close()
+
+
+def angles_text(msg, chosen: tuple[str, ...] = ()) -> str:
+    """Lines of text for an ``angles`` message: each chosen angle (all when none chosen is in it) of
+    the first person in degrees, then the exercise's rep count."""
+    names = list(msg.header["names"])
+    values = np.asarray(msg.arrays["values"], dtype=np.float64)
+    values = values[0] if values.ndim == 2 else values
+    picked = [n for n in chosen if n in names] or names[:4]
+    lines = [f"{n.replace('_', ' ')}: {values[names.index(n)]:.0f} deg" if np.isfinite(values[names.index(n)])
+             else f"{n.replace('_', ' ')}: -" for n in picked]
+    if "exercise" in msg.header:
+        reps = msg.header.get("reps") or [0]
+        lines.append(f"{msg.header['exercise']} reps: {reps[0]}")
+    return "\n".join(lines)
+
+
 def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1280, 720),
               rate_hz: float = 60.0, visible: bool = True,
-              max_seconds: float | None = None) -> tuple[SceneWindow, Kp3dSource]:
+              max_seconds: float | None = None, angles: tuple[str, ...] | None = None) -> tuple[SceneWindow, Kp3dSource]:
     """Open a window drawing the newest ``kp3d`` skeleton published at ``endpoint`` until it closes.
 
     The skeleton comes from ``skeleton``, else the messages' ``skeleton`` header
-    field, else the joint count.  Returns the (closed) window and the (closed)
-    source, for their counters.
+    field, else the joint count.  ``angles``: show these angles of the ``angles``
+    topic (and its rep count) as text beside the skeleton (``()``: the first four).
+    Returns the (closed) window and the (closed) source, for their counters.
     """
     source = Kp3dSource(endpoint)
+    text_source = AnglesSource(endpoint, angles) if angles is not None else None
     if visible:
         from viewer.gui import GuiWindow, open_window
 
         live_stats = LiveStats(endpoint)
-        window = open_window(rig, skeleton, size, f"rigcap live - {endpoint}", stats=live_stats.lines,
+        angle_text = {"last": None}
+
+        def panel_lines() -> list[str]:
+            if text_source is not None:
+                text = text_source()
+                angle_text["last"] = text if text is not None else angle_text["last"]
+            extra = angle_text["last"].splitlines() if angle_text["last"] else []
+            return live_stats.lines() + extra
+
+        window = open_window(rig, skeleton, size, f"rigcap live - {endpoint}", stats=panel_lines,
                              status=lambda: f"live: {endpoint}  {source.received} instants")
         if isinstance(window, GuiWindow):
             def poll_people():
@@ -188,6 +238,8 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
                 people, _ = message_to_people(source.last_message)
                 live_stats.saw_instant(source.last_message.header,
                                        int(np.isfinite(people[0]).all(-1).any(-1).sum()))
+                if len(people[0]) == 1 and "person_ids" not in source.last_message.arrays:
+                    return people[0][0], None if people[1] is None else people[1][0]  # one person: sides coloured
                 return people
 
             try:
@@ -195,6 +247,8 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
             finally:
                 source.close()
                 live_stats.close()
+                if text_source is not None:
+                    text_source.close()
             return window, source
         live_stats.close()
     else:
@@ -208,10 +262,18 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
                 window.skeleton = named
         return update
 
+    def on_tick(win: SceneWindow) -> None:
+        text = text_source()
+        if text is not None:
+            win.set_text(text)
+
     try:
-        window.run(poll, rate_hz=rate_hz, max_seconds=max_seconds)
+        window.run(poll, rate_hz=rate_hz, max_seconds=max_seconds,
+                   on_tick=on_tick if text_source is not None else None)
     finally:
         source.close()
+        if text_source is not None:
+            text_source.close()
     return window, source
 
 

@@ -35,6 +35,8 @@ def skeleton_of(points3d: Points3D) -> Skeleton:
 def first_populated_frame(points3d: Points3D) -> int:
     """Index of the first frame with any finite joint (0 when there is none)."""
     finite = np.isfinite(points3d.points).all(axis=-1).any(axis=-1)
+    if points3d.multi_person:
+        finite = finite.any(axis=0)
     return int(np.argmax(finite)) if finite.any() else 0
 
 
@@ -56,8 +58,16 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
     """
     skeleton = skeleton or skeleton_of(points3d)
     fps = float(fps or points3d.fps or DEFAULT_FPS)
-    fit = points3d.points[:: max(1, points3d.n_frames // 200)]
+    step = max(1, points3d.n_frames // 200)
+    fit = (points3d.points[:, ::step].reshape(-1, *points3d.points.shape[2:]) if points3d.multi_person
+           else points3d.points[::step])
     playback = Playback(points3d.n_frames, fps, loop=loop)
+
+    def frame_update(i: int):
+        if points3d.multi_person:  # everybody, each in their own colour
+            return points3d.points[:, i], points3d.n_views[:, i], points3d.person_ids
+        return points3d.points[i], points3d.n_views[i]
+
     if visible:
         from viewer.gui import GuiWindow, open_window
 
@@ -65,14 +75,14 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
             return frame_title(points3d, source, playback.frame, fps) + ("" if playback.playing else "  (paused)")
 
         def stats() -> list[str]:
-            people = int(np.isfinite(points3d.points[playback.frame]).all(-1).any())
+            pts = frame_update(playback.frame)[0].reshape(-1, *points3d.points.shape[-2:])
+            people = int(np.isfinite(pts).all(-1).any(-1).sum())
             return [f"{points3d.n_frames} frames at {fps:g} fps", f"speed {playback.speed:g}x", f"people: {people}"]
 
         window = open_window(rig, skeleton, size, f"rigcap replay - {source}", view_points=fit,
                              playback=playback, stats=stats, status=status)
         if isinstance(window, GuiWindow):
-            window.run(lambda i: (points3d.points[i], points3d.n_views[i]), rate_hz=max(fps, 30.0),
-                       max_seconds=max_seconds, on_tick=on_tick)
+            window.run(frame_update, rate_hz=max(fps, 30.0), max_seconds=max_seconds, on_tick=on_tick)
             return window
     else:
         window = SceneWindow(rig, skeleton, size, title="rigcap replay", visible=False, view_points=fit)
@@ -87,7 +97,7 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
         if i == state["frame"]:
             return None
         state["frame"] = i
-        return points3d.points[i], points3d.n_views[i]
+        return frame_update(i)
 
     window.run(poll, rate_hz=max(fps, 30.0), max_seconds=max_seconds, on_tick=on_tick)
     return window

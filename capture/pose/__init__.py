@@ -122,6 +122,24 @@ def check_detector(name: str, options: dict) -> None:
         raise DetectorError(f"detector {name!r}: {exc} (its options: {', '.join(params) or 'none'})") from None
 
 
+def declared_skeleton(name: str, options: dict | None = None):
+    """The skeleton a detector will send, known without building it (no model loaded), or None.
+
+    A class-level ``skeleton`` (MediaPipe: ``mediapipe33``) or a ``skeleton``
+    option (``torchscript``, ``none``); ``synthetic`` takes the studio's, so None.
+    The fusion node is then given it rather than voting (issue 17: a sender
+    with another skeleton cannot lock it).
+    """
+    from triangulate.skeletons import Skeleton, get_skeleton
+
+    cls = detector_class(name)
+    if isinstance(getattr(cls, "skeleton", None), Skeleton):
+        return cls.skeleton
+    if name != "synthetic" and isinstance((options or {}).get("skeleton"), str):
+        return get_skeleton(options["skeleton"])
+    return None
+
+
 def create_detector(name: str, **options) -> Detector:
     """A detector by registry name; ``options`` go to its constructor."""
     return detector_class(name)(**options)

@@ -33,6 +33,13 @@ def _inspect(folder: str) -> int:
     print(f"session {session.path}: {'clean stop' if session.clean else 'cut (some process did not stop cleanly)'}")
     for line in session.summary_lines():
         print(f"  {line}")
+    from triangulate.fused_recording import POINTS_FILE, rebuild_points_npz, session_of
+
+    if session_of(session.path) is not None:
+        had_npz = (session.path / POINTS_FILE).is_file()
+        points = rebuild_points_npz(session.path)
+        note = "" if had_npz else f" ({POINTS_FILE} rebuilt from fusion/points3d.bin)"
+        print(f"  3D stream: {points.points.shape[0]} instants{note}")
     return 0
 
 
@@ -143,7 +150,7 @@ def run(args) -> int:
                     spread.add(msg.camera, msg.frame_index, msg.capture_time_ns)
                 while events:
                     ev = events.pop(0)
-                    if ev.get("event") in ("died", "restart", "failed", "error"):
+                    if ev.get("event") in ("died", "restart", "failed", "error", "warning"):
                         text = f"{ev['camera']}: {ev['event']}" + (f" ({ev['message']})" if ev.get("message") else "")
                         say(f"[yellow]{text}[/]" if terminal else text)
                 if elapsed >= next_draw:

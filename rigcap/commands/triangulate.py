@@ -44,18 +44,26 @@ def register(subparsers) -> None:
                    help="TRC up axis: y turns the rig's Z-up frame the way OpenSim wants (default: %(default)s)")
     p.add_argument("--camera-order", choices=("name", "rig"), default="name",
                    help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
+    p.add_argument("--persons", default="1", metavar="auto|N",
+                   help="people to follow: 1 (default) triangulates one person as always; N or 'auto' associates "
+                   "the people across cameras, tracks them with stable ids and writes the multi-person 3D form "
+                   "(points (persons, frames, joints, 3), person_ids) and <stem>_P<id>.trc/.csv/.c3d per person "
+                   "(default: %(default)s)")
+    p.add_argument("--sync", action="store_true",
+                   help="first find each camera's time offset from the motion (as rigcap sync does) and resample every "
+                   "camera at camera 0's instants")
     p.set_defaults(func=run)
 
 
-def load_keypoints(path: str, fps: float | None):
-    """A rigcap 2D keypoint .npz or an OpenPose-style JSON folder tree."""
+def load_keypoints(path: str, fps: float | None, multi_person: bool = False):
+    """A rigcap 2D keypoint .npz or an OpenPose-style JSON folder tree (``multi_person``: every person in the JSON)."""
     from rigcap.errors import InputFileError
     from triangulate.formats import Keypoints2D
     from triangulate.openpose_json import load_openpose_json
 
     p = Path(path)
     if p.is_dir():
-        kp = load_openpose_json(p, fps=fps)
+        kp = load_openpose_json(p, fps=fps, multi_person=multi_person)
     elif p.is_file():
         kp = Keypoints2D.load(p)
         if fps:
@@ -121,8 +129,11 @@ def run(args) -> int:
     except ValueError as exc:
         raise RigcapError(str(exc)) from None
 
+    from triangulate.people import check_persons
+
+    persons = check_persons(args.persons)
     rig = load_rig(args.rig)
-    kp = load_keypoints(args.keypoints, args.fps)
+    kp = load_keypoints(args.keypoints, args.fps, multi_person=persons != 1)
     if config.filter_hz and not kp.fps:
         raise RigcapError("--filter butterworth needs the frame rate: pass --fps")
     if formats and not kp.fps and kp.timestamps_ns is None:
@@ -137,6 +148,18 @@ def run(args) -> int:
         except RigcapError as exc:
             raise RigcapError(f"{args.keypoints} vs {args.rig}: {exc} (or --camera-order rig to match by order)") from None
 
+    from calibration.rig import keypoint_extent_warnings
+
+    for line in keypoint_extent_warnings(rig, kp.keypoints, kp.camera_names):
+        console.print(f"[yellow]warning:[/] {line}")
+    if args.sync:
+        from calibration.rig import Rig
+        from triangulate.motion_sync import print_sync, sync_keypoints
+
+        kp, sync = sync_keypoints(Rig(match_cameras(rig, kp.camera_names)), kp)
+        print_sync(sync, console)
+    if persons != 1 or kp.multi_person:
+        return run_people(args, console, rig, kp, config, persons, out, formats)
     result = triangulate(rig, kp, config)
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")
@@ -148,5 +171,40 @@ def run(args) -> int:
                                         f"{result.threshold_px:.1f} px{noise}"))
     if result.swapped.any():
         console.print(f"left/right swaps repaired in {int(result.swapped.sum())} camera-frames")
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def run_people(args, console, rig, kp, config, persons, out, formats) -> int:
+    """Several people: association + tracking + the engine per person (``triangulate.people``)."""
+    import numpy as np
+    from rich.table import Table
+
+    from triangulate.exports import export_all
+    from triangulate.people import triangulate_people
+
+    result = triangulate_people(rig, kp, config, persons=persons)
+    p3d = result.points3d
+    if persons == 1:  # one person asked for: the single-person file, as without --persons
+        from triangulate.formats import Points3D
+
+        p3d = (p3d.person(0) if p3d.n_persons else
+               Points3D(np.full((kp.n_frames, len(kp.joint_names), 3), np.nan), kp.joint_names,
+                        timestamps_ns=p3d.timestamps_ns, fps=p3d.fps))
+    p3d.save(out)
+    written = [out] + export_all(p3d, out, formats, trc_units=args.trc_units, trc_up=args.trc_up)
+    n_f = kp.n_frames
+    table = Table(title=f"rigcap triangulate --persons {args.persons}  {len(result.camera_names)} cameras, "
+                        f"{n_f} frames; association + tracking {n_f / max(result.association_s, 1e-9):.0f} frames/s")
+    for col in ("person", "frames seen", "triangulated %", "reproj. error px", "views"):
+        table.add_column(col, justify="right")
+    full = result.points3d
+    for i, pid in enumerate(full.person_ids):
+        ok = np.isfinite(full.points[i]).all(-1)
+        seen = ok.any(-1)
+        table.add_row(f"P{pid}", str(int(seen.sum())), f"{100 * ok[seen].mean() if seen.any() else 0:.1f}",
+                      f"{np.nanmean(full.reprojection_error[i]) if ok.any() else float('nan'):.2f}",
+                      f"{full.n_views[i][ok].mean() if ok.any() else 0:.2f}")
+    console.print(table)
     console.print("wrote " + ", ".join(str(p) for p in written))
     return 0

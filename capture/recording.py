@@ -88,6 +88,34 @@ def _record_crc(record_bytes: bytes, pad_offset: int) -> int:
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
+LOW_SPACE_MINUTES = 10  # warn when the disk holds less than this much of the session's recording rate
+
+
+def low_space_warning(folder: str | Path, bytes_per_s: float, minutes: float = LOW_SPACE_MINUTES) -> str | None:
+    """A one-line warning when ``folder``'s disk has room for less than ``minutes`` at ``bytes_per_s``."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free >= bytes_per_s * minutes * 60:
+        return None
+    return (f"low disk space: {free / 2**20:.0f} MiB free at {folder}, about {free / bytes_per_s / 60:.1f} minutes "
+            f"at this recording's {bytes_per_s / 2**20:.2f} MiB/s (warned below {minutes:g} minutes)")
+
+
+def _write_json(path: Path, obj) -> None:
+    """Write JSON whole or not at all (a full disk leaves no 0-byte description behind)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _iso(ns: int) -> str:
     return _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.timezone.utc).isoformat()
 
@@ -157,7 +185,10 @@ class CameraRecorder:
                 "skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "record_dtype": self._dtype.descr.__repr__(),
                 "record_checksum": RECORD_CHECKSUM,
                 "video": f"{self.stem.name}.avi" if video else None, "pid": os.getpid(), "source": source_info or {}}
-        self.stem.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        _write_json(self.stem.with_suffix(".json"), meta)
+        size = (source_info or {}).get("width", 0) * (source_info or {}).get("height", 0)
+        # MJPEG at OpenCV's default quality is ~0.25 byte per pixel; the records and CSV are tiny beside it
+        self.bytes_per_s = self.fps * (self._dtype.itemsize + 32 + (0.25 * size if video else 0))
         self._csv = open(self.stem.with_suffix(".timestamps.csv"), "w", encoding="utf-8", newline="")
         self._csv.write("frame_index,time_ns\n")
         self._kp = open(self.stem.with_suffix(".kp2d.bin"), "wb")
@@ -218,7 +249,7 @@ class CameraRecorder:
             self._kp.close()
             end = {"frames": self.frames, "video_frames": self.video_frames, "last_time_ns": self.last_time_ns,
                    "stop_time_ns": time.time_ns()}
-            self.stem.with_suffix(".end.json").write_text(json.dumps(end), encoding="utf-8")
+            _write_json(self.stem.with_suffix(".end.json"), end)
 
 
 # ------------------------------------------------------------------ reading

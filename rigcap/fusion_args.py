@@ -59,3 +59,21 @@ def fusion_options(args, config=None, fps: float | None = None) -> FusionOptions
     if fps is not None:
         given["fps"] = fps
     return config.fusion_options(**given) if config is not None else FusionOptions(**given)
+
+
+def add_angle_arguments(parser) -> None:
+    group = parser.add_argument_group("live movement analysis")
+    group.add_argument("--angles", action="store_true",
+                       help="also publish the joint angles of every instant on the 'angles' topic (rigcap angles --list)")
+    group.add_argument("--exercise", metavar="NAME|TOML",
+                       help="with the angles, count this exercise's reps live (squat, lunge, arm_raise or a TOML)")
+
+
+def instant_hooks(args) -> list:
+    """The fusion node's per-instant hooks the flags ask for (the live angles publisher), checked here, up front."""
+    if not (getattr(args, "angles", False) or getattr(args, "exercise", None)):
+        return []
+    from rigcap.analysis.exercises import load_exercise
+    from rigcap.analysis.live import LiveAngles
+
+    return [LiveAngles(load_exercise(args.exercise) if args.exercise else None)]

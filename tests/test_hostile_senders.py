@@ -132,3 +132,224 @@ def test_demo_scorer_leaves_out_and_counts_what_it_cannot_score():
     hostile.append(decode(big_frame))  # cycles * cycle_ns beyond int64
     kept, t_rel, dropped = scorable([good, *hostile], ["cam_1", "cam_2"], 33, n_frames, fps, epoch)
     assert kept == [good] and t_rel.tolist() == [100_000_000] and dropped == 4
+
+
+# ---------------------------------------------------------------- 6. memory bounded in bytes
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096  # resident pages (psutil-free)
+
+
+HOSTILE_BIG_SENDER = """
+import sys, time, zmq
+sock = zmq.Context.instance().socket(zmq.PUB)
+sock.connect(sys.argv[1])
+time.sleep(0.3)
+header = b'{"v":1,"kind":"stats","seq":0,"t_publish_ns":1,"arrays":[{"name":"b","dtype":"|u1","shape":[8388608]}]}'
+blob = bytes(8 * 1024 * 1024)
+for _ in range(60):  # 480 MiB in 8 MiB messages, over the protocol's limit
+    sock.send_multipart([b"stats.big", header, blob])
+time.sleep(1.0)
+"""
+
+
+def test_stalled_subscriber_and_big_messages_keep_memory_bounded():
+    import subprocess
+    import sys
+
+    from rigcap.wire import Backbone
+    from rigcap.wire.sockets import QUEUE_BUDGET_BYTES
+
+    pub_ep, sub_ep = free_tcp_endpoint(), free_tcp_endpoint()
+    fits = np.zeros(250_000, np.uint8)  # just under the limit
+    with Backbone(pub_ep, sub_ep):
+        stalled = Subscriber(sub_ep, topics="")  # subscribes, never reads while we measure
+        pub = Publisher(pub_ep)
+        try:
+            time.sleep(0.3)
+            before = _rss_bytes()
+            hostile = subprocess.run([sys.executable, "-c", HOSTILE_BIG_SENDER, pub_ep], timeout=20)
+            assert hostile.returncode == 0
+            for i in range(2000):  # 500 MB inside the limit: bounded by the high-water marks
+                pub.send(encode("stats.x", {"kind": "stats", "seq": i}, {"blob": fits}))
+            time.sleep(1.0)
+            grown = _rss_bytes() - before
+            first = stalled.recv(500)
+            assert first is not None and first.topic == "stats.x"  # the honest ones flowed; no big one got in
+        finally:
+            pub.close()
+            stalled.close()
+    # the backbone's queue for the stalled subscriber + the subscriber's own + slack for the TCP buffers
+    assert grown < 2 * QUEUE_BUDGET_BYTES + 48 * 2**20, f"RSS grew by {grown / 2**20:.0f} MiB"
+
+
+def test_publisher_refuses_a_message_over_the_protocol_limit():
+    from rigcap.wire.messages import MAX_MESSAGE_BYTES
+
+    with Publisher(free_tcp_endpoint(), bind=True) as pub:
+        with pytest.raises(ProtocolError, match="limit"):
+            pub.send(encode("stats.x", {"kind": "stats", "seq": 0}, {"blob": np.zeros(MAX_MESSAGE_BYTES, np.uint8)}))
+        assert pub.sent == 0
+
+
+# ---------------------------------------------------------------- 3. skeleton lock
+def _node_and_cameras(skeleton=None, n=4):
+    from rigcap.studio.studio import SyntheticStudio
+    from triangulate.fusion_node import FusionNode
+    from triangulate.fusion_options import FusionOptions
+
+    studio = SyntheticStudio(n_cameras=n, fps=30.0, duration_s=2.0, seed=3)
+    sub_ep = free_tcp_endpoint()
+    cams = Publisher(sub_ep, bind=True)  # the node's subscriber connects straight to it
+    node = FusionNode(studio.rig, sub_ep, free_tcp_endpoint(), FusionOptions(fps=30.0, smoothing=False),
+                      skeleton=skeleton)
+    return studio, cams, node
+
+
+def _send_frame(studio, cams, frame, names=None, skeleton=None, t0=None):
+    from triangulate.skeletons import Skeleton
+
+    now = time.time_ns() if t0 is None else t0
+    for i, name in enumerate(names or studio.rig.names):
+        kp = studio.keypoints(i % len(studio.rig), frame % studio.n_frames)[None].astype(np.float32)
+        sk = skeleton or studio.skeleton
+        if skeleton is not None:
+            kp = np.full((1, sk.n_joints, 3), 0.5, np.float32)
+        cams.publish_kp2d(name, frame, now, kp, sk)
+
+
+def test_skeleton_adopted_from_two_hostile_names_is_re_voted_by_the_majority():
+    from triangulate.skeletons import COCO17
+
+    studio, cams, node = _node_and_cameras()
+    try:
+        deadline = time.monotonic() + 5
+        while node.engine is None and time.monotonic() < deadline:  # hostile: two rig names, another skeleton
+            _send_frame(studio, cams, 0, names=studio.rig.names[:2], skeleton=COCO17)
+            node.step(20)
+        assert node.skeleton.name == "coco17"
+        out = []
+        for frame in range(1, 40):  # the four honest cameras
+            _send_frame(studio, cams, frame)
+            time.sleep(0.01)
+            out += node.step(5)
+        assert node.skeleton.name == studio.skeleton.name
+        assert len(out) >= 20 and node.stats.skeleton_revotes == 1
+    finally:
+        node.close()
+        cams.close()
+
+
+# ---------------------------------------------------------------- 4. clock games (grouper, virtual clock)
+def _run_grouper(hostile, seconds=12.0, fps=30.0, cameras=("cam_0", "cam_1", "cam_2", "cam_3"), **kw):
+    """4 honest cameras with 2-6 ms latency; ``hostile(t_ns) -> [(camera, capture_ns)]`` adds messages.
+    Returns (grouper, emitted instants)."""
+    from triangulate.fusion_options import FusionOptions
+    from triangulate.live_grouping import InstantGrouper, Observation
+
+    o = FusionOptions(fps=fps, **kw)
+    g = InstantGrouper(list(cameras), o.tolerance_ns, o.deadline_ns, o.alive_window_ns, o.max_clock_skew_ns,
+                       max_jump_ns=o.max_clock_jump_ns)
+    rng = np.random.default_rng(0)
+    period = int(1e9 / fps)
+    t0 = 1_700_000_000_000_000_000
+    out = []
+    kp = np.zeros((26, 3), np.float32)
+    for i in range(int(seconds * fps)):
+        t = t0 + i * period
+        events = [(t + int(rng.uniform(2e6, 6e6)), c, t + int(rng.uniform(0, 2e6))) for c in cameras]
+        events += [(t + 3_000_000, c, cap) for c, cap in hostile(i, t)]
+        for arrival, cam, cap in sorted(events):
+            out += g.push(Observation(cam, i, cap, kp, arrival))
+        out += g.poll(t + period - 1)
+    return g, out
+
+
+def test_messages_stamped_ahead_do_not_make_honest_messages_late():
+    every = int(1.5 * 30)
+    honest_g, honest = _run_grouper(lambda i, t: [])
+    g, out = _run_grouper(lambda i, t: [("cam_0", t + 1_900_000_000)] if i % every == 10 else [])
+    full = sum(len(inst.observations) == 4 and abs(inst.time_ns - inst.first_arrival_ns) < 50e6 for inst in out)
+    assert len(honest) >= 355 and honest_g.late_dropped == 0
+    assert full >= len(honest) - 20, f"{full} full honest instants of {len(honest)}"
+    assert g.late_dropped <= 10
+    assert "cam_0" in g.quarantined_ever and g.clock_jumps["cam_0"] >= 7
+
+
+def test_four_names_stamped_200ms_ahead_do_not_replace_the_real_instants():
+    cams = ("cam_0", "cam_1", "cam_2", "cam_3")
+    g, out = _run_grouper(lambda i, t: [(c, t + 200_000_000) for c in cams] if i >= 30 else [])
+    honest = [inst for inst in out if abs(inst.time_ns - inst.first_arrival_ns) < 50e6]
+    ahead = [inst for inst in out if inst.time_ns - inst.first_arrival_ns > 100e6]
+    assert len(honest) >= 340 and len(ahead) <= 4, (len(honest), len(ahead))
+    assert all(g.clock_jumps[c] > 0 for c in cams)
+
+
+# ---------------------------------------------------------------- 9. a stalled fusion node
+def test_fusion_node_stalled_3s_reports_a_stall_and_catches_up():
+    import threading
+
+    from triangulate.skeletons import HALPE26
+
+    studio, cams, node = _node_and_cameras(skeleton=HALPE26)
+    stop = threading.Event()
+    sent = {"frames": 0}
+
+    def cameras():  # 4 cameras at 30 fps, on the wall clock, in their own thread (the node's is stopped)
+        frame, t0 = 0, time.monotonic()
+        while not stop.is_set() and frame < 300:
+            _send_frame(studio, cams, frame)
+            frame += 1
+            sent["frames"] = frame
+            time.sleep(max(0.0, t0 + frame / 30 - time.monotonic()))
+
+    try:
+        deadline = time.monotonic() + 3
+        while not node.stats.messages_in and time.monotonic() < deadline:  # slow joiner
+            _send_frame(studio, cams, 0)
+            node.step(20)
+        thread = threading.Thread(target=cameras, daemon=True)
+        thread.start()
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            node.step(5)
+        before, frame_at_stop = node.stats.instants_out, sent["frames"]
+        time.sleep(3.0)  # the node's loop does not run (as under SIGSTOP); the cameras go on
+        frame_at_resume = sent["frames"]
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            node.step(5)
+        stop.set()
+        thread.join(2)
+        s = node.stats.summary(1.0)
+        stalled_frames = frame_at_resume - frame_at_stop
+        assert stalled_frames >= 80
+        assert s["clock_outlier"] == 0 and not s["clock_jumps"], s
+        assert s["fusion_stalls"] == 1 and 2.8 <= s["fusion_stalled_s"] <= 3.6
+        assert node.stats.instants_out - before >= stalled_frames + 30 - 10  # the backlog and after, caught up
+    finally:
+        stop.set()
+        node.close()
+        cams.close()
+
+
+def test_skeleton_known_from_the_detector_is_given_not_voted():
+    from capture.pose import declared_skeleton
+
+    assert declared_skeleton("mediapipe", {}).name == "mediapipe33"
+    assert declared_skeleton("torchscript", {"skeleton": "coco17"}).name == "coco17"
+    assert declared_skeleton("synthetic", {}) is None  # the studio's: voted
+
+
+def test_a_given_skeleton_is_never_re_voted():
+    from triangulate.skeletons import COCO17, HALPE26
+
+    studio, cams, node = _node_and_cameras(skeleton=HALPE26)
+    try:
+        for frame in range(20):  # every rig camera sends another skeleton
+            _send_frame(studio, cams, frame, skeleton=COCO17)
+            node.step(10)
+        assert node.skeleton.name == "halpe26" and node.stats.wrong_skeleton > 0 and node.stats.skeleton_revotes == 0
+    finally:
+        node.close()
+        cams.close()

@@ -18,7 +18,7 @@ import pytest
 from calibration import save_rig
 from triangulate.fusion_node import FusionNode, read_fused_recording
 from triangulate.fusion_options import FusionOptions
-from rigcap.wire import Backbone, ClockServer, Publisher, free_tcp_endpoint, measure_clock_offset
+from rigcap.wire import Backbone, ClockServer, Publisher, Subscriber, free_tcp_endpoint, measure_clock_offset
 from rigcap.studio.studio import SyntheticStudio
 from rigcap.cli import main
 
@@ -83,10 +83,28 @@ def test_live_with_synthetic_cameras_records_accurate_3d(tmp_path, studio, capsy
     save_rig(studio.rig, tmp_path / "rig.toml")
     config = write_config(tmp_path)
     rec, snap = tmp_path / "take", tmp_path / "last.png"
+    sub_endpoint = tomllib.loads(config.read_text())["endpoints"]["sub"]
+    angles, stop = [], threading.Event()
+
+    def listen():  # the angles topic `--angles` adds beside kp3d, read like any client would
+        with Subscriber(sub_endpoint, topics="angles") as sub:
+            while not stop.is_set():
+                msg = sub.recv(100)
+                if msg is not None:
+                    angles.append(msg)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
     code = main(["live", "--config", str(config), "--seconds", "3", "--headless", "--record", str(rec), "--no-video",
-                 "--snapshot", str(snap), "--interval", "1"])
+                 "--snapshot", str(snap), "--interval", "1", "--angles", "--exercise", "squat"])
+    stop.set()
+    listener.join(2)
     out = capsys.readouterr().out
     assert code == 0, out
+    assert len(angles) >= 30 and "knee_flexion_right" in angles[-1].header["names"] and "reps" in angles[-1].header
+    knee = [m.arrays["values"].reshape(-1, len(m.header["names"]))[0, m.header["names"].index("knee_flexion_right")]
+            for m in angles]
+    assert np.isfinite(knee).mean() > 0.9 and 0 < np.nanmedian(knee) < 150  # degrees of a standing/squatting person
     assert "cameras 4 [cam_0,cam_1,cam_2,cam_3]" in out  # live stats lines name the cameras present
     points = read_fused_recording(rec)
     assert points.n_frames >= 30

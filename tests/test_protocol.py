@@ -176,7 +176,7 @@ def test_publisher_to_subscriber_through_backbone_counts_and_drops_malformed(bac
             if i % 10 == 0:
                 for bad in MALFORMED.values():
                     raw.send_multipart(bad)
-                big = np.zeros((2000, 26, 3), np.float32)  # 624 kB, over the subscriber's limit
+                big = np.zeros((500, 26, 3), np.float32)  # 156 kB: over this subscriber's limit, under the wire's
                 raw.send_multipart(encode_kp2d("cam_0", 0, 0, 0, big, "halpe26", HALPE26.joint_names))
         raw.send_multipart(sentinel(2))
         drain_until_sentinel(2, into=got)

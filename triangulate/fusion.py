@@ -248,7 +248,8 @@ class FusionEngine:
         else:
             self.triangulator = Triangulator(rig, self.config, skeleton)
         self.grouper = InstantGrouper(rig.names, options.tolerance_ns, options.deadline_ns,
-                                      options.alive_window_ns, options.max_clock_skew_ns)
+                                      options.alive_window_ns, options.max_clock_skew_ns,
+                                      max_jump_ns=options.max_clock_jump_ns)
         self.smoothing = live_filter() if options.smoothing else None
         self._index = {name: i for i, name in enumerate(rig.names)}
         self.people = None

@@ -27,7 +27,10 @@ class FusionOptions:
     sent nothing for this long is no longer waited for.  ``max_clock_skew_s``:
     a message whose capture time (corrected by its host's clock offset) is
     further than this from its arrival is a clock outlier, dropped and counted
-    (None: capture times on an unrelated clock).  ``smoothing``: One-Euro filter
+    (None: capture times on an unrelated clock).  ``max_clock_jump_ms``: a
+    message whose capture-minus-arrival lead differs from its camera's recent
+    median by more than this is a clock jump: dropped, counted, the camera
+    reported quarantined (None: off; also off without ``max_clock_skew_s``).  ``smoothing``: One-Euro filter
     on the published points.  ``prior_gate_m``: a point resting on two views
     farther than this (plus what the joint may have moved since) from the
     joint's last accepted position is dropped (None: no gate).
@@ -43,6 +46,7 @@ class FusionOptions:
     deadline_ms: float | None = None
     alive_window_s: float = 1.0
     max_clock_skew_s: float | None = 2.0
+    max_clock_jump_ms: float | None = 100.0
     smoothing: bool = True
     prior_gate_m: float | None = 0.15
     batch_limit: int = 256
@@ -52,7 +56,7 @@ class FusionOptions:
         for name in ("fps", "alive_window_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"fusion option {name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("tolerance_ms", "deadline_ms", "max_clock_skew_s", "prior_gate_m"):
+        for name in ("tolerance_ms", "deadline_ms", "max_clock_skew_s", "max_clock_jump_ms", "prior_gate_m"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise ValueError(f"fusion option {name} must be >= 0, got {value!r}")
@@ -80,6 +84,12 @@ class FusionOptions:
     @property
     def max_clock_skew_ns(self) -> int | None:
         return None if self.max_clock_skew_s is None else int(self.max_clock_skew_s * 1e9)
+
+    @property
+    def max_clock_jump_ns(self) -> int | None:
+        if self.max_clock_jump_ms is None or self.max_clock_skew_s is None:
+            return None
+        return int(self.max_clock_jump_ms * 1e6)
 
     @classmethod
     def from_table(cls, table: dict, source, **given) -> "FusionOptions":

@@ -70,6 +70,66 @@ def message_to_update(msg) -> tuple[Update, str | None]:
     return (points, n_views), msg.header.get("skeleton")
 
 
+def message_to_people(msg) -> tuple[tuple, str | None]:
+    """A decoded ``kp3d`` message -> ``((points (P, J, 3), n_views (P, J) or None, person_ids (P,)), skeleton)``:
+    every person, for the window that draws them all (:class:`viewer.gui.GuiWindow`)."""
+    points = np.asarray(msg.arrays["points"], dtype=np.float64)
+    if points.ndim == 2:
+        points = points[None]
+    n_views = msg.arrays.get("n_views")
+    if n_views is not None:
+        n_views = np.asarray(n_views).reshape(points.shape[:2])
+    ids = msg.arrays.get("person_ids")
+    ids = np.arange(len(points)) if ids is None else np.asarray(ids).reshape(-1)
+    return (points, n_views, ids), msg.header.get("skeleton")
+
+
+class LiveStats:
+    """The live panel's numbers: the cameras' ``stats.<camera>`` messages and the ``kp3d`` stream's rate.
+
+    Subscribes to ``stats.`` on the same endpoint as the skeletons (the
+    session's backbone forwards every camera's stats there).  :meth:`lines`
+    drains what arrived (never blocking) and formats :func:`viewer.gui.stats_lines`.
+    """
+
+    WINDOW_S = 2.0
+
+    def __init__(self, endpoint: str, bind: bool = False):
+        from rigcap.wire import Subscriber
+
+        self.sub = Subscriber(endpoint, topics="stats.", bind=bind)
+        self.cameras: dict[str, dict] = {}
+        self._arrivals: list[float] = []
+        self.latency_ms: float | None = None
+        self.people: int | None = None
+
+    def saw_instant(self, msg_header: dict, people: int) -> None:
+        now = time.monotonic()
+        self._arrivals = [t for t in self._arrivals if now - t < self.WINDOW_S] + [now]
+        t_capture = msg_header.get("t_capture_ns")
+        self.latency_ms = (time.time_ns() - int(t_capture)) / 1e6 if t_capture else None
+        self.people = people
+
+    @property
+    def instants_per_s(self) -> float | None:
+        a = self._arrivals
+        return (len(a) - 1) / (a[-1] - a[0]) if len(a) >= 2 and a[-1] > a[0] else None
+
+    def lines(self) -> list[str]:
+        from viewer.gui import stats_lines
+
+        for _ in range(100):
+            msg = self.sub.recv(0)
+            if msg is None:
+                break
+            name = msg.header.get("camera") or msg.topic.split(".", 1)[-1]
+            self.cameras[str(name)] = msg.header
+        return stats_lines(self.cameras, self.instants_per_s, self.latency_ms, self.people)
+
+    def close(self) -> None:
+        self.sub.close()
+
+
 class Kp3dSource:
     """Latest-only ``kp3d`` subscriber; call it (``source()``) for the newest update or ``None``.
 
@@ -100,6 +160,7 @@ class Kp3dSource:
         msg = self.sub.recv(0)
         if msg is None:
             return None
+        self.last_message = msg
         update, self.skeleton_name = message_to_update(msg)
         if self.last_seq is not None and msg.seq > self.last_seq + 1:
             self.skipped += msg.seq - self.last_seq - 1
@@ -155,7 +216,43 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
     """
     source = Kp3dSource(endpoint)
     text_source = AnglesSource(endpoint, angles) if angles is not None else None
-    window = SceneWindow(rig, skeleton, size, title=f"rigcap live - {endpoint}", visible=visible)
+    if visible:
+        from viewer.gui import GuiWindow, open_window
+
+        live_stats = LiveStats(endpoint)
+        angle_text = {"last": None}
+
+        def panel_lines() -> list[str]:
+            if text_source is not None:
+                text = text_source()
+                angle_text["last"] = text if text is not None else angle_text["last"]
+            extra = angle_text["last"].splitlines() if angle_text["last"] else []
+            return live_stats.lines() + extra
+
+        window = open_window(rig, skeleton, size, f"rigcap live - {endpoint}", stats=panel_lines,
+                             status=lambda: f"live: {endpoint}  {source.received} instants")
+        if isinstance(window, GuiWindow):
+            def poll_people():
+                if source() is None:
+                    return None
+                people, _ = message_to_people(source.last_message)
+                live_stats.saw_instant(source.last_message.header,
+                                       int(np.isfinite(people[0]).all(-1).any(-1).sum()))
+                if len(people[0]) == 1 and "person_ids" not in source.last_message.arrays:
+                    return people[0][0], None if people[1] is None else people[1][0]  # one person: sides coloured
+                return people
+
+            try:
+                window.run(poll_people, rate_hz=rate_hz, max_seconds=max_seconds)
+            finally:
+                source.close()
+                live_stats.close()
+                if text_source is not None:
+                    text_source.close()
+            return window, source
+        live_stats.close()
+    else:
+        window = SceneWindow(rig, skeleton, size, title=f"rigcap live - {endpoint}", visible=False)
 
     def poll() -> Update | None:
         update = source()

@@ -150,7 +150,7 @@ def run(args) -> int:
                     spread.add(msg.camera, msg.frame_index, msg.capture_time_ns)
                 while events:
                     ev = events.pop(0)
-                    if ev.get("event") in ("died", "restart", "failed", "error"):
+                    if ev.get("event") in ("died", "restart", "failed", "error", "warning"):
                         text = f"{ev['camera']}: {ev['event']}" + (f" ({ev['message']})" if ev.get("message") else "")
                         say(f"[yellow]{text}[/]" if terminal else text)
                 if elapsed >= next_draw:

@@ -22,8 +22,9 @@ import threading
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
 from rigcap.argtypes import positive_float
 from rigcap.errors import check_output_folder
-from rigcap.fusion_args import add_fusion_arguments, fusion_options
+from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 from triangulate.fusion_options import FusionOptions
+from triangulate.skeletons import SKELETONS
 
 EXAMPLES = """examples:
   rigcap capture --config configs/studio.toml &       # cameras + backbone
@@ -46,11 +47,11 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="TOML", help="capture config: its [fusion] table and camera frame rate")
     p.add_argument("--fps", type=positive_float, help="camera frame rate: sets grouping tolerance and deadline "
                                                      f"(default: the config's cameras, else {FusionOptions.fps:g})")
+    p.add_argument("--skeleton", choices=sorted(SKELETONS), help="the cameras' skeleton: messages with another one are "
+                   "dropped (default: the --config detector's, else adopted once two rig cameras agree and re-voted "
+                   "when most rig cameras disagree)")
     add_fusion_arguments(p)
-    p.add_argument("--angles", action="store_true",
-                   help="also publish the joint angles of every instant on the 'angles' topic (rigcap angles --list)")
-    p.add_argument("--exercise", metavar="NAME|TOML",
-                   help="with the angles, count this exercise's reps live (squat, lunge, arm_raise or a TOML)")
+    add_angle_arguments(p)
     p.add_argument("--seconds", type=positive_float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between stats lines (default 2)")
     p.set_defaults(func=run)
@@ -64,13 +65,30 @@ def stats_line(s: dict, prev: dict | None) -> str:
     if not s["messages_in"]:
         return f"{s['elapsed_s']:7.1f} s  waiting for kp2d messages (none yet)"
     present = s.get("cameras_present", [])
-    drops = s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
+    jumps = sum(s.get("clock_jumps", {}).values())
+    drops = (s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
+             + jumps)
     return (f"{s['elapsed_s']:7.1f} s  in {fps_in:6.1f}/s  out {fps_out:5.1f}/s  cameras {len(present)} "
             f"[{','.join(present)}]  per instant {s['cameras_per_instant']:.2f}  spread p50 {s['spread_ms_p50']:.1f} ms  "
             f"latency added p50/p99 {s['added_latency_ms_p50']:.2f}/{s['added_latency_ms_p99']:.2f} ms  "
             f"capture->3D p50/p99 {s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f} ms  drops {drops}"
             + (f" (late {s['late_dropped']}, malformed {s['malformed']}, wrong skeleton {s['wrong_skeleton']}, "
-               f"unknown camera {s['unknown_camera']}, clock outlier {s.get('clock_outlier', 0)})" if drops else ""))
+               f"unknown camera {s['unknown_camera']}, clock outlier {s.get('clock_outlier', 0)}, clock jump {jumps})"
+               if drops else "")
+            + (f"  QUARANTINED (stamps jumped): {','.join(s['quarantined'])}" if s.get("quarantined") else "")
+            + (f"  fusion stalled {s['fusion_stalls']}x ({s['fusion_stalled_s']:.1f} s, caught up)"
+               if s.get("fusion_stalls") else ""))
+
+
+def _skeleton(args, config):
+    """--skeleton, else the capture config's detector's skeleton when it declares one, else None (voted)."""
+    if args.skeleton:
+        return SKELETONS[args.skeleton]
+    if config is None:
+        return None
+    from capture.pose import declared_skeleton
+
+    return declared_skeleton(config.detector, config.detector_options)
 
 
 def run(args) -> int:
@@ -83,14 +101,8 @@ def run(args) -> int:
         check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
     config = load_config(args.config, check_devices=False) if args.config else None
-    hooks = []
-    if args.angles or args.exercise:
-        from rigcap.analysis.exercises import load_exercise
-        from rigcap.analysis.live import LiveAngles
-
-        hooks.append(LiveAngles(load_exercise(args.exercise) if args.exercise else None))
     node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
-                      instant_hooks=hooks)
+                      skeleton=_skeleton(args, config), instant_hooks=instant_hooks(args))
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

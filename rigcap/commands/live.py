@@ -44,7 +44,7 @@ import time
 from urllib.parse import urlparse
 
 from rigcap.errors import RigcapError
-from rigcap.fusion_args import add_fusion_arguments, fusion_options
+from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 
 EXAMPLES = """examples:
   rigcap live --config configs/studio.toml --rig rig.toml
@@ -72,6 +72,7 @@ def register(sub) -> None:
     p.add_argument("--snapshot", metavar="PNG", help="at the end, render the last 3D skeleton to this image")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between stats lines (default 2)")
     add_fusion_arguments(p)
+    add_angle_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -147,7 +148,8 @@ def run(args) -> int:
     remote = RemoteHosts([h[0] for h in hosts], [o.offset_ns for o in offsets])
     session = LiveSession(rig, config.cameras, config.pub_endpoint, config.sub_endpoint,
                           detector=detector, detector_options=detector_options,
-                          record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote, max_restarts=config.max_restarts,
+                          record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote,
+                          instant_hooks=instant_hooks(args), max_restarts=config.max_restarts,
                           restart_delay_s=config.restart_delay_s,
                           session_info={"config_file": config.path, "rig_file": str(rig_path), "config": config.raw,
                                         "hosts": [h[0] for h in hosts],

@@ -115,6 +115,10 @@ def _points(args, rig, skeleton) -> int:
             skeleton = replay.skeleton_of(points3d)
         for w in caught:
             print(f"rigcap view: note: {args.points}: {w.message}", file=sys.stderr)
+    from viewer.rig_check import rig_mismatch_warnings
+
+    for line in rig_mismatch_warnings(rig, points3d.points):
+        print(f"rigcap view: warning: {args.points} with {args.rig}: {line}", file=sys.stderr)
     view = args.from_camera
     if view is not None:
         render.resolve_view(rig, view)  # fails early, naming the rig's cameras
@@ -129,18 +133,21 @@ def _points(args, rig, skeleton) -> int:
         else:
             pts, views, ids = points3d.points[frame], points3d.n_views[frame], None
         cam = render.resolve_view(rig, view, size, pts.reshape(-1, 3), **overview)
-        render.render_snapshot(rig, skeleton, pts, views, args.snapshot, view=cam, person_ids=ids)
+        title = replay.frame_title(points3d, args.points.name, frame, args.fps)
+        render.render_snapshot(rig, skeleton, pts, views, args.snapshot, view=cam, person_ids=ids,
+                               title=title, legend=True)
         print(f"wrote {args.snapshot} (frame {frame % points3d.n_frames}, {cam.size[0]}x{cam.size[1]})")
     if args.video and points3d.multi_person:
         raise RigcapError(f"{args.points}: --video draws one person; a multi-person file plays in the window "
                           "or makes a --snapshot (or pass one person's file)")
     if args.video:
         out = replay.replay_to_video(rig, points3d, args.video, skeleton, size=size, view=view,
-                                     fps=args.fps, **overview)
+                                     fps=args.fps, source=args.points.name, **overview)
         print(f"wrote {out} ({points3d.n_frames} frames)")
     if not (args.snapshot or args.video):
         from viewer.window import require_display
 
         require_display()
-        replay.replay_window(rig, points3d, skeleton, fps=args.fps, size=args.size or DEFAULT_SIZE)
+        replay.replay_window(rig, points3d, skeleton, fps=args.fps, size=args.size or DEFAULT_SIZE,
+                             source=args.points.name)
     return 0

@@ -175,6 +175,7 @@ class CrowdStudio:
         offsets = _resolve_offsets(time_offsets_ms, self.n_cameras, rng)
         times = sample_times(self.n_frames, self.fps, offsets, self.noise.time_jitter_ms, rng)  # (C, F)
         sampled = self.crowd.joints(times)  # (P, C, F, J, 3): everybody at each camera's instants
+        self.points3d_sampled = sampled
         self.per_person: list[SyntheticKeypoints] = []
         for p in range(self.n_persons):
             others = np.delete(sampled, p, axis=0)
@@ -211,6 +212,18 @@ class CrowdStudio:
     def truth_at(self, time_ns) -> np.ndarray:
         """(P, ..., J, 3) true joints at times in ns from the start; NaN for who is away."""
         return self.crowd.joints(np.asarray(time_ns, dtype=np.float64) * 1e-9)
+
+    def truth_for(self, cam_index: int, frame_index: int) -> np.ndarray:
+        """(P, J, 3) everybody's true joints at the instant that camera captured that frame (NaN: away)."""
+        return self.points3d_sampled[:, cam_index, frame_index].copy()
+
+    def image(self, cam_index: int, frame_index: int) -> np.ndarray:
+        """(h, w, 3) uint8 BGR: everybody as that camera sees them at its capture instant
+        (person ``p`` dressed by seed ``seed * 31 + p``)."""
+        from rigcap.studio.person_render import render_people
+
+        return render_people(self.rig.cameras[cam_index], self.truth_for(cam_index, frame_index),
+                             [self.seed * 31 + p for p in range(self.n_persons)], self.skeleton, room_seed=self.seed)
 
     # ------------------------------------------------------------------ whole files
     def keypoints2d(self) -> Keypoints2D:

@@ -19,9 +19,13 @@ and ``tcp://127.0.0.1:5556`` (subscribers).  TCP rather than ``ipc://``
 because the same address form goes across machines (``tcp://192.168.1.10:5555``)
 and works on every OS; on loopback it costs a few tens of microseconds.
 
-A publisher never blocks: its send high-water mark (``SNDHWM``, default 1000
-messages) makes ZeroMQ drop messages for a subscriber that does not keep up,
-and the backbone drops per subscriber the same way.  A subscriber misses what
+A publisher never blocks: its send high-water mark (``SNDHWM``) makes ZeroMQ
+drop messages for a subscriber that does not keep up, and the backbone drops
+per subscriber the same way.  Queues are bounded in bytes: every receiving
+socket sets ``ZMQ_MAXMSGSIZE`` to :data:`MAX_MESSAGE_BYTES` (64 KiB header +
+256 KiB payload; a bigger frame is dropped and its sender disconnected before
+it is buffered) and every high-water mark is ``QUEUE_BUDGET_BYTES`` (128 MiB)
+divided by that, 409 messages, so a stalled subscriber costs at most 256 MiB.  A subscriber misses what
 was published before its subscription reached the publisher (ZeroMQ's "slow
 joiner"): count losses from the first sequence number you see.
 
@@ -95,7 +99,7 @@ clock at receive, NTP's estimate is ``offset = ((t1 - t0) + (t2 - t3)) / 2``
 """
 
 from rigcap.wire.messages import (DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, KINDS,
-                                  MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, VERSION, Message, ProtocolError,
+                                  MAX_HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES, VERSION, Message, ProtocolError,
                                   decode, encode, encode_angles, encode_kp2d, encode_kp3d, joints_sha1)
 from rigcap.wire.sockets import (Backbone, EndpointError, Publisher, Subscriber, attach, context,
                                  free_tcp_endpoint)

@@ -22,7 +22,10 @@ DEFAULT_PUB_ENDPOINT = "tcp://127.0.0.1:5555"  # publishers connect here
 DEFAULT_SUB_ENDPOINT = "tcp://127.0.0.1:5556"  # subscribers connect here
 DEFAULT_CLOCK_ENDPOINT = "tcp://127.0.0.1:5557"
 MAX_HEADER_BYTES = 64 * 1024
-MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+# 256 KiB: 21 845 keypoints (160 persons x 133 joints); a real kp2d/kp3d is a few KiB.  Small on purpose:
+# every queue's worst case is its high-water mark times the biggest message (rigcap.wire.sockets).
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_MESSAGE_BYTES = MAX_HEADER_BYTES + MAX_PAYLOAD_BYTES  # ZMQ_MAXMSGSIZE on every receiving socket
 KINDS = ("kp2d", "kp3d", "angles", "stats")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 MAX_DIMS = 8
@@ -297,7 +300,7 @@ def _check_kp3d(topic: str, header: dict, arrays: dict) -> None:
 def _check_angles(topic: str, header: dict, arrays: dict) -> None:
     if topic != "angles":
         raise ProtocolError(f"{topic}: an angles message's topic is 'angles'")
-    _int(header, "t_capture_ns", topic)
+    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
     names = header.get("names")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ProtocolError(f"{topic}: header field 'names' must be a list of angle names")

@@ -2,7 +2,7 @@
 
 from rigcap.cli import build_parser, main
 
-EXPECTED = {"analyze", "angles", "batch", "board", "bvh", "calibrate", "capture", "demo", "fuse", "live", "opensim", "synth", "sync",
+EXPECTED = {"analyze", "angles", "batch", "board", "bvh", "calibrate", "capture", "demo", "fuse", "keys", "live", "opensim", "synth", "sync",
             "triangulate", "view"}
 
 

@@ -3,6 +3,9 @@ and the rule that a non-loopback endpoint needs keys (or an explicit ``--insecur
 
 Not yet wired into :mod:`rigcap.wire.sockets` and the configs (issue 16 part 1, in progress):
 :meth:`ServerKeys.apply` / :meth:`ClientKeys.apply` make a socket a CURVE server or client.
+The intended roles: the fusion machine is the CURVE *server* (it holds the allow-list and runs
+ZAP) even though its Subscriber *connects* (CURVE roles do not follow bind/connect); each camera
+host's backbone XPUB is a CURVE client holding the fusion machine's public key.
 """
 
 from __future__ import annotations

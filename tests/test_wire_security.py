@@ -49,3 +49,50 @@ def test_allowed_unknown_and_plain_clients(tmp_path):
     finally:
         server_keys.stop()
         ctx.term()
+
+
+def test_backbone_to_subscriber_over_curve(tmp_path):
+    """A camera host's backbone (CURVE client) -> the fusion machine's Subscriber (CURVE server, allow-list)."""
+    import time
+
+    import numpy as np
+
+    from rigcap.wire import Backbone, Publisher, Subscriber, encode_kp2d
+    from triangulate.skeletons import HALPE26
+
+    assert main(["keys", "--out", str(tmp_path), "--hosts", "fusion,cam-host,stranger"]) == 0
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "cam-host.key").write_bytes((tmp_path / "cam-host.key").read_bytes())
+    results = {}
+    for host in ("cam-host", "stranger"):
+        import socket as pysock
+
+        def free():
+            with pysock.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                return s.getsockname()[1]
+
+        pub_ep, sub_ep = f"tcp://127.0.0.1:{free()}", f"tcp://127.0.0.1:{free()}"
+        bb = Backbone(pub_ep, sub_ep, keys=ClientKeys(tmp_path / f"{host}.key_secret", tmp_path / "fusion.key")).start()
+        keys = ServerKeys(tmp_path / "fusion.key_secret", allowed)
+        sub = Subscriber(sub_ep, topics=("kp2d.",), keys=keys)
+        pub = Publisher(pub_ep)
+        got = 0
+        try:
+            deadline = time.monotonic() + 3.0
+            i = 0
+            while time.monotonic() < deadline and got < 5:
+                pub.send(encode_kp2d("cam_0", i, pub.next_seq("kp2d.cam_0"), time.time_ns(),
+                                     np.zeros((1, 26, 3), np.float32), "halpe26", HALPE26.joint_names))
+                i += 1
+                msg = sub.recv(timeout_ms=50)
+                got += msg is not None
+            results[host] = (got, keys.refused)
+        finally:
+            pub.close()
+            sub.close()
+            bb.stop()
+            keys.stop()
+    assert results["cam-host"][0] >= 5 and results["cam-host"][1] == 0
+    assert results["stranger"][0] == 0 and results["stranger"][1] >= 1

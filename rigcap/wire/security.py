@@ -1,9 +1,8 @@
 """CurveZMQ for links that leave the machine: key files, an allow-list that counts refusals,
 and the rule that a non-loopback endpoint needs keys (or an explicit ``--insecure``).
 
-Not yet wired into :mod:`rigcap.wire.sockets` and the configs (issue 16 part 1, in progress):
-:meth:`ServerKeys.apply` / :meth:`ClientKeys.apply` make a socket a CURVE server or client.
-The intended roles: the fusion machine is the CURVE *server* (it holds the allow-list and runs
+``Subscriber(keys=ServerKeys(...))`` and ``Backbone(keys=ClientKeys(...))`` take them; not yet
+named by the configs or the commands (issue 16 part 1, in progress).  The roles: the fusion machine is the CURVE *server* (it holds the allow-list and runs
 ZAP) even though its Subscriber *connects* (CURVE roles do not follow bind/connect); each camera
 host's backbone XPUB is a CURVE client holding the fusion machine's public key.
 """
@@ -99,6 +98,9 @@ class ServerKeys:
             self._auth = None
 
     def apply(self, socket: zmq.Socket) -> None:
+        """Make ``socket`` a CURVE server; starts the ZAP handler on its context the first time."""
+        if self._auth is None:
+            self.start(socket.context)
         socket.curve_secretkey, socket.curve_publickey = self.secret, self.public
         socket.curve_server = True
 

@@ -160,7 +160,7 @@ class Subscriber(_OwnsSocket):
 
     def __init__(self, endpoint: str = DEFAULT_SUB_ENDPOINT, topics=("",), latest_only: bool = False,
                  rcvhwm: int | None = None, bind: bool = False, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-                 drain_budget_s: float = 0.002):
+                 drain_budget_s: float = 0.002, keys=None):
         self.endpoint = endpoint
         self.latest_only = latest_only
         self.drain_budget_s = drain_budget_s
@@ -172,6 +172,8 @@ class Subscriber(_OwnsSocket):
         self.socket.setsockopt(zmq.LINGER, 0)
         for t in ([topics] if isinstance(topics, str) else topics):
             self.socket.setsockopt(zmq.SUBSCRIBE, t.encode("ascii"))
+        if keys is not None:  # rigcap.wire.security.ServerKeys: CURVE server with an allow-list
+            keys.apply(self.socket)
         attach(self.socket, endpoint, bind, "subscriber")
         self.received = 0
         self.malformed = 0
@@ -251,8 +253,9 @@ class Backbone:
     """
 
     def __init__(self, pub_endpoint: str = DEFAULT_PUB_ENDPOINT, sub_endpoint: str = DEFAULT_SUB_ENDPOINT,
-                 hwm: int = DEFAULT_HWM):
+                 hwm: int = DEFAULT_HWM, keys=None):
         self.pub_endpoint = pub_endpoint
+        self.keys = keys  # rigcap.wire.security.ClientKeys: the XPUB (what leaves the host) as CURVE client
         self.sub_endpoint = sub_endpoint
         self.hwm = hwm
         self._thread: threading.Thread | None = None
@@ -279,6 +282,8 @@ class Backbone:
             xpub.setsockopt(zmq.SNDHWM, self.hwm)
             for s in (xsub, xpub, ctrl):
                 s.setsockopt(zmq.LINGER, 0)
+            if self.keys is not None:
+                self.keys.apply(xpub)
             xsub.bind(self.pub_endpoint)
             xpub.bind(self.sub_endpoint)
             ctrl.bind(self._control_endpoint)

@@ -37,11 +37,14 @@ def _missing() -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="open: Open3D 0.20's GUI on Mesa's software Vulkan (lavapipe) under Xvfb "
+                   "stalls, segfaults or draws the bones off-colour once skeleton meshes are added (issue 15); the GUI "
+                   "is opt-in (RIGCAP_GUI=1) until it is seen working")
 def test_gui_window_steps_and_draws_the_skeleton_where_the_projection_says(tmp_path):
     reason = _missing()
     if reason:
         pytest.skip(reason)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), RIGCAP_GUI="1")
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", sys.executable,
            str(ROOT / "tests" / "viewer_window_probe.py"), str(tmp_path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

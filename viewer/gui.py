@@ -19,6 +19,7 @@ mouse drag rotates, wheel zooms.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Callable
@@ -347,13 +348,21 @@ class GuiWindow:
         self._closed = True
 
 
+#: Set to 1 for the GUI window.  Off by default until it is seen working on a real display: under
+#: Xvfb with Mesa's software Vulkan (lavapipe) it stalls or segfaults once skeleton meshes are added.
+GUI_ENV = "RIGCAP_GUI"
+
+
 def open_window(rig: Rig, skeleton=None, size=(1280, 720), title="rigcap", **kw):
-    """A :class:`GuiWindow`, or the plain OpenGL :class:`viewer.window.SceneWindow` where the GUI cannot
-    start (no Vulkan); a note on stderr says so.  ``kw`` go to :class:`GuiWindow`."""
+    """The window a viewer opens: the plain OpenGL :class:`viewer.window.SceneWindow` (default), or with
+    ``RIGCAP_GUI=1`` a :class:`GuiWindow` (labels, panel, timeline), falling back to the plain one where
+    the GUI cannot start (no Vulkan; a note on stderr says so).  ``kw`` go to :class:`GuiWindow`."""
+    from viewer.window import SceneWindow
+
+    if os.environ.get(GUI_ENV) != "1":
+        return SceneWindow(rig, skeleton, size, title=title, view_points=kw.get("view_points"))
     try:
         return GuiWindow(rig, skeleton, size, title, **kw)
     except RenderUnavailable as exc:
-        from viewer.window import SceneWindow
-
         print(f"rigcap view: note: {exc}; using the plain window (no labels, panel or timeline)", file=sys.stderr)
         return SceneWindow(rig, skeleton, size, title=title, view_points=kw.get("view_points"))

@@ -1,8 +1,8 @@
 """CurveZMQ for links that leave the machine: key files, an allow-list that counts refusals,
 and the rule that a non-loopback endpoint needs keys (or an explicit ``--insecure``).
 
-``Subscriber(keys=ServerKeys(...))`` and ``Backbone(keys=ClientKeys(...))`` take them; not yet
-named by the configs or the commands (issue 16 part 1, in progress).  The roles: the fusion machine is the CURVE *server* (it holds the allow-list and runs
+``Subscriber(keys=ServerKeys(...))`` and ``Backbone(keys=ClientKeys(...))`` take them; the capture
+config's ``[security]`` table names the files and the commands pass the objects down.  The roles: the fusion machine is the CURVE *server* (it holds the allow-list and runs
 ZAP) even though its Subscriber *connects* (CURVE roles do not follow bind/connect); each camera
 host's backbone XPUB is a CURVE client holding the fusion machine's public key.
 """
@@ -85,6 +85,14 @@ class ServerKeys:
     @property
     def refused(self) -> int:
         return self._allow.refused
+
+    def __getstate__(self):  # to a spawned fusion process (rigcap live): keys and allow-list, fresh counter/ZAP
+        return {"public": self.public, "secret": self.secret, "allowed": set(self._allow.allowed)}
+
+    def __setstate__(self, state):
+        self.public, self.secret = state["public"], state["secret"]
+        self._allow = _AllowList(state["allowed"])
+        self._auth = None
 
     def start(self, context: zmq.Context) -> None:
         """Run the ZAP handler on ``context`` (once per context, before sockets bind)."""

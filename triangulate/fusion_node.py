@@ -101,7 +101,7 @@ class FusionStats:
     fusion_stalls: int = 0  # times this node's own loop did not run for STALL_S (SIGSTOP, swapping, a debugger)
     fusion_stalled_s: float = 0.0  # their total length
     recording_stopped: str | None = None  # why --record stopped early (a full disk); the stream went on
-    auth_refused: int = 0  # CURVE clients refused by the allow-list (a key not in it); a plain client fails before
+    auth_refused: int = 0  # clients refused: a CURVE key not in the allow-list, or a plain (unauthenticated) one
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.

@@ -154,3 +154,25 @@ def test_commands_refuse_plain_links_to_other_machines_unless_insecure(tmp_path,
     # --insecure lets fuse start (loopback stays plain without it): it runs and stops
     assert main(["fuse", "--rig", str(rig), "--sub", "tcp://10.0.0.12:5556", "--insecure", "--seconds", "0.3",
                  "--interval", "0.1"]) == 0
+
+
+def test_stats_lines_report_refusals():
+    from rigcap.commands.fuse import stats_line
+
+    waiting = {"elapsed_s": 2.0, "messages_in": 0, "instants_out": 0, "auth_refused": 3}
+    assert stats_line(waiting, None).endswith("auth refused 3")
+    assert "auth refused" not in stats_line(dict(waiting, auth_refused=0), None)
+
+
+def test_server_keys_travel_to_a_spawned_fusion_process(tmp_path):
+    """rigcap live passes ServerKeys to its fusion process (spawn: pickled): same keys, fresh counter."""
+    import pickle
+
+    assert main(["keys", "--out", str(tmp_path), "--hosts", "fusion,cam-a"]) == 0
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "cam-a.key").write_bytes((tmp_path / "cam-a.key").read_bytes())
+    keys = ServerKeys(tmp_path / "fusion.key_secret", allowed)
+    copy = pickle.loads(pickle.dumps(keys))
+    assert (copy.public, copy.secret) == (keys.public, keys.secret) and copy._allow.allowed == keys._allow.allowed
+    assert copy.refused == 0

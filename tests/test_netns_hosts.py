@@ -97,3 +97,53 @@ def test_allowed_unknown_and_plain_camera_hosts_across_namespaces(two_hosts, tmp
     assert fu["messages_in"] == 0 and fu["instants_out"] == 0 and fu["auth_refused"] >= 1, results
     # plain client: nothing accepted (it fails the CURVE handshake before the allow-list), refusal counted
     assert fp["messages_in"] == 0 and fp["instants_out"] == 0 and fp["auth_refused"] >= 1, results
+
+
+@pytest.mark.slow
+def test_rigcap_capture_and_fuse_with_config_keys_across_namespaces(two_hosts, tmp_path):
+    """The commands themselves: `rigcap capture` (2 synthetic cameras) on the camera host, `rigcap fuse --config`
+    on the fusion machine, keys named only by the configs' [security] tables."""
+    import re
+
+    from calibration import save_rig
+    from rigcap.studio.studio import SyntheticStudio
+
+    ns_cam, ns_fusion, cam_ip = two_hosts
+    keys = tmp_path / "keys"
+    assert main(["keys", "--out", str(keys), "--hosts", "fusion,cam-a,stranger"]) == 0
+    (keys / "allowed").mkdir()
+    (keys / "allowed" / "cam-a.key").write_bytes((keys / "cam-a.key").read_bytes())
+    save_rig(SyntheticStudio(n_cameras=2, seed=0).rig, tmp_path / "rig.toml")
+    cams = "".join(f'[[cameras]]\nname = "cam_{i}"\nsource = "synthetic"\ncamera_index = {i}\nn_cameras = 2\n'
+                   f'duration_s = 20\n' for i in range(2))
+    endpoint = f"tcp://{cam_ip}:5556"
+    (tmp_path / "fusion.toml").write_text('[security]\nsecret_key = "keys/fusion.key_secret"\n'
+                                          'allowed_keys = "keys/allowed"\n[detector]\nname = "synthetic"\n' + cams)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    found = {}
+    for host in ("cam-a", "stranger"):
+        (tmp_path / "cam.toml").write_text(
+            f'[security]\nsecret_key = "keys/{host}.key_secret"\nserver_key = "keys/fusion.key"\n'
+            f'[detector]\nname = "synthetic"\n[endpoints]\npub = "tcp://127.0.0.1:5555"\nsub = "{endpoint}"\n'
+            f'clock = "tcp://127.0.0.1:5557"\n' + cams)
+        cam = subprocess.Popen(["ip", "netns", "exec", ns_cam, sys.executable, "-m", "rigcap", "capture", "--config",
+                                str(tmp_path / "cam.toml"), "--seconds", "12"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        rec = tmp_path / f"take-{host}"
+        fuse = subprocess.run(["ip", "netns", "exec", ns_fusion, sys.executable, "-m", "rigcap", "fuse", "--rig",
+                               str(tmp_path / "rig.toml"), "--config", str(tmp_path / "fusion.toml"), "--sub",
+                               endpoint, "--pub", "tcp://127.0.0.1:5555", "--seconds", "9", "--record", str(rec)],
+                              capture_output=True, text=True, env=env, timeout=20)
+        try:
+            cam.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            cam.kill()
+            cam.communicate()
+        assert fuse.returncode == 0, fuse.stdout[-1000:] + fuse.stderr[-1000:]
+        total = [line for line in fuse.stdout.splitlines() if line.startswith("total:")][0]
+        recorded = re.search(r"recorded (\d+) instants", fuse.stdout)
+        refused = re.search(r"auth refused (\d+)", total)
+        found[host] = (int(recorded.group(1)) if recorded else 0, int(refused.group(1)) if refused else 0)
+    print(found)
+    assert found["cam-a"][0] >= 30 and found["cam-a"][1] == 0, found
+    assert found["stranger"] == (0, found["stranger"][1]) and found["stranger"][1] >= 1, found

@@ -20,6 +20,11 @@
     [fusion]                         # optional; keys and defaults: triangulate.fusion_options.FusionOptions
     alive_window_s = 1.0             # e.g.: stop waiting for a camera silent this long
 
+    [security]                       # optional; CurveZMQ key files from `rigcap keys`, relative to this file
+    secret_key = "keys/cam-a.key_secret"   # this host's own key pair
+    server_key = "keys/fusion.key"         # camera host: the fusion machine's public key
+    allowed_keys = "keys/allowed/"         # fusion machine: folder of the camera hosts' public keys
+
     [[cameras]]
     name = "cam_0"
     source = "usb"                   # usb | video | synthetic
@@ -98,6 +103,60 @@ class CameraConfig:
 
 
 @dataclass
+class SecurityConfig:
+    """The ``[security]`` table: key file paths (resolved, checked to exist); the files are read
+    by :meth:`client_keys` / :meth:`server_keys`, which the commands call and pass down."""
+
+    secret_key: str | None = None
+    server_key: str | None = None
+    allowed_keys: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.secret_key is not None
+
+    def client_keys(self):
+        """A camera host's keys (its backbone is a CURVE client), or None without [security]."""
+        if self.secret_key is None or self.server_key is None:
+            return None
+        from rigcap.wire.security import ClientKeys
+
+        return ClientKeys(self.secret_key, self.server_key)
+
+    def server_keys(self):
+        """The fusion machine's keys (CURVE server with the allow-list), or None without them."""
+        if self.secret_key is None or self.allowed_keys is None:
+            return None
+        from rigcap.wire.security import ServerKeys
+
+        return ServerKeys(self.secret_key, self.allowed_keys)
+
+
+_SECURITY_KEYS = {f.name for f in fields(SecurityConfig)}
+
+
+def _security(raw, path, base_dir: Path) -> SecurityConfig:
+    if not isinstance(raw, dict):
+        raise InputFileError(path, "[security] must be a table")
+    unknown = set(raw) - _SECURITY_KEYS
+    if unknown:
+        raise InputFileError(path, f"[security]: unknown key {', '.join(sorted(map(repr, unknown)))} "
+                                   f"(known: {', '.join(sorted(_SECURITY_KEYS))})")
+    if raw and "secret_key" not in raw:
+        raise InputFileError(path, "[security]: secret_key = \"...\" (this host's .key_secret file) is missing")
+    out = {}
+    for key, value in raw.items():
+        p = Path(str(value))
+        p = p if p.is_absolute() else base_dir / p
+        if key == "allowed_keys" and not p.is_dir():
+            raise InputFileError(path, f"[security] allowed_keys: folder not found: {p}")
+        if key != "allowed_keys" and not p.is_file():
+            raise InputFileError(path, f"[security] {key}: key file not found: {p}")
+        out[key] = str(p)
+    return SecurityConfig(**out)
+
+
+@dataclass
 class CaptureConfig:
     cameras: list[CameraConfig]
     detector: str = "mediapipe"
@@ -111,6 +170,7 @@ class CaptureConfig:
     path: str | None = None
     raw: dict = field(default_factory=dict)
     fusion: dict = field(default_factory=dict)  # the [fusion] table, as written
+    security: SecurityConfig = field(default_factory=SecurityConfig)  # the [security] table's key files
 
     @property
     def fps(self) -> float:
@@ -143,7 +203,7 @@ class CaptureConfig:
 
 
 _CAMERA_KEYS = {f.name for f in fields(CameraConfig)} - {"fps_override"}
-_TOP_KEYS = {"rig", "detector", "endpoints", "supervisor", "cameras", "fusion"}
+_TOP_KEYS = {"rig", "detector", "endpoints", "supervisor", "cameras", "fusion", "security"}
 
 
 def load_config(path: str | Path, check_devices: bool = True) -> CaptureConfig:
@@ -197,6 +257,7 @@ def config_from_dict(data: dict, path="<config>", base_dir: Path | None = None, 
         clock_endpoint=str(ends.get("clock", DEFAULT_CLOCK_ENDPOINT)),
         rig_file=rig_file, max_restarts=int(sup.get("max_restarts", 3)),
         restart_delay_s=float(sup.get("restart_delay_s", 1.0)), path=str(path), raw=data, fusion=dict(fusion),
+        security=_security(data.get("security", {}), path, base_dir),
     )
 
 

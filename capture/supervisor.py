@@ -60,7 +60,7 @@ class Supervisor:
                  detector: str = "mediapipe", detector_options: dict | None = None, max_restarts: int = 3,
                  restart_delay_s: float = 1.0, own_backbone: bool = True, record_video: bool = True,
                  start_delay_s: float = 2.0, session_info: dict | None = None, on_event=None,
-                 clock_endpoint: str | None = None):
+                 clock_endpoint: str | None = None, keys=None):
         if not cameras:
             raise ValueError("a supervisor needs at least one camera")
         self.cameras = list(cameras)
@@ -89,6 +89,7 @@ class Supervisor:
         # host's clock offset (rigcap live --hosts); None: no clock server.
         self.clock_endpoint = clock_endpoint
         self._clock = None
+        self.keys = keys  # rigcap.wire.security.ClientKeys: the backbone's XPUB is a CURVE client (or None: plain)
         self.events: list[dict] = []  # restarts, failures, errors (for reports)
         self.started = False
 
@@ -113,7 +114,7 @@ class Supervisor:
             return self
         if self.own_backbone:
             try:
-                self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint).start()
+                self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint, keys=self.keys).start()
             except EndpointError as exc:
                 raise EndpointError(f"another rigcap capture (or another program) already serves "
                                     f"{self.pub_endpoint} / {self.sub_endpoint}: stop it first, or choose other "

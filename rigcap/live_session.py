@@ -43,7 +43,7 @@ class RemoteHosts:
 
 def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options: FusionOptions,
                         remote: RemoteHosts, record_dir: str | None, stop_event, results, skeleton=None,
-                        instant_hooks=()) -> None:
+                        instant_hooks=(), keys=None) -> None:
     """Spawn target: run a :class:`FusionNode` until ``stop_event``; put its summary on ``results``.
 
     Stats go onto ``results`` once a second as ``("stats", summary)`` and at the
@@ -55,7 +55,8 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
     node = FusionNode(rig, [sub_endpoint, *remote.endpoints], pub_endpoint, options, record_dir=record_dir,
-                      clock_offsets_ns=[0, *remote.offsets_ns], skeleton=skeleton, instant_hooks=instant_hooks)
+                      clock_offsets_ns=[0, *remote.offsets_ns], skeleton=skeleton, instant_hooks=instant_hooks,
+                      keys=keys)
     # Periodic stats: percentiles over the last few seconds; the final summary covers the whole run.
     summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)), recent=int(5 * options.fps))
     results.put(("final", summary))
@@ -72,7 +73,7 @@ class LiveSession:
                  detector: str = "synthetic", detector_options: dict | None = None, record_dir=None,
                  fusion: FusionOptions | None = None, max_restarts: int = 3, start_delay_s: float = 2.0,
                  record_video: bool = True, session_info: dict | None = None, clock_endpoint: str | None = None,
-                 restart_delay_s: float = 1.0, remote: RemoteHosts | None = None, instant_hooks=()):
+                 restart_delay_s: float = 1.0, remote: RemoteHosts | None = None, instant_hooks=(), keys=None):
         missing = [c.name for c in cameras if c.name not in rig.names]
         if missing:
             raise RigcapError(f"camera(s) {', '.join(missing)} are not in the rig ({', '.join(rig.names)})")
@@ -98,7 +99,7 @@ class LiveSession:
         self._fusion = ctx.Process(target=fusion_process_main, name="rigcap-fusion",
                                    args=(rig, sub_endpoint, pub_endpoint, self.fusion_options, self.remote,
                                          None if record_dir is None else str(record_dir), self._stop, self._results,
-                                         self.skeleton, list(instant_hooks)),
+                                         self.skeleton, list(instant_hooks), keys),
                                    daemon=True)
         self.latest_fusion_stats: dict = {}
         self.final_fusion_stats: dict = {}

@@ -101,6 +101,7 @@ class FusionStats:
     fusion_stalls: int = 0  # times this node's own loop did not run for STALL_S (SIGSTOP, swapping, a debugger)
     fusion_stalled_s: float = 0.0  # their total length
     recording_stopped: str | None = None  # why --record stopped early (a full disk); the stream went on
+    auth_refused: int = 0  # clients refused: a CURVE key not in the allow-list, or a plain (unauthenticated) one
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
@@ -137,6 +138,7 @@ class FusionStats:
             "fusion_stalls": self.fusion_stalls,
             "fusion_stalled_s": self.fusion_stalled_s,
             "recording_stopped": self.recording_stopped,
+            "auth_refused": self.auth_refused,
             "cameras_seen": dict(self.cameras_seen),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
@@ -172,7 +174,7 @@ class FusionNode:
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
                  pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
                  skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
-                 clock_offsets_ns: list[int] | None = None, instant_hooks=()):
+                 clock_offsets_ns: list[int] | None = None, instant_hooks=(), keys=None):
         self.options = options = options or FusionOptions()
         # called as hook(instant, node) after each kp3d is published (the node has .pub and
         # .skeleton): e.g. the angles topic, rigcap.analysis.live.LiveAngles, wired in by the
@@ -185,7 +187,12 @@ class FusionNode:
         endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
         # One subscriber per backbone (this host's and each remote host's), each with that host's
         # clock offset (its wall clock minus ours): capture times are moved onto our clock.
-        self.subs = [Subscriber(e, topics=("kp2d.",)) for e in endpoints]
+        # keys (rigcap.wire.security.ServerKeys): the links that leave this machine are CURVE with the
+        # allow-list; a loopback backbone (this host's own) stays plain.
+        from rigcap.wire.security import is_loopback
+
+        self.keys = keys
+        self.subs = [Subscriber(e, topics=("kp2d.",), keys=None if is_loopback(e) else keys) for e in endpoints]
         self.clock_offsets_ns = [int(o) for o in (clock_offsets_ns or [0] * len(endpoints))]
         if len(self.clock_offsets_ns) != len(self.subs):
             raise ValueError("one clock offset per subscribed endpoint")
@@ -398,14 +405,21 @@ class FusionNode:
                     break
                 self.step()
                 if on_stats is not None and now >= next_report:
+                    self._count_refusals()
                     on_stats(self.stats.summary(now - start, recent))
                     next_report = now + stats_interval_s
         except KeyboardInterrupt:  # Ctrl-C is a stop like any other: close cleanly, report
             self.interrupted = True
         finally:
+            self._count_refusals()
             summary = self.stats.summary(time.monotonic() - start)
             self.close()
         return summary
+
+    def _count_refusals(self) -> None:
+        """The allow-list's refusals (ZAP, counted in its own thread) into the stats."""
+        if self.keys is not None:
+            self.stats.auth_refused = self.keys.refused
 
     def close(self) -> None:
         if self.recorder is not None:
@@ -416,4 +430,6 @@ class FusionNode:
             self.recorder = None
         for sub in self.subs:
             sub.close()
+        if self.keys is not None:
+            self.keys.stop()
         self.pub.close()

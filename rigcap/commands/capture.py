@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--detector", help="override the config's detector (e.g. mediapipe, synthetic)")
     p.add_argument("--no-video", action="store_true", help="with --record: keypoints and timestamps only")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a plain (unauthenticated) backbone on a non-loopback address when the config's "
+                        "[security] names no keys")
     p.add_argument("--inspect", metavar="SESSION", help="read a recorded session folder and report it")
     p.set_defaults(func=run)
 
@@ -107,11 +110,16 @@ def run(args) -> int:
     from capture.supervisor import Supervisor
 
     config = load_config(args.config)
+    from rigcap.wire.security import require_keys
+
+    keys = config.security.client_keys()  # this host's backbone is a CURVE client of the fusion machine
+    require_keys(config.sub_endpoint, keys, args.insecure)
     detector, detector_options = config.detector_for(args.detector)
     console = Console()
     events = []
     sup = Supervisor.from_config(config, record_dir=args.record, record_video=not args.no_video,
-                                 on_event=events.append, detector=detector, detector_options=detector_options)
+                                 on_event=events.append, detector=detector, detector_options=detector_options,
+                                 keys=keys)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C
     sub = Subscriber(config.sub_endpoint, topics="kp2d.")
     spread = RigSpread(len(config.cameras))

@@ -22,6 +22,7 @@ import threading
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
 from rigcap.argtypes import positive_float
 from rigcap.errors import check_output_folder
+from rigcap.wire.security import require_keys
 from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS
@@ -44,7 +45,10 @@ def register(sub) -> None:
     p.add_argument("--pub", default=DEFAULT_PUB_ENDPOINT, metavar="ENDPOINT",
                    help="backbone publisher endpoint to publish kp3d to (default %(default)s)")
     p.add_argument("--record", metavar="DIR", help="append the 3D stream to this session folder")
-    p.add_argument("--config", metavar="TOML", help="capture config: its [fusion] table and camera frame rate")
+    p.add_argument("--config", metavar="TOML", help="capture config: its [fusion] table, camera frame rate and "
+                                                    "[security] keys (secret_key, allowed_keys)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plain (unauthenticated) links to other machines when no keys are configured")
     p.add_argument("--fps", type=positive_float, help="camera frame rate: sets grouping tolerance and deadline "
                                                      f"(default: the config's cameras, else {FusionOptions.fps:g})")
     p.add_argument("--skeleton", choices=sorted(SKELETONS), help="the cameras' skeleton: messages with another one are "
@@ -63,11 +67,13 @@ def stats_line(s: dict, prev: dict | None) -> str:
     fps_in = (s["messages_in"] - (prev or {}).get("messages_in", 0)) / dt if dt > 0 else 0.0
     fps_out = (s["instants_out"] - (prev or {}).get("instants_out", 0)) / dt if dt > 0 else 0.0
     if not s["messages_in"]:
-        return f"{s['elapsed_s']:7.1f} s  waiting for kp2d messages (none yet)"
+        return (f"{s['elapsed_s']:7.1f} s  waiting for kp2d messages (none yet)"
+                + (f"; auth refused {s['auth_refused']}" if s.get("auth_refused") else ""))
     present = s.get("cameras_present", [])
     jumps = sum(s.get("clock_jumps", {}).values())
     drops = (s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
              + jumps)
+    refused = f"  auth refused {s['auth_refused']}" if s.get("auth_refused") else ""
     return (f"{s['elapsed_s']:7.1f} s  in {fps_in:6.1f}/s  out {fps_out:5.1f}/s  cameras {len(present)} "
             f"[{','.join(present)}]  per instant {s['cameras_per_instant']:.2f}  spread p50 {s['spread_ms_p50']:.1f} ms  "
             f"latency added p50/p99 {s['added_latency_ms_p50']:.2f}/{s['added_latency_ms_p99']:.2f} ms  "
@@ -77,7 +83,7 @@ def stats_line(s: dict, prev: dict | None) -> str:
                if drops else "")
             + (f"  QUARANTINED (stamps jumped): {','.join(s['quarantined'])}" if s.get("quarantined") else "")
             + (f"  fusion stalled {s['fusion_stalls']}x ({s['fusion_stalled_s']:.1f} s, caught up)"
-               if s.get("fusion_stalls") else ""))
+               if s.get("fusion_stalls") else "") + refused)
 
 
 def _skeleton(args, config):
@@ -101,8 +107,11 @@ def run(args) -> int:
         check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
     config = load_config(args.config, check_devices=False) if args.config else None
+    keys = config.security.server_keys() if config is not None else None
+    for endpoint in subs:
+        require_keys(endpoint, keys, args.insecure)
     node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
-                      skeleton=_skeleton(args, config), instant_hooks=instant_hooks(args))
+                      skeleton=_skeleton(args, config), instant_hooks=instant_hooks(args), keys=keys)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -44,6 +44,7 @@ import time
 from urllib.parse import urlparse
 
 from rigcap.errors import RigcapError
+from rigcap.wire.security import require_keys
 from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 
 EXAMPLES = """examples:
@@ -61,6 +62,8 @@ def register(sub) -> None:
     p.add_argument("--rig", help="calibrated rig file (default: the config's rig)")
     p.add_argument("--hosts", action="append", metavar="HOST[,HOST...]",
                    help="camera hosts running `rigcap capture`: IP/name, or SUB_ENDPOINT@CLOCK_ENDPOINT")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plain (unauthenticated) links to --hosts when the config's [security] names no keys")
     p.add_argument("--record", metavar="DIR", help="record the cameras and the 3D stream into DIR")
     p.add_argument("--no-video", action="store_true", help="with --record: keypoints, timestamps and 3D only")
     p.add_argument("--seconds", type=float,
@@ -139,6 +142,9 @@ def run(args) -> int:
     for line in size_mismatch_warnings(rig, {c.name: c.image_size() for c in config.cameras}, "its capture source"):
         print(f"warning: {line}", flush=True)
     hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
+    keys = config.security.server_keys() if hosts else None
+    for sub, _ in hosts:
+        require_keys(sub, keys, args.insecure)
     offsets = measure_hosts(hosts)
     for (sub, clock), off in zip(hosts, offsets):
         print(f"host {sub}: clock offset {off.offset_ns / 1e6:+.3f} ms (theirs - ours), "
@@ -149,7 +155,7 @@ def run(args) -> int:
     session = LiveSession(rig, config.cameras, config.pub_endpoint, config.sub_endpoint,
                           detector=detector, detector_options=detector_options,
                           record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote,
-                          instant_hooks=instant_hooks(args), max_restarts=config.max_restarts,
+                          instant_hooks=instant_hooks(args), max_restarts=config.max_restarts, keys=keys,
                           restart_delay_s=config.restart_delay_s,
                           session_info={"config_file": config.path, "rig_file": str(rig_path), "config": config.raw,
                                         "hosts": [h[0] for h in hosts],

@@ -1,8 +1,8 @@
 """CurveZMQ for links that leave the machine: key files, an allow-list that counts refusals,
 and the rule that a non-loopback endpoint needs keys (or an explicit ``--insecure``).
 
-``Subscriber(keys=ServerKeys(...))`` and ``Backbone(keys=ClientKeys(...))`` take them; not yet
-named by the configs or the commands (issue 16 part 1, in progress).  The roles: the fusion machine is the CURVE *server* (it holds the allow-list and runs
+``Subscriber(keys=ServerKeys(...))`` and ``Backbone(keys=ClientKeys(...))`` take them; the capture
+config's ``[security]`` table names the files and the commands pass the objects down.  The roles: the fusion machine is the CURVE *server* (it holds the allow-list and runs
 ZAP) even though its Subscriber *connects* (CURVE roles do not follow bind/connect); each camera
 host's backbone XPUB is a CURVE client holding the fusion machine's public key.
 """
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 from rigcap.errors import InputFileError, RigcapError
 
@@ -81,10 +82,29 @@ class ServerKeys:
             raise InputFileError(allowed_dir, "holds no public keys (*.key): nobody could connect")
         self._allow = _AllowList(keys)
         self._auth: ThreadAuthenticator | None = None
+        self._monitors: list = []
+        self._plain_refused = 0
 
     @property
     def refused(self) -> int:
-        return self._allow.refused
+        """Clients refused: keys not in the allow-list (ZAP) plus plain/wrong-mechanism peers, whose
+        handshake fails before ZAP and is seen on the sockets' monitors.  Read it from the thread that
+        owns the sockets (the monitors are drained here)."""
+        for mon in self._monitors:
+            while mon.poll(0):
+                event = recv_monitor_message(mon)
+                if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                    self._plain_refused += 1
+        return self._allow.refused + self._plain_refused
+
+    def __getstate__(self):  # to a spawned fusion process (rigcap live): keys and allow-list, fresh counter/ZAP
+        return {"public": self.public, "secret": self.secret, "allowed": set(self._allow.allowed)}
+
+    def __setstate__(self, state):
+        self.public, self.secret = state["public"], state["secret"]
+        self._allow = _AllowList(state["allowed"])
+        self._auth = None
+        self._monitors, self._plain_refused = [], 0
 
     def start(self, context: zmq.Context) -> None:
         """Run the ZAP handler on ``context`` (once per context, before sockets bind)."""
@@ -93,6 +113,10 @@ class ServerKeys:
         self._auth.configure_curve_callback(domain="*", credentials_provider=self._allow)
 
     def stop(self) -> None:
+        self.refused  # noqa: B018 - last drain of the monitors
+        for mon in self._monitors:
+            mon.close(0)
+        self._monitors = []
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
@@ -103,6 +127,7 @@ class ServerKeys:
             self.start(socket.context)
         socket.curve_secretkey, socket.curve_publickey = self.secret, self.public
         socket.curve_server = True
+        self._monitors.append(socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL))
 
 
 class ClientKeys:

@@ -120,6 +120,7 @@ class FrameResult:
     swapped: np.ndarray  # (C, F) bool (C, 1) for a single frame
     threshold_px: float = float("nan")  # the outlier threshold used (auto_threshold: as estimated)
     noise_px: float = float("nan")  # detector noise estimated by auto_threshold (NaN otherwise)
+    swap_state: np.ndarray | None = None  # (C, F, J) int: label j of camera c, frame f was read from joint state[c, f, j]
 
 
 @dataclass
@@ -211,6 +212,7 @@ class Triangulator:
         sel = select_views(self.lin, xn_p, valid_p, weights_p, threshold, cfg.min_views)
 
         swapped = np.zeros((n_cams, n_frames), dtype=bool)
+        state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints))
         if cfg.swap_repair and self.permutation is not None:
             if len(self.permutation) != n_joints:
                 raise TriangulationInputError(
@@ -267,7 +269,7 @@ class Triangulator:
         error[sel.n_views == 0] = np.nan
         inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
-                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise)
+                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state)
 
     def frame(self, keypoints: np.ndarray) -> FrameResult:
         """One instant: keypoints (C, J, 2|3) -> :class:`FrameResult` over (J,)."""

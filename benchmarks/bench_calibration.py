@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_calibration.py --quick       # fewer frames (a first look)
     .venv/bin/python benchmarks/bench_calibration.py --only real   # just the real recording
 
-Synthetic rigs (the studio of :mod:`capture.synthetic`): board recordings are
+Synthetic rigs (the studio of :mod:`rigcap.studio`): board recordings are
 rendered (lens distortion, blur, noise, uneven light) and the board detected
 with rigcap's detector (:mod:`calibration.detect`); the detections are cached
 (``--cache``) so reruns only calibrate.  Every method gets the SAME detections:
@@ -75,8 +75,8 @@ def code_stamp() -> str:
     import hashlib
 
     h = hashlib.sha1()
-    for rel in ("calibration/detect.py", "calibration/board.py", "capture/synthetic/board_video.py",
-                "capture/synthetic/board_motion.py", "capture/synthetic/studio_rig.py", "capture/synthetic/scene.py"):
+    for rel in ("calibration/detect.py", "calibration/board.py", "rigcap/studio/board_video.py",
+                "rigcap/studio/board_motion.py", "rigcap/studio/studio_rig.py", "rigcap/studio/scene.py"):
         path = REPO / rel
         h.update(path.read_bytes() if path.is_file() else rel.encode())
     return h.hexdigest()[:8]
@@ -84,9 +84,9 @@ def code_stamp() -> str:
 
 def synthetic_detections(n_cameras: int, hard: bool, n_frames: int, seed: int, cache: Path):
     """Render a board recording in memory and detect it; cached as npz + the true rig."""
-    from capture.synthetic.board_motion import board_trajectory
-    from capture.synthetic.board_video import STUDIO_BOARD, BoardRenderer
-    from capture.synthetic.studio_rig import make_studio_rig
+    from rigcap.studio.board_motion import board_trajectory
+    from rigcap.studio.board_video import STUDIO_BOARD, BoardRenderer
+    from rigcap.studio.studio_rig import make_studio_rig
 
     key = f"{n_cameras}cam_{'hard' if hard else 'normal'}_{n_frames}f_seed{seed}_{code_stamp()}"
     npz, rig_path = cache / f"{key}.npz", cache / f"{key}_rig_true.toml"
@@ -121,7 +121,7 @@ def closeup_poses(cam: Camera, board: BoardDefinition, n: int, seed: int) -> tup
     (what a person does for a per-camera intrinsic calibration)."""
     from scipy.spatial.transform import Rotation
 
-    from capture.synthetic.board_motion import board_rotation
+    from rigcap.studio.board_motion import board_rotation
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1A7, len(cam.name)]))
     w, h = cam.size
@@ -142,7 +142,7 @@ def closeup_poses(cam: Camera, board: BoardDefinition, n: int, seed: int) -> tup
 def closeup_detections(rig: Rig, board: BoardDefinition, n_per_camera: int, seed: int, key: str,
                        cache: Path) -> np.ndarray:
     """Corners ``(C, C * n, N, 2)`` of one intrinsic session per camera (only that camera sees its frames)."""
-    from capture.synthetic.board_video import BoardRenderer
+    from rigcap.studio.board_video import BoardRenderer
 
     npz = cache / f"{key}_closeups{n_per_camera}.npz"
     if npz.is_file():
@@ -346,7 +346,7 @@ def check_alignment() -> None:
     """The metric's own check: a rig moved by a known similarity compares as identical, its scale reported."""
     from scipy.spatial.transform import Rotation
 
-    from capture.synthetic.studio_rig import make_studio_rig
+    from rigcap.studio.studio_rig import make_studio_rig
 
     truth = make_studio_rig(4, seed=1)
     a, s, b = Rotation.from_rotvec([0.3, -0.2, 1.0]).as_matrix(), 0.8, np.array([0.5, -2.0, 3.0])

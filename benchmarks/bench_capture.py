@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from capture.config import CameraConfig  # noqa: E402
-from capture.protocol import Subscriber, free_tcp_endpoint  # noqa: E402
+from rigcap.wire import Subscriber, free_tcp_endpoint  # noqa: E402
 from capture.stats import RigSpread  # noqa: E402
 from capture.supervisor import Supervisor  # noqa: E402
 

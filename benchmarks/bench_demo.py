@@ -6,7 +6,7 @@
 Targets (issue 5): live MPJPE within 1.2x of the offline engine on the same
 detections; added fusion latency (last camera message received -> 3D
 published) p99 < 5 ms.  Also printed: capture -> 3D latency, fps in/out,
-cameras per instant, drops.  Start-up is excluded (see ``capture.demo``).
+cameras per instant, drops.  Start-up is excluded (see ``rigcap.demo``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from capture.demo import DemoOptions, run_demo  # noqa: E402
+from rigcap.demo import DemoOptions, run_demo  # noqa: E402
 
 
 def main() -> int:

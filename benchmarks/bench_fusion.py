@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_fusion.py --cameras 8 --seconds 10
 
 What is timed is the fusion node's path for every message: ``decode`` of the
-wire frames (``capture.protocol``), grouping into instants
+wire frames (``rigcap.wire``), grouping into instants
 (``triangulate.live_grouping``), and for every completed instant the live
 triangulation + One-Euro filter (``triangulate.fusion``).  Messages are the
 synthetic studio's detections (26 joints, HALPE26, its noise, outliers and
@@ -36,8 +36,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from capture.protocol import decode, encode_kp2d  # noqa: E402
-from capture.synthetic.studio import SyntheticStudio  # noqa: E402
+from rigcap.wire import decode, encode_kp2d  # noqa: E402
+from rigcap.studio.studio import SyntheticStudio  # noqa: E402
 from triangulate.fusion import FusionEngine, live_filter  # noqa: E402
 
 DRAIN = 256

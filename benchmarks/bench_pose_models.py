@@ -144,7 +144,7 @@ def main() -> int:
     args = ap.parse_args()
     videos = sorted(Path(args.videos).glob("cam*.mp4"))
     try:
-        from capture.synthetic.studio import SyntheticStudio
+        from rigcap.studio.studio import SyntheticStudio
 
         studio = SyntheticStudio(n_cameras=4, fps=30.0, duration_s=max(1.0, args.studio_frames / 30), seed=0)
     except ImportError:

@@ -51,8 +51,8 @@ from rich.table import Table  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calibration.rigfile import load_rig, save_rig  # noqa: E402
-from capture.synthetic.keypoints import DetectorNoise  # noqa: E402
-from capture.synthetic.studio import SyntheticStudio  # noqa: E402
+from rigcap.studio.keypoints import DetectorNoise  # noqa: E402
+from rigcap.studio.studio import SyntheticStudio  # noqa: E402
 from triangulate.dlt import dlt_svd, triangulate_dlt  # noqa: E402
 from triangulate.engine import TriangulationConfig, Triangulator, triangulate  # noqa: E402
 

@@ -42,7 +42,7 @@ import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from capture.protocol import DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
+from rigcap.wire import DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
 from rigcap.errors import InputFileError, read_toml
 
 SOURCE_TYPES = ("usb", "video", "synthetic")

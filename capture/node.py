@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from capture.config import CameraConfig
-from capture.protocol import DEFAULT_PUB_ENDPOINT, Publisher
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, Publisher
 from capture.sources import SourceError, make_source
 from capture.stats import CameraStats
 

@@ -352,7 +352,7 @@ class SyntheticCameraSource(FrameSource):
 
     def open(self) -> "SyntheticCameraSource":
         if self.studio is None:
-            from capture.synthetic.studio import SyntheticStudio
+            from rigcap.studio.studio import SyntheticStudio
 
             self.studio = SyntheticStudio(n_cameras=self.n_cameras, fps=self.fps, duration_s=self.duration_s,
                                           seed=self.seed, size=self.size)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from capture.config import CameraConfig, CaptureConfig
 from capture.node import EXIT_OK, NodeOptions, camera_process_main
-from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Backbone
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Backbone
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Supervisor:
         self._watch_thread: threading.Thread | None = None
         self._watching = threading.Event()
         self._backbone: Backbone | None = None
-        # Answers clock queries (capture.protocol.ClockServer) so a fusion host can measure this
+        # Answers clock queries (rigcap.wire.ClockServer) so a fusion host can measure this
         # host's clock offset (rigcap live --hosts); None: no clock server.
         self.clock_endpoint = clock_endpoint
         self._clock = None
@@ -114,7 +114,7 @@ class Supervisor:
         if self.own_backbone:
             self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint).start()
         if self.clock_endpoint:
-            from capture.protocol import ClockServer
+            from rigcap.wire import ClockServer
 
             try:
                 self._clock = ClockServer(self.clock_endpoint).start()

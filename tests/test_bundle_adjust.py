@@ -8,9 +8,9 @@ from scipy.optimize._numdiff import approx_derivative
 import calibration.bundle_adjust as ba
 from calibration.rig import Rig
 from calibration.world import compare_rigs
-from capture.synthetic.board_motion import board_trajectory
-from capture.synthetic.board_video import STUDIO_BOARD, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_trajectory
+from rigcap.studio.board_video import STUDIO_BOARD, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 
 
 def _problem(n_cams=3, n_frames=24, seed=2, noise=0.0):

@@ -14,9 +14,9 @@ from calibration.pipeline import CalibrationResult, calibrate_from_detections
 from calibration.report import board_rigidity_mm
 from calibration.rigfile import load_rig, save_rig
 from calibration.world import compare_rigs
-from capture.synthetic.board_motion import board_trajectory, floor_frame_mask
-from capture.synthetic.board_video import STUDIO_BOARD, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_trajectory, floor_frame_mask
+from rigcap.studio.board_video import STUDIO_BOARD, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 from rigcap.errors import RigcapError
 
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 
 from calibration.rigfile import load_rig
-from capture.synthetic.board_motion import board_trajectory
-from capture.synthetic.board_video import STUDIO_BOARD, BoardRenderer, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_trajectory
+from rigcap.studio.board_video import STUDIO_BOARD, BoardRenderer, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 from rigcap.cli import main
 
 

@@ -7,9 +7,9 @@ import pytest
 
 from calibration.pipeline import calibrate_from_detections
 from calibration.world import compare_rigs
-from capture.synthetic.board_motion import board_trajectory
-from capture.synthetic.board_video import STUDIO_BOARD, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_trajectory
+from rigcap.studio.board_video import STUDIO_BOARD, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 from rigcap.cli import main
 from rigcap.errors import RigcapError
 

@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from capture.protocol import free_tcp_endpoint
+from rigcap.wire import free_tcp_endpoint
 from capture.recording import open_session
 from triangulate.formats import Keypoints2D
 
-pytest.importorskip("capture.synthetic.studio")
+pytest.importorskip("rigcap.studio.studio")
 
 
 def test_rigcap_capture_records_synthetic_cameras_and_inspects_the_session(tmp_path, repo_root):
@@ -29,7 +29,7 @@ def test_rigcap_capture_records_synthetic_cameras_and_inspects_the_session(tmp_p
     kp = Keypoints2D.load(take / "keypoints2d.npz")
     assert kp.keypoints.shape[2:] == (26, 3) and kp.n_frames >= 30
 
-    from capture.synthetic.studio import SyntheticStudio
+    from rigcap.studio.studio import SyntheticStudio
 
     studio = SyntheticStudio(n_cameras=2, fps=30.0, duration_s=2.0, seed=0)
     epoch = session.info["session"]["epoch_ns"]

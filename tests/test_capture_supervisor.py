@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from capture.config import CameraConfig
-from capture.protocol import Subscriber, free_tcp_endpoint
+from rigcap.wire import Subscriber, free_tcp_endpoint
 from capture.recording import open_session
 from capture.supervisor import Supervisor
 

@@ -34,7 +34,7 @@ def test_bad_numbers_are_usage_errors_not_crashes(capsys):
 
 def test_fuse_record_into_a_file_fails_before_listening(tmp_path, capsys):
     from calibration import save_rig
-    from capture.synthetic.studio_rig import make_studio_rig
+    from rigcap.studio.studio_rig import make_studio_rig
 
     rig = save_rig(make_studio_rig(2, seed=0), tmp_path / "rig.toml")
     blocker = tmp_path / "take"

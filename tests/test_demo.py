@@ -53,7 +53,7 @@ def test_live_3d_matches_the_truth_and_the_offline_engine(demo):
 
 def test_written_points_score_against_the_truth_independently(demo):
     """Recompute the MPJPE from points3d.npz and the studio's own truth, not from summary.json."""
-    from capture.demo import DemoOptions, make_studio
+    from rigcap.demo import DemoOptions, make_studio
 
     _, out, s = demo
     points = Points3D.load(out / "points3d.npz")

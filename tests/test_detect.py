@@ -13,9 +13,9 @@ from calibration.detect import detect_all
 from calibration.pipeline import calibrate
 from calibration.selfcheck import diagnose, sample_frames
 from calibration.sync import read_timestamps
-from capture.synthetic.board_motion import board_trajectory, floor_frame_mask
-from capture.synthetic.board_video import STUDIO_BOARD, BoardRenderer, true_board_corners_2d
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.board_motion import board_trajectory, floor_frame_mask
+from rigcap.studio.board_video import STUDIO_BOARD, BoardRenderer, true_board_corners_2d
+from rigcap.studio.studio_rig import make_studio_rig
 from rigcap.cli import main
 from rigcap.errors import InputFileError, RigcapError
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from capture.synthetic.keypoints import DetectorNoise
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.studio.keypoints import DetectorNoise
+from rigcap.studio.studio import SyntheticStudio
 from triangulate.filters import OneEuroFilter
 from triangulate.fusion import FusionEngine, LiveTriangulator, first_person
 

@@ -8,10 +8,10 @@ import pytest
 import zmq
 
 from capture.config import CameraConfig
-from capture.fusion_node import FusionNode, read_fused_recording
-from capture.protocol import Publisher, Subscriber, free_tcp_endpoint
+from triangulate.fusion_node import FusionNode, read_fused_recording
+from rigcap.wire import Publisher, Subscriber, free_tcp_endpoint
 from capture.supervisor import Supervisor
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.studio.studio import SyntheticStudio
 
 SEED = 5
 FPS = 30.0
@@ -124,7 +124,7 @@ def test_fusion_node_publishes_accurate_3d_and_survives_a_dead_camera_and_garbag
 
 def test_messages_with_another_skeleton_or_camera_are_counted_not_fused(tmp_path):
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
-    from capture.protocol import Backbone
+    from rigcap.wire import Backbone
     from triangulate.skeletons import COCO17
 
     studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=1.0, seed=1)
@@ -170,7 +170,7 @@ def test_one_message_from_a_host_with_a_wrong_clock_is_dropped_and_silences_noth
     """Reviewer's case: one kp2d stamped an hour ahead used to set the late watermark to the future
     (3 of 30 instants out, the rest dropped as late).  Now it is a counted clock outlier."""
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
-    from capture.protocol import Backbone
+    from rigcap.wire import Backbone
 
     studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=2.0, seed=1)
     with Backbone(pub, sub):
@@ -200,7 +200,7 @@ def test_an_unknown_sender_or_one_rig_camera_cannot_choose_the_skeleton():
     (0 instants out, everything else wrong_skeleton).  Unknown cameras are now refused before their skeleton is
     read, and a skeleton is adopted only when two rig cameras send it."""
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
-    from capture.protocol import Backbone
+    from rigcap.wire import Backbone
     from triangulate.skeletons import Skeleton
 
     studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=1.0, seed=1)

@@ -14,7 +14,7 @@ import tomli_w
 from calibration.board import BoardDefinition
 from calibration.importers import detect_format, load_any_rig, load_caliscope, load_qualisys
 from calibration.rigfile import save_rig
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.studio_rig import make_studio_rig
 from rigcap.errors import InputFileError
 from triangulate.dlt import dlt_svd
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from calibration import save_rig
-from capture.fusion_node import FusionNode, read_fused_recording
-from capture.protocol import Backbone, ClockServer, Publisher, free_tcp_endpoint, measure_clock_offset
-from capture.synthetic.studio import SyntheticStudio
+from triangulate.fusion_node import FusionNode, read_fused_recording
+from rigcap.wire import Backbone, ClockServer, Publisher, free_tcp_endpoint, measure_clock_offset
+from rigcap.studio.studio import SyntheticStudio
 from rigcap.cli import main
 
 STUDIO_SECONDS = 15.0
@@ -201,8 +201,9 @@ class FakeSession:
         time.sleep(0.3)
         n = 0
         while not self.halt.is_set():
-            pub.publish("kp3d", {"t_capture_ns": time.time_ns(), "cameras": ["cam_0", "cam_1"] if n % 2 else ["cam_0"]},
-                        {"points": np.zeros((3, 3), "<f4")})
+            cams = ["cam_0", "cam_1"] if n % 2 else ["cam_0"]
+            pub.publish_kp3d(time.time_ns(), np.zeros((3, 3), "<f4"), cameras=cams, frames={c: n for c in cams},
+                             skeleton_name="custom", joints_sha1_hex="0" * 8)
             n += 1
             time.sleep(0.01)
         pub.close()
@@ -231,7 +232,7 @@ class FakeViewer:
 
 
 def test_run_live_counts_from_the_first_accepted_instant_and_tears_everything_down():
-    from capture.live_session import run_live
+    from rigcap.live_session import run_live
 
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
     with Backbone(pub, sub):
@@ -251,7 +252,7 @@ def test_run_live_counts_from_the_first_accepted_instant_and_tears_everything_do
 
 
 def test_run_live_stops_everything_when_the_fusion_process_dies():
-    from capture.live_session import run_live
+    from rigcap.live_session import run_live
     from rigcap.errors import RigcapError
 
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
@@ -264,7 +265,7 @@ def test_run_live_stops_everything_when_the_fusion_process_dies():
 
 
 def test_capture_never_imports_the_viewer():
-    """README: capture and viewer must not import each other in a cycle; viewer.live reads capture.protocol,
+    """README: capture and viewer must not import each other in a cycle; viewer.live reads rigcap.wire,
     so capture (demo included) must not import viewer: the command layer wires the two together."""
     import ast
     from pathlib import Path

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from capture.synthetic.keypoints import DetectorNoise
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.studio.keypoints import DetectorNoise
+from rigcap.studio.studio import SyntheticStudio
 from rigcap.errors import InputFileError
 from triangulate.engine import triangulate
 from triangulate.openpose_json import load_openpose_json, read_camera_folder

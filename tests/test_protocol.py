@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import zmq
 
-from capture.protocol import (
-    MAX_HEADER_BYTES, Backbone, ClockServer, ProtocolError, Publisher, Subscriber, decode, encode, encode_kp2d,
+from rigcap.wire import (
+    MAX_HEADER_BYTES, Backbone, ClockServer, ProtocolError, Publisher, Subscriber, decode, encode, encode_kp2d, encode_kp3d,
     free_tcp_endpoint, joints_sha1, measure_clock_offset,
 )
 from triangulate.skeletons import HALPE26, MEDIAPIPE33, Skeleton
@@ -40,16 +40,31 @@ def test_zero_persons_and_custom_skeleton_carry_joint_names():
     assert msg.keypoints.shape == (0, 3, 3) and msg.header["joint_names"] == ["a", "b", "c"]
 
 
-def test_multi_array_message_for_kp3d_round_trips():
-    pts = np.random.default_rng(1).normal(size=(26, 3))
+def test_kp3d_round_trips_through_its_encoder_and_validator():
+    pts = np.random.default_rng(1).normal(size=(26, 3)).astype(np.float32)
     err = np.arange(26, dtype=np.float32)
-    views = np.full(26, 4, np.uint8)
-    frames = encode("kp3d", {"kind": "kp3d", "seq": 3, "t_capture_ns": 5, "cameras": ["a", "b"]},
-                    {"points": pts, "reprojection_error": err, "n_views": views})
+    views = np.full(26, 4, np.int16)
+    frames = encode_kp3d(3, 5, pts, cameras=["a", "b"], frames={"a": 7, "b": 8}, skeleton_name="halpe26",
+                         joints_sha1_hex="0" * 8, error_px=err, n_views=views, spread_ns=12)
     msg = decode(frames)
-    np.testing.assert_array_equal(msg.arrays["points"], pts)
+    np.testing.assert_array_equal(msg.points, pts)
     np.testing.assert_array_equal(msg.arrays["n_views"], views)
-    assert msg.header["cameras"] == ["a", "b"] and msg.kind == "kp3d"
+    assert msg.header["cameras"] == ["a", "b"] and msg.kind == "kp3d" and msg.header["frames"] == {"a": 7, "b": 8}
+
+
+@pytest.mark.parametrize("header, arrays, why", [
+    ({}, {}, "t_capture_ns"),
+    ({"t_capture_ns": 5, "cameras": "a", "skeleton": "halpe26"}, {}, "cameras"),
+    ({"t_capture_ns": 5, "cameras": ["a"]}, {}, "skeleton"),
+    ({"t_capture_ns": 5, "cameras": ["a"], "skeleton": "halpe26"}, {"points": np.zeros((26, 2), "<f4")}, "points"),
+    ({"t_capture_ns": 5, "cameras": ["a"], "skeleton": "halpe26"}, {"points": np.full((26, 3), np.inf, "<f4")}, "infinite"),
+    ({"t_capture_ns": 5, "cameras": ["a"], "skeleton": "halpe26"},
+     {"points": np.zeros((26, 3), "<f4"), "n_views": np.zeros(25, "<i2")}, "n_views"),
+])
+def test_kp3d_validator_refuses_what_consumers_would_trip_on(header, arrays, why):
+    frames = encode("kp3d", {"kind": "kp3d", "seq": 0, **header}, arrays)
+    with pytest.raises(ProtocolError, match=why):
+        decode(frames)
 
 
 def _good():
@@ -221,7 +236,7 @@ def test_clock_offset_measures_a_known_offset():
 
 
 def test_bad_endpoint_is_one_line_naming_it():
-    from capture.protocol import EndpointError
+    from rigcap.wire import EndpointError
     from rigcap.errors import RigcapError
 
     with pytest.raises(EndpointError, match="subscriber: cannot connect 'notanendpoint'") as info:

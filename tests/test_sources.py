@@ -77,8 +77,8 @@ def test_missing_video_raises_source_error(tmp_path):
 
 
 def test_synthetic_camera_paces_at_studio_times_with_its_keypoints():
-    pytest.importorskip("capture.synthetic.studio")
-    from capture.synthetic.studio import SyntheticStudio
+    pytest.importorskip("rigcap.studio.studio")
+    from rigcap.studio.studio import SyntheticStudio
 
     studio = SyntheticStudio(n_cameras=2, fps=30.0, duration_s=1.0, seed=3)
     studio.image(1, 0)  # builds the renderer's caches (~1 s), which open() would otherwise do after the epoch

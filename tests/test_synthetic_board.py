@@ -8,10 +8,10 @@ import pytest
 
 from calibration.board import BoardDefinition
 from calibration.rigfile import load_rig
-from capture.synthetic.board_motion import board_faces_camera, board_trajectory, floor_frame_mask
-from capture.synthetic.board_video import (STUDIO_BOARD, BoardRenderer, render_board_views, true_board_corners_2d,
+from rigcap.studio.board_motion import board_faces_camera, board_trajectory, floor_frame_mask
+from rigcap.studio.board_video import (STUDIO_BOARD, BoardRenderer, render_board_views, true_board_corners_2d,
                                            write_board_recording)
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.studio_rig import make_studio_rig
 
 
 def _detect(board, image):
@@ -50,7 +50,7 @@ def test_distortion_is_rendered_not_ignored():
     # board near the image corner, facing the camera, where distortion moves points by many pixels
     target = cam.center + cam.R.T @ np.array([0.36, 0.2, 1.0]) * 2.2
     face = cam.center - target
-    from capture.synthetic.board_motion import board_rotation
+    from rigcap.studio.board_motion import board_rotation
     from scipy.spatial.transform import Rotation
 
     rot = board_rotation(face[None], np.zeros(1))[0]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.synthetic.keypoints import DetectorNoise, synthesize_keypoints
-from capture.synthetic.motion import PersonMotion, simulate_person
-from capture.synthetic.studio import SyntheticStudio
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.keypoints import DetectorNoise, synthesize_keypoints
+from rigcap.studio.motion import PersonMotion, simulate_person
+from rigcap.studio.studio import SyntheticStudio
+from rigcap.studio.studio_rig import make_studio_rig
 from triangulate.skeletons import HALPE26
 
 FPS = 30.0

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from capture.synthetic.keypoints import DetectorNoise
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.studio.keypoints import DetectorNoise
+from rigcap.studio.studio import SyntheticStudio
 from calibration.rigfile import save_rig
 from rigcap.cli import main
 from triangulate.exports import read_trc

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from capture.synthetic.keypoints import DetectorNoise
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.studio.keypoints import DetectorNoise
+from rigcap.studio.studio import SyntheticStudio
 from triangulate.dlt import dlt_svd, triangulate_dlt
 from triangulate.engine import (TriangulationConfig, TriangulationInputError, Triangulator, neighbour_median,
                                 triangulate)
@@ -206,7 +206,7 @@ def test_neighbour_median_leaves_the_frame_out():
 def test_lens_batch_equals_the_camera_model_for_every_distortion_kind():
     """The vectorised undistort/project of all cameras = Camera.undistort/project one by one (incl. fallbacks)."""
     from calibration.camera import Camera
-    from capture.synthetic.studio_rig import make_studio_rig
+    from rigcap.studio.studio_rig import make_studio_rig
     from triangulate.lens import LensBatch
 
     rig = make_studio_rig(3, seed=4)

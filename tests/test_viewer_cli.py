@@ -8,6 +8,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+import zmq
 
 from calibration import save_rig
 from rigcap.cli import main
@@ -139,12 +140,12 @@ def test_window_loop_draws_the_newest_update():
 
 # ------------------------------------------------------------------ live over ZeroMQ
 def test_live_view_subscribes_latest_only_and_never_slows_the_publisher():
-    protocol = pytest.importorskip("capture.protocol")
+    protocol = pytest.importorskip("rigcap.wire")
     from viewer.live import view_live
 
     rig = ring_rig(4)
     pub = protocol.Publisher("tcp://127.0.0.1:*", bind=True)
-    endpoint = pub.socket.getsockopt(protocol.zmq.LAST_ENDPOINT).decode()
+    endpoint = pub.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
     base = stick_figure().astype(np.float32)
     stop = threading.Event()
     sent = []
@@ -153,7 +154,8 @@ def test_live_view_subscribes_latest_only_and_never_slows_the_publisher():
         i = 0
         while not stop.is_set():
             pts = base + np.float32(0.001 * (i % 1000))
-            pub.publish("kp3d", {"skeleton": "halpe26"}, {"points": pts, "n_views": np.full(26, 4, np.int8)})
+            pub.publish_kp3d(i, pts, cameras=["cam_0"], frames={"cam_0": i}, skeleton_name="halpe26",
+                             joints_sha1_hex="0" * 8, n_views=np.full(26, 4, np.int16))
             i += 1
             if i % 50 == 0:
                 time.sleep(0.001)

@@ -1,6 +1,6 @@
 """The fusion node's logic, free of sockets: messages in, filtered 3D instants out.
 
-Kept apart from the ZeroMQ process (:mod:`capture.fusion_node`) so the
+Kept apart from the ZeroMQ process (:mod:`triangulate.fusion_node`) so the
 grouping, triangulation and filtering of the live path are tested and
 benchmarked directly.
 

@@ -97,6 +97,11 @@ class Skeleton:
         return self.joint_names.index(joint)
 
     @property
+    def builtin(self) -> bool:
+        """True for a skeleton every rigcap knows by name (the wire then sends no joint list)."""
+        return SKELETONS.get(self.name) == self
+
+    @property
     def bones(self) -> np.ndarray:
         """(B, 2) joint indices of each bone."""
         return np.array([[self.index(a), self.index(b)] for a, b in self.bone_names], dtype=np.int64).reshape(-1, 2)

@@ -7,18 +7,14 @@ newest ``(points (J, 3), n_views (J,))`` each tick; anything that can answer
 * :func:`poll_latest` turns any iterator (a generator, a file replay, a
   blocking queue reader) into such a callable: a daemon thread consumes the
   iterator and keeps only the last item;
-* :class:`Kp3dSource` is the ZeroMQ one: a ``kp3d`` subscriber socket from
-  :mod:`capture.protocol` (latest-only settings: a small receive high-water
-  mark, so a slow window drops old skeletons in ZeroMQ instead of queueing
-  them); each tick it drains what is queued, within a time budget, and decodes
-  only the newest (ZeroMQ's ``CONFLATE`` does not work with multipart
-  messages).  The fusion node's PUB socket never blocks on a slow subscriber
-  either way.
+* :class:`Kp3dSource` is the ZeroMQ one: the shared
+  :class:`rigcap.wire.Subscriber` in latest-only mode (each tick it drains what
+  is queued, within a time budget, and decodes only the newest, through the one
+  ``kp3d`` validator).  The fusion node's PUB socket never blocks on a slow
+  subscriber either way.
 
-``kp3d`` payload read here: array ``points`` ``(joints, 3)`` (or
-``(persons, joints, 3)``: the first person is drawn), metres, NaN where not
-triangulated; optional array ``n_views`` ``(joints,)``; optional header field
-``skeleton`` (a built-in skeleton's name).
+``kp3d`` is documented in :mod:`rigcap.wire`; the viewer draws ``points``
+(the first person of a multi-person message) with ``n_views``.
 """
 
 from __future__ import annotations
@@ -55,7 +51,7 @@ def poll_latest(updates: Iterable[Update]) -> Callable[[], Update | None]:
 
 
 def message_to_update(msg) -> tuple[Update, str | None]:
-    """A decoded ``kp3d`` :class:`capture.protocol.Message` -> ``((points, n_views), skeleton name)``."""
+    """A decoded ``kp3d`` :class:`rigcap.wire.Message` -> ``((points, n_views), skeleton name)``."""
     points = np.asarray(msg.arrays["points"], dtype=np.float64)
     if points.ndim == 3:
         points = points[0] if len(points) else np.full(points.shape[1:], np.nan)
@@ -71,45 +67,34 @@ def message_to_update(msg) -> tuple[Update, str | None]:
 class Kp3dSource:
     """Latest-only ``kp3d`` subscriber; call it (``source()``) for the newest update or ``None``.
 
-    Each call takes everything queued off the socket (for at most
-    ``drain_budget_s``, so a publisher faster than the window cannot keep it
-    draining forever) and decodes only the newest message.  Counters:
-    ``received`` (messages taken off the socket), ``skipped`` (messages published
-    but never returned, from the sequence numbers: drained past or dropped by
-    ZeroMQ), ``malformed``.
+    The shared :class:`rigcap.wire.Subscriber` in ``latest_only`` mode does the
+    draining and the validation (every ``kp3d`` reader uses the one validator).
+    Counters: ``received`` (valid messages decoded), ``skipped`` (messages
+    published but never returned, from the sequence numbers: drained past or
+    dropped by ZeroMQ), ``malformed`` (refused by the validator).
     """
 
     def __init__(self, endpoint: str, topic: str = "kp3d", bind: bool = False, drain_budget_s: float = 0.002):
-        from capture.protocol import Subscriber
+        from rigcap.wire import Subscriber
 
-        self.sub = Subscriber(endpoint, topics=topic, latest_only=True, bind=bind)
-        self.drain_budget_s = drain_budget_s
+        self.sub = Subscriber(endpoint, topics=topic, latest_only=True, bind=bind, drain_budget_s=drain_budget_s)
         self.skeleton_name: str | None = None
         self.last_seq: int | None = None
-        self.received = 0
         self.skipped = 0
-        self.malformed = 0
+
+    @property
+    def received(self) -> int:
+        return self.sub.received
+
+    @property
+    def malformed(self) -> int:
+        return self.sub.malformed
 
     def __call__(self) -> Update | None:
-        import zmq
-
-        from capture.protocol import ProtocolError, decode
-
-        newest, deadline = None, time.perf_counter() + self.drain_budget_s
-        while time.perf_counter() < deadline:
-            try:
-                newest = self.sub.socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                break
-            self.received += 1
-        if newest is None:
+        msg = self.sub.recv(0)
+        if msg is None:
             return None
-        try:
-            msg = decode(newest)
-            update, self.skeleton_name = message_to_update(msg)
-        except (ProtocolError, KeyError, ValueError):
-            self.malformed += 1
-            return None
+        update, self.skeleton_name = message_to_update(msg)
         if self.last_seq is not None and msg.seq > self.last_seq + 1:
             self.skipped += msg.seq - self.last_seq - 1
         self.last_seq = msg.seq

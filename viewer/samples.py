@@ -1,6 +1,6 @@
 """A small rig and a stick figure to look at: for tests, benchmarks and trying the viewer.
 
-Independent of the synthetic studio (:mod:`capture.synthetic`) on purpose: the
+Independent of the synthetic studio (:mod:`rigcap.studio`) on purpose: the
 cameras here are distortion-free (renders can be checked pixel for pixel
 against ``Camera.project``) and deliberately awkward for a renderer (principal
 points off the image centre, slightly non-square pixels).

@@ -65,7 +65,7 @@ def run(args) -> int:
     from rich.live import Live
 
     from capture.config import load_config
-    from capture.protocol import Subscriber
+    from rigcap.wire import Subscriber
     from capture.stats import RigSpread
     from capture.supervisor import Supervisor
 

@@ -106,7 +106,7 @@ def render_outputs(result, options) -> dict:
     """
     from pathlib import Path
 
-    from capture.demo import best_frame
+    from rigcap.demo import best_frame
 
     out = Path(options.out_dir)
     files = {}
@@ -131,7 +131,7 @@ def render_outputs(result, options) -> dict:
 def run(args) -> int:
     from rich.console import Console
 
-    from capture.demo import DemoOptions, run_demo
+    from rigcap.demo import DemoOptions, run_demo
     from rigcap.errors import RigcapError, check_output_folder
     from viewer.live import launch_viewer
     from viewer.render import has_display

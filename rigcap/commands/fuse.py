@@ -9,7 +9,7 @@ publisher endpoint; ``--record DIR`` appends the 3D stream to DIR (readable
 even after a kill; ``DIR/points3d.npz`` on a clean stop).  Prints live: fps in
 and out, cameras present, grouping spread, drops and latency.
 
-``kp3d`` message (same framing as ``kp2d``, see README / capture/protocol.py):
+``kp3d`` message (same framing as ``kp2d``, see README / rigcap/wire/):
 header ``t_capture_ns`` (the instant's median capture time), ``cameras``,
 ``frames`` ({camera: frame}), ``spread_ns``, ``t_last_arrival_ns``,
 ``t_publish_ns``, ``skeleton``, ``joints_sha1``, ``filtered``; arrays ``points``
@@ -23,7 +23,7 @@ import argparse
 import signal
 import threading
 
-from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
 from rigcap.argtypes import non_negative_float, positive_float
 from rigcap.errors import check_output_folder
 
@@ -76,7 +76,7 @@ def stats_line(s: dict, prev: dict | None) -> str:
 
 def run(args) -> int:
     from calibration import load_rig
-    from capture.fusion_node import FusionNode
+    from triangulate.fusion_node import FusionNode
 
     rig = load_rig(args.rig)
     if args.record:

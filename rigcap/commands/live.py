@@ -22,7 +22,7 @@ Cameras on other machines (``--hosts``)
 Clock offsets between hosts
     Every capture time is that host's wall clock.  Before starting, this
     command measures each host's offset to our clock, NTP-style
-    (:func:`capture.protocol.measure_clock_offset`): 20 request/reply
+    (:func:`rigcap.wire.measure_clock_offset`): 20 request/reply
     exchanges with the host's clock server; each gives ``t0`` (our send),
     ``t1`` and ``t2`` (their receive and reply), ``t3`` (our receive), hence
     ``offset = ((t1 - t0) + (t2 - t3)) / 2`` and round trip ``(t3 - t0) - (t2 -
@@ -94,7 +94,7 @@ def parse_hosts(values: list[str] | None, sub_endpoint: str, clock_endpoint: str
 
 
 def measure_hosts(hosts: list[tuple[str, str]], timeout_ms: int = 1500) -> list:
-    from capture.protocol import measure_clock_offset
+    from rigcap.wire import measure_clock_offset
 
     offsets = []
     for sub, clock in hosts:
@@ -119,7 +119,7 @@ def run(args) -> int:
 
     from calibration import load_rig
     from capture.config import load_config
-    from capture.live_session import FusionOptions, LiveSession, run_live
+    from rigcap.live_session import FusionOptions, LiveSession, run_live
     from rigcap.commands.fuse import stats_line
     from viewer.live import launch_viewer
     from viewer.render import has_display

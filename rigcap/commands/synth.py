@@ -69,8 +69,8 @@ def run_board(args) -> int:
 
     import numpy as np
 
-    from capture.synthetic.board_video import STUDIO_BOARD, write_board_recording
-    from capture.synthetic.studio_rig import make_studio_rig
+    from rigcap.studio.board_video import STUDIO_BOARD, write_board_recording
+    from rigcap.studio.studio_rig import make_studio_rig
 
     n_cams = args.cameras or (8 if args.hard else 4)
     _check_counts(cameras=(n_cams, 1, 64), frames=(args.frames, 1, 100000))
@@ -109,8 +109,8 @@ def run_person(args) -> int:
     import numpy as np
 
     from calibration.rigfile import save_rig
-    from capture.synthetic.keypoints import DetectorNoise
-    from capture.synthetic.studio import SyntheticStudio
+    from rigcap.studio.keypoints import DetectorNoise
+    from rigcap.studio.studio import SyntheticStudio
 
     _check_counts(cameras=(args.cameras, 1, 64), seconds=(args.seconds, 0.04, 3600.0), fps=(args.fps, 1.0, 1000.0),
                   noise_px=(args.noise_px, 0.0, 1000.0), missing=(args.missing, 0.0, 1.0),

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from capture.config import CameraConfig
-from capture.live_session import FusionOptions, LiveSession, run_live
-from capture.protocol import free_tcp_endpoint
-from capture.synthetic.studio import SyntheticStudio
+from rigcap.live_session import FusionOptions, LiveSession, run_live
+from rigcap.wire import free_tcp_endpoint
+from rigcap.studio.studio import SyntheticStudio
 from triangulate.engine import TriangulationConfig, triangulate
 from rigcap.errors import RigcapError
 from triangulate.formats import Points3D
@@ -155,7 +155,7 @@ def make_studio(options: DemoOptions, rig=None) -> SyntheticStudio:
 
 def make_rig(options: DemoOptions):
     """The studio's rig alone (cheap), so the processes can start before the studio is built here."""
-    from capture.synthetic.studio_rig import make_studio_rig
+    from rigcap.studio.studio_rig import make_studio_rig
 
     return make_studio_rig(options.n_cameras, size=(1280, 720), seed=options.seed)
 
@@ -174,7 +174,7 @@ def run_demo(options: DemoOptions, on_progress=None, viewer=None) -> DemoResult:
     """Run the whole rig, score it, write ``out_dir``; ``on_progress(elapsed, total, fusion_stats, n_received)``.
 
     ``viewer(rig, endpoint)``: starts a live view process (see
-    :func:`capture.live_session.run_live`); the command layer passes it, so this
+    :func:`rigcap.live_session.run_live`); the command layer passes it, so this
     module never imports ``viewer``.  Images and video are the command's too.
     """
     if options.n_cameras < 2:

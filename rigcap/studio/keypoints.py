@@ -6,14 +6,14 @@ model would report, in the 2D keypoint file format (:class:`Keypoints2D`):
 * **capture time**: camera ``c`` grabs frame ``f`` at
   ``f / fps + offset_c + jitter_cf`` seconds (``timestamps_ns``).  Its 2D
   joints are the person *at that instant* -- evaluated exactly from the
-  motion when a :class:`~capture.synthetic.motion.PersonMotion` is given,
+  motion when a :class:`~rigcap.studio.motion.PersonMotion` is given,
   else by cubic interpolation of ``points3d`` over frame times -- so a time
   offset is physically consistent (a fast wrist really is elsewhere).  With no
   offsets and no jitter the joints are ``points3d[f]`` exactly.
 * **visibility**: joints behind the camera, outside the field of view or the
   image are NaN (not "missing": the detector could not have seen them);
 * **occlusion**: a joint whose line of sight passes through another body part
-  (capsule model of the body, :mod:`capture.synthetic.body`), or a face point
+  (capsule model of the body, :mod:`rigcap.studio.body`), or a face point
   on the far side of the head, is dropped with probability ``occluded_drop``
   (capped so the total never exceeds ``missing_rate``); when still reported
   it has lower confidence and ``occluded_sigma_scale`` x the pixel noise;
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from calibration.rig import Rig
-from capture.synthetic.body import hidden_joints
-from capture.synthetic.studio_rig import visible_in_image
+from rigcap.studio.body import hidden_joints
+from rigcap.studio.studio_rig import visible_in_image
 from triangulate.formats import Keypoints2D
 from triangulate.skeletons import HALPE26, Skeleton
 

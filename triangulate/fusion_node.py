@@ -3,7 +3,7 @@
 It lives in ``capture`` because it speaks the wire protocol; its logic (grouping,
 triangulation, filtering) is :class:`triangulate.fusion.FusionEngine`.
 
-``kp3d`` message (same framing as ``kp2d``, see :mod:`capture.protocol`)
+``kp3d`` message (same framing as ``kp2d``, see :mod:`rigcap.wire`)
     topic ``kp3d``; header adds ``t_capture_ns`` (the instant's median capture
     time), ``cameras`` (names that took part), ``frames`` ({camera: frame
     index}), ``spread_ns`` (capture-time spread of those cameras),
@@ -18,7 +18,7 @@ light load each instant is published the moment its last camera arrives.
 
 Several backbones (``sub_endpoint`` a list): one subscriber each, e.g. this
 host's and every remote camera host's; ``clock_offsets_ns`` gives each host's
-wall clock minus ours (:func:`capture.protocol.measure_clock_offset`), which
+wall clock minus ours (:func:`rigcap.wire.measure_clock_offset`), which
 is subtracted from its capture times before grouping.
 
 Recording (``record_dir``): ``<session>/fusion/points3d.bin`` holds fixed-size
@@ -40,7 +40,7 @@ import numpy as np
 import zmq
 
 from calibration import Rig
-from capture.protocol import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
 from triangulate.formats import Points3D
 from triangulate.fusion import FusedInstant, FusionEngine, live_filter
@@ -308,14 +308,11 @@ class FusionNode:
         return ready
 
     def _publish(self, inst: FusedInstant) -> None:
-        header = {"t_capture_ns": int(inst.time_ns), "cameras": inst.cameras, "frames": inst.frames,
-                  "spread_ns": int(inst.spread_ns), "t_last_arrival_ns": int(inst.last_arrival_ns),
-                  "skeleton": self.skeleton.name, "joints_sha1": self.sha1, "filtered": self.smoothing}
-        arrays = {"points": inst.points.astype("<f4"), "error_px": inst.error_px.astype("<f4"),
-                  "n_views": inst.n_views.astype("<i2")}
         now = time.time_ns()
-        header["t_publish_ns"] = now
-        self.pub.publish("kp3d", header, arrays)
+        self.pub.publish_kp3d(inst.time_ns, inst.points, cameras=inst.cameras, frames=inst.frames,
+                              skeleton_name=self.skeleton.name, joints_sha1_hex=self.sha1, error_px=inst.error_px,
+                              n_views=inst.n_views, spread_ns=int(inst.spread_ns),
+                              t_last_arrival_ns=int(inst.last_arrival_ns), filtered=self.smoothing, t_publish_ns=now)
         s = self.stats
         s.instants_out += 1
         s.added_latency_ns.append(now - inst.last_arrival_ns)

@@ -92,7 +92,7 @@ def board_trajectory(
         raise ValueError(f"mode must be 'normal' or 'hard', got {mode!r}")
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-    from capture.synthetic.board_video import STUDIO_BOARD
+    from rigcap.studio.board_video import STUDIO_BOARD
 
     board = board or STUDIO_BOARD
     width, height = board.size_m

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from calibration.rig import Rig
-from capture.synthetic.keypoints import DetectorNoise, SyntheticKeypoints, synthesize_keypoints
-from capture.synthetic.motion import PersonMotion
-from capture.synthetic.studio_rig import make_studio_rig
+from rigcap.studio.keypoints import DetectorNoise, SyntheticKeypoints, synthesize_keypoints
+from rigcap.studio.motion import PersonMotion
+from rigcap.studio.studio_rig import make_studio_rig
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.skeletons import HALPE26
 
@@ -87,7 +87,7 @@ class SyntheticStudio:
 
     def image(self, cam_index: int, frame_index: int) -> np.ndarray:
         """(h, w, 3) uint8 BGR: the rendered person as that camera sees it at its capture instant."""
-        from capture.synthetic.person_render import render_person
+        from rigcap.studio.person_render import render_person
 
         self._check(cam_index, frame_index)
         cam = self.rig.cameras[cam_index]

@@ -6,7 +6,7 @@ How a frame is made (per camera):
    with a white paper margin, at the texture resolution closest to 1.5 texels
    per screen pixel (a small mip pyramid, so far boards do not alias).
 2. Every pixel centre's undistorted ray (cached per camera, see
-   :mod:`capture.synthetic.scene`) is mapped through the homography
+   :mod:`rigcap.studio.scene`) is mapped through the homography
    rays -> board plane -> texture, and the texture is sampled with
    ``cv2.remap`` (bilinear).  Board texel ``(x_m / square * pps + margin - 0.5)``
    is the point ``x_m`` metres along the board, matching OpenCV's pixel-centre
@@ -35,9 +35,9 @@ from calibration.board import BoardDefinition
 from calibration.camera import Camera
 from calibration.rig import Rig
 from calibration.rigfile import save_rig
-from capture.synthetic.board_motion import board_trajectory, board_faces_camera, board_corners_world, floor_frame_mask
-from capture.synthetic.scene import camera_rays, room_background
-from capture.synthetic.studio_rig import make_studio_rig, visible_in_image
+from rigcap.studio.board_motion import board_trajectory, board_faces_camera, board_corners_world, floor_frame_mask
+from rigcap.studio.scene import camera_rays, room_background
+from rigcap.studio.studio_rig import make_studio_rig, visible_in_image
 
 #: The board the synthetic studio waves around: 8 x 6 squares of 9 cm (72 x 54 cm, an
 #: A1 print), 35 inner corners, 24 markers of DICT_4X4_50.

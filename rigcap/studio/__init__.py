@@ -1,18 +1,18 @@
 """The synthetic studio: a virtual rig with exact ground truth, so every stage is measurable
 without cameras.
 
-* :mod:`~capture.synthetic.studio_rig` -- ``make_studio_rig``: cameras around a 4 m x 4 m floor.
-* :mod:`~capture.synthetic.board_motion`, :mod:`~capture.synthetic.board_video` -- ChArUco
+* :mod:`~rigcap.studio.studio_rig` -- ``make_studio_rig``: cameras around a 4 m x 4 m floor.
+* :mod:`~rigcap.studio.board_motion`, :mod:`~rigcap.studio.board_video` -- ChArUco
   board recordings rendered exactly through lens distortion, and their true corners.
-* :mod:`~capture.synthetic.motion` -- ``simulate_person``: Halpe-26 joints of a walking,
+* :mod:`~rigcap.studio.motion` -- ``simulate_person``: Halpe-26 joints of a walking,
   squatting, arm-raising, turning person (constant bone lengths).
-* :mod:`~capture.synthetic.keypoints` -- ``synthesize_keypoints``: the 2D detections a real
+* :mod:`~rigcap.studio.keypoints` -- ``synthesize_keypoints``: the 2D detections a real
   detector would make (noise, occlusion, swaps, outliers, time offsets, dropped frames).
-* :mod:`~capture.synthetic.person_render` -- ``render_person``: a picture of the person.
-* :mod:`~capture.synthetic.studio` -- ``SyntheticStudio``: all of it behind one object.
+* :mod:`~rigcap.studio.person_render` -- ``render_person``: a picture of the person.
+* :mod:`~rigcap.studio.studio` -- ``SyntheticStudio``: all of it behind one object.
 
 World frame everywhere: z up, floor z = 0, metres.  Submodules are imported lazily
-so ``import capture.synthetic`` stays cheap.
+so ``import rigcap.studio`` stays cheap.
 """
 
 from __future__ import annotations
@@ -40,6 +40,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        module = importlib.import_module(f"capture.synthetic.{_EXPORTS[name]}")
+        module = importlib.import_module(f"rigcap.studio.{_EXPORTS[name]}")
         return getattr(module, name)
-    raise AttributeError(f"module 'capture.synthetic' has no attribute {name!r}")
+    raise AttributeError(f"module 'rigcap.studio' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Draw the synthetic person as a camera sees it: shaded body parts over the studio room.
 
-The body is the capsule model of :mod:`capture.synthetic.body` (the same one that
+The body is the capsule model of :mod:`rigcap.studio.body` (the same one that
 decides occlusion for the keypoints): torso, pelvis, limbs, hands and shoes as
 shaded capsules, a head with hair and a face (eyes, brows, mouth, when turned
 towards the camera), a soft shadow on the floor.  Parts are drawn far to near
@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from calibration.camera import Camera
-from capture.synthetic.body import CAPSULES, RADII, capsule_endpoints, derived_points
-from capture.synthetic.scene import room_background
+from rigcap.studio.body import CAPSULES, RADII, capsule_endpoints, derived_points
+from rigcap.studio.scene import room_background
 from triangulate.skeletons import HALPE26, Skeleton
 
 _SHIFT = 4  # fixed-point bits for sub-pixel drawing

@@ -25,8 +25,8 @@ from typing import Callable
 
 from calibration import Rig
 from capture.config import CameraConfig
-from capture.fusion_node import FusionNode
-from capture.protocol import Subscriber
+from triangulate.fusion_node import FusionNode
+from rigcap.wire import Subscriber
 from capture.supervisor import Supervisor
 from rigcap.errors import RigcapError
 
@@ -158,7 +158,7 @@ class LiveRun:
     final: dict = field(default_factory=dict)
     statuses: list = field(default_factory=list)
     received: int = 0  # kp3d messages from the first instant on
-    last: object = None  # the newest kp3d message (capture.protocol.Message)
+    last: object = None  # the newest kp3d message (rigcap.wire.Message)
     first_after_s: float | None = None  # start -> first instant (start-up)
     elapsed_s: float = 0.0  # first instant -> end of the loop
     interrupted: bool = False  # Ctrl-C (KeyboardInterrupt) ended it

@@ -1,0 +1,104 @@
+"""Clock offsets between hosts: a REP server and an NTP-style client (see :mod:`rigcap.wire`)."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+import zmq
+
+from rigcap.wire.messages import DEFAULT_CLOCK_ENDPOINT
+from rigcap.wire.sockets import EndpointError, attach, context
+
+# ---------------------------------------------------------------- clock
+_CLOCK_REQ = struct.Struct("<q")
+_CLOCK_REP = struct.Struct("<qqq")
+
+
+class ClockServer:
+    """Answers time queries (REP) in a thread, for :func:`measure_clock_offset`."""
+
+    def __init__(self, endpoint: str = DEFAULT_CLOCK_ENDPOINT, clock=time.time_ns):
+        self.endpoint = endpoint
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> "ClockServer":
+        self._thread = threading.Thread(target=self._run, name="rigcap-clock", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        sock = context().socket(zmq.REP)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._error = EndpointError(f"cannot bind the clock server on {self.endpoint}: {exc}")
+            sock.close()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(100):
+                    continue
+                req = sock.recv()
+                t1 = self.clock()
+                t0 = _CLOCK_REQ.unpack(req)[0] if len(req) == _CLOCK_REQ.size else 0
+                sock.send(_CLOCK_REP.pack(t0, t1, self.clock()))
+        finally:
+            sock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@dataclass
+class ClockOffset:
+    offset_ns: int  # server clock - client clock
+    round_trip_ns: int  # of the sample used; the offset is uncertain by half of it
+    samples: int
+
+
+def measure_clock_offset(endpoint: str = DEFAULT_CLOCK_ENDPOINT, n: int = 20, timeout_ms: int = 1000,
+                         clock=time.time_ns) -> ClockOffset:
+    """NTP-style offset of the clock server's wall clock relative to ours (min round trip of ``n``)."""
+    sock = context().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    attach(sock, endpoint, False, "clock")
+    best = None
+    try:
+        for _ in range(n):
+            t0 = clock()
+            sock.send(_CLOCK_REQ.pack(t0))
+            try:
+                rep = sock.recv()
+            except zmq.Again:
+                raise TimeoutError(f"no answer from the clock server at {endpoint} within {timeout_ms} ms") from None
+            t3 = clock()
+            _, t1, t2 = _CLOCK_REP.unpack(rep)
+            rtt = (t3 - t0) - (t2 - t1)
+            offset = ((t1 - t0) + (t2 - t3)) // 2
+            if best is None or rtt < best[0]:
+                best = (rtt, offset)
+    finally:
+        sock.close()
+    return ClockOffset(offset_ns=best[1], round_trip_ns=best[0], samples=n)

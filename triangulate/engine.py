@@ -43,6 +43,7 @@ from triangulate.dlt import LinearTriangulator, sum_last
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
+from triangulate.optimize import OptimizeConfig, optimize_points
 from triangulate.refine import refine_points
 from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, auto_threshold_px, select_views, soft_refit
 from triangulate.skeletons import Skeleton, skeleton_for_joints
@@ -79,6 +80,10 @@ class TriangulationConfig:
     (:func:`triangulate.robust.soft_refit`); its scale ``robust_scale_px``
     defaults to the loss's 95 %-efficiency constant times the detector noise
     (the estimated noise with ``auto_threshold``, else a third of the threshold).
+    ``optimize``: after everything above, solve all frames together
+    (reprojection + smoothness + constant bone lengths,
+    :func:`triangulate.optimize.optimize_points`; needs the frame rate and a
+    skeleton with bones; ``optimize_config`` its scales).
     ``refine``: Gauss-Newton polish through
     the full lens model (off by default: after the pixel-weighted linear fit
     on undistorted points it moves the synthetic benchmark by < 0.02 mm and
@@ -101,6 +106,8 @@ class TriangulationConfig:
     gross_factor: float = 3.0
     refine: bool = False
     refine_iterations: int = 3
+    optimize: bool = False
+    optimize_config: OptimizeConfig | None = None
     filter_hz: float | None = None
     filter_order: int = 4
     max_gap: int = 0
@@ -201,16 +208,23 @@ class Triangulator:
     def n_cameras(self) -> int:
         return len(self.cameras)
 
+    @staticmethod
+    def noise_sigma(threshold_px: float, noise_px: float) -> float:
+        """Detector noise (px per axis): as estimated (``auto_threshold``), else a third of the threshold."""
+        return noise_px if np.isfinite(noise_px) else threshold_px / 3.0
+
     def robust_scale(self, threshold_px: float, noise_px: float) -> float:
         """Scale (px) of the soft weighting: as configured, else the loss constant x the detector noise."""
         cfg = self.config
         if cfg.robust_scale_px is not None:
             return cfg.robust_scale_px
-        sigma = noise_px if np.isfinite(noise_px) else threshold_px / 3.0
-        return LOSS_SCALE.get(cfg.robust_loss, 1.0) * sigma
+        return LOSS_SCALE.get(cfg.robust_loss, 1.0) * self.noise_sigma(threshold_px, noise_px)
 
-    def run(self, keypoints: np.ndarray) -> FrameResult:
-        """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J)."""
+    def run(self, keypoints: np.ndarray, fps: float | None = None) -> FrameResult:
+        """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J).
+
+        ``fps`` is needed only by ``config.optimize``.
+        """
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
             raise TriangulationInputError(
@@ -285,6 +299,15 @@ class Triangulator:
         if cfg.robust_loss != "none":
             sel, fit_weights = soft_refit(self.lin, xn_p, valid_p, weights_p, sel.points, self.robust_scale(threshold, noise),
                              cfg.gross_factor * threshold, cfg.robust_loss)
+        if cfg.optimize and n_frames >= 3:
+            if not fps:
+                raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
+            bones = self.skeleton.bones if self.skeleton is not None else np.zeros((0, 2), np.intp)
+            use = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
+            opt = optimize_points(self.lin, xn, np.where(use & valid, weights, 0.0),
+                                  sel.points.reshape(n_frames, n_joints, 3), bones, fps,
+                                  self.noise_sigma(threshold, noise), cfg.optimize_config)
+            sel.points = opt.points.reshape(-1, 3)
         px = points_first(pixels)
         if cfg.refine:
             points, err = refine_points(self.cameras, px, weights=fit_weights,
@@ -446,8 +469,11 @@ def triangulate(
         raise TriangulationInputError(f"filter cutoff {config.filter_hz:g} Hz must lie below the Nyquist frequency "
                                       f"{fps / 2:g} Hz of {fps:g} fps")
 
+    if config.optimize and not fps:
+        raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate: the keypoints "
+                                      "carry none, pass fps")
     engine = Triangulator(cameras, config, skeleton)
-    res = engine.run(kp)
+    res = engine.run(kp, fps)
     points = res.points
     if config.filter_hz or config.max_gap:
         points = smooth_points(points, fps or 0.0, config.filter_hz, config.filter_order,

@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 
 from rigcap.wire import decode, encode_kp2d  # noqa: E402
 from rigcap.studio.studio import SyntheticStudio  # noqa: E402
-from triangulate.fusion import FusionEngine, live_filter  # noqa: E402
+from triangulate.fusion import FusionEngine  # noqa: E402
+from triangulate.fusion_options import FusionOptions  # noqa: E402
 
 DRAIN = 256
 
@@ -59,7 +60,7 @@ def messages(studio: SyntheticStudio, repeats: int):
 
 
 def run(studio, msgs, drained: bool, method: str = "live") -> dict:
-    eng = FusionEngine(studio.rig, studio.skeleton, fps=studio.fps, smoothing=live_filter(), method=method)
+    eng = FusionEngine(studio.rig, studio.skeleton, FusionOptions(fps=studio.fps), method=method)
     t_dec = t_grp = t_tri = 0.0
     out = []
     pending = []

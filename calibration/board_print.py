@@ -141,20 +141,34 @@ def layout_page(board: BoardDefinition, paper: str = "a4", orientation: str = "a
 def definition_lines(board: BoardDefinition, source: str | None = None) -> list[str]:
     """The text printed in the margin: enough to rebuild the exact board config."""
     b = board
+    if b.is_checkerboard:
+        first = (f"Checkerboard {b.squares_x} x {b.squares_y} squares ({b.squares_x - 1} x {b.squares_y - 1} inner corners)"
+                 f"   square_length = {b.square_length * 1000:g} mm   inverted = {str(b.inverted).lower()}")
+        second = (f"board.toml: pattern = \"checkerboard\", squares_x = {b.squares_x}, squares_y = {b.squares_y}, "
+                  f"square_length = {b.square_length:g}, inverted = {str(b.inverted).lower()}")
+        return [first, second, _print_advice(source)]
     first = (f"ChArUco {b.squares_x} x {b.squares_y} squares   square_length = {b.square_length * 1000:g} mm   "
              f"marker_length = {b.marker_length * 1000:g} mm   dictionary = {b.dictionary}   "
              f"legacy_pattern = {str(b.legacy_pattern).lower()}   inverted = {str(b.inverted).lower()}")
     second = (f"board.toml: squares_x = {b.squares_x}, squares_y = {b.squares_y}, square_length = {b.square_length:g}, "
               f"marker_length = {b.marker_length:g}, dictionary = \"{b.dictionary}\", "
               f"legacy_pattern = {str(b.legacy_pattern).lower()}, inverted = {str(b.inverted).lower()}")
-    third = (f"Print at 100 % / actual size (no 'fit to page'); the bar is {SCALE_BAR_MM:g} mm: measure it and a "
-             f"square, and put the measured square_length in the config." + (f"   config: {source}" if source else ""))
-    return [first, second, third]
+    return [first, second, _print_advice(source)]
+
+
+def _print_advice(source: str | None) -> str:
+    return (f"Print at 100 % / actual size (no 'fit to page'); the bar is {SCALE_BAR_MM:g} mm: measure it and a "
+            f"square, and put the measured square_length in the config." + (f"   config: {source}" if source else ""))
 
 
 def board_image_px(board: BoardDefinition, width_px: int, height_px: int) -> np.ndarray:
     """OpenCV's board image at an exact pixel size (grey uint8), colours swapped when inverted."""
-    image = board.cv_board().generateImage((int(width_px), int(height_px)), marginSize=0, borderBits=1)
+    if board.is_checkerboard:
+        from calibration.board import checker_image
+
+        image = checker_image(board.squares_x, board.squares_y, int(width_px), int(height_px))
+    else:
+        image = board.cv_board().generateImage((int(width_px), int(height_px)), marginSize=0, borderBits=1)
     return 255 - image if board.inverted else image
 
 
@@ -221,7 +235,8 @@ def write_board(board: BoardDefinition, out: str | Path, paper: str | None = Non
     layout = layout_page(board, paper, orientation, margin_mm)
     fig = make_board_figure(board, layout, dpi if suffix == ".png" else 72.0, raster=suffix == ".png", source=source)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"Title": f"ChArUco board {board.squares_x}x{board.squares_y} {board.dictionary}"}
+    meta = {"Title": f"checkerboard {board.squares_x}x{board.squares_y}" if board.is_checkerboard
+            else f"ChArUco board {board.squares_x}x{board.squares_y} {board.dictionary}"}
     if suffix == ".pdf":
         fig.savefig(out, format="pdf", metadata=meta)
     else:

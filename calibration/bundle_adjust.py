@@ -49,6 +49,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.sparse import coo_matrix
 
+from calibration import lens_model
 from calibration.camera import Camera, rodrigues_to_matrix
 
 N_INTR = 9  # fx fy cx cy k1 k2 p1 p2 k3
@@ -111,19 +112,8 @@ def project_observations(
 def _project(rc, centers, intr, rb, origin, points, obs) -> np.ndarray:
     """Same as :func:`project_observations` with cameras as (R, centre): ``x_cam = R (x_world - centre)``."""
     # per board pose and corner first (K*N is smaller than M when many cameras share a pose)
-    xw = np.einsum("kij,nj->kni", rb, points) + origin[:, None, :]
-    xw = xw[obs.board, obs.corner]
-    xc = np.einsum("mij,mj->mi", rc[obs.cam], xw - centers[obs.cam])
-    z = xc[:, 2]
-    x = xc[:, 0] / z
-    y = xc[:, 1] / z
-    p = intr[obs.cam]
-    k1, k2, p1, p2, k3 = p[:, 4], p[:, 5], p[:, 6], p[:, 7], p[:, 8]
-    r2 = x * x + y * y
-    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-    yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    return np.stack([p[:, 0] * xd + p[:, 2], p[:, 1] * yd + p[:, 3]], axis=1)
+    xw = (np.einsum("kij,nj->kni", rb, points) + origin[:, None, :])[obs.board, obs.corner]
+    return _project_world(rc, centers, intr, xw, obs)
 
 
 @dataclass
@@ -140,68 +130,80 @@ class BundleResult:
 
 
 class _Layout:
-    """Where each unknown lives in the parameter vector."""
+    """Where each unknown lives in the parameter vector.
+
+    Cameras first (the free entries of each camera's 6 pose values, then
+    its free intrinsics), then one block of ``block`` values per structure
+    element: 6 for a board pose, 3 for a free point.  ``pose_free (C, 6)``
+    says which pose values (rvec, centre) are refined; default: all but
+    camera ``fixed_cam``'s (the six-degree-of-freedom gauge).
+    """
 
     def __init__(self, n_cams: int, n_boards: int, refine_intrinsics: bool, fixed_cam: int = 0,
-                 intrinsics_free: np.ndarray | None = None):
-        self.n_cams, self.n_boards = n_cams, n_boards
+                 intrinsics_free: np.ndarray | None = None, block: int = 6, pose_free: np.ndarray | None = None):
+        self.n_cams, self.n_boards, self.block = n_cams, n_boards, int(block)
         # which of fx fy cx cy k1 k2 p1 p2 k3 are refined, per camera (C, 9) (all by default)
         free = np.ones(N_INTR, bool) if intrinsics_free is None else np.asarray(intrinsics_free, bool)
         self.imask = np.broadcast_to(free, (n_cams, N_INTR)).copy() if refine_intrinsics else np.zeros((n_cams, N_INTR), bool)
         self.refine = bool(self.imask.any())
         self.n_intr = int(self.imask.sum())  # intrinsic unknowns, all cameras
-        self.free_cams = np.array([c for c in range(n_cams) if c != fixed_cam], dtype=np.int64)
-        self.cam_col = np.full(n_cams, -1, dtype=np.int64)
-        self.cam_col[self.free_cams] = 6 * np.arange(self.free_cams.size)
-        off = 6 * self.free_cams.size
+        if pose_free is None:
+            self.pmask = np.ones((n_cams, 6), bool)
+            self.pmask[fixed_cam] = False
+        else:
+            self.pmask = np.asarray(pose_free, bool).reshape(n_cams, 6).copy()
+        self.n_pose = int(self.pmask.sum())
+        # column of each camera's pose value (-1 = held), camera by camera in row-major order
+        self.cam_col = np.full((n_cams, 6), -1, dtype=np.int64)
+        self.cam_col[self.pmask] = np.arange(self.n_pose)
+        off = self.n_pose
         self.intr_off = off
         # column of each camera's intrinsic (-1 = held), camera by camera in row-major order
         self.intr_col = np.full((n_cams, N_INTR), -1, dtype=np.int64)
         self.intr_col[self.imask] = off + np.arange(self.n_intr)
         off += self.n_intr
         self.board_off = off
-        self.size = off + 6 * n_boards
+        self.size = off + self.block * n_boards
+
+    def camera_columns(self, c: int) -> np.ndarray:
+        """Parameter indices of camera ``c``'s free values: pose first, then intrinsics."""
+        return np.concatenate([self.cam_col[c][self.pmask[c]], self.intr_col[c][self.imask[c]]])
 
     def pack(self, cam_rt: np.ndarray, intr: np.ndarray, board_rt: np.ndarray) -> np.ndarray:
-        parts = [cam_rt[self.free_cams].ravel()]
+        parts = [cam_rt[self.pmask]]
         if self.refine:
             parts.append(intr[self.imask])
-        parts.append(board_rt.ravel())
+        parts.append(np.asarray(board_rt).ravel())
         return np.concatenate(parts)
 
     def unpack(self, x: np.ndarray, cam_rt0: np.ndarray, intr0: np.ndarray):
         cam_rt = cam_rt0.copy()
-        cam_rt[self.free_cams] = x[: 6 * self.free_cams.size].reshape(-1, 6)
+        cam_rt[self.pmask] = x[: self.n_pose]
         if self.refine:
             intr = intr0.copy()
             intr[self.imask] = x[self.intr_off: self.intr_off + self.n_intr]
         else:
             intr = intr0
-        board_rt = x[self.board_off:].reshape(-1, 6)
+        board_rt = x[self.board_off:].reshape(-1, self.block)
         return cam_rt, intr, board_rt
 
     def sparsity(self, obs: Observations) -> coo_matrix:
         m = len(obs)
         rows, cols = [], []
         r2 = np.stack([2 * np.arange(m), 2 * np.arange(m) + 1], axis=1)  # (M, 2)
-
-        def block(mask, start, width):
-            rr = np.repeat(r2[mask], width, axis=1)  # (m', 2*width)
-            cc = np.tile(start[mask][:, None] + np.arange(width), (1, 2))
-            rows.append(rr.ravel())
-            cols.append(cc.ravel())
-
-        free = self.cam_col[obs.cam] >= 0
-        block(free, self.cam_col[obs.cam], 6)
-        everyone = np.ones(m, bool)
-        if self.refine:
-            cols_i = self.intr_col[obs.cam]  # (M, 9), -1 = held
-            rr = np.repeat(r2[:, :, None], N_INTR, axis=2)
-            cc = np.broadcast_to(cols_i[:, None, :], rr.shape)
+        for col_table in (self.cam_col, self.intr_col if self.refine else None):
+            if col_table is None:
+                continue
+            cols_m = col_table[obs.cam]  # (M, w), -1 = held
+            rr = np.repeat(r2[:, :, None], cols_m.shape[1], axis=2)
+            cc = np.broadcast_to(cols_m[:, None, :], rr.shape)
             held = cc < 0
             rows.append(rr[~held])
             cols.append(cc[~held])
-        block(everyone, self.board_off + 6 * obs.board, 6)
+        rr = np.repeat(r2, self.block, axis=1)
+        cc = np.tile(self.board_off + self.block * obs.board[:, None] + np.arange(self.block), (1, 2))
+        rows.append(rr.ravel())
+        cols.append(cc.ravel())
         rows = np.concatenate(rows)
         cols = np.concatenate(cols)
         return coo_matrix((np.ones(rows.size, np.int8), (rows, cols)), shape=(2 * m, self.size))
@@ -216,27 +218,84 @@ def _rodrigues_jacobians(rvecs: np.ndarray) -> np.ndarray:
     return out
 
 
+# ------------------------------------------------------------ what the cameras look at
+class BoardStructure:
+    """Rigid boards: each structure element is a board pose (rvec, position of the board's
+    centroid), ``points (N, 3)`` its corners about that centroid; observation ``m`` sees
+    corner ``obs.corner[m]`` of board pose ``obs.board[m]``."""
+
+    block = 6
+
+    def __init__(self, points: np.ndarray):
+        self.points = np.asarray(points, dtype=np.float64)
+
+    def world(self, params: np.ndarray, obs: Observations) -> np.ndarray:
+        """(M, 3) world position of every observed corner."""
+        rb = rodrigues_to_matrix(params[:, :3])
+        # per board pose and corner first (K*N is smaller than M when many cameras share a pose)
+        xw = np.einsum("kij,nj->kni", rb, self.points) + params[:, None, 3:]
+        return xw[obs.board, obs.corner]
+
+    def world_jacobian(self, params: np.ndarray, obs: Observations) -> np.ndarray:
+        """(M, 3, 6) d world point / d (board rvec, board position)."""
+        m = len(obs)
+        drb = _rodrigues_jacobians(params[:, :3])
+        pb = self.points[obs.corner]
+        dxw_drb = (drb.reshape(-1, 9, 3)[obs.board] @ pb[:, :, None]).reshape(m, 3, 3).transpose(0, 2, 1)
+        return np.concatenate([dxw_drb, np.broadcast_to(np.eye(3), (m, 3, 3))], axis=2)
+
+
+class PointStructure:
+    """Free 3D points (a joint at one instant, a wand's marker): each structure element is a
+    point's world position; observation ``m`` sees point ``obs.board[m]`` (``obs.corner`` unused)."""
+
+    block = 3
+
+    def world(self, params: np.ndarray, obs: Observations) -> np.ndarray:
+        return params[obs.board]
+
+    def world_jacobian(self, params: np.ndarray, obs: Observations) -> np.ndarray:
+        return np.broadcast_to(np.eye(3), (len(obs), 3, 3))
+
+
+def _structure(points_or_structure):
+    """A structure object; a plain ``(N, 3)`` array means board corners (the historical signature)."""
+    if isinstance(points_or_structure, (BoardStructure, PointStructure)):
+        return points_or_structure
+    return BoardStructure(points_or_structure)
+
+
+def _distort_pixels(xc: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Camera-frame points (M, 3) through each observation's intrinsics ``p (M, 9)`` to pixels."""
+    xy = xc[:, :2] / xc[:, 2:3]
+    return lens_model.distort(xy, p[:, 4:9]) * p[:, 0:2] + p[:, 2:4]
+
+
+def _project_world(rc, centers, intr, xw, obs) -> np.ndarray:
+    """Pixels (M, 2) of world points ``xw (M, 3)`` in each observation's camera."""
+    xc = np.einsum("mij,mj->mi", rc[obs.cam], xw - centers[obs.cam])
+    return _distort_pixels(xc, intr[obs.cam])
+
+
 def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
     """Analytic Jacobian of :func:`_residual_fn`'s residuals, as dense per-observation blocks.
 
     Returns a function ``x -> (camera pose (M, 2, 6), intrinsics (M, 2, 9) or
-    None, board pose (M, 2, 6))``: the only non-zero columns of each
-    observation's two rows.
+    None, structure (M, 2, block))``: the only non-zero columns of each
+    observation's two rows (held pose values are dropped by the callers).
 
-    Chain: board corner -> world (board rotation, position) -> camera
-    (camera rotation, centre) -> normalised -> distorted -> pixels
+    Chain: structure (board pose and corner, or a free point) -> world ->
+    camera (camera rotation, centre) -> normalised -> distorted -> pixels
     (intrinsics).  Same parametrisation and column layout as the residuals.
     """
     m = len(obs)
+    structure = _structure(points)
 
     def blocks(x):
         cam_p, intr, board_p = layout.unpack(x, cam_rt0, intr0)
         rc = rodrigues_to_matrix(cam_p[:, :3])
-        rb = rodrigues_to_matrix(board_p[:, :3])
         drc = _rodrigues_jacobians(cam_p[:, :3])  # (C, j, i, k)
-        drb = _rodrigues_jacobians(board_p[:, :3])
-        pb = points[obs.corner]  # (M, 3) board frame
-        xw = (rb[obs.board] @ pb[:, :, None])[:, :, 0] + board_p[obs.board, 3:]
+        xw = structure.world(board_p, obs)
         d = xw - cam_p[obs.cam, 3:]
         r_m = rc[obs.cam]
         xc = (r_m @ d[:, :, None])[:, :, 0]
@@ -244,18 +303,8 @@ def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
         x_n, y_n = xc[:, 0] / z, xc[:, 1] / z
         p = intr[obs.cam]
         fx, fy = p[:, 0], p[:, 1]
-        k1, k2, p1, p2, k3 = p[:, 4], p[:, 5], p[:, 6], p[:, 7], p[:, 8]
-        r2 = x_n * x_n + y_n * y_n
-        rad = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        drad = k1 + r2 * (2.0 * k2 + 3.0 * r2 * k3)
-        xd = x_n * rad + 2.0 * p1 * x_n * y_n + p2 * (r2 + 2.0 * x_n * x_n)
-        yd = y_n * rad + p1 * (r2 + 2.0 * y_n * y_n) + 2.0 * p2 * x_n * y_n
-        # d(xd, yd) / d(x, y)
-        dd = np.empty((m, 2, 2))
-        dd[:, 0, 0] = rad + 2.0 * x_n * x_n * drad + 2.0 * p1 * y_n + 6.0 * p2 * x_n
-        dd[:, 0, 1] = 2.0 * x_n * y_n * drad + 2.0 * p1 * x_n + 2.0 * p2 * y_n
-        dd[:, 1, 0] = 2.0 * x_n * y_n * drad + 2.0 * p1 * x_n + 2.0 * p2 * y_n
-        dd[:, 1, 1] = rad + 2.0 * y_n * y_n * drad + 6.0 * p1 * y_n + 2.0 * p2 * x_n
+        # distorted (xd, yd), d(xd, yd) / d(x, y) and d(xd, yd) / d(k1 k2 p1 p2 k3)
+        xyd, dd, d_dist = lens_model.distort(np.stack([x_n, y_n], axis=1), p[:, 4:9], jacobians=True)
         # d(x, y) / d xc
         dn = np.zeros((m, 2, 3))
         dn[:, 0, 0] = 1.0 / z
@@ -269,21 +318,13 @@ def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
         iv = None
         if layout.refine:
             iv = np.zeros((m, 2, N_INTR))
-            iv[:, 0, 0] = xd
-            iv[:, 1, 1] = yd
+            iv[:, 0, 0] = xyd[:, 0]
+            iv[:, 1, 1] = xyd[:, 1]
             iv[:, 0, 2] = 1.0
             iv[:, 1, 3] = 1.0
-            dk = np.stack([r2, r2 * r2, r2 * r2 * r2], axis=1)  # (M, 3) for k1 k2 k3
-            iv[:, 0, [4, 5, 8]] = fx[:, None] * x_n[:, None] * dk
-            iv[:, 1, [4, 5, 8]] = fy[:, None] * y_n[:, None] * dk
-            iv[:, 0, 6] = fx * 2.0 * x_n * y_n
-            iv[:, 1, 6] = fy * (r2 + 2.0 * y_n * y_n)
-            iv[:, 0, 7] = fx * (r2 + 2.0 * x_n * x_n)
-            iv[:, 1, 7] = fy * 2.0 * x_n * y_n
-        # board: rotation (dRb/drvec applied to the corner) and position (identity -> R_c)
-        dxw_drb = (drb.reshape(-1, 9, 3)[obs.board] @ pb[:, :, None]).reshape(m, 3, 3).transpose(0, 2, 1)  # (M, 3, 3)
+            iv[:, :, 4:9] = np.stack([fx, fy], axis=1)[:, :, None] * d_dist
         duv_dxw = duv_dxc @ r_m
-        board_vals = np.concatenate([duv_dxw @ dxw_drb, duv_dxw], axis=2)
+        board_vals = duv_dxw @ structure.world_jacobian(board_p, obs)
         return cam_vals, iv, board_vals
 
     return blocks
@@ -292,53 +333,61 @@ def _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs):
 def _jacobian_fn(layout, cam_rt0, intr0, points, obs):
     """Analytic Jacobian of :func:`_residual_fn`'s residuals, as a CSR matrix (2M x P)."""
     m = len(obs)
-    row2 = np.stack([2 * np.arange(m), 2 * np.arange(m) + 1], axis=1)  # (M, 2)
     blocks = _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs)
+    row2 = np.stack([2 * np.arange(m), 2 * np.arange(m) + 1], axis=1)  # (M, 2)
 
     def jacobian(x):
         cam_vals, iv, board_vals = blocks(x)
         rows, cols, vals = [], [], []
-
-        def put(mask, col_start, values):  # values (M, 2, w), rows where mask
-            values = values[mask]
-            w = values.shape[2]
-            rows.append(np.repeat(row2[mask][:, :, None], w, axis=2).ravel())
-            cols.append(np.broadcast_to((col_start[mask][:, None] + np.arange(w))[:, None, :], values.shape).ravel())
-            vals.append(values.ravel())
-
-        put(layout.cam_col[obs.cam] >= 0, layout.cam_col[obs.cam], cam_vals)
-        if iv is not None:
-            cols_i = np.broadcast_to(layout.intr_col[obs.cam][:, None, :], iv.shape)
-            held = cols_i < 0
-            rows.append(np.broadcast_to(row2[:, :, None], iv.shape)[~held])
-            cols.append(cols_i[~held])
-            vals.append(iv[~held])
-        put(np.ones(m, bool), layout.board_off + 6 * obs.board, board_vals)
+        for table, values in ((layout.cam_col, cam_vals), (layout.intr_col, iv)):
+            if values is None:
+                continue
+            cols_m = np.broadcast_to(table[obs.cam][:, None, :], values.shape)
+            held = cols_m < 0
+            rows.append(np.broadcast_to(row2[:, :, None], values.shape)[~held])
+            cols.append(cols_m[~held])
+            vals.append(values[~held])
+        w = layout.block
+        rows.append(np.repeat(row2[:, :, None], w, axis=2).ravel())
+        cols.append(np.broadcast_to((layout.board_off + w * obs.board[:, None] + np.arange(w))[:, None, :],
+                                    board_vals.shape).ravel())
+        vals.append(board_vals.ravel())
         return coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(2 * m, layout.size)).tocsr()
 
     return jacobian
 
 
+@dataclass
+class _Normal:
+    """The normal equations in Schur form: ``a`` (pc, pc) camera block; per camera ``c``,
+    ``couple[c] = (struct ids (n,), W (n, q_c, block))`` its coupling with each structure
+    element it sees; ``d`` (K, block, block) structure blocks; gradients ``g_c`` (pc,),
+    ``g_b`` (K, block)."""
+
+    a: np.ndarray
+    couple: list
+    d: np.ndarray
+    g_c: np.ndarray
+    g_b: np.ndarray
+
+
 class _NormalEquations:
     """``J^T W J`` and ``J^T W r`` assembled block by block from the dense per-observation Jacobian.
 
     Camera blocks (pose and intrinsics of one camera) by one matrix product
-    per camera; board 6x6 blocks and camera-board coupling blocks by segment
-    sums over observations sorted by board.  No sparse matrix is formed.
+    per camera; structure blocks (6x6 board poses, 3x3 points) and the
+    camera-structure coupling blocks by segment sums over observations sorted
+    by structure element.  No sparse matrix is formed, and the coupling is
+    kept per camera (only the elements it sees), so tens of thousands of free
+    points cost what they touch.
     """
 
     def __init__(self, layout, obs: Observations):
         self.layout = layout
         self.obs = obs
         n_cams = layout.n_cams
-        self.cam_cols = []  # parameter indices of each camera's block, in the block's column order
-        for c in range(n_cams):
-            cols = []
-            if layout.cam_col[c] >= 0:
-                cols += list(range(layout.cam_col[c], layout.cam_col[c] + 6))
-            cols += list(layout.intr_col[c][layout.imask[c]])
-            self.cam_cols.append(np.asarray(cols, dtype=np.int64))
+        self.cam_cols = [layout.camera_columns(c) for c in range(n_cams)]
         self.per_cam = []
         for c in range(n_cams):
             idx = np.flatnonzero(obs.cam == c)
@@ -350,52 +399,131 @@ class _NormalEquations:
 
     def _cam_jac(self, c, idx, cam_vals, iv):
         parts = []
-        if self.layout.cam_col[c] >= 0:
-            parts.append(cam_vals[idx])
+        if self.layout.pmask[c].any():
+            parts.append(cam_vals[idx][:, :, self.layout.pmask[c]])
         if iv is not None and self.layout.imask[c].any():
             parts.append(iv[idx][:, :, self.layout.imask[c]])
         return np.concatenate(parts, axis=2) if parts else np.zeros((idx.size, 2, 0))
 
-    def assemble(self, blocks, r: np.ndarray, w: np.ndarray):
-        """(A (pc, pc), B (pc, K, 6), D (K, 6, 6), g_c (pc,), g_b (K, 6)) for weights ``w`` (M,)."""
+    def assemble(self, blocks, r: np.ndarray, w: np.ndarray) -> _Normal:
         layout = self.layout
         cam_vals, iv, board_vals = blocks
-        pc, k = layout.board_off, layout.n_boards
+        pc, k, nb = layout.board_off, layout.n_boards, layout.block
         r2 = r.reshape(-1, 2)
         wr = r2 * w[:, None]  # (M, 2)
         a = np.zeros((pc, pc))
-        b = np.zeros((pc, k, 6))
         g_c = np.zeros(pc)
+        couple = []
         for c, (idx, boards, starts) in enumerate(self.per_cam):
             cols = self.cam_cols[c]
             if idx.size == 0 or cols.size == 0:
+                couple.append((boards, np.zeros((boards.size, cols.size, nb))))
                 continue
             jc = self._cam_jac(c, idx, cam_vals, iv)  # (m, 2, q)
             wjc = jc * w[idx, None, None]
             q = cols.size
             a[np.ix_(cols, cols)] += wjc.reshape(-1, q).T @ jc.reshape(-1, q)
             g_c[cols] += jc.reshape(-1, q).T @ wr[idx].ravel()
-            cross = wjc.transpose(0, 2, 1) @ board_vals[idx]  # (m, q, 6)
-            summed = np.add.reduceat(cross, starts, axis=0)  # (boards seen, q, 6)
-            b[cols[:, None], boards[None, :], :] += np.transpose(summed, (1, 0, 2))
+            cross = wjc.transpose(0, 2, 1) @ board_vals[idx]  # (m, q, block)
+            couple.append((boards, cross if boards.size == idx.size else np.add.reduceat(cross, starts, axis=0)))
         jb = board_vals[self.board_order]
         wjb = jb * w[self.board_order, None, None]
-        d = np.zeros((k, 6, 6))
+        d = np.zeros((k, nb, nb))
         d[self.boards] = np.add.reduceat(wjb.transpose(0, 2, 1) @ jb, self.board_starts, axis=0)
-        g_b = np.zeros((k, 6))
+        g_b = np.zeros((k, nb))
         g_b[self.boards] = np.add.reduceat((jb.transpose(0, 2, 1) @ wr[self.board_order][:, :, None])[:, :, 0], self.board_starts, axis=0)
-        return a, b, d, g_c, g_b
+        return _Normal(a, couple, d, g_c, g_b)
+
+
+def _from_hessian(layout, obs: Observations, h, g) -> _Normal:
+    """The same Schur form from a full (sparse) ``J^T W J`` and ``J^T W r`` (finite differences)."""
+    pc, k, nb = layout.board_off, layout.n_boards, layout.block
+    h = h.tocsr()
+    couple = []
+    for c in range(layout.n_cams):
+        boards = np.unique(obs.board[obs.cam == c])
+        cols = layout.camera_columns(c)
+        struct_cols = (pc + nb * boards[:, None] + np.arange(nb)).ravel()
+        w = h[cols][:, struct_cols].toarray().reshape(cols.size, boards.size, nb).transpose(1, 0, 2)
+        couple.append((boards, w))
+    hb = h[pc:, pc:].tocoo()
+    same = (hb.row // nb) == (hb.col // nb)
+    d = np.zeros((k, nb, nb))
+    d[hb.row[same] // nb, hb.row[same] % nb, hb.col[same] % nb] = hb.data[same]
+    return _Normal(h[:pc, :pc].toarray(), couple, d, g[:pc], g[pc:].reshape(k, nb))
+
+
+class _SchurSystem:
+    """Solves the damped normal equations of one :class:`_Normal` for the camera step, then the
+    structure step, with the structure blocks eliminated.
+
+    The reduced camera matrix ``S = A - sum_k W_k D_k^-1 W_k^T`` is built pair of cameras by pair
+    of cameras over the structure elements both see (one matrix product per pair): its cost
+    grows with the co-visibility, not with cameras x elements.
+    """
+
+    def __init__(self, layout, obs: Observations):
+        self.layout = layout
+        n = layout.n_cams
+        self.cam_cols = [layout.camera_columns(c) for c in range(n)]
+        ids = [np.unique(obs.board[obs.cam == c]) for c in range(n)]
+        self.pairs = []  # (a, b, rows into a's list, rows into b's list) for b > a
+        for a_ in range(n):
+            for b_ in range(a_ + 1, n):
+                _, ia, ib = np.intersect1d(ids[a_], ids[b_], assume_unique=True, return_indices=True)
+                if ia.size:
+                    self.pairs.append((a_, b_, ia, ib))
+
+    def solve(self, ne: _Normal, lam: float):
+        layout = self.layout
+        pc, nb = layout.board_off, layout.block
+        diag_a = np.diag(ne.a)
+        diag_d = np.einsum("kii->ki", ne.d)
+        s = ne.a + np.diag(lam * np.maximum(diag_a, 1e-12))
+        d_l = ne.d.copy()
+        idx = np.arange(nb)
+        d_l[:, idx, idx] += lam * np.maximum(diag_d, 1e-12)
+        d_inv = np.linalg.inv(d_l)
+        rhs = -ne.g_c.copy()
+        v = []  # W D^-1 per camera
+        for c, (boards, w) in enumerate(ne.couple):
+            cols = self.cam_cols[c]
+            vc = w @ d_inv[boards]  # (n, q, block)
+            v.append(vc)
+            if cols.size == 0 or boards.size == 0:
+                continue
+            q = cols.size
+            s[np.ix_(cols, cols)] -= vc.transpose(1, 0, 2).reshape(q, -1) @ w.transpose(1, 0, 2).reshape(q, -1).T
+            rhs[cols] += np.einsum("nqi,ni->q", vc, ne.g_b[boards])
+        for a_, b_, ia, ib in self.pairs:
+            ca, cb = self.cam_cols[a_], self.cam_cols[b_]
+            if ca.size == 0 or cb.size == 0:
+                continue
+            va = v[a_][ia].transpose(1, 0, 2).reshape(ca.size, -1)
+            wb = ne.couple[b_][1][ib].transpose(1, 0, 2).reshape(cb.size, -1)
+            blk = va @ wb.T
+            s[np.ix_(ca, cb)] -= blk
+            s[np.ix_(cb, ca)] -= blk.T
+        dx_c = np.linalg.solve(s, rhs) if pc else np.zeros(0)
+        t = -ne.g_b.copy()
+        for c, (boards, w) in enumerate(ne.couple):
+            cols = self.cam_cols[c]
+            if cols.size and boards.size:
+                t[boards] -= np.einsum("nqi,q->ni", w, dx_c[cols])
+        dx_b = np.einsum("kij,kj->ki", d_inv, t)
+        return np.concatenate([dx_c, dx_b.ravel()])
 
 
 def _residual_fn(layout, cam_rt0, intr0, points, obs):
     # internal parametrisation (better conditioned): cameras as (rvec, centre),
     # boards as (rvec, position of the board's centroid); the board's points
-    # centred on their centroid.
+    # centred on their centroid.  Free points: their world position.
+    structure = _structure(points)
+
     def residuals(x):
         cam_p, intr, board_p = layout.unpack(x, cam_rt0, intr0)
         rc = rodrigues_to_matrix(cam_p[:, :3])
-        rb = rodrigues_to_matrix(board_p[:, :3])
-        return (_project(rc, cam_p[:, 3:], intr, rb, board_p[:, 3:], points, obs) - obs.uv).ravel()
+        return (_project_world(rc, cam_p[:, 3:], intr, structure.world(board_p, obs), obs) - obs.uv).ravel()
 
     return residuals
 
@@ -436,18 +564,20 @@ def _robust(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np
     raise ValueError(f"unknown loss {loss!r} (linear, soft_l1, huber, cauchy)")
 
 
-def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, blocks=None) -> _Solution:
-    """Levenberg-Marquardt on the normal equations, board poses eliminated by the Schur complement.
+def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, blocks=None, progress=None) -> _Solution:
+    """Levenberg-Marquardt on the normal equations, the structure (board poses or free points)
+    eliminated by the Schur complement.
 
     The Jacobian is analytic (``blocks``, assembled into the normal
     equations block by block, see :class:`_NormalEquations`), or else comes from finite
     differences over the sparsity pattern (columns that share no row are
     perturbed together: ~20-40 residual evaluations per Jacobian whatever
-    the problem size).  Board poses only
-    couple with cameras, so their 6x6 blocks of ``J^T J`` are inverted all at
-    once and the step solves a dense system the size of the camera
-    parameters (~15 per camera): milliseconds for 8+ cameras and thousands
-    of sightings.  Robust losses by iteratively reweighted least squares.
+    the problem size).  Structure elements only couple with cameras, so their
+    6x6 (board) or 3x3 (point) blocks of ``J^T J`` are inverted all at once and
+    the step solves a dense system the size of the camera parameters (~15 per
+    camera, see :class:`_SchurSystem`): milliseconds for 8+ cameras and
+    thousands of sightings.  Robust losses by iteratively reweighted least
+    squares.  ``progress(iteration, cost)`` is called after every iteration.
     """
     from scipy.optimize._numdiff import approx_derivative, group_columns
 
@@ -456,8 +586,7 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
         groups = group_columns(sparsity)
     else:
         normal = _NormalEquations(layout, obs)
-    pc = layout.board_off
-    k = layout.n_boards
+    system = _SchurSystem(layout, obs)
     x = x0.copy()
     r = residuals(x)
     nfev = 1
@@ -472,39 +601,20 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
     for it in range(1, max_iter + 1):
         _, w = _robust((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
         if blocks is not None:
-            a, b, d, g_c, g_b = normal.assemble(blocks(x), r, w)
+            ne = normal.assemble(blocks(x), r, w)
         else:
             jac = approx_derivative(residuals, x, method="2-point", f0=r, sparsity=(sparsity, groups)).tocsr()
             nfev += int(groups.max()) + 1
             jw = jac.multiply(np.repeat(w, 2)[:, None]).tocsr()
-            h = (jac.T @ jw).tocsr()
-            g = jw.T @ r
-            a = h[:pc, :pc].toarray()
-            b = h[:pc, pc:].toarray().reshape(pc, k, 6)
-            hb = h[pc:, pc:].tocoo()
-            same = (hb.row // 6) == (hb.col // 6)
-            d = np.zeros((k, 6, 6))
-            d[hb.row[same] // 6, hb.row[same] % 6, hb.col[same] % 6] = hb.data[same]
-            g_c, g_b = g[:pc], g[pc:].reshape(k, 6)
-        diag_a = np.diag(a).copy()
-        diag_d = np.einsum("kii->ki", d).copy()
+            ne = _from_hessian(layout, obs, jac.T @ jw, jw.T @ r)
         improved = False
         while lam < 1e12:
-            a_l = a + np.diag(lam * np.maximum(diag_a, 1e-12))
-            d_l = d.copy()
-            idx = np.arange(6)
-            d_l[:, idx, idx] += lam * np.maximum(diag_d, 1e-12)
-            d_inv = np.linalg.inv(d_l)
-            bd = np.einsum("pki,kij->pkj", b, d_inv)  # B D^-1, (pc, k, 6)
-            s = a_l - bd.reshape(pc, -1) @ b.reshape(pc, -1).T
-            rhs = -g_c + bd.reshape(pc, -1) @ g_b.ravel()
             try:
-                dx_c = np.linalg.solve(s, rhs) if pc else np.zeros(0)
+                step = system.solve(ne, lam)
             except np.linalg.LinAlgError:
                 lam *= 10.0
                 continue
-            dx_b = np.einsum("kij,kj->ki", d_inv, -g_b - np.einsum("pki,p->ki", b, dx_c))
-            x_new = x + np.concatenate([dx_c, dx_b.ravel()])
+            x_new = x + step
             r_new = residuals(x_new)
             nfev += 1
             cost_new = cost_of(r_new) if np.all(np.isfinite(r_new)) else np.inf
@@ -515,12 +625,14 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
                 lam = max(lam / 3.0, 1e-9)
                 break
             lam *= 4.0
+        if progress is not None:
+            progress(it, cost)
         if not improved or rel < ftol:
             break
     return _Solution(x, r, nfev, it)
 
 
-def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, ftol, solver="schur"):
+def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, ftol, solver="schur", progress=None):
     residuals = _residual_fn(layout, cam_rt0, intr0, points, obs)
     if solver == "scipy":
         return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
@@ -529,10 +641,90 @@ def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, fto
         return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
     if solver == "schur":
         return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
-                            _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs))
+                            _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs), progress)
     if solver == "schur-numeric":
-        return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
+        return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol, progress=progress)
     raise ValueError(f"unknown solver {solver!r} (schur, schur-numeric, scipy, scipy-numeric)")
+
+
+def _check_pinhole(cameras: list[Camera]) -> None:
+    for cam in cameras:
+        if cam.fisheye or np.any(cam.dist[5:]):
+            raise ValueError(f"camera {cam.name!r}: bundle adjustment models k1 k2 p1 p2 k3 only (pinhole)")
+
+
+def _robust_sigma(err: np.ndarray) -> float:
+    """Per-axis noise sigma from pixel error norms: the median of a Rayleigh distribution."""
+    return float(np.median(err) / np.sqrt(2.0 * np.log(2.0))) if err.size else float("nan")
+
+
+def _robust_then_trim(layout, structure, cam_rt0, intr0, x0, obs, *, loss, f_scale, trim_px, trim_sigma,
+                      views, view_trim, min_per_element, max_nfev, ftol, solver, log, robust_passes=1,
+                      progress=None):
+    """The robust pass(es), the trimming of bad observations (and bad views), and the final
+    squared-loss pass on the inliers; the shared outer loop of both bundle adjustments.
+
+    ``views`` (M,) groups observations into views (one camera, one board pose)
+    for ``view_trim``; ``min_per_element``: inlier observations a structure
+    element needs to stay in the problem.  With ``robust_passes`` > 1 every
+    further robust pass takes ``f_scale`` = the noise sigma the previous pass
+    left (for a start far from the optimum, where 1 px means nothing yet).
+    Returns (solution, inlier mask, evaluations).
+    """
+    n_eval = 0
+    keep = np.ones(len(obs), bool)
+    tick = (lambda name: (lambda it, cost: progress(name, it, cost))) if progress else (lambda name: None)
+    res = _solve(layout, x0, cam_rt0, intr0, structure, obs, loss, f_scale, max_nfev, ftol, solver, tick("robust pass 1"))
+    n_eval += res.nfev
+    if loss == "linear":
+        return res, keep, n_eval
+    scale = f_scale
+    for p in range(2, robust_passes + 1):
+        err = np.linalg.norm(res.fun.reshape(-1, 2), axis=1)
+        scale = max(f_scale, _robust_sigma(err))
+        log.append(f"robust pass {p - 1}: {res.iterations} iterations, median error {np.median(err):.3f} px")
+        res = _solve(layout, res.x, cam_rt0, intr0, structure, obs, loss, scale, max_nfev, ftol, solver,
+                     tick(f"robust pass {p}"))
+        n_eval += res.nfev
+    err = np.linalg.norm(res.fun.reshape(-1, 2), axis=1)
+    threshold = max(trim_px, trim_sigma * _robust_sigma(err))
+    keep = err <= threshold
+    view_log = ""
+    if view_trim and views is not None:
+        # a view (one camera, one board pose) mis-detected as a whole (blur, a grazing angle)
+        # carries correlated errors that per-corner trimming cannot see; its RMS gives it away
+        _, inv = np.unique(views, return_inverse=True)
+        n_v = np.bincount(inv, keep)
+        v_rms = np.sqrt(np.bincount(inv, np.where(keep, err, 0.0) ** 2) / np.maximum(n_v, 1))
+        bad_view = v_rms > view_trim * np.median(v_rms[n_v > 0])
+        keep &= ~bad_view[inv]
+        view_log = f"; {int(bad_view.sum())} of {bad_view.size} views with RMS above {view_trim:g} x the median view's dropped"
+    log.append(f"robust pass: {res.iterations} iterations, {res.nfev} evaluations, median error {np.median(err):.3f} px; "
+               f"{(err > threshold).sum()} of {keep.size} observations above {threshold:.2f} px dropped" + view_log)
+    # a structure element left with too few observations cannot be solved: drop it (and its rows)
+    per_element = np.bincount(obs.board[keep], minlength=layout.n_boards)
+    keep &= per_element[obs.board] >= min_per_element
+    res = _solve(layout, res.x, cam_rt0, intr0, structure, obs.subset(keep), "linear", f_scale, max_nfev, ftol, solver,
+                 tick("final pass"))
+    n_eval += res.nfev
+    log.append(f"final pass (squared loss, inliers): {res.iterations} iterations, {res.nfev} evaluations")
+    return res, keep, n_eval
+
+
+def _cameras_from(cameras: list[Camera], layout, cam_p: np.ndarray, intr: np.ndarray) -> list[Camera]:
+    """Copies of ``cameras`` with the adjusted poses (rvec, centre) and intrinsics."""
+    rc = rodrigues_to_matrix(cam_p[:, :3])
+    out = []
+    for c, cam in enumerate(cameras):
+        new = cam.copy()
+        new.rvec, new.tvec = cam_p[c, :3], -rc[c] @ cam_p[c, 3:]
+        if layout.imask[c].any():
+            k = np.array([[intr[c, 0], 0.0, intr[c, 2]], [0.0, intr[c, 1], intr[c, 3]], [0.0, 0.0, 1.0]])
+            dist = new.dist.copy() if new.dist.size >= 5 else np.zeros(5)
+            dist[:5] = intr[c, 4:]
+            new = Camera(new.name, new.size, k, dist, new.rvec, new.tvec, new.fisheye)
+        out.append(new)
+    return out
 
 
 def bundle_adjust(
@@ -571,9 +763,7 @@ def bundle_adjust(
     after the robust pass are dropped before the final squared-loss pass.
     """
     t0 = time.perf_counter()
-    for cam in cameras:
-        if cam.fisheye or np.any(cam.dist[5:]):
-            raise ValueError(f"camera {cam.name!r}: bundle adjustment models k1 k2 p1 p2 k3 only (pinhole)")
+    _check_pinhole(cameras)
     log: list[str] = []
     n_cams, n_boards = len(cameras), len(board_rvecs)
     cam_rt0 = np.array([np.concatenate([c.rvec, c.center]) for c in cameras])
@@ -583,50 +773,102 @@ def bundle_adjust(
     board_rt = np.concatenate([board_rvecs, board_tvecs + rodrigues_to_matrix(board_rvecs) @ centroid], axis=1)
     layout = _Layout(n_cams, n_boards, refine_intrinsics, intrinsics_free=intrinsics_free)
     x0 = layout.pack(cam_rt0, intr0, board_rt)
-    n_eval = 0
-
-    keep = np.ones(len(obs), bool)
-    res = _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, ftol, solver)
-    n_eval += res.nfev
-    err = np.linalg.norm(res.fun.reshape(-1, 2), axis=1)
-    if loss != "linear":
-        sigma = np.median(err) / np.sqrt(2.0 * np.log(2.0))  # per-axis sigma: median of a Rayleigh norm
-        threshold = max(trim_px, trim_sigma * sigma)
-        keep = err <= threshold
-        if view_trim:
-            # a view (one camera, one board pose) mis-detected as a whole (blur, a grazing angle)
-            # carries correlated errors that per-corner trimming cannot see; its RMS gives it away
-            view = obs.cam.astype(np.int64) * n_boards + obs.board
-            _, inv = np.unique(view, return_inverse=True)
-            n_v = np.bincount(inv, keep)
-            v_rms = np.sqrt(np.bincount(inv, np.where(keep, err, 0.0) ** 2) / np.maximum(n_v, 1))
-            bad_view = v_rms > view_trim * np.median(v_rms[n_v > 0])
-            keep &= ~bad_view[inv]
-            view_log = f"; {int(bad_view.sum())} of {bad_view.size} views with RMS above {view_trim:g} x the median view's dropped"
-        else:
-            view_log = ""
-        log.append(f"robust pass: {res.iterations} iterations, {res.nfev} evaluations, median error {np.median(err):.3f} px; "
-                   f"{(err > threshold).sum()} of {keep.size} observations above {threshold:.2f} px dropped" + view_log)
-        # a board pose left with too few observations cannot be solved: drop it (and its rows)
-        per_board = np.bincount(obs.board[keep], minlength=n_boards)
-        keep &= per_board[obs.board] >= 4
-        res = _solve(layout, res.x, cam_rt0, intr0, points, obs.subset(keep), "linear", f_scale, max_nfev, ftol, solver)
-        n_eval += res.nfev
-        log.append(f"final pass (squared loss, inliers): {res.iterations} iterations, {res.nfev} evaluations")
+    structure = BoardStructure(points)
+    views = obs.cam.astype(np.int64) * n_boards + obs.board
+    res, keep, n_eval = _robust_then_trim(
+        layout, structure, cam_rt0, intr0, x0, obs, loss=loss, f_scale=f_scale, trim_px=trim_px,
+        trim_sigma=trim_sigma, views=views, view_trim=view_trim, min_per_element=4, max_nfev=max_nfev, ftol=ftol,
+        solver=solver, log=log)
     cam_p, intr, board_p = layout.unpack(res.x, cam_rt0, intr0)
     rc = rodrigues_to_matrix(cam_p[:, :3])
+    errors = np.linalg.norm(_project_world(rc, cam_p[:, 3:], intr, structure.world(board_p, obs), obs) - obs.uv, axis=1)
     rb = rodrigues_to_matrix(board_p[:, :3])
-    errors = np.linalg.norm(_project(rc, cam_p[:, 3:], intr, rb, board_p[:, 3:], points, obs) - obs.uv, axis=1)
     board_t = board_p[:, 3:] - rb @ centroid
-    out = []
-    for c, cam in enumerate(cameras):
-        new = cam.copy()
-        new.rvec, new.tvec = cam_p[c, :3], -rc[c] @ cam_p[c, 3:]
-        if layout.imask[c].any():
-            k = np.array([[intr[c, 0], 0.0, intr[c, 2]], [0.0, intr[c, 1], intr[c, 3]], [0.0, 0.0, 1.0]])
-            dist = new.dist.copy() if new.dist.size >= 5 else np.zeros(5)
-            dist[:5] = intr[c, 4:]
-            new = Camera(new.name, new.size, k, dist, new.rvec, new.tvec, new.fisheye)
-        out.append(new)
+    out = _cameras_from(cameras, layout, cam_p, intr)
     rmse = float(np.sqrt(np.mean(errors[keep] ** 2))) if keep.any() else float("nan")
     return BundleResult(out, board_p[:, :3], board_t, keep, errors, rmse, time.perf_counter() - t0, n_eval, log)
+
+
+# ---------------------------------------------------------------- free points
+@dataclass
+class PointBundleResult:
+    cameras: list[Camera]
+    points: np.ndarray  # (P, 3) adjusted world points (NaN: too few inlier views left)
+    inliers: np.ndarray  # (M,) bool over the observations given
+    errors: np.ndarray  # (M,) px, reprojection error of every observation (final rig and points)
+    rmse: float  # px over inliers
+    sigma_px: float  # per-axis noise sigma of the inliers (robust estimate)
+    seconds: float
+    n_evaluations: int
+    log: list[str] = field(default_factory=list)
+
+
+def scale_gauge(cameras: list[Camera], fixed_cam: int = 0, scale_cam: int | None = None) -> np.ndarray:
+    """(C, 6) pose values refined when the structure carries no scale (free points): all but
+    camera ``fixed_cam``'s pose and one centre coordinate of ``scale_cam`` (default: the camera
+    farthest from it), the coordinate along which the two are farthest apart.  That fixes the
+    seven-degree-of-freedom similarity gauge; the scale the rig then has is the start's baseline
+    along that axis, to be replaced by a metric one (see :mod:`calibration.keypoint_calibration`)."""
+    centers = np.array([c.center for c in cameras])
+    free = np.ones((len(cameras), 6), bool)
+    free[fixed_cam] = False
+    if len(cameras) > 1:
+        dist = np.linalg.norm(centers - centers[fixed_cam], axis=1)
+        other = int(np.argmax(dist)) if scale_cam is None else int(scale_cam)
+        axis = int(np.argmax(np.abs(centers[other] - centers[fixed_cam])))
+        free[other, 3 + axis] = False
+    return free
+
+
+def bundle_adjust_points(
+    cameras: list[Camera],
+    points: np.ndarray,
+    obs: Observations,
+    refine_intrinsics: bool = True,
+    intrinsics_free: np.ndarray | None = None,
+    pose_free: np.ndarray | None = None,
+    loss: str = "soft_l1",
+    f_scale: float = 1.0,
+    trim_px: float = 1.0,
+    trim_sigma: float = 4.0,
+    robust_passes: int = 2,
+    max_nfev: int = 100,
+    ftol: float = 1e-7,
+    solver: str = "schur",
+    progress=None,
+) -> PointBundleResult:
+    """Jointly refine camera poses, free 3D points and optionally intrinsics: the same solver
+    as :func:`bundle_adjust`, with each structure element a point (3 unknowns) instead of a
+    board pose.
+
+    ``points (P, 3)`` starting world points; ``obs.board[m]`` is the point observation
+    ``m`` sees (``obs.corner`` unused).  ``pose_free (C, 6)``: pose values
+    refined (default :func:`scale_gauge`: camera 0 and one centre coordinate
+    of the farthest camera held, since free points fix no scale).
+    ``robust_passes``: robust solves before trimming, each after the first at
+    ``f_scale`` = the noise the previous one left.  Points left with fewer
+    than 2 inlier views are dropped (NaN).  ``progress(pass_name, iteration,
+    cost)`` after every iteration.
+    """
+    t0 = time.perf_counter()
+    _check_pinhole(cameras)
+    log: list[str] = []
+    points = np.asarray(points, dtype=np.float64)
+    cam_rt0 = np.array([np.concatenate([c.rvec, c.center]) for c in cameras])
+    intr0 = np.array([intrinsics_vector(c) for c in cameras])
+    layout = _Layout(len(cameras), len(points), refine_intrinsics, intrinsics_free=intrinsics_free, block=3,
+                     pose_free=scale_gauge(cameras) if pose_free is None else pose_free)
+    x0 = layout.pack(cam_rt0, intr0, points)
+    structure = PointStructure()
+    res, keep, n_eval = _robust_then_trim(
+        layout, structure, cam_rt0, intr0, x0, obs, loss=loss, f_scale=f_scale, trim_px=trim_px,
+        trim_sigma=trim_sigma, views=None, view_trim=None, min_per_element=2, max_nfev=max_nfev, ftol=ftol,
+        solver=solver, log=log, robust_passes=robust_passes, progress=progress)
+    cam_p, intr, pts = layout.unpack(res.x, cam_rt0, intr0)
+    rc = rodrigues_to_matrix(cam_p[:, :3])
+    errors = np.linalg.norm(_project_world(rc, cam_p[:, 3:], intr, pts[obs.board], obs) - obs.uv, axis=1)
+    pts = pts.copy()
+    pts[np.bincount(obs.board[keep], minlength=len(points)) < 2] = np.nan
+    rmse = float(np.sqrt(np.mean(errors[keep] ** 2))) if keep.any() else float("nan")
+    return PointBundleResult(_cameras_from(cameras, layout, cam_p, intr), pts, keep, errors, rmse,
+                             _robust_sigma(errors[keep]), time.perf_counter() - t0, n_eval, log)

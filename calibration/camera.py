@@ -5,8 +5,9 @@ Model (the same as ``cv2.projectPoints``):
 * world -> camera: ``x_cam = R @ x_world + t``, metres; ``R`` stored as a
   Rodrigues vector ``rvec``.
 * pinhole with distortion ``k1 k2 p1 p2 k3`` (4, 5, 8, 12 or 14 coefficients
-  accepted; the first five are evaluated here in numpy, longer models go
-  through OpenCV), or the fisheye model ``k1..k4`` when ``fisheye`` is set.
+  accepted), or the fisheye model ``k1..k4`` when ``fisheye`` is set; all of it
+  in :mod:`calibration.lens_model`, the camera matrix's skew ``K[0, 1]``
+  included.
 * pixel centres at integer coordinates, ``size = (width, height)``.
 
 All geometric methods take any leading shape ``(..., 3)`` / ``(..., 2)`` so one
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from calibration import lens_model
 
 
 def rodrigues_to_matrix(rvec: np.ndarray) -> np.ndarray:
@@ -63,7 +66,7 @@ class Camera:
         self.dist = np.asarray(self.dist, dtype=np.float64).ravel()
         self.rvec = np.asarray(self.rvec, dtype=np.float64).reshape(3)
         self.tvec = np.asarray(self.tvec, dtype=np.float64).reshape(3)
-        allowed = (4,) if self.fisheye else (0, 4, 5, 8, 12, 14)
+        allowed = lens_model.FISHEYE_SIZES if self.fisheye else lens_model.PINHOLE_SIZES
         if self.dist.size not in allowed:
             raise ValueError(
                 f"camera {self.name!r}: {self.dist.size} distortion coefficients; "
@@ -73,7 +76,7 @@ class Camera:
     # ----------------------------------------------------------------- pose
     @property
     def R(self) -> np.ndarray:
-        """World->camera rotation matrix (3, 3); cached on the Rodrigues vector's value (hot in live use)."""
+        """Rotation ``cam_from_world`` (3, 3); cached on the Rodrigues vector's value (hot in live use)."""
         key = self.rvec.tobytes()
         cached = self.__dict__.get("_R_cache")
         if cached is None or cached[0] != key:
@@ -94,7 +97,7 @@ class Camera:
 
     @property
     def extrinsic(self) -> np.ndarray:
-        """4x4 world->camera transform."""
+        """4x4 ``cam_from_world`` transform."""
         out = np.eye(4)
         out[:3, :3] = self.R
         out[:3, 3] = self.tvec
@@ -119,30 +122,18 @@ class Camera:
         return points @ self.R.T + self.tvec
 
     # ----------------------------------------------------------- projection
+    @property
+    def distortion_model(self) -> str:
+        """``"fisheye"`` or ``"pinhole"``: the model name :mod:`calibration.lens_model` takes."""
+        return lens_model.model_of(self.fisheye)
+
     def distort_normalized(self, xy: np.ndarray) -> np.ndarray:
         """Apply lens distortion to normalised image coordinates (..., 2)."""
-        xy = np.asarray(xy, dtype=np.float64)
-        if self.fisheye or self.dist.size > 5:
-            shape = xy.shape
-            flat = np.concatenate([xy.reshape(-1, 2), np.ones((xy.reshape(-1, 2).shape[0], 1))], axis=1)
-            return self._cv_project(flat, np.zeros(3), np.zeros(3), np.eye(3)).reshape(shape)
-        d = np.zeros(5)
-        d[: self.dist.size] = self.dist
-        k1, k2, p1, p2, k3 = d
-        x, y = xy[..., 0], xy[..., 1]
-        r2 = x * x + y * y
-        radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-        yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-        return np.stack([xd, yd], axis=-1)
+        return lens_model.distort(xy, self.dist, self.distortion_model)
 
     def normalized_to_pixels(self, xy: np.ndarray) -> np.ndarray:
-        """Normalised (undistorted) coordinates -> pixels, no distortion applied."""
-        xy = np.asarray(xy, dtype=np.float64)
-        k = self.matrix
-        u = k[0, 0] * xy[..., 0] + k[0, 1] * xy[..., 1] + k[0, 2]
-        v = k[1, 1] * xy[..., 1] + k[1, 2]
-        return np.stack([u, v], axis=-1)
+        """Normalised (distorted) coordinates -> pixels through the full camera matrix, skew included."""
+        return lens_model.normalized_to_pixels(xy, self.matrix)
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """World points (..., 3) -> distorted pixel coordinates (..., 2).
@@ -150,57 +141,18 @@ class Camera:
         Points behind the camera (z <= 0) come out as NaN instead of a
         mirrored, plausible-looking pixel.
         """
-        cam = self.world_to_camera(points)
-        z = cam[..., 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xy = cam[..., :2] / z[..., None]
-        xy = np.where((z > 0)[..., None], xy, np.nan)
-        if self.fisheye or self.dist.size > 5:
-            shape = xy.shape
-            flat = xy.reshape(-1, 2)
-            pts = np.concatenate([flat, np.ones((flat.shape[0], 1))], axis=1)
-            return self._cv_project(pts, np.zeros(3), np.zeros(3), self.matrix).reshape(shape)
-        return self.normalized_to_pixels(self.distort_normalized(xy))
-
-    def _cv_project(self, pts, rvec, tvec, matrix) -> np.ndarray:
-        out = np.full((pts.shape[0], 2), np.nan)
-        ok = np.isfinite(pts).all(axis=1)
-        if not ok.any():
-            return out
-        obj = pts[ok].reshape(-1, 1, 3)
-        if self.fisheye:
-            img, _ = cv2.fisheye.projectPoints(obj, rvec.reshape(1, 1, 3), tvec.reshape(1, 1, 3), matrix, self.dist)
-        else:
-            img, _ = cv2.projectPoints(obj, rvec, tvec, matrix, self.dist)
-        out[ok] = img.reshape(-1, 2)
-        return out
+        return lens_model.project(self.world_to_camera(points), self.matrix, self.dist, self.distortion_model)
 
     # --------------------------------------------------------- undistortion
     def undistort(self, pixels: np.ndarray) -> np.ndarray:
         """Distorted pixels (..., 2) -> normalised undistorted coordinates (..., 2).
 
         The result ``(x, y)`` satisfies ``x_cam ~ (x, y, 1)``, which is what
-        triangulation wants.  Uses OpenCV's iterative solver with a tight
-        criterion (its default 5 iterations leave ~0.1 px error at the image
-        corners of wide lenses).
+        triangulation wants: :func:`calibration.lens_model.undistort`, Newton
+        to ~1e-9 px, the camera matrix's skew included (OpenCV's
+        ``undistortPoints`` ignores it).
         """
-        pixels = np.asarray(pixels, dtype=np.float64)
-        shape = pixels.shape
-        flat = pixels.reshape(-1, 2)
-        out = np.full_like(flat, np.nan)
-        ok = np.isfinite(flat).all(axis=1)
-        if ok.any():
-            src = flat[ok].reshape(-1, 1, 2)
-            if self.fisheye:
-                und = cv2.fisheye.undistortPoints(src, self.matrix, self.dist)
-            elif not np.any(self.dist):
-                homog = np.concatenate([src, np.ones(src.shape[:-1] + (1,))], axis=-1)
-                und = (homog @ np.linalg.inv(self.matrix).T)[..., :2]
-            else:
-                criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-12)
-                und = cv2.undistortPoints(src, self.matrix, self.dist, None, None, None, criteria)
-            out[ok] = und.reshape(-1, 2)
-        return out.reshape(shape)
+        return lens_model.undistort(pixels, self.matrix, self.dist, self.distortion_model)
 
     def undistort_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Distorted pixels -> undistorted pixels (same camera matrix)."""

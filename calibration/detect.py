@@ -40,8 +40,63 @@ from rigcap.errors import InputFileError, RigcapError
 MARKER_REFINEMENT = cv2.aruco.CORNER_REFINE_CONTOUR
 
 
+# A board seen mirrored (a webcam set to mirror its image, or a transparent board seen from behind)
+# gives OpenCV no marker with a valid id: such frames are detected again on the mirrored image
+# (cv2.flip(gray, 1)) and the corners mapped back to the camera's own pixels, x -> (w - 1) - x.
+# Tried only where the image itself gave fewer than MIRROR_TRY_BELOW corners, kept only with at
+# least MIRROR_MIN_CORNERS (a mirrored marker seldom decodes as a valid one, a whole board never).
+MIRROR_TRY_BELOW = 4
+MIRROR_MIN_CORNERS = 4
+
+
 # ---------------------------------------------------------------- one image
-def make_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv2.aruco.CharucoDetector":
+class CheckerboardDetector:
+    """A plain checkerboard: OpenCV's ``findChessboardCornersSB`` (the whole board must be in view),
+    corners put in rigcap's order (row by row from the corner whose outer square is black, as
+    :class:`~calibration.board.BoardDefinition` numbers them).
+
+    Why the reordering: OpenCV may return the grid starting from either end (a 180 degree turn
+    looks alike), which is harmless for one camera's lens but wrong for extrinsics.  When
+    ``squares_x + squares_y`` is odd the two end squares differ in colour, so the darker one says
+    where corner 0 is; otherwise the board looks the same turned over and
+    :attr:`BoardDefinition.orientation_unique` is false (extrinsics refuse it, saying why).
+    """
+
+    def __init__(self, board: BoardDefinition):
+        self.board = board
+
+    def detect(self, gray: np.ndarray, inverted: bool = False, saddle: bool = True) -> np.ndarray:
+        nx, ny = self.board.inner_corners
+        out = np.full((nx * ny, 2), np.nan)
+        found, c = cv2.findChessboardCornersSB(gray, (nx, ny), cv2.CALIB_CB_NORMALIZE_IMAGE)
+        if not found or c is None:
+            return out
+        c = np.asarray(c, dtype=np.float64).reshape(-1, 2)
+        if self.board.orientation_unique:
+            blur = cv2.GaussianBlur(gray, (0, 0), 1.0)
+
+            def outer_square(i: int, j: int) -> float:  # grey level half a diagonal beyond corner i
+                p = c[i] + 0.5 * (c[i] - c[j])
+                x = int(np.clip(round(p[0]), 0, gray.shape[1] - 1))
+                y = int(np.clip(round(p[1]), 0, gray.shape[0] - 1))
+                return float(blur[y, x])
+
+            first, last = outer_square(0, nx + 1), outer_square(nx * ny - 1, nx * ny - nx - 2)
+            if (first > last) != bool(inverted):  # corner 0's outer square is the black one
+                c = c[::-1].copy()
+        out[:] = c
+        if saddle:
+            out = refine_saddle(gray, out, (self.board.squares_x, self.board.squares_y))
+        return out
+
+
+def make_detector(board: BoardDefinition, inverted_markers: bool = False):
+    if board.is_checkerboard:
+        return CheckerboardDetector(board)
+    return _charuco_detector(board, inverted_markers)
+
+
+def _charuco_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv2.aruco.CharucoDetector":
     """OpenCV's detector for ``board`` with refined marker corners (:data:`MARKER_REFINEMENT`).
 
     ``inverted_markers`` asks OpenCV to accept white-on-black markers as well
@@ -56,6 +111,27 @@ def make_detector(board: BoardDefinition, inverted_markers: bool = False) -> "cv
     return cv2.aruco.CharucoDetector(board.cv_board(), charuco, params)
 
 
+def detect_frame_or_mirrored(detector, gray: np.ndarray, n_corners: int, inverted: bool = False,
+                             saddle: bool = True) -> tuple[np.ndarray, int, bool]:
+    """:func:`detect_frame`, then, when that finds too few corners, the same on the mirrored image.
+
+    Returns corners in ``gray``'s own pixel coordinates either way, the marker
+    count and whether the board was found mirrored.  Which physical case a
+    mirrored board is (mirrored image or board seen from behind) is decided
+    later from the other cameras (:mod:`calibration.mirror`).
+    """
+    c, m = detect_frame(detector, gray, n_corners, inverted, saddle)
+    found = int(np.isfinite(c[:, 0]).sum())
+    if found >= MIRROR_TRY_BELOW or isinstance(detector, CheckerboardDetector):  # a checkerboard has no mirror
+        return c, m, False
+    cf, mf = detect_frame(detector, cv2.flip(gray, 1), n_corners, inverted, saddle)
+    found_f = int(np.isfinite(cf[:, 0]).sum())
+    if found_f >= MIRROR_MIN_CORNERS and found_f > found:
+        cf[:, 0] = (gray.shape[1] - 1) - cf[:, 0]
+        return cf, mf, True
+    return c, m, False
+
+
 def detect_frame(detector, gray: np.ndarray, n_corners: int, inverted: bool = False,
                  saddle: bool = True) -> tuple[np.ndarray, int]:
     """Corners ``(N, 2)`` (NaN where missing) and the number of markers found in one frame.
@@ -63,6 +139,8 @@ def detect_frame(detector, gray: np.ndarray, n_corners: int, inverted: bool = Fa
     ``saddle`` (default) re-refines OpenCV's corners as intensity saddle points
     (:func:`refine_saddle`) and drops the corners where the two disagree.
     """
+    if isinstance(detector, CheckerboardDetector):
+        return detector.detect(gray, inverted, saddle), 0
     if inverted:
         gray = 255 - gray
     corners, ids, _marker_corners, marker_ids = detector.detectBoard(gray)
@@ -169,6 +247,11 @@ class CameraDetections:
     size: tuple[int, int]
     corners: np.ndarray  # (F, N, 2) float64, NaN where not found
     n_markers: np.ndarray  # (F,) markers of the board's dictionary found
+    mirrored: np.ndarray | None = None  # (F,) bool: the board was found on the mirrored image
+
+    def __post_init__(self) -> None:
+        if self.mirrored is None:
+            self.mirrored = np.zeros(self.corners.shape[0], dtype=bool)
 
     @property
     def n_frames(self) -> int:
@@ -190,10 +273,12 @@ def detect_source(
     n = board.n_corners
     corners: list[np.ndarray] = []
     markers: list[int] = []
+    mirrored: list[bool] = []
     for i, gray in source.frames(gray=True):
-        c, m = detect_frame(detector, gray, n, board.inverted)
+        c, m, flipped = detect_frame_or_mirrored(detector, gray, n, board.inverted)
         corners.append(c)
         markers.append(m)
+        mirrored.append(flipped)
         if on_progress is not None and (i % 8 == 7):
             on_progress(8)
     if on_progress is not None:
@@ -204,6 +289,7 @@ def detect_source(
         source.size,
         np.array(corners, dtype=np.float64).reshape(-1, n, 2),
         np.array(markers, dtype=np.int32),
+        np.array(mirrored, dtype=bool),
     )
 
 
@@ -284,12 +370,14 @@ class Detections:
     frames: np.ndarray  # (C, F) int, -1 = no frame
     n_markers: np.ndarray = field(default=None)  # (C, F)
     sources: list[str] = field(default_factory=list)
+    mirrored: np.ndarray = field(default=None)  # (C, F) bool: board found on the mirrored image
 
     def __post_init__(self) -> None:
         self.corners = np.asarray(self.corners, dtype=np.float64)
         c, f = self.corners.shape[:2]
         if self.n_markers is None:
             self.n_markers = np.zeros((c, f), dtype=np.int32)
+        self.mirrored = np.zeros((c, f), dtype=bool) if self.mirrored is None else np.asarray(self.mirrored, bool)
         if len(self.names) != c or len(self.sizes) != c:
             raise ValueError("names and sizes must have one entry per camera (axis 0 of corners)")
 
@@ -312,7 +400,7 @@ class Detections:
     def subset_instants(self, keep: np.ndarray) -> "Detections":
         return Detections(
             list(self.names), list(self.sizes), self.corners[:, keep], self.frames[:, keep],
-            self.n_markers[:, keep], list(self.sources),
+            self.n_markers[:, keep], list(self.sources), self.mirrored[:, keep],
         )
 
     @classmethod

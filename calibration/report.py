@@ -92,6 +92,13 @@ class CameraReport:
     warnings: list[str] = field(default_factory=list)
     lens_model: str = "full"  # calibration.intrinsics.LENS_MODELS, "held" when given and not refined
     lens_reason: str = ""  # why that model (one line)
+    image_mirrored: bool = False  # its image is mirrored left-right: the rig file holds fx < 0 (calibration.mirror)
+    back_views: int = 0  # views in which it sees the board from behind (a transparent board)
+    # 1-sigma uncertainty from the bundle adjustment's covariance (calibration.uncertainty), relative
+    # to the first camera, along the worst-determined direction
+    sigma_position_mm: float = float("nan")
+    sigma_orientation_deg: float = float("nan")
+    sigma_focal_pct: float = float("nan")  # nan when the focal length was held
 
 
 def metadata(cameras: list[CameraReport], rigidity_mm: float, extra: dict | None = None) -> dict:
@@ -101,6 +108,11 @@ def metadata(cameras: list[CameraReport], rigidity_mm: float, extra: dict | None
             "rmse_px": round(float(c.rmse_px), 4), "views": int(c.views), "corners": int(c.corners),
             "outliers": int(c.outliers), "coverage": round(float(c.coverage), 3),
             "lens_model": c.lens_model, **({"lens_model_reason": c.lens_reason} if c.lens_reason else {}),
+            **{k: round(float(v), 5) for k, v in (("sigma_position_mm", c.sigma_position_mm),
+                                                  ("sigma_orientation_deg", c.sigma_orientation_deg),
+                                                  ("sigma_focal_pct", c.sigma_focal_pct)) if np.isfinite(v)},
+            **({"image_mirrored": True} if c.image_mirrored else {}),
+            **({"board_seen_from_behind_views": int(c.back_views)} if c.back_views else {}),
         }
         for c in cameras
     }
@@ -124,12 +136,20 @@ def print_table(cameras: list[CameraReport], rigidity_mm: float, console=None) -
 
     console = console or Console()
     table = Table(title="calibration report")
-    for col in ("camera", "RMSE px", "views", "corners", "outliers", "coverage", "lens model"):
+    for col in ("camera", "RMSE px", "views", "corners", "outliers", "coverage", "lens model", "σ pos mm",
+                "σ rot deg", "σ focal %"):
         table.add_column(col, justify="right" if col not in ("camera", "lens model") else "left")
+
+    def sig(v, spec):
+        return "-" if not np.isfinite(v) else format(v, spec)
+
     for c in cameras:
-        table.add_row(c.name, f"{c.rmse_px:.3f}", str(c.views), str(c.corners), str(c.outliers), f"{c.coverage:.0%}",
-                      c.lens_model)
+        table.add_row(c.name + (" (mirrored image)" if c.image_mirrored else ""), f"{c.rmse_px:.3f}", str(c.views),
+                      str(c.corners), str(c.outliers), f"{c.coverage:.0%}", c.lens_model,
+                      sig(c.sigma_position_mm, ".2f"), sig(c.sigma_orientation_deg, ".3f"), sig(c.sigma_focal_pct, ".2f"))
     console.print(table)
+    console.print("σ: one standard deviation from the bundle adjustment's covariance, relative to the first camera, "
+                  "along the worst-determined direction; too small when the lens model is simpler than the lens.")
     for c in cameras:
         if c.lens_model not in ("full", "held") and c.lens_reason:
             console.print(f"lens model of {c.name}: {c.lens_model}; {c.lens_reason}")
@@ -166,6 +186,12 @@ def save_png(path: str | Path, rig: Rig, cameras: list[CameraReport], rigidity_m
     ax_err.set_ylabel("reprojection RMSE (px)")
     ax_err.set_title("error per camera; board rigidity RMSE " + (f"{rigidity_mm:.2f} mm" if np.isfinite(rigidity_mm) else "n/a"))
     ax_err.tick_params(axis="x", rotation=45)
+    for i, c in enumerate(cameras):  # the sigmas above each bar
+        if np.isfinite(c.sigma_position_mm):
+            ax_err.annotate(f"σ {c.sigma_position_mm:.1f} mm\n{c.sigma_orientation_deg:.2f}°"
+                            + (f"\nf {c.sigma_focal_pct:.2f} %" if np.isfinite(c.sigma_focal_pct) else ""),
+                            (i, c.rmse_px if np.isfinite(c.rmse_px) else 0.0), textcoords="offset points",
+                            xytext=(0, 3), ha="center", va="bottom", fontsize=7)
     if board_points_world is not None and np.isfinite(board_points_world).any():
         pts = board_points_world.reshape(-1, 3)
         pts = pts[np.isfinite(pts[:, 0])]

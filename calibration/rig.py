@@ -85,3 +85,50 @@ class Rig:
     def reprojection_error(self, points: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """Pixel distance (C, ...) between observed pixels (C, ..., 2) and projected points (..., 3)."""
         return np.linalg.norm(self.project(points) - np.asarray(pixels, dtype=np.float64), axis=-1)
+
+
+# ------------------------------------------------------------ image sizes
+def size_mismatch_warnings(rig: Rig, sizes: dict[str, tuple[int, int]], what: str = "the video") -> list[str]:
+    """One warning per camera whose rig image size differs from ``sizes[name]`` (w, h) of its images.
+
+    Why a warning, not silence: pixel coordinates only mean something at the
+    size the lens was calibrated at.  A few pixels of padding (a Qualisys
+    export says 1088 px where the video is 1080) shift nothing that matters,
+    another resolution shifts everything; either way the user must hear it.
+    """
+    out = []
+    for name, size in sizes.items():
+        if size is None or name not in rig.names:
+            continue
+        mine = tuple(int(v) for v in rig[name].size)
+        theirs = tuple(int(v) for v in size)
+        if mine != theirs:
+            out.append(f"camera {name!r}: the rig's image size is {mine[0]}x{mine[1]} but {what} is "
+                       f"{theirs[0]}x{theirs[1]}")
+    return out
+
+
+def keypoint_extent_warnings(rig: Rig, pixels: np.ndarray, names: list[str], margin: float = 0.02) -> list[str]:
+    """Warnings for cameras whose 2D points ``pixels (C, ..., >=2)`` reach beyond the rig's image size.
+
+    Keypoint files carry no image size, so the extent of the points is the
+    evidence: a detector never puts a point more than ``margin`` of the image
+    outside it, so points up to x = 1900 in a camera the rig says is 1280 wide
+    mean the rig belongs to another resolution.
+    """
+    out = []
+    for c, name in enumerate(names):
+        if name not in rig.names:
+            continue
+        xy = np.asarray(pixels[c], dtype=np.float64)[..., :2].reshape(-1, 2)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if xy.size == 0:
+            continue
+        w, h = rig[name].size
+        hi = xy.max(axis=0)
+        lo = xy.min(axis=0)
+        if hi[0] > w * (1 + margin) or hi[1] > h * (1 + margin) or lo[0] < -w * margin or lo[1] < -h * margin:
+            out.append(f"camera {name!r}: the rig's image size is {w}x{h} but its 2D points span x "
+                       f"{lo[0]:.0f}..{hi[0]:.0f}, y {lo[1]:.0f}..{hi[1]:.0f} px: was it calibrated at another "
+                       "resolution?")
+    return out

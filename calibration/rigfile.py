@@ -5,7 +5,7 @@ One table per camera::
     [cam_0]
     name = "cam_0"
     size = [1280, 720]            # width, height in pixels
-    matrix = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]
+    matrix = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]   # fx < 0: the image is mirrored left-right
     distortions = [k1, k2, p1, p2, k3]
     rotation = [rx, ry, rz]       # Rodrigues vector, world -> camera
     translation = [tx, ty, tz]    # metres, world -> camera
@@ -60,8 +60,9 @@ def camera_from_table(table: dict, section: str, path="<rig>") -> Camera:
     if rot is None or rot.shape not in ((3,), (3, 3)):
         raise InputFileError(path, f"camera [{section}]: key 'rotation' must be a Rodrigues vector [rx, ry, rz] (or a 3x3 matrix), got {table['rotation']!r}")
     tvec = _array(path, section, "translation", table["translation"], (3,))
-    if matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
-        raise InputFileError(path, f"camera [{section}]: key 'matrix' has a non-positive focal length")
+    # fx < 0 is a camera whose image is mirrored left-right (calibration.mirror), fy must be positive
+    if matrix[0, 0] == 0 or matrix[1, 1] <= 0:
+        raise InputFileError(path, f"camera [{section}]: key 'matrix' has a zero fx or a non-positive fy")
     cam = Camera(str(table.get("name", section)), (int(size[0]), int(size[1])), matrix, dist, np.zeros(3), tvec, fisheye)
     if rot.shape == (3, 3):
         cam.R = rot

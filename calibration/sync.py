@@ -3,10 +3,12 @@
 Three ways to say which frames were taken together:
 
 * none: frame ``i`` of every input is instant ``i``;
-* caliscope's ``timestamps.csv`` (``sync_index,cam_id,frame_index,frame_time``):
+* caliscope's ``timestamps.csv`` (``sync_index,cam_id,frame_index,frame_time``,
+  or ``sync_index,cam_id,frame_time`` as older caliscope versions wrote it):
   the frames sharing a ``sync_index`` are one instant; ``cam_id`` ``k`` is the
   input whose name ends in the number ``k`` (``cam_0``, ``port_0``, ...); a
-  camera's rows in ``frame_index`` order are its video's frames 0, 1, 2, ...;
+  camera's rows in ``frame_index`` order (old files: in file order) are its
+  video's frames 0, 1, 2, ...;
 * rigcap's recording format: one CSV per camera, ``frame_index,time_ns``,
   one row per video frame, named after the camera (``cam_0.csv``,
   ``cam_0_timestamps.csv`` or ``cam_0.timestamps.csv``) in one folder, or a
@@ -31,6 +33,7 @@ from calibration.detect import CameraDetections, Detections
 from rigcap.errors import InputFileError, RigcapError
 
 CALISCOPE_HEADER = ["sync_index", "cam_id", "frame_index", "frame_time"]
+CALISCOPE_OLD_HEADER = ["sync_index", "cam_id", "frame_time"]  # caliscope before frame_index was written
 RIGCAP_HEADER = ["frame_index", "time_ns"]
 
 
@@ -50,14 +53,25 @@ def _trailing_int(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def is_caliscope_header(header: Sequence[str]) -> bool:
+    return list(header[:4]) == CALISCOPE_HEADER or list(header[:3]) == CALISCOPE_OLD_HEADER
+
+
 def frames_from_caliscope(path: Path, names: Sequence[str]) -> np.ndarray:
     header, rows = _read_csv(path)
-    if header[:4] != CALISCOPE_HEADER:
-        raise InputFileError(path, f"expected the header {','.join(CALISCOPE_HEADER)}, got {','.join(header)}")
+    if not is_caliscope_header(header):
+        raise InputFileError(path, f"expected the header {','.join(CALISCOPE_HEADER)} (or the older "
+                                   f"{','.join(CALISCOPE_OLD_HEADER)}), got {','.join(header)}")
+    old = list(header[:4]) != CALISCOPE_HEADER
     try:
-        data = np.array([[int(r[0]), int(r[1]), int(r[2])] for r in rows], dtype=np.int64)
+        if old:  # no frame_index: a camera's rows in file order are its frames
+            data = np.array([[int(r[0]), int(r[1]), i] for i, r in enumerate(rows)], dtype=np.int64).reshape(-1, 3)
+        else:
+            data = np.array([[int(r[0]), int(r[1]), int(r[2])] for r in rows], dtype=np.int64).reshape(-1, 3)
     except (ValueError, IndexError):
-        raise InputFileError(path, "every row needs integer sync_index, cam_id and frame_index") from None
+        raise InputFileError(path, "every row needs integer sync_index, cam_id" + ("" if old else " and frame_index")) from None
+    if data.shape[0] == 0:
+        raise InputFileError(path, "no frames listed")
     cam_ids = [_trailing_int(n) for n in names]
     in_file = sorted(set(data[:, 1].tolist()))
     if any(c is None for c in cam_ids) or len(set(cam_ids)) != len(cam_ids):
@@ -158,20 +172,21 @@ def read_timestamps(path: str | Path, names: Sequence[str]) -> np.ndarray:
     """(C, F) frame index per camera per instant from a caliscope CSV or a folder of rigcap CSVs."""
     path = Path(path)
     if path.is_dir():
-        if (path / "timestamps.csv").is_file() and _read_csv(path / "timestamps.csv")[0][:4] == CALISCOPE_HEADER:
+        if (path / "timestamps.csv").is_file() and is_caliscope_header(_read_csv(path / "timestamps.csv")[0]):
             return frames_from_caliscope(path / "timestamps.csv", names)
         return frames_from_rigcap(path, names)
     if not path.is_file():
         raise InputFileError(path, "timestamps file not found")
     header, _ = _read_csv(path)
-    if header[:4] == CALISCOPE_HEADER:
+    if is_caliscope_header(header):
         return frames_from_caliscope(path, names)
     if header[:2] == RIGCAP_HEADER:
         return frames_from_rigcap(path.parent, names)
     raise InputFileError(
         path,
         f"unknown timestamps format (header {','.join(header)}); expected caliscope's "
-        f"{','.join(CALISCOPE_HEADER)} or rigcap's per-camera {','.join(RIGCAP_HEADER)}",
+        f"{','.join(CALISCOPE_HEADER)} (or its older {','.join(CALISCOPE_OLD_HEADER)}) or rigcap's per-camera "
+        f"{','.join(RIGCAP_HEADER)}",
     )
 
 
@@ -185,6 +200,7 @@ def group_detections(per_camera: Sequence[CameraDetections], frames: np.ndarray 
     c, f = frames.shape
     corners = np.full((c, f, n, 2), np.nan)
     markers = np.zeros((c, f), dtype=np.int32)
+    mirrored = np.zeros((c, f), dtype=bool)
     for ci, d in enumerate(per_camera):
         beyond = frames[ci] >= d.n_frames
         if beyond.any():
@@ -195,7 +211,8 @@ def group_detections(per_camera: Sequence[CameraDetections], frames: np.ndarray 
         ok = frames[ci] >= 0
         corners[ci, ok] = d.corners[frames[ci, ok]]
         markers[ci, ok] = d.n_markers[frames[ci, ok]]
+        mirrored[ci, ok] = d.mirrored[frames[ci, ok]]
     return Detections(
         [d.name for d in per_camera], [d.size for d in per_camera], corners, frames, markers,
-        [d.source for d in per_camera],
+        [d.source for d in per_camera], mirrored,
     )

@@ -5,9 +5,11 @@ the board lay on the floor at one instant, its sighting defines the world
 (origin at the board's origin corner, x along the board's squares, z up out
 of the printed face, metres).  Otherwise the world is camera 0's frame.
 
-A rigid change of world frame ``X_new = A @ X_old + b`` moves every camera
-(``R' = R A^T``, ``t' = t - R A^T b``) and every board pose
-(``R_b' = A R_b``, ``t_b' = A t_b + b``) and changes no pixel.
+A rigid change of world frame ``X_new = R_new_old @ X_old + t_new_old`` (the
+transform *new_from_old*, named by its frames as COLMAP's ``cam_from_world``)
+moves every camera (``R' = R R_new_old^T``, ``t' = t - R' t_new_old``) and every
+board pose (``R_b' = R_new_old R_b``, ``t_b' = R_new_old t_b + t_new_old``) and
+changes no pixel.
 
 :func:`compare_rigs` measures a rig against a reference (the synthetic
 truth, or another tool's calibration) after the best rigid alignment of the
@@ -29,43 +31,43 @@ from calibration.rig import Rig
 FLOOR_FROM_BOARD = np.diag([1.0, -1.0, -1.0])
 
 
-def transform_rig(rig: Rig, a: np.ndarray, b: np.ndarray) -> Rig:
-    """The same rig in a new world frame ``X_new = a @ X_old + b`` (``a`` a rotation)."""
+def transform_rig(rig: Rig, r_new_old: np.ndarray, t_new_old: np.ndarray) -> Rig:
+    """The same rig in a new world frame ``X_new = r_new_old @ X_old + t_new_old`` (a rotation, metres)."""
     out = rig.copy()
     for cam in out.cameras:
-        r_new = cam.R @ a.T
-        cam.tvec = cam.tvec - r_new @ b
-        cam.rvec = matrix_to_rodrigues(r_new)
+        r_cam_new = cam.R @ r_new_old.T
+        cam.tvec = cam.tvec - r_cam_new @ t_new_old
+        cam.rvec = matrix_to_rodrigues(r_cam_new)
     return out
 
 
-def transform_board_poses(rvecs: np.ndarray, tvecs: np.ndarray, a: np.ndarray, b: np.ndarray):
-    """Board -> world poses (K, 3) moved into the new world frame ``X_new = a @ X_old + b``."""
-    r = a @ rodrigues_to_matrix(rvecs)
+def transform_board_poses(rvecs: np.ndarray, tvecs: np.ndarray, r_new_old: np.ndarray, t_new_old: np.ndarray):
+    """world_from_board poses (K, 3) moved into the new world frame ``X_new = r_new_old @ X_old + t_new_old``."""
+    r = r_new_old @ rodrigues_to_matrix(rvecs)
     rv = np.array([matrix_to_rodrigues(m) for m in r]).reshape(-1, 3)
-    return rv, np.asarray(tvecs) @ a.T + b
+    return rv, np.asarray(tvecs) @ r_new_old.T + t_new_old
 
 
 def frame_from_board(board_rvec: np.ndarray, board_tvec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(a, b)`` that make the board sighting ``(rvec, tvec)`` (board -> current world) the floor.
+    """``(r_new_old, t_new_old)`` that make the board sighting ``(rvec, tvec)`` (world_from_board) the floor.
 
     The board's origin corner becomes the world origin, its plane ``z = 0``,
     with ``z`` pointing out of the printed face (up, for a board lying face up).
     """
-    rb = rodrigues_to_matrix(np.asarray(board_rvec, float))
-    a = FLOOR_FROM_BOARD @ rb.T
-    return a, -a @ np.asarray(board_tvec, float)
+    r_world_board = rodrigues_to_matrix(np.asarray(board_rvec, float))
+    r_floor_world = FLOOR_FROM_BOARD @ r_world_board.T
+    return r_floor_world, -r_floor_world @ np.asarray(board_tvec, float)
 
 
 def frame_from_camera(rig: Rig, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(a, b)`` that make camera ``index``'s frame the world frame."""
+    """``(r_new_old, t_new_old)`` that make camera ``index``'s frame the world frame (its cam_from_world)."""
     cam = rig.cameras[index]
     return cam.R.copy(), cam.tvec.copy()
 
 
 # ------------------------------------------------------------- comparison
 def kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation ``a`` and translation ``b`` minimising ``|a @ src + b - dst|`` (no scale)."""
+    """dst_from_src: rotation ``a`` and translation ``b`` minimising ``|a @ src + b - dst|`` (no scale)."""
     mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
     h = (src - mu_s).T @ (dst - mu_d)
     u, _, vt = np.linalg.svd(h)

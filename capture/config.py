@@ -17,6 +17,9 @@
     max_restarts = 3                 # a camera process that dies more often is left out
     restart_delay_s = 1.0
 
+    [fusion]                         # optional; keys and defaults: triangulate.fusion_options.FusionOptions
+    alive_window_s = 1.0             # e.g.: stop waiting for a camera silent this long
+
     [[cameras]]
     name = "cam_0"
     source = "usb"                   # usb | video | synthetic
@@ -44,6 +47,7 @@ from pathlib import Path
 
 from rigcap.wire import DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
 from rigcap.errors import InputFileError, read_toml
+from triangulate.fusion_options import FusionOptions
 
 SOURCE_TYPES = ("usb", "video", "synthetic")
 
@@ -74,6 +78,21 @@ class CameraConfig:
     # per-camera detector override
     detector: str | None = None
 
+    def image_size(self) -> tuple[int, int] | None:
+        """The frame size this camera will deliver, when known before starting it: a video file's own
+        size, else the size the config asks for (a USB camera may still deliver another)."""
+        if self.source == "video" and self.path:
+            import cv2
+
+            cap = cv2.VideoCapture(str(self.path))
+            try:
+                if cap.isOpened():
+                    return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            finally:
+                cap.release()
+            return None
+        return tuple(self.size)
+
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v is not None}
 
@@ -91,6 +110,16 @@ class CaptureConfig:
     restart_delay_s: float = 1.0
     path: str | None = None
     raw: dict = field(default_factory=dict)
+    fusion: dict = field(default_factory=dict)  # the [fusion] table, as written
+
+    @property
+    def fps(self) -> float:
+        """The fastest camera's frame rate: what live grouping is timed by."""
+        return max(c.fps_override or c.fps for c in self.cameras)
+
+    def fusion_options(self, **given) -> FusionOptions:
+        """Live fusion settings: the ``[fusion]`` table, then ``given`` (command-line flags) over it."""
+        return FusionOptions.from_table(self.fusion, self.path or "<config>", **{"fps": self.fps, **given})
 
     def detector_for(self, override: str | None = None) -> tuple[str, dict]:
         """The detector a run uses (``--detector`` or the config's) and its options.
@@ -114,7 +143,7 @@ class CaptureConfig:
 
 
 _CAMERA_KEYS = {f.name for f in fields(CameraConfig)} - {"fps_override"}
-_TOP_KEYS = {"rig", "detector", "endpoints", "supervisor", "cameras"}
+_TOP_KEYS = {"rig", "detector", "endpoints", "supervisor", "cameras", "fusion"}
 
 
 def load_config(path: str | Path, check_devices: bool = True) -> CaptureConfig:
@@ -150,6 +179,10 @@ def config_from_dict(data: dict, path="<config>", base_dir: Path | None = None, 
         raise InputFileError(path, f"[detector]: {exc}") from None
     ends = data.get("endpoints", {})
     sup = data.get("supervisor", {})
+    fusion = data.get("fusion", {})
+    if not isinstance(fusion, dict):
+        raise InputFileError(path, "[fusion] must be a table")
+    FusionOptions.from_table(dict(fusion), path, fps=max(c.fps_override or c.fps for c in cameras))  # checked once, here
     rig = data.get("rig")
     rig_file = None
     if rig:
@@ -163,8 +196,9 @@ def config_from_dict(data: dict, path="<config>", base_dir: Path | None = None, 
         sub_endpoint=str(ends.get("sub", DEFAULT_SUB_ENDPOINT)),
         clock_endpoint=str(ends.get("clock", DEFAULT_CLOCK_ENDPOINT)),
         rig_file=rig_file, max_restarts=int(sup.get("max_restarts", 3)),
-        restart_delay_s=float(sup.get("restart_delay_s", 1.0)), path=str(path), raw=data,
+        restart_delay_s=float(sup.get("restart_delay_s", 1.0)), path=str(path), raw=data, fusion=dict(fusion),
     )
+
 
 
 def _camera(raw, i: int, path, base_dir: Path, check_devices: bool) -> CameraConfig:

@@ -9,6 +9,8 @@ unplugged), 4 any other error -- the supervisor restarts on non-zero.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import signal
 import sys
 import threading
@@ -93,11 +95,32 @@ def run_camera(camera: CameraConfig, options: NodeOptions, stop_event=None, repo
         skeleton = detector.skeleton = source.skeleton
     publisher = Publisher(options.pub_endpoint)
     recorder = None
-    if options.record_dir is not None:
-        from capture.recording import CameraRecorder
 
-        recorder = CameraRecorder(options.record_dir, camera.name, skeleton, source.fps,
-                                  dataclasses.asdict(info), video=options.record_video)
+    def recording_stopped(exc: OSError) -> None:
+        """Recording failed (a full disk): say so once, keep the segment readable, keep publishing."""
+        nonlocal recorder
+        why = "disk full" if exc.errno == errno.ENOSPC else str(exc)
+        message = f"recording stopped: {why} (live stream goes on)"
+        _report(report, {"camera": camera.name, "event": "warning", "message": message})
+        print(f"rigcap capture: {camera.name}: {message}", file=sys.stderr, flush=True)
+        if recorder is not None:
+            try:
+                recorder.close()
+            except OSError:  # no room for end.json either: the segment reads as cut, up to its last flush
+                pass
+        recorder = None
+
+    if options.record_dir is not None:
+        from capture.recording import CameraRecorder, low_space_warning
+
+        try:
+            recorder = CameraRecorder(options.record_dir, camera.name, skeleton, source.fps,
+                                      dataclasses.asdict(info), video=options.record_video)
+        except OSError as exc:
+            recording_stopped(exc)
+        if recorder is not None and (warning := low_space_warning(options.record_dir, recorder.bytes_per_s)):
+            _report(report, {"camera": camera.name, "event": "warning", "message": warning})
+            print(f"rigcap capture: {camera.name}: {warning}", file=sys.stderr, flush=True)
     stats = CameraStats(camera.name, source.fps)
     _report(report, {"camera": camera.name, "event": "started", "source": dataclasses.asdict(info),
                           "skeleton": skeleton.name})
@@ -122,7 +145,10 @@ def run_camera(camera: CameraConfig, options: NodeOptions, stop_event=None, repo
             publisher.publish_kp2d(camera.name, frame.index, frame.capture_time_ns, people, skeleton,
                                    t_publish_ns=t_pub)
             if recorder is not None:
-                recorder.write(frame, people)
+                try:
+                    recorder.write(frame, people)
+                except OSError as exc:
+                    recording_stopped(exc)
             stats.update(frame.index, frame.capture_time_ns, people.shape[0], detect_ms, t_pub)
             now = time.monotonic()
             if now >= next_stats:
@@ -136,11 +162,32 @@ def run_camera(camera: CameraConfig, options: NodeOptions, stop_event=None, repo
         snap = stats.snapshot()
         _report(report, {"event": "stats", **snap})
         if recorder is not None:
-            recorder.close()
+            try:
+                recorder.close()
+            except OSError as exc:
+                recording_stopped(exc)
         source.close()
         detector.close()
         publisher.close()
     return code
+
+
+def _stop_with_parent() -> int:
+    """Ask Linux to send us SIGTERM when our parent dies (``PR_SET_PDEATHSIG``); returns the parent's pid.
+
+    The fallback everywhere (and for a parent thread that ends before the
+    process): the capture loop checks that ``os.getppid()`` is still that pid.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl: the watchdog below still works
+            pass
+    return parent
 
 
 def camera_process_main(camera: CameraConfig, options: NodeOptions, stop_flag=None, conn=None) -> None:
@@ -152,16 +199,20 @@ def camera_process_main(camera: CameraConfig, options: NodeOptions, stop_flag=No
     of this process's event pipe.
     """
     local_stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: local_stop.set())  # before PR_SET_PDEATHSIG can send it
+    parent = _stop_with_parent()
 
     class _Either:
+        """Stop when asked (flag, SIGTERM) or when the supervisor is gone (SIGKILLed: no one would stop us)."""
+
         def is_set(self) -> bool:
-            return local_stop.is_set() or (stop_flag is not None and bool(stop_flag.value))
+            return (local_stop.is_set() or (stop_flag is not None and bool(stop_flag.value))
+                    or os.getppid() != parent)
 
     report = PipeReporter(conn) if conn is not None else None
 
     # Ctrl-C reaches the whole process group: the supervisor decides, we wait for its stop event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
     try:
         code = run_camera(camera, options, _Either(), report)
     except Exception as exc:  # reported, then the supervisor restarts us

@@ -35,7 +35,16 @@ Crash safety
 
 ``keypoints`` is the most confident person (NaN when no one was found);
 ``n_persons`` how many the detector saw.  The joint count and names are in the
-segment's JSON.
+segment's JSON.  ``pad`` holds the CRC-32 of the record's other bytes (pad
+taken as 0) when the JSON says ``"record_checksum": "crc32"``, so a zeroed or
+overwritten record is found and left out.
+
+Damage
+    Reading never gives up on a whole session for one bad part: a segment whose
+    JSON is unreadable or lacks ``joint_names`` is skipped, records that fail
+    their checksum or hold impossible frame indices are left out, and a record
+    count that disagrees with ``end.json`` marks the segment cut; each is one
+    line in :attr:`Session.damage` (and :meth:`Session.summary_lines`).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import json
 import os
 import time
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +64,7 @@ import tomli_w
 
 from capture.pose import best_person
 from rigcap.errors import InputFileError
+from rigcap.wire.messages import MAX_FRAME_INDEX, MAX_TIME_NS
 
 SESSION_FILE = "session.toml"
 KEYPOINTS_FILE = "keypoints2d.npz"
@@ -62,6 +73,47 @@ KEYPOINTS_FILE = "keypoints2d.npz"
 def record_dtype(n_joints: int) -> np.dtype:
     return np.dtype([("frame", "<i8"), ("time_ns", "<i8"), ("n_persons", "<i4"), ("pad", "<i4"),
                      ("keypoints", "<f4", (n_joints, 3))])
+
+
+RECORD_CHECKSUM = "crc32"
+# keypoints2d() refuses to allocate more than this for the shared timeline (a bogus frame index, not data)
+MAX_TIMELINE_BYTES = 4 * 1024**3
+
+
+def _record_crc(record_bytes: bytes, pad_offset: int) -> int:
+    """CRC-32 of one record with its ``pad`` field taken as 0, as a signed int32 (the field's type)."""
+    crc = zlib.crc32(record_bytes[:pad_offset])
+    crc = zlib.crc32(b"\0\0\0\0", crc)
+    crc = zlib.crc32(record_bytes[pad_offset + 4:], crc)
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+LOW_SPACE_MINUTES = 10  # warn when the disk holds less than this much of the session's recording rate
+
+
+def low_space_warning(folder: str | Path, bytes_per_s: float, minutes: float = LOW_SPACE_MINUTES) -> str | None:
+    """A one-line warning when ``folder``'s disk has room for less than ``minutes`` at ``bytes_per_s``."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free >= bytes_per_s * minutes * 60:
+        return None
+    return (f"low disk space: {free / 2**20:.0f} MiB free at {folder}, about {free / bytes_per_s / 60:.1f} minutes "
+            f"at this recording's {bytes_per_s / 2**20:.2f} MiB/s (warned below {minutes:g} minutes)")
+
+
+def _write_json(path: Path, obj) -> None:
+    """Write JSON whole or not at all (a full disk leaves no 0-byte description behind)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _iso(ns: int) -> str:
@@ -131,8 +183,12 @@ class CameraRecorder:
         self._dtype = record_dtype(skeleton.n_joints)
         meta = {"camera": camera, "segment": self.segment, "start_time_ns": time.time_ns(), "fps": self.fps,
                 "skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "record_dtype": self._dtype.descr.__repr__(),
+                "record_checksum": RECORD_CHECKSUM,
                 "video": f"{self.stem.name}.avi" if video else None, "pid": os.getpid(), "source": source_info or {}}
-        self.stem.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        _write_json(self.stem.with_suffix(".json"), meta)
+        size = (source_info or {}).get("width", 0) * (source_info or {}).get("height", 0)
+        # MJPEG at OpenCV's default quality is ~0.25 byte per pixel; the records and CSV are tiny beside it
+        self.bytes_per_s = self.fps * (self._dtype.itemsize + 32 + (0.25 * size if video else 0))
         self._csv = open(self.stem.with_suffix(".timestamps.csv"), "w", encoding="utf-8", newline="")
         self._csv.write("frame_index,time_ns\n")
         self._kp = open(self.stem.with_suffix(".kp2d.bin"), "wb")
@@ -142,6 +198,7 @@ class CameraRecorder:
         self.video_frames = 0
         self.last_time_ns: int | None = None
         self._record = np.zeros((), self._dtype)
+        self._pad_offset = self._dtype.fields["pad"][1]
 
     def _open_video(self, image: np.ndarray) -> None:
         import cv2
@@ -168,6 +225,8 @@ class CameraRecorder:
         rec["n_persons"] = people.shape[0]
         best = best_person(people)
         rec["keypoints"] = np.nan if best is None else people[best]
+        rec["pad"] = 0
+        rec["pad"] = _record_crc(rec.tobytes(), self._pad_offset)
         self._kp.write(rec.tobytes())
         self._csv.write(f"{frame.index},{frame.capture_time_ns}\n")
         self.frames += 1
@@ -190,7 +249,7 @@ class CameraRecorder:
             self._kp.close()
             end = {"frames": self.frames, "video_frames": self.video_frames, "last_time_ns": self.last_time_ns,
                    "stop_time_ns": time.time_ns()}
-            self.stem.with_suffix(".end.json").write_text(json.dumps(end), encoding="utf-8")
+            _write_json(self.stem.with_suffix(".end.json"), end)
 
 
 # ------------------------------------------------------------------ reading
@@ -202,8 +261,9 @@ class SegmentRecord:
     times_ns: np.ndarray  # (N,) int64
     n_persons: np.ndarray  # (N,) int32
     keypoints: np.ndarray  # (N, J, 3) float32
-    clean: bool  # closed properly (end marker present)
+    clean: bool  # closed properly (end marker present, record count as it says, no damaged record)
     video: Path | None
+    damage: list[str] = field(default_factory=list)  # one line per problem found
 
     @property
     def n_frames(self) -> int:
@@ -257,10 +317,16 @@ class Session:
     path: Path
     info: dict  # session.toml
     cameras: dict[str, CameraRecording] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # segments that could not be read at all, one line each
+
+    @property
+    def damage(self) -> list[str]:
+        """Every problem found, one line each: unreadable segments, then damaged records and counts."""
+        return self.skipped + [d for c in self.cameras.values() for s in c.segments for d in s.damage]
 
     @property
     def clean(self) -> bool:
-        return "stop" in self.info and all(c.clean for c in self.cameras.values())
+        return "stop" in self.info and not self.skipped and all(c.clean for c in self.cameras.values())
 
     @property
     def camera_names(self) -> list[str]:
@@ -285,6 +351,9 @@ class Session:
         first = min(int(c.frames.min()) for c in cams)
         last = max(int(c.frames.max()) for c in cams)
         n, j = last - first + 1, len(cams[0].joint_names)
+        if n * len(self.cameras) * j * 12 > MAX_TIMELINE_BYTES:
+            raise InputFileError(self.path, f"frame indices span {n} frames ({first}..{last}) for "
+                                 f"{sum(c.n_frames for c in cams)} records: a damaged frame index?")
         kp = np.full((len(self.cameras), n, j, 3), np.nan, np.float32)
         ts = np.full((len(self.cameras), n), -1, np.int64)
         for ci, cam in enumerate(self.cameras.values()):
@@ -306,6 +375,7 @@ class Session:
             state = "clean" if cam.clean else "CUT (process did not stop cleanly; readable up to the last flush)"
             extra = f", {cam.restarts} restart(s)" if cam.restarts else ""
             lines.append(f"{name}: {cam.n_frames} frames, last {when}{extra}: {state}")
+        lines += [f"damaged: {d}" for d in self.damage]
         if "stop" not in self.info:
             lines.append("session: no clean stop recorded")
         return lines
@@ -326,18 +396,51 @@ def _read_csv_times(path: Path) -> dict[int, int]:
     return out
 
 
-def _read_segment(meta_path: Path) -> SegmentRecord:
-    stem = meta_path.with_suffix("")
+def _read_meta(meta_path: Path) -> dict:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputFileError(meta_path, f"unreadable segment description ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InputFileError(meta_path, "unreadable segment description (not a JSON object)")
+    names = meta.get("joint_names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise InputFileError(meta_path, "segment description has no joint_names (a list of joint names)")
+    return meta
+
+
+def _good_records(recs: np.ndarray, checksummed: bool, bin_path: Path, damage: list[str]) -> np.ndarray:
+    """Records that pass their checksum and hold possible frame indices and times; the rest named in ``damage``."""
+    ok = np.ones(recs.size, bool)
+    if checksummed and recs.size:
+        pad_offset = recs.dtype.fields["pad"][1]
+        stored = recs["pad"].copy()
+        raw, size = recs.tobytes(), recs.dtype.itemsize
+        crc = np.array([_record_crc(raw[i * size:(i + 1) * size], pad_offset) for i in range(recs.size)], np.int64)
+        bad = crc != stored
+        if bad.any():
+            damage.append(f"{bin_path}: {int(bad.sum())} of {recs.size} records fail their checksum "
+                          f"(first at record {int(np.argmax(bad))}); left out")
+        ok &= ~bad
+    impossible = ok & ((recs["frame"] < 0) | (recs["frame"] >= MAX_FRAME_INDEX)
+                       | (recs["time_ns"] < 0) | (recs["time_ns"] >= MAX_TIME_NS))
+    if impossible.any():
+        damage.append(f"{bin_path}: {int(impossible.sum())} records with impossible frame indices or times; left out")
+    return recs[ok & ~impossible]
+
+
+def _read_segment(meta_path: Path) -> SegmentRecord:
+    stem = meta_path.with_suffix("")
+    meta = _read_meta(meta_path)
     j = len(meta["joint_names"])
     dtype = record_dtype(j)
     bin_path = stem.with_suffix(".kp2d.bin")
     raw = bin_path.read_bytes() if bin_path.is_file() else b""
     n = len(raw) // dtype.itemsize  # a cut last record is ignored
-    recs = np.frombuffer(raw[: n * dtype.itemsize], dtype=dtype)
+    damage: list[str] = []
+    recs = _good_records(np.frombuffer(raw[: n * dtype.itemsize], dtype=dtype),
+                         meta.get("record_checksum") == RECORD_CHECKSUM, bin_path, damage)
+    n = recs.size
     # The CSV is the timestamps file users read; the binary records carry the same
     # times.  Keep only frames present in both (each is flushed at the same moments).
     csv_times = _read_csv_times(stem.with_suffix(".timestamps.csv"))
@@ -345,9 +448,32 @@ def _read_segment(meta_path: Path) -> SegmentRecord:
     if csv_times and not keep.all():
         recs = recs[keep]
     video = stem.with_suffix(".avi")
+    end_path = stem.with_suffix(".end.json")
+    if end_path.is_file():
+        try:
+            end_frames = json.loads(end_path.read_text(encoding="utf-8")).get("frames")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            end_frames = None
+            damage.append(f"{end_path}: unreadable")
+        if end_frames is not None and end_frames != n:
+            damage.append(f"{bin_path}: end.json says {end_frames} frames, {n} readable")
     return SegmentRecord(stem, meta, recs["frame"].astype(np.int64), recs["time_ns"].astype(np.int64),
                          recs["n_persons"].astype(np.int32), np.array(recs["keypoints"], np.float32),
-                         stem.with_suffix(".end.json").is_file(), video if video.is_file() else None)
+                         end_path.is_file() and not damage, video if video.is_file() else None, damage)
+
+
+def _check_session_info(path: Path, info: dict) -> None:
+    """The fields open_session reads, with the right types (one line naming the file otherwise)."""
+    cameras = info.get("cameras", [])
+    if not isinstance(cameras, list) or not all(isinstance(c, dict) and isinstance(c.get("name", ""), str)
+                                                for c in cameras):
+        raise InputFileError(path, f"cameras = {cameras!r}: expected a list of tables with a name, "
+                             "e.g. [[cameras]] name = \"cam_1\"")
+    fps = info.get("session", {}).get("fps") if isinstance(info.get("session", {}), dict) else None
+    if not isinstance(info.get("session", {}), dict):
+        raise InputFileError(path, "[session] must be a table")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
+        raise InputFileError(path, f"fps = {fps!r}: expected a positive number of frames per second")
 
 
 def open_session(folder: str | Path, write_keypoints: bool = True) -> Session:
@@ -365,12 +491,18 @@ def open_session(folder: str | Path, write_keypoints: bool = True) -> Session:
         info = tomllib.loads(session_file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputFileError(session_file, f"not a valid TOML file ({exc})") from None
+    _check_session_info(session_file, info)
     names = [c["name"] for c in info.get("cameras", []) if "name" in c]
     names += sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in names
                     and any(p.glob("segment-*.json")))
     session = Session(folder, info)
     for name in names:
-        segments = [_read_segment(p) for p in sorted((folder / name).glob("segment-[0-9][0-9][0-9].json"))]
+        segments = []
+        for p in sorted((folder / name).glob("segment-[0-9][0-9][0-9].json")):
+            try:
+                segments.append(_read_segment(p))
+            except InputFileError as exc:  # one damaged segment: the rest of the session still loads
+                session.skipped.append(str(exc))
         joint_names = segments[0].meta["joint_names"] if segments else []
         skeleton = segments[0].meta.get("skeleton", "") if segments else ""
         session.cameras[name] = CameraRecording(name, segments, list(joint_names), skeleton)

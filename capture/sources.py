@@ -68,10 +68,18 @@ def _sleep_until_ns(target_wall_ns: int) -> None:
         time.sleep(remaining / 1e9 if remaining > 2_000_000 else 0.0002)
 
 
+class WallClock:
+    """The wall clock a paced source reads and sleeps on; tests pass a virtual one, so pacing is checked exactly."""
+
+    now_ns = staticmethod(time.time_ns)
+    sleep_until_ns = staticmethod(_sleep_until_ns)
+
+
 class FrameSource:
     """Base class: ``open``, ``read``, ``close`` and the properties ``name``, ``fps``, ``size``."""
 
     kind = "base"
+    clock = WallClock()
 
     def __init__(self, name: str, fps: float, size: tuple[int, int], epoch_ns: int | None = None):
         self.name = name
@@ -362,9 +370,9 @@ class SyntheticCameraSource(FrameSource):
         self.fps = float(self.studio.fps)
         if self.render:
             self.studio.image(self.camera_index, 0)  # the first image builds the renderer's caches (~1 s)
-        self._period_studio = self.studio.n_frames * int(round(1e9 / self.fps))
+        self._period_studio = int(round(self.studio.n_frames * 1e9 / self.fps))  # the studio's length, not n x a rounded period
         # Start with the first frame whose time is still ahead (a restarted process picks up where the rig is).
-        self._next = max(0, int((time.time_ns() - self.epoch_ns) // self.period_ns))
+        self._next = max(0, int((self.clock.now_ns() - self.epoch_ns) // self.period_ns))
         return self
 
     @property
@@ -378,13 +386,13 @@ class SyntheticCameraSource(FrameSource):
 
     def read(self) -> Frame:
         index = self._next
-        now = time.time_ns()
+        now = self.clock.now_ns()
         # Behind schedule by more than a period: drop to the newest due frame, as a live camera does;
         # and skip the frames the studio says this camera never delivers.
         while (self.time_of(index + 1) <= now - self.period_ns
                or self.studio.dropped(self.camera_index, index % self.studio.n_frames)):
             index += 1
-        _sleep_until_ns(self.time_of(index))
+        self.clock.sleep_until_ns(self.time_of(index))
         self._next = index + 1
         f = index % self.studio.n_frames
         wall = self.time_of(index)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from capture.config import CameraConfig, CaptureConfig
 from capture.node import EXIT_OK, NodeOptions, camera_process_main
-from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Backbone
+from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Backbone, EndpointError
 
 
 @dataclass
@@ -112,7 +112,12 @@ class Supervisor:
         if self.started:
             return self
         if self.own_backbone:
-            self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint).start()
+            try:
+                self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint).start()
+            except EndpointError as exc:
+                raise EndpointError(f"another rigcap capture (or another program) already serves "
+                                    f"{self.pub_endpoint} / {self.sub_endpoint}: stop it first, or choose other "
+                                    f"endpoints ({exc})") from None
         if self.clock_endpoint:
             from rigcap.wire import ClockServer
 
@@ -180,7 +185,7 @@ class Supervisor:
             elif kind == "started":
                 slot.status.source = ev.get("source", {})
                 slot.status.state = "running"
-            elif kind == "error":
+            elif kind in ("error", "warning"):
                 slot.status.message = ev.get("message")
                 self._event(ev)
             elif kind == "ended":

@@ -22,3 +22,19 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _bounded(text, lambda v: v >= 0, ">= 0")
+
+
+#: The configs/ folder rigcap ships (beside the packages in a checkout or an editable install).
+SHIPPED_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
+
+
+def shipped_config(name: str) -> str:
+    """A default config file: ``configs/NAME`` in the current folder if there is one, else the one rigcap ships.
+
+    Defaults used to be relative to the current folder, so `rigcap calibrate` run
+    anywhere but the checkout said "configs/board.toml: board definition not found".
+    """
+    from pathlib import Path
+
+    here = Path("configs") / name
+    return str(here) if here.is_file() else str(SHIPPED_CONFIGS / name)

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from capture.config import CameraConfig
-from rigcap.live_session import FusionOptions, LiveSession, run_live
+from rigcap.live_session import LiveSession, run_live
+from triangulate.fusion_options import FusionOptions
 from rigcap.wire import free_tcp_endpoint
 from rigcap.studio.studio import SyntheticStudio
 from triangulate.engine import TriangulationConfig, triangulate
@@ -58,6 +59,10 @@ class DemoOptions:
     out_dir: str | None = None  # points3d.npz, rig.toml, summary.json (the command adds snapshot.png [, demo.mp4])
     video_seconds: float = 0.0  # > 0: the command also renders the last this-many seconds to out_dir/demo.mp4
     start_timeout_s: float = 90.0
+    fusion: FusionOptions | None = None  # None: the defaults at ``fps``
+
+    def fusion_options(self) -> FusionOptions:
+        return self.fusion if self.fusion is not None else FusionOptions(fps=self.fps)
 
     def kill_time_s(self) -> float:
         return self.kill_after_s if self.kill_after_s is not None else 0.4 * self.seconds
@@ -83,6 +88,8 @@ class DemoResult:
     seconds: float  # length of the scored window
     fps_in: float  # camera messages per second into the fusion node
     missed_kp3d: int  # kp3d messages published but not received here (sequence gaps)
+    unscorable_kp3d: int = 0  # valid kp3d left out: fields the scorer needs missing, cameras or times not the studio's
+    malformed_kp3d: int = 0  # kp3d the validator refused (the listener's count)
     fusion: dict = field(default_factory=dict)  # the fusion node's own final summary
     cameras: list = field(default_factory=list)  # camera statuses (dicts)
     kill_camera: str | None = None
@@ -133,6 +140,8 @@ class DemoResult:
             "fps_in": self.fps_in, "fps_out": self.fps_out,
             "cameras_per_instant": float(np.mean(self.cameras_per_instant)) if len(self.points) else float("nan"),
             "missed_kp3d": self.missed_kp3d,
+            "unscorable_kp3d": self.unscorable_kp3d,
+            "malformed_kp3d": self.malformed_kp3d,
             "camera_frames_dropped": int(sum(c.get("stats", {}).get("dropped", 0) for c in self.cameras)),
             "late_dropped": int(self.fusion.get("late_dropped", 0)),
             "malformed": int(self.fusion.get("malformed", 0)),
@@ -184,7 +193,7 @@ def run_demo(options: DemoOptions, on_progress=None, viewer=None) -> DemoResult:
         raise RigcapError(f"--kill-camera {options.kill_camera}: the studio's cameras are {', '.join(rig.names)}")
     cameras = demo_cameras(options, rig.names)
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
-    session = LiveSession(rig, cameras, pub, sub, detector="synthetic", fusion=FusionOptions(fps=options.fps),
+    session = LiveSession(rig, cameras, pub, sub, detector="synthetic", fusion=options.fusion_options(),
                           max_restarts=0, start_delay_s=1.0, session_info={"demo": True, "seed": options.seed})
     received = []
     state = {"kill_time_s": None, "killed": False}
@@ -229,6 +238,7 @@ def run_demo(options: DemoOptions, on_progress=None, viewer=None) -> DemoResult:
     kill_time_s = state["kill_time_s"]
     result = score(state["studio"], session.epoch_ns, state["start_wall_ns"], received, fusion, statuses, run.elapsed_s,
                    fps_in, options.kill_camera if kill_time_s is not None else None, kill_time_s)
+    result.malformed_kp3d = run.malformed
     result.events = [e for e in session.supervisor.events if e.get("event") != "stats"]
     if options.out_dir:
         result.files = write_outputs(result, options)
@@ -250,23 +260,10 @@ def score(studio: SyntheticStudio, epoch_ns: int, start_wall_ns: int, msgs, fusi
           fps_in: float, kill_camera: str | None, kill_time_s: float | None) -> DemoResult:
     """Score received ``kp3d`` messages against the studio's truth, and the offline engine on the same detections."""
     n_f = studio.n_frames
-    period_ns = int(round(1e9 / studio.fps))
-    cycle_ns = n_f * period_ns
     names = studio.rig.names
     seqs = np.array([m.seq for m in msgs])  # all received, before any is left out of the scoring
     missed = int(np.sum(np.maximum(np.diff(seqs) - 1, 0))) if len(seqs) > 1 else 0
-    keep, t_rel = [], []
-    for m in msgs:
-        frames = np.array(list(m.header["frames"].values()), dtype=np.int64)
-        cycles = frames // n_f
-        if cycles.min() != cycles.max():  # straddles the point where the motion repeats
-            continue
-        if cycles[0] > 0 and np.min(frames % n_f) < REPEAT_SETTLE_S * studio.fps:
-            continue
-        keep.append(m)
-        t_rel.append(m.header["t_capture_ns"] - epoch_ns - int(cycles[0]) * cycle_ns)
-    msgs = keep
-    t_rel = np.array(t_rel, dtype=np.int64)
+    msgs, t_rel, dropped = scorable(msgs, names, studio.skeleton.n_joints, n_f, studio.fps, epoch_ns)
     truth = studio.truth_at(t_rel)
     points = np.stack([m.arrays["points"] for m in msgs]).astype(np.float64)
     err = 1000 * np.linalg.norm(points - truth, axis=-1)
@@ -293,7 +290,45 @@ def score(studio: SyntheticStudio, epoch_ns: int, start_wall_ns: int, msgs, fusi
         times_s=(t_cap - start_wall_ns) / 1e9, studio_time_ns=t_rel, added_latency_ms=(t_pub - t_last) / 1e6,
         total_latency_ms=(t_pub - t_cap) / 1e6, receive_latency_ms=(t_recv - t_cap) / 1e6,
         spread_ms=np.array([x["spread_ns"] for x in h]) / 1e6, seconds=seconds, fps_in=fps_in, missed_kp3d=missed,
+        unscorable_kp3d=dropped,
         fusion=fusion, cameras=[_status_dict(s) for s in statuses], kill_camera=kill_camera, kill_time_s=kill_time_s)
+
+
+_SCORED_INTS = ("spread_ns", "t_last_arrival_ns")
+
+
+def scorable(msgs, names, n_joints: int, n_frames: int, fps: float, epoch_ns: int) -> tuple[list, np.ndarray, int]:
+    """The validated kp3d messages the scorer can use, their studio times (ns), and how many were left out.
+
+    The validator (:func:`rigcap.wire.decode`) already bounds times and frame
+    indices; this also needs the optional fields the scorer reads, cameras of
+    the studio, and a studio time inside the motion's cycle (so no int64 can
+    overflow and no truth is looked up outside the studio).
+    """
+    period_ns = int(round(1e9 / fps))
+    cycle_ns = n_frames * period_ns
+    known = set(names)
+    keep, t_rel, dropped = [], [], 0
+    for m in msgs:
+        h = m.header
+        if (not all(type(h.get(k)) is int for k in _SCORED_INTS) or "n_views" not in m.arrays
+                or "error_px" not in m.arrays or not h["frames"] or not set(h["frames"]) <= known
+                or m.points.shape != (n_joints, 3)):
+            dropped += 1
+            continue
+        frames = np.array(list(h["frames"].values()), dtype=np.int64)
+        cycles = frames // n_frames
+        if cycles.min() != cycles.max():  # straddles the point where the motion repeats
+            continue
+        if cycles[0] > 0 and np.min(frames % n_frames) < REPEAT_SETTLE_S * fps:
+            continue
+        t = h["t_capture_ns"] - epoch_ns - int(cycles[0]) * cycle_ns  # Python ints: cannot overflow
+        if not -cycle_ns <= t <= 2 * cycle_ns:  # not the studio's timeline
+            dropped += 1
+            continue
+        keep.append(m)
+        t_rel.append(t)
+    return keep, np.array(t_rel, dtype=np.int64), dropped
 
 
 def _status_dict(status) -> dict:

@@ -25,28 +25,25 @@ from typing import Callable
 
 from calibration import Rig
 from capture.config import CameraConfig
+from capture.pose import declared_skeleton
 from triangulate.fusion_node import FusionNode
+from triangulate.fusion_options import FusionOptions
 from rigcap.wire import Subscriber
 from capture.supervisor import Supervisor
 from rigcap.errors import RigcapError
 
 
 @dataclass
-class FusionOptions:
-    fps: float = 30.0
-    record_dir: str | None = None
-    smoothing: bool = True
-    tolerance_ms: float | None = None
-    deadline_ms: float | None = None
-    alive_window_s: float = 0.5
-    max_clock_skew_s: float | None = 2.0
-    # Remote camera hosts: their backbones' subscriber endpoints and clock offsets (theirs minus ours).
-    remote_endpoints: list = field(default_factory=list)
-    remote_offsets_ns: list = field(default_factory=list)
+class RemoteHosts:
+    """Camera hosts on other machines: their backbones' subscriber endpoints and clock offsets (theirs - ours)."""
+
+    endpoints: list = field(default_factory=list)
+    offsets_ns: list = field(default_factory=list)
 
 
-def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options: FusionOptions, stop_event,
-                        results) -> None:
+def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options: FusionOptions,
+                        remote: RemoteHosts, record_dir: str | None, stop_event, results, skeleton=None,
+                        instant_hooks=()) -> None:
     """Spawn target: run a :class:`FusionNode` until ``stop_event``; put its summary on ``results``.
 
     Stats go onto ``results`` once a second as ``("stats", summary)`` and at the
@@ -57,10 +54,8 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     # Ctrl-C reaches the whole process group: the parent decides and sets stop_event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    node = FusionNode(rig, [sub_endpoint, *options.remote_endpoints], pub_endpoint, fps=options.fps,
-                      record_dir=options.record_dir, smoothing=options.smoothing, tolerance_ms=options.tolerance_ms,
-                      deadline_ms=options.deadline_ms, alive_window_s=options.alive_window_s,
-                      clock_offsets_ns=[0, *options.remote_offsets_ns], max_clock_skew_s=options.max_clock_skew_s)
+    node = FusionNode(rig, [sub_endpoint, *remote.endpoints], pub_endpoint, options, record_dir=record_dir,
+                      clock_offsets_ns=[0, *remote.offsets_ns], skeleton=skeleton, instant_hooks=instant_hooks)
     # Periodic stats: percentiles over the last few seconds; the final summary covers the whole run.
     summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)), recent=int(5 * options.fps))
     results.put(("final", summary))
@@ -77,15 +72,14 @@ class LiveSession:
                  detector: str = "synthetic", detector_options: dict | None = None, record_dir=None,
                  fusion: FusionOptions | None = None, max_restarts: int = 3, start_delay_s: float = 2.0,
                  record_video: bool = True, session_info: dict | None = None, clock_endpoint: str | None = None,
-                 restart_delay_s: float = 1.0):
+                 restart_delay_s: float = 1.0, remote: RemoteHosts | None = None, instant_hooks=()):
         missing = [c.name for c in cameras if c.name not in rig.names]
         if missing:
             raise RigcapError(f"camera(s) {', '.join(missing)} are not in the rig ({', '.join(rig.names)})")
         self.rig = rig
         self.record_dir = Path(record_dir) if record_dir is not None else None
         self.fusion_options = fusion or FusionOptions()
-        if self.record_dir is not None:
-            self.fusion_options.record_dir = str(self.record_dir)
+        self.remote = remote or RemoteHosts()
         self.supervisor = Supervisor(cameras, pub_endpoint, sub_endpoint, record_dir=record_dir, detector=detector,
                                      detector_options=detector_options, max_restarts=max_restarts,
                                      start_delay_s=start_delay_s, record_video=record_video,
@@ -93,12 +87,19 @@ class LiveSession:
                                      restart_delay_s=restart_delay_s)
         self.pub_endpoint = pub_endpoint
         self.sub_endpoint = sub_endpoint
+        # The skeleton is known from the detector when every camera here uses it and no remote host
+        # (with a config of its own) sends: the fusion node is given it instead of voting.
+        self.skeleton = None
+        if not self.remote.endpoints and all(c.detector in (None, detector) for c in cameras):
+            self.skeleton = declared_skeleton(detector, detector_options)
         ctx = mp.get_context("spawn")
         self._stop = ctx.Event()
         self._results = ctx.Queue()
         self._fusion = ctx.Process(target=fusion_process_main, name="rigcap-fusion",
-                                   args=(rig, sub_endpoint, pub_endpoint, self.fusion_options, self._stop,
-                                         self._results), daemon=True)
+                                   args=(rig, sub_endpoint, pub_endpoint, self.fusion_options, self.remote,
+                                         None if record_dir is None else str(record_dir), self._stop, self._results,
+                                         self.skeleton, list(instant_hooks)),
+                                   daemon=True)
         self.latest_fusion_stats: dict = {}
         self.final_fusion_stats: dict = {}
 
@@ -158,6 +159,7 @@ class LiveRun:
     final: dict = field(default_factory=dict)
     statuses: list = field(default_factory=list)
     received: int = 0  # kp3d messages from the first instant on
+    malformed: int = 0  # kp3d messages the validator refused (dropped, never raised)
     last: object = None  # the newest kp3d message (rigcap.wire.Message)
     first_after_s: float | None = None  # start -> first instant (start-up)
     elapsed_s: float = 0.0  # first instant -> end of the loop
@@ -230,6 +232,7 @@ def run_live(session: LiveSession, *, seconds: float | None = None, start_timeou
         run.interrupted = True
     finally:
         run.final, run.statuses = session.stop()
+        run.malformed = listener.malformed
         listener.close()
         if viewer_process is not None:
             viewer_process.terminate()

@@ -118,4 +118,22 @@ def test_cli_writes_png_and_rejects_other_suffixes(tmp_path, repo_root):
     assert main(["board", "--config", str(repo_root / "configs" / "board.toml"), "--out", str(out), "--dpi", "60"]) == 0
     assert out.is_file() and out.stat().st_size > 1000
     assert main(["board", "--config", str(repo_root / "configs" / "board.toml"), "--out", str(tmp_path / "b.jpg")]) == 2
-    assert main(["board", "--config", str(repo_root / "configs" / "board.toml"), "--out", str(out), "--paper", "a4"]) == 2
+    assert main(["board", "--config", str(repo_root / "configs" / "board_a3.toml"), "--out", str(out), "--paper", "a4"]) == 2
+
+
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+def test_default_board_prints_on_a4_and_letter_with_margins(tmp_path, repo_root, paper):
+    """The shipped default fits both common papers with room to spare; the A3 one is kept by name."""
+    board = BoardDefinition.from_toml(repo_root / "configs" / "board.toml")
+    out = tmp_path / "board.pdf"
+    layout = write_board(board, out, paper=paper)
+    box = [float(v) for v in re.search(rb"/MediaBox \[ ([\d. ]+) \]", out.read_bytes()).group(1).split()]
+    assert abs(box[2] * MM_PER_PT - layout.page_mm[0]) < 0.01 and abs(box[3] * MM_PER_PT - layout.page_mm[1]) < 0.01
+    pw, ph = layout.page_mm
+    (bx, by), (bw, bh) = layout.board_origin_mm, layout.board_mm
+    # at least 20 mm of white paper around the board (printers need ~5 mm), the text band below it
+    assert min(bx, pw - bx - bw, ph - by - bh) >= 20.0 and by >= 20.0 + 16.0
+    a3 = BoardDefinition.from_toml(repo_root / "configs" / "board_a3.toml")
+    assert a3.size_m == pytest.approx((0.28, 0.20))
+    with pytest.raises(RigcapError, match="does not fit"):
+        layout_page(a3, paper)

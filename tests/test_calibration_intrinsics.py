@@ -54,6 +54,33 @@ def test_intrinsics_rig_missing_a_camera_is_named(studio):
         calibrate_from_detections(corners, STUDIO_BOARD, [c.size for c in rig], rig.names, intrinsics=other)
 
 
+def test_intrinsics_a_few_pixels_off_in_size_warn_naming_camera_and_sizes(studio):
+    """A Qualisys export says 1088 where the video is 1080: padding, not another resolution: a warning."""
+    rig, corners = studio
+    padded = rig.copy()
+    w, h = rig[2].size
+    padded.cameras[2].size = (w + 8, h)
+    res = calibrate_from_detections(corners, STUDIO_BOARD, [c.size for c in rig], rig.names, intrinsics=padded,
+                                    refine_intrinsics=False, max_instants=60)
+    lines = [x for x in res.warnings if "image size" in x]
+    assert lines == [f"camera 'cam_2': the rig's image size is {w + 8}x{h} but the recording is {w}x{h} "
+                     "(intrinsics used as they are)"]
+    assert lines[0] in res.cameras[2].warnings
+
+
+def test_rig_meeting_images_or_keypoints_of_another_size_warns():
+    from calibration.rig import keypoint_extent_warnings, size_mismatch_warnings
+
+    rig = make_studio_rig(3, seed=0)
+    w, h = rig[0].size
+    assert size_mismatch_warnings(rig, {"cam_0": (w, h), "cam_1": (w, h + 2), "nope": (1, 1)}) == [
+        f"camera 'cam_1': the rig's image size is {w}x{h} but the video is {w}x{h + 2}"]
+    pts = np.random.default_rng(0).uniform(0, 1, (3, 50, 2)) * [w, h]
+    pts[2] *= 1.5  # as if detected on images 1.5 times larger
+    lines = keypoint_extent_warnings(rig, pts, rig.names)
+    assert len(lines) == 1 and lines[0].startswith(f"camera 'cam_2': the rig's image size is {w}x{h}")
+
+
 def test_calibrate_command_reports_an_unreadable_intrinsics_rig(tmp_path, capsys):
     board = STUDIO_BOARD.save(tmp_path / "board.toml")
     (tmp_path / "cam_0").mkdir()

@@ -66,3 +66,23 @@ def test_recording_session_layout(tmp_path):
     np.testing.assert_array_equal(frames, [np.arange(6), np.arange(6)])  # video frames, not capture numbers
     source = open_source(tmp_path / "cam_1")
     assert source.name == "cam_1" and source.path.name == "segment-000.avi" and source.n_frames == 6
+
+
+@pytest.mark.shared_data
+def test_caliscope_old_and_new_timestamp_files_group_alike(shared_data, tmp_path):
+    """caliscope's current file (with frame_index) and the older one without it, written from the same real
+    recording (the older format lists a camera's frames in file order): the same instants."""
+    import csv as csv_mod
+
+    real = shared_data / "caliscope-charuco-4cam" / "extrinsic" / "timestamps.csv"
+    names = ["cam_0", "cam_1", "cam_2", "cam_3"]
+    new = read_timestamps(real, names)
+    rows = list(csv_mod.reader(real.open()))
+    header, body = rows[0], rows[1:]
+    assert header == ["sync_index", "cam_id", "frame_index", "frame_time"]
+    old = tmp_path / "timestamps.csv"
+    old.write_text("sync_index,cam_id,frame_time\n" + "".join(f"{r[0]},{r[1]},{r[3]}\n" for r in body))
+    np.testing.assert_array_equal(read_timestamps(old, names), new)
+    np.testing.assert_array_equal(read_timestamps(tmp_path, names), new)  # the folder holding it, too
+    assert new.shape == (4, 111) and (new >= 0).all()
+    np.testing.assert_array_equal(new[:, :3], [[0, 1, 2]] * 4)

@@ -24,6 +24,9 @@ def test_rigcap_capture_records_synthetic_cameras_and_inspects_the_session(tmp_p
                            "--seconds", "5", "--no-video"], capture_output=True, text=True, timeout=120, cwd=repo_root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "cam_0" in proc.stdout and "clean" in proc.stdout
+    # stdout is a pipe here, as in a log: plain lines, no redrawn table, no terminal escapes
+    assert "\x1b[" not in proc.stdout and "━" not in proc.stdout and "camera=cam_0  state=" in proc.stdout
+    assert proc.stdout.count("grab spread") <= 3  # a block every 10 s and the final one, not 2 redraws a second
     session = open_session(take)
     assert session.clean and session.camera_names == ["cam_0", "cam_1"]
     kp = Keypoints2D.load(take / "keypoints2d.npz")

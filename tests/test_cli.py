@@ -2,7 +2,8 @@
 
 from rigcap.cli import build_parser, main
 
-EXPECTED = {"board", "calibrate", "capture", "demo", "fuse", "live", "synth", "triangulate", "view"}
+EXPECTED = {"analyze", "angles", "batch", "board", "bvh", "calibrate", "capture", "demo", "fuse", "keys", "live", "opensim", "synth", "sync",
+            "triangulate", "view"}
 
 
 def test_help_lists_every_subcommand():

@@ -6,6 +6,7 @@ import pytest
 from rigcap.studio.keypoints import DetectorNoise
 from rigcap.studio.studio import SyntheticStudio
 from triangulate.filters import OneEuroFilter
+from triangulate.fusion_options import FusionOptions
 from triangulate.fusion import FusionEngine, LiveTriangulator, first_person
 
 TRANSIT_NS = 1_500_000
@@ -39,7 +40,7 @@ def mpjpe_mm(studio, fused):
 
 def test_noiseless_instants_triangulate_exactly():
     studio = SyntheticStudio(n_cameras=4, duration_s=1.0, seed=1, noise=DetectorNoise.none(), time_offsets_ms=None)
-    engine = FusionEngine(studio.rig, studio.skeleton, fps=studio.fps)
+    engine = FusionEngine(studio.rig, studio.skeleton, FusionOptions(fps=studio.fps, smoothing=False))
     fused = feed(studio, engine)
     assert len(fused) == studio.n_frames
     assert all(len(i.cameras) == 4 for i in fused)
@@ -49,7 +50,7 @@ def test_noiseless_instants_triangulate_exactly():
 
 def test_noisy_rig_with_offsets_and_drops_stays_accurate():
     studio = SyntheticStudio(n_cameras=4, duration_s=2.0, seed=2, noise=DetectorNoise(), drop_rate=0.05)
-    engine = FusionEngine(studio.rig, studio.skeleton, fps=studio.fps)
+    engine = FusionEngine(studio.rig, studio.skeleton, FusionOptions(fps=studio.fps, smoothing=False))
     fused = feed(studio, engine)
     assert abs(len(fused) - studio.n_frames) <= 2
     assert all(len(set(i.frames.values())) == 1 for i in fused)
@@ -60,7 +61,7 @@ def test_noisy_rig_with_offsets_and_drops_stays_accurate():
 
 def test_dead_camera_leaves_three_view_instants():
     studio = SyntheticStudio(n_cameras=4, duration_s=2.0, seed=3, noise=DetectorNoise(pixel_sigma=1.0))
-    engine = FusionEngine(studio.rig, studio.skeleton, fps=studio.fps, alive_window_ns=200_000_000)
+    engine = FusionEngine(studio.rig, studio.skeleton, FusionOptions(fps=studio.fps, smoothing=False, alive_window_s=0.2))
     fused = feed(studio, engine, dead_camera=2, dead_from=20)
     late = [i for i in fused if min(i.frames.values()) > 30]
     assert late and all("cam_2" not in i.cameras and len(i.cameras) == 3 for i in late)
@@ -130,8 +131,8 @@ def test_live_triangulator_rejects_a_gross_outlier_view():
 def test_live_fusion_is_close_to_the_offline_engine():
     """Same instants through both engines: live (greedy-robust, causal) within 1.2x of the offline engine's MPJPE."""
     studio = SyntheticStudio(n_cameras=4, duration_s=3.0, seed=2)
-    live = feed(studio, FusionEngine(studio.rig, studio.skeleton, fps=studio.fps))
-    offline = feed(studio, FusionEngine(studio.rig, studio.skeleton, fps=studio.fps, method="engine"))
+    live = feed(studio, FusionEngine(studio.rig, studio.skeleton, FusionOptions(fps=studio.fps, smoothing=False)))
+    offline = feed(studio, FusionEngine(studio.rig, studio.skeleton, FusionOptions(fps=studio.fps, smoothing=False), method="engine"))
     assert len(live) == len(offline)
     assert mpjpe_mm(studio, live) < 1.2 * mpjpe_mm(studio, offline)
     assert mpjpe_mm(studio, live) < 15.0
@@ -151,9 +152,8 @@ def test_prior_gate_drops_a_two_view_point_that_jumps():
     for c in (0, 1):
         shifted[c, 0, :2] = studio.rig.cameras[c].project(wrong[None])[0]
     results = {}
-    for gate in (0.3, None):
-        engine = FusionEngine(studio.rig, studio.skeleton, fps=studio.fps,
-                              config=TriangulationConfig(temporal_window=0, refine=False, prior_gate_m=gate))
+    for gate in (FusionOptions.prior_gate_m, None):
+        engine = FusionEngine(studio.rig, studio.skeleton, FusionOptions(fps=studio.fps, smoothing=False, prior_gate_m=gate))
         for f in range(3):  # three clean instants set the prior
             for c in range(3):
                 engine.push(names[c], f, int(ts[c, f]), kp[c, f], int(ts[c, f]))
@@ -162,7 +162,7 @@ def test_prior_gate_drops_a_two_view_point_that_jumps():
             out += engine.push(names[c], 3, int(ts[c, 3]), shifted[c], int(ts[c, 3]))
         out += engine.poll(int(ts[0, 3]) + 10**9)
         results[gate] = out[-1]
-    gated, ungated = results[0.3], results[None]
+    gated, ungated = results[FusionOptions.prior_gate_m], results[None]
     assert gated.cameras == ["cam_0", "cam_1"]
     assert np.isnan(gated.raw_points[0]).all() and gated.n_views[0] == 0
     assert np.isfinite(gated.raw_points[1:]).all(-1).mean() > 0.8  # the consistent joints stay

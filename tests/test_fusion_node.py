@@ -8,6 +8,7 @@ import pytest
 import zmq
 
 from capture.config import CameraConfig
+from triangulate.fusion_options import FusionOptions
 from triangulate.fusion_node import FusionNode, read_fused_recording
 from rigcap.wire import Publisher, Subscriber, free_tcp_endpoint
 from capture.supervisor import Supervisor
@@ -31,8 +32,8 @@ def live_rig(tmp_path):
     sup = Supervisor(synthetic_cameras(), pub, sub, detector="synthetic", max_restarts=0, start_delay_s=1.0)
     out = Subscriber(sub, topics="kp3d")
     sup.start()
-    node = FusionNode(studio.rig, sub, pub, fps=FPS, record_dir=tmp_path / "take", smoothing=False,
-                      alive_window_s=0.3)
+    node = FusionNode(studio.rig, sub, pub, FusionOptions(fps=FPS, smoothing=False, alive_window_s=0.3),
+                      record_dir=tmp_path / "take")
     stop = threading.Event()
     result = {}
     thread = threading.Thread(target=lambda: result.update(node.run(stop)), daemon=True)
@@ -129,7 +130,7 @@ def test_messages_with_another_skeleton_or_camera_are_counted_not_fused(tmp_path
 
     studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=1.0, seed=1)
     with Backbone(pub, sub):
-        node = FusionNode(studio.rig, sub, pub, fps=FPS, skeleton=studio.skeleton)
+        node = FusionNode(studio.rig, sub, pub, FusionOptions(fps=FPS), skeleton=studio.skeleton)
         sender = Publisher(pub)
         time.sleep(0.5)
         now = time.time_ns()
@@ -174,7 +175,7 @@ def test_one_message_from_a_host_with_a_wrong_clock_is_dropped_and_silences_noth
 
     studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=2.0, seed=1)
     with Backbone(pub, sub):
-        node = FusionNode(studio.rig, sub, pub, fps=FPS, smoothing=False)
+        node = FusionNode(studio.rig, sub, pub, FusionOptions(fps=FPS, smoothing=False))
         sender = Publisher(pub)
         time.sleep(0.5)
         t0 = time.time_ns() - 1_500_000_000  # recent past: capture times all before their arrival
@@ -206,7 +207,7 @@ def test_an_unknown_sender_or_one_rig_camera_cannot_choose_the_skeleton():
     studio = SyntheticStudio(n_cameras=2, fps=FPS, duration_s=1.0, seed=1)
     rogue = Skeleton("rogue", ("a", "b"), (("a", "b"),))
     with Backbone(pub, sub):
-        node = FusionNode(studio.rig, sub, pub, fps=FPS, smoothing=False)
+        node = FusionNode(studio.rig, sub, pub, FusionOptions(fps=FPS, smoothing=False))
         sender = Publisher(pub)
         time.sleep(0.5)
         t0 = time.time_ns() - 1_000_000_000

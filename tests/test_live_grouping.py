@@ -2,11 +2,19 @@
 
 import numpy as np
 
+from triangulate.fusion_options import FusionOptions
 from triangulate.live_grouping import InstantGrouper, Observation
 
 PERIOD = 33_333_333  # 30 fps in ns
 CAMS = ["cam_0", "cam_1", "cam_2", "cam_3"]
 
+
+
+def grouper_with(**kw) -> InstantGrouper:
+    """An InstantGrouper with FusionOptions' defaults for what ``kw`` does not set."""
+    defaults = FusionOptions()
+    args = {"alive_window_ns": defaults.alive_window_ns, "max_skew_ns": defaults.max_clock_skew_ns, **kw}
+    return InstantGrouper(CAMS, **args)
 
 def stream(n_frames, offsets_ms, drop=None, dead_after=None, seed=0, transit_ms=(0.5, 3.0)):
     """Messages of all cameras in arrival order: (arrival, Observation)."""
@@ -35,7 +43,7 @@ def run(grouper, msgs):
 
 def test_groups_each_frame_once_with_all_cameras():
     msgs = stream(60, offsets_ms=[0, 4, -3, 7])
-    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
+    grouper = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
     instants = run(grouper, msgs)
     full = [i for i in instants if len(i.observations) == 4]
     assert len(full) == 60 == len(instants)
@@ -49,7 +57,7 @@ def test_groups_each_frame_once_with_all_cameras():
 
 def test_complete_instant_is_emitted_on_last_arrival_without_waiting():
     msgs = stream(30, offsets_ms=[0, 2, 4, 6])
-    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
+    grouper = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
     waits = []
     for m in msgs:
         for inst in grouper.push(m):
@@ -62,7 +70,7 @@ def test_dropped_frames_leave_partial_instants_by_deadline():
     rng = np.random.default_rng(3)
     drop = rng.random((4, 90)) < 0.1
     msgs = stream(90, offsets_ms=[0, 3, 1, 5], drop=drop)
-    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD // 2)
+    grouper = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD // 2)
     instants = run(grouper, msgs)
     for inst in instants:
         assert len({o.frame_index for o in inst.observations.values()}) == 1
@@ -73,7 +81,7 @@ def test_dropped_frames_leave_partial_instants_by_deadline():
 def test_dead_camera_stops_being_waited_for():
     msgs = stream(120, offsets_ms=[0, 3, 1, 5], dead_after={"cam_2": 30})
     deadline = PERIOD // 2
-    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=deadline, alive_window_ns=200_000_000)
+    grouper = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=deadline, alive_window_ns=200_000_000)
     late = []
     for m in msgs:
         for inst in grouper.push(m):
@@ -84,7 +92,7 @@ def test_dead_camera_stops_being_waited_for():
 
 
 def test_messages_from_unknown_cameras_and_late_messages_are_counted():
-    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
+    grouper = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
     kp = np.zeros((3, 3), np.float32)
     assert grouper.push(Observation("ghost", 0, 0, kp, 0)) == []
     assert grouper.unknown_camera == 1
@@ -110,7 +118,7 @@ def frames_delivered(instants, camera="cam_0"):
 def test_a_message_stamped_an_hour_ahead_is_rejected_and_silences_nothing():
     """A remote host with a wrong clock: its message must not move the late watermark an hour ahead."""
     msgs = with_one_bogus_message(stream(60, offsets_ms=[0, 4, -3, 7]), at_frame=10, ahead_ns=3600 * 10**9)
-    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
+    grouper = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
     instants = run(grouper, msgs)
     assert grouper.late_dropped == 0
     assert sum(len(i.observations) == 4 for i in instants) == 60
@@ -121,7 +129,7 @@ def test_a_message_stamped_an_hour_ahead_is_rejected_and_silences_nothing():
 def test_a_message_stamped_ahead_within_the_bound_cannot_silence_the_rig_either():
     """1.5 s ahead passes the clock bound; its instant waits for its time instead of flushing at its deadline."""
     msgs = with_one_bogus_message(stream(120, offsets_ms=[0, 4, -3, 7]), at_frame=10, ahead_ns=1_500_000_000)
-    grouper = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
+    grouper = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD)
     instants = run(grouper, msgs)
     assert grouper.late_dropped == 0
     for cam in CAMS:
@@ -132,11 +140,11 @@ def test_a_message_stamped_ahead_within_the_bound_cannot_silence_the_rig_either(
 
 def test_clock_bound_is_configurable_and_can_be_switched_off():
     kp = np.zeros((3, 3), np.float32)
-    tight = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD, max_skew_ns=100_000_000)
+    tight = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD, max_skew_ns=100_000_000)
     tight.push(Observation("cam_0", 0, 0, kp, 200_000_000))  # 200 ms in transit: beyond a 100 ms bound
     assert tight.clock_outlier == 1 and tight.pending == 0
     # Unrelated clocks (e.g. synthetic capture times, wall-clock arrivals): no bound, no waiting for "the future".
-    off = InstantGrouper(CAMS, tolerance_ns=PERIOD // 2, deadline_ns=PERIOD, max_skew_ns=None)
+    off = grouper_with(tolerance_ns=PERIOD // 2, deadline_ns=PERIOD, max_skew_ns=None)
     off.push(Observation("cam_0", 0, 10**12, kp, 0))
     assert off.clock_outlier == 0
     assert len(off.poll(PERIOD)) == 1

@@ -15,7 +15,9 @@ from triangulate.skeletons import HALPE26, MEDIAPIPE33, Skeleton
 
 
 def kp(persons=1, joints=33, seed=0):
-    return np.random.default_rng(seed).uniform(0, 1000, (persons, joints, 3)).astype(np.float32)
+    arr = np.random.default_rng(seed).uniform(0, 1000, (persons, joints, 3)).astype(np.float32)
+    arr[..., 2] /= 1000  # confidence in [0, 1], as the validator requires
+    return arr
 
 
 def test_kp2d_round_trip_keeps_every_field_and_value():
@@ -174,7 +176,7 @@ def test_publisher_to_subscriber_through_backbone_counts_and_drops_malformed(bac
             if i % 10 == 0:
                 for bad in MALFORMED.values():
                     raw.send_multipart(bad)
-                big = np.zeros((2000, 26, 3), np.float32)  # 624 kB, over the subscriber's limit
+                big = np.zeros((500, 26, 3), np.float32)  # 156 kB: over this subscriber's limit, under the wire's
                 raw.send_multipart(encode_kp2d("cam_0", 0, 0, 0, big, "halpe26", HALPE26.joint_names))
         raw.send_multipart(sentinel(2))
         drain_until_sentinel(2, into=got)

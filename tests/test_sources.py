@@ -76,7 +76,72 @@ def test_missing_video_raises_source_error(tmp_path):
         VideoFileSource("a", tmp_path / "no.mp4").open()
 
 
+class VirtualClock:
+    """Wall clock under the test's control: sleeping moves it; moving ``t`` plays a stalled process."""
+
+    def __init__(self, start_ns: int):
+        self.t = start_ns
+
+    def now_ns(self) -> int:
+        return self.t
+
+    def sleep_until_ns(self, target_ns: int) -> None:
+        self.t = max(self.t, target_ns)
+
+
+def _synthetic_source(studio, epoch, clock=None):
+    cam = CameraConfig("c1", "synthetic", camera_index=1, n_cameras=2, duration_s=1.0, seed=3)
+    src = make_source(cam, epoch)
+    src.studio = studio
+    if clock is not None:
+        src.clock = clock
+    return src.open()
+
+
 def test_synthetic_camera_paces_at_studio_times_with_its_keypoints():
+    """On a virtual clock: every frame delivered exactly at its capture time, with the studio's keypoints,
+    the motion repeating after the studio's length (the scheduler cannot make this flaky)."""
+    pytest.importorskip("rigcap.studio.studio")
+    from rigcap.studio.studio import SyntheticStudio
+
+    studio = SyntheticStudio(n_cameras=2, fps=30.0, duration_s=1.0, seed=3)
+    epoch = 1_700_000_000_000_000_000
+    clock = VirtualClock(epoch - 50_000_000)
+    src = _synthetic_source(studio, epoch, clock)
+    frames, delivered = [], []
+    for _ in range(40):  # past the studio's 30 frames: the motion repeats
+        frames.append(src.read())
+        delivered.append(clock.now_ns())
+    expected = [i for i in range(45) if not studio.dropped(1, i % studio.n_frames)][:40]
+    assert [f.index for f in frames] == expected
+    for f, t_out in zip(frames, delivered):
+        assert t_out == f.capture_time_ns == src.time_of(f.index)
+        np.testing.assert_array_equal(f.keypoints[0], studio.keypoints(1, f.index % studio.n_frames))
+    first_repeat = next(f for f in frames if f.index >= studio.n_frames)
+    assert first_repeat.capture_time_ns - src.time_of(first_repeat.index - studio.n_frames) == pytest.approx(1e9, abs=1e6)
+
+
+def test_synthetic_camera_behind_schedule_drops_to_the_newest_due_frame():
+    """A process held up for 5 periods skips the frames a live camera would have dropped, then paces again."""
+    pytest.importorskip("rigcap.studio.studio")
+    from rigcap.studio.studio import SyntheticStudio
+
+    studio = SyntheticStudio(n_cameras=2, fps=30.0, duration_s=1.0, seed=3)
+    epoch = 1_700_000_000_000_000_000
+    clock = VirtualClock(epoch)
+    src = _synthetic_source(studio, epoch, clock)
+    first = [src.read() for _ in range(3)]
+    clock.t += 5 * src.period_ns  # the machine stalls
+    late = src.read()
+    assert late.index >= first[-1].index + 3  # frames in the stall are gone, not delivered late in a burst
+    assert src.time_of(late.index + 1) > clock.now_ns() - src.period_ns  # the newest due frame
+    after = [src.read() for _ in range(3)]  # the one frame still due goes out at once, then on schedule again
+    assert [f.index for f in after] == sorted({f.index for f in after}) and after[0].index > late.index
+    assert clock.now_ns() == after[-1].capture_time_ns
+
+
+def test_synthetic_camera_on_the_real_clock_never_delivers_early():
+    """Real clock, real images: frames come in order, never before their capture time (lateness is the machine's)."""
     pytest.importorskip("rigcap.studio.studio")
     from rigcap.studio.studio import SyntheticStudio
 
@@ -88,15 +153,13 @@ def test_synthetic_camera_paces_at_studio_times_with_its_keypoints():
     src.studio = studio
     src.open()
     frames, delivered = [], []
-    for _ in range(40):  # past the studio's 30 frames: the motion repeats
+    for _ in range(10):
         frames.append(src.read())
         delivered.append(time.time_ns())
     src.close()
-    assert [f.index for f in frames] == list(range(40))
-    for f, t_out in zip(frames[:30], delivered):
-        assert f.capture_time_ns == epoch + studio.capture_time_ns(1, f.index)
-        np.testing.assert_array_equal(f.keypoints[0], studio.keypoints(1, f.index))
+    indices = [f.index for f in frames]
+    assert indices == sorted(set(indices))
+    for f, t_out in zip(frames, delivered):
+        assert f.capture_time_ns == src.time_of(f.index)
         assert f.image.shape == (720, 1280, 3)
-        # paced: never delivered before its capture time (lateness depends on the machine's load)
         assert t_out >= f.capture_time_ns - 1e6
-    assert frames[30].capture_time_ns - frames[0].capture_time_ns == pytest.approx(1e9, abs=10e6)

@@ -203,3 +203,72 @@ def test_replay_plays_at_the_recorded_rate(files):
     win = replay_window(rig, p3d, fps=20.0, size=(160, 120), visible=False, max_seconds=1.0)
     assert win.skeleton is HALPE26
     assert 3 <= win.updates <= 22  # 20 frames a second for one second, never faster
+
+
+def test_live_view_shows_the_chosen_angles_and_the_rep_count_beside_the_skeleton():
+    protocol = pytest.importorskip("rigcap.wire")
+    from rigcap.analysis.angles import ANGLE_NAMES
+    from viewer.live import AnglesSource, angles_text, view_live
+
+    values = np.full(len(ANGLE_NAMES), np.nan)
+    values[ANGLE_NAMES.index("knee_flexion_left")] = 93.4
+    msg = protocol.decode(protocol.encode_angles(1, 5, ANGLE_NAMES, values, exercise="squat", reps=[3]))
+    assert angles_text(msg, ("knee_flexion_left", "hip_flexion_left")) == \
+        "knee flexion left: 93 deg\nhip flexion left: -\nsquat reps: 3"
+
+    rig = ring_rig(3)
+    pub = protocol.Publisher("tcp://127.0.0.1:*", bind=True)
+    endpoint = pub.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+    base = stick_figure().astype(np.float32)
+    stop = threading.Event()
+
+    def publish():
+        i = 0
+        while not stop.is_set():
+            pub.publish_kp3d(i, base, cameras=["cam_0"], frames={"cam_0": i}, skeleton_name="halpe26",
+                             joints_sha1_hex="0" * 8)
+            pub.publish_angles(i, ANGLE_NAMES, values, exercise="squat", reps=[3])
+            i += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    texts = []
+    orig = SceneWindow.set_text
+
+    def spy(self, text, *a, **k):
+        texts.append(text)
+        return orig(self, text, *a, **k)
+
+    try:
+        SceneWindow.set_text = spy
+        win, _ = view_live(rig, endpoint, size=(320, 240), rate_hz=60.0, visible=False, max_seconds=1.5,
+                           angles=("knee_flexion_left",))
+    finally:
+        SceneWindow.set_text = orig
+        stop.set()
+        t.join(5)
+        pub.close()
+    assert "knee flexion left: 93 deg\nsquat reps: 3" in texts
+    assert win._text == "knee flexion left: 93 deg\nsquat reps: 3"
+    assert isinstance(AnglesSource, type)
+
+
+def test_text_mesh_is_drawn_beside_the_skeleton():
+    rig = ring_rig(3)
+    stream = iter([(stick_figure(), None)] + [None] * 5)
+    win = SceneWindow(rig, None, (640, 480), visible=False)
+    images = []
+
+    def tick(w):
+        if w.updates and w._text_mesh is None and not images:
+            images.append(w.capture())
+            w.set_text("knee 93 deg\nsquat reps: 3")
+        elif w._text_mesh is not None and len(images) == 1:
+            images.append(w.capture())
+
+    win.run(lambda: next(stream, None), rate_hz=200.0, max_seconds=0.3, on_tick=tick)
+    assert len(images) == 2
+    before, after = images[0].astype(int), images[1].astype(int)
+    yellow = (after[..., 0] > 180) & (after[..., 1] > 150) & (after[..., 2] < 120)
+    assert yellow.sum() > 100 and yellow.sum() > 10 * ((before[..., 0] > 180) & (before[..., 1] > 150) & (before[..., 2] < 120)).sum()

@@ -408,17 +408,33 @@ def match_cameras(rig: Rig, names: Sequence[str]) -> list[Camera]:
 
 def _plausibility_warnings(cameras: Sequence[Camera], kp: np.ndarray) -> list[str]:
     """Warn when a camera's keypoints mostly lie outside its image (wrong rig, order or rotation)."""
+    return outside_image_warnings(cameras, [k[..., :2] for k in kp], "of its keypoints lie")
+
+
+def outside_image_warnings(cameras: Sequence[Camera], xy, what: str, present=None) -> list[str]:
+    """One line per camera whose pixels ``xy[c]`` (..., 2) mostly (over 20%) fall outside its image.
+
+    The one test of "does this rig match this data" (``triangulate`` runs it on
+    the 2D keypoints, ``rigcap view`` on the 3D points projected through the
+    rig).  A pixel counts as inside within a 10% margin around the image.
+    ``present[c]`` (...) marks the entries that count; a non-finite pixel among
+    them (a point behind the camera) counts as outside.  Default: the finite
+    pixels only.  Fewer than 10 entries: no verdict.
+    """
     out = []
-    for cam, k in zip(cameras, kp):
-        xy = k[..., :2].reshape(-1, 2)
-        xy = xy[np.isfinite(xy).all(-1)]
-        if len(xy) < 10:
+    for c, cam in enumerate(cameras):
+        p = np.asarray(xy[c], dtype=np.float64).reshape(-1, 2)
+        keep = np.isfinite(p).all(-1) if present is None else np.asarray(present[c], bool).reshape(-1)
+        p = p[keep]
+        if len(p) < 10:
             continue
         w, h = cam.size
-        outside = ((xy[:, 0] < -0.1 * w) | (xy[:, 0] > 1.1 * w) | (xy[:, 1] < -0.1 * h) | (xy[:, 1] > 1.1 * h)).mean()
+        with np.errstate(invalid="ignore"):
+            inside = (p[:, 0] >= -0.1 * w) & (p[:, 0] <= 1.1 * w) & (p[:, 1] >= -0.1 * h) & (p[:, 1] <= 1.1 * h)
+        outside = 1.0 - inside.mean()
         if outside > 0.2:
-            out.append(f"camera {cam.name!r}: {100 * outside:.0f}% of its keypoints lie outside its "
-                       f"{w}x{h} image: does the rig match this video (camera order, size, rotation)?")
+            out.append(f"camera {cam.name!r}: {100 * outside:.0f}% {what} outside its "
+                       f"{w}x{h} image: does the rig match this data (camera order, size, rotation)?")
     return out
 
 

@@ -169,8 +169,18 @@ EXPORTERS = {"trc": write_trc, "csv": write_csv, "c3d": write_c3d}
 
 def export_all(points: Points3D, npz_path: str | Path, formats=("trc", "csv", "c3d"), trc_units: str = "m",
                trc_up: str = "y") -> list[Path]:
-    """Write the requested formats next to ``npz_path`` (same stem); returns the paths written."""
+    """Write the requested formats next to ``npz_path`` (same stem); returns the paths written.
+
+    A multi-person file writes one set per person, ``<stem>_P<id>.trc`` etc.
+    (``id`` from ``person_ids``): OpenSim and C3D tools expect one subject per file.
+    """
     base = Path(npz_path).with_suffix("")
+    if points.multi_person:
+        out = []
+        for i, pid in enumerate(points.person_ids):
+            out += export_all(points.person(i), base.with_name(f"{base.name}_P{int(pid)}.npz"), formats,
+                              trc_units, trc_up)
+        return out
     out = []
     for fmt in formats:
         if fmt not in EXPORTERS:

@@ -37,6 +37,8 @@ from calibration import Rig
 from triangulate.dlt import LinearTriangulator, solve_terms
 from triangulate.engine import TriangulationConfig, Triangulator
 from triangulate.filters import OneEuroFilter
+from triangulate.fusion_options import FusionOptions
+from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
 from triangulate.skeletons import Skeleton
 
@@ -47,7 +49,6 @@ LIVE_MIN_CUTOFF_HZ = 1.0
 LIVE_BETA = 30.0
 # A prior (the joint's last accepted position) older than this is not used by the gate.
 PRIOR_MAX_AGE_S = 0.25
-PRIOR_GATE_BASE_M = 0.15
 PRIOR_MAX_SPEED = 3.0  # m/s
 # Views tried for removal per round of outlier rejection (the ones with the largest residuals).
 LOO_CANDIDATES = 4
@@ -68,6 +69,7 @@ class FusedInstant:
     frames: dict[str, int]  # camera -> its frame index
     spread_ns: int  # capture-time spread across those cameras
     last_arrival_ns: int  # when the instant's last message arrived
+    person_ids: np.ndarray | None = None  # (P,) with several people: points etc. gain a leading persons axis
 
 
 def first_person(keypoints: np.ndarray, n_joints: int) -> np.ndarray:
@@ -107,20 +109,10 @@ class LiveTriangulator:
         self.config = config or TriangulationConfig()
         self.lin = LinearTriangulator(np.array([np.hstack([c.R, c.tvec[:, None]]) for c in self.cameras]),
                                       np.array([c.matrix for c in self.cameras]))
-        k = np.array([c.matrix for c in self.cameras])
-        self._f = np.stack([k[:, 0, 0], k[:, 1, 1]], axis=-1)  # (C, 2)
-        self._pp = k[:, :2, 2]
-        self._skew = k[:, 0, 1] / k[:, 0, 0]  # x = (u - cx - skew_px * y) / fx
-        self._special = [i for i, c in enumerate(self.cameras) if c.fisheye or c.dist.size > 5]
-        self._dist = np.zeros((len(self.cameras), 5))
-        for i, c in enumerate(self.cameras):
-            if i not in self._special:
-                self._dist[i, :c.dist.size] = c.dist
-        self._any_dist = bool(np.any(self._dist))
-        self._tangential = self._dist[:, 3] + 1j * self._dist[:, 2]  # p2 + i p1
-        k1, k2, k3 = self._dist[:, 0], self._dist[:, 1], self._dist[:, 4]
-        self._inverse_series = (-k1, 3 * k1**2 - k2, -12 * k1**3 + 8 * k1 * k2 - k3,
-                                55 * k1**4 - 55 * k1**2 * k2 + 5 * k2**2 + 10 * k1 * k3)
+        # one batch over all cameras: the cameras' lens groups, as the offline engine undistorts
+        # three Newton steps: with two, the last step (~1e-8) is above the tolerance for most points and
+        # a masked fourth pass costs more than a third step over all (one instant is small)
+        self.lens = LensBatch(self.cameras, iterations=3, tol=1e-9)  # normalised units: ~1e-6 px
 
     @property
     def n_cameras(self) -> int:
@@ -129,47 +121,15 @@ class LiveTriangulator:
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
         """(N, C, 3) pixels + confidence (NaN where missing) -> (N, C, 3) normalised x, y + weight (0 = unused).
 
-        Undistorts all cameras at once (one vectorised fixed-point iteration,
-        as OpenCV's ``undistortPoints`` does, run to convergence); cameras with
-        a fisheye or rational model go through :meth:`Camera.undistort`.
-        :class:`triangulate.lens.LensBatch` (Newton) gives the same result
-        (to 1e-10) and is faster on large batches, but for the one instant of
-        the latency path this takes ~1/3 less time (fewer array operations),
-        and that is what sets the added latency.
+        Undistorts all cameras at once through :class:`triangulate.lens.LensBatch`
+        (:mod:`calibration.lens_model`'s Newton solve, the camera matrix's skew
+        included), the same lens model the offline engine uses.
         """
         kp = np.asarray(pixels, dtype=np.float64)
         conf = kp[..., 2]
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(kp).all(-1) & (conf >= self.config.min_confidence)
-        xy = np.where(ok[..., None], kp[..., :2], self._pp)
-        xy = (xy - self._pp) / self._f  # distorted normalised coordinates
-        xy[..., 0] -= self._skew * xy[..., 1]
-        # Complex form z = x + iy halves the array operations per step (their fixed cost is
-        # what matters for one instant): tangential distortion is P r^2 + 2 z Re(conj(P) z)
-        # with P = p2 + i p1.
-        zd = xy[..., 0] + 1j * xy[..., 1]
-        z = zd
-        if self._any_dist:
-            k1, k2, _, _, k3 = self._dist.T
-            tang = self._tangential  # (C,) complex P
-            # Start close: remove the (small) tangential term at the distorted point, then invert
-            # the radial polynomial by its series (Drap & Lefevre 2016, error O(r^10)); the
-            # fixed-point iteration then converges in one to three steps instead of ~12.
-            r2 = zd.real * zd.real + zd.imag * zd.imag
-            zt = zd - tang * r2 - 2.0 * zd * (tang.conj() * zd).real
-            r2 = zt.real * zt.real + zt.imag * zt.imag
-            b1, b2, b3, b4 = self._inverse_series
-            z = zt * (1.0 + r2 * (b1 + r2 * (b2 + r2 * (b3 + r2 * b4))))
-            for _ in range(30):
-                r2 = z.real * z.real + z.imag * z.imag
-                new = (zd - tang * r2 - 2.0 * z * (tang.conj() * z).real) / (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)))
-                step = np.abs(new - z).max(initial=0.0)
-                z = new
-                if not step > 1e-9:  # normalised units: ~1e-6 px
-                    break
-        und = np.stack([z.real, z.imag], axis=-1)
-        for c in self._special:
-            und[:, c] = self.cameras[c].undistort(kp[:, c, :2])
+        und = self.lens(kp[..., :2].transpose(1, 0, 2)).transpose(1, 0, 2)
         out = np.empty(kp.shape)
         ok &= np.isfinite(und).all(-1)
         out[..., :2] = np.where(ok[..., None], und, 0.0)
@@ -257,12 +217,9 @@ def _solve(q: np.ndarray, weights: np.ndarray) -> np.ndarray:
 class FusionEngine:
     """Group per-camera keypoints into instants, triangulate, filter.
 
-    ``tolerance_ns`` defaults to half a frame period: two frames of one camera
-    can never fall into one instant.  ``deadline_ns`` (default one frame
-    period) bounds how long an instant waits for a straggler.  ``max_skew_ns``
-    rejects messages whose capture time is that far from their arrival (a wrong
-    clock); ``None`` when the two are on unrelated clocks (see
-    :mod:`triangulate.live_grouping`).
+    ``options`` (:class:`triangulate.fusion_options.FusionOptions`) holds the
+    grouping, clock, smoothing and gate settings and their defaults (see
+    :mod:`triangulate.live_grouping` for what they do).
 
     :meth:`push` fuses what one message completes; :meth:`collect` +
     :meth:`fuse` let a caller that drained many messages triangulate all the
@@ -273,18 +230,14 @@ class FusionEngine:
         self,
         rig: Rig,
         skeleton: Skeleton,
+        options: FusionOptions | None = None,
         config: TriangulationConfig | None = None,
-        fps: float = 30.0,
-        tolerance_ns: int | None = None,
-        deadline_ns: int | None = None,
-        alive_window_ns: int = 1_000_000_000,
-        smoothing: OneEuroFilter | None = None,
         method: str = "live",
-        max_skew_ns: int | None = 2_000_000_000,
     ):
+        options = options or FusionOptions()
+        self.options = options
         if method not in ("live", "engine"):
             raise ValueError(f"method must be 'live' or 'engine', got {method!r}")
-        period = int(1e9 / fps)
         self.rig = rig
         self.skeleton = skeleton
         self.method = method
@@ -294,15 +247,17 @@ class FusionEngine:
             self.live = LiveTriangulator(rig, self.config)
         else:
             self.triangulator = Triangulator(rig, self.config, skeleton)
-        self.grouper = InstantGrouper(
-            rig.names,
-            tolerance_ns if tolerance_ns is not None else period // 2,
-            deadline_ns if deadline_ns is not None else period,
-            alive_window_ns,
-            max_skew_ns,
-        )
-        self.smoothing = smoothing
+        self.grouper = InstantGrouper(rig.names, options.tolerance_ns, options.deadline_ns,
+                                      options.alive_window_ns, options.max_clock_skew_ns,
+                                      max_jump_ns=options.max_clock_jump_ns)
+        self.smoothing = live_filter() if options.smoothing else None
         self._index = {name: i for i, name in enumerate(rig.names)}
+        self.people = None
+        if options.persons != 1:
+            if method != "live":
+                raise ValueError("several people are fused by the live method only")
+            self.people = LivePeople(self.live, skeleton, options.persons or None,
+                                     self.config.min_confidence, options.smoothing)
         self._prior = np.full((skeleton.n_joints, 3), np.nan)  # last accepted position per joint
         self._prior_t = np.full(skeleton.n_joints, np.iinfo(np.int64).min // 2, dtype=np.int64)
 
@@ -316,14 +271,14 @@ class FusionEngine:
         Only accepted points update the prior, and a stale prior is ignored, so
         a bad prior cannot lock a joint out for long.
         """
-        if self.config.prior_gate_m is None:  # the config's switch; the live gate's size is below
+        if self.options.prior_gate_m is None:
             return
         ok = np.isfinite(points).all(-1)
         age_s = (time_ns - self._prior_t) * 1e-9
         recent = age_s <= PRIOR_MAX_AGE_S
         # The gate widens with the prior's age: a joint may move PRIOR_MAX_SPEED meanwhile.
         d = points - self._prior
-        gate = PRIOR_GATE_BASE_M + PRIOR_MAX_SPEED * age_s
+        gate = self.options.prior_gate_m + PRIOR_MAX_SPEED * age_s
         far = np.einsum("jk,jk->j", d, d) > gate * gate
         drop = ok & (views <= 2) & recent & far
         if drop.any():
@@ -337,7 +292,10 @@ class FusionEngine:
     def collect(self, camera: str, frame_index: int, capture_time_ns: int, keypoints: np.ndarray,
                 arrival_ns: int) -> list[Instant]:
         """Add one message; return the instants it completes, not yet triangulated."""
-        kp = first_person(keypoints, self.skeleton.n_joints)
+        if self.people is not None:
+            kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, self.skeleton.n_joints, 3)
+        else:
+            kp = first_person(keypoints, self.skeleton.n_joints)
         obs = Observation(camera, int(frame_index), int(capture_time_ns), kp, int(arrival_ns))
         return self.grouper.push(obs)
 
@@ -352,6 +310,8 @@ class FusionEngine:
         """Triangulate instants (oldest first) in one batch, then filter them in order."""
         if not instants:
             return []
+        if self.people is not None:
+            return [self.people.fuse(inst, self._index) for inst in instants]
         n_b, n_c, n_j = len(instants), len(self.rig), self.skeleton.n_joints
         if self.method == "live":
             pixels = np.full((n_b, n_j, n_c, 3), np.nan)
@@ -388,3 +348,82 @@ class FusionEngine:
                 last_arrival_ns=inst.last_arrival_ns,
             ))
         return out
+
+
+class LivePeople:
+    """Several people live, one instant at a time: association with the tracks as prior, tracking,
+    the live triangulator on every person's views at once, One-Euro per identity.
+
+    Publishes confirmed tracks only (seen ``min_hits`` instants), at most
+    ``max_persons`` (None: all), ordered by id.
+    """
+
+    def __init__(self, live: LiveTriangulator, skeleton: Skeleton, max_persons: int | None, min_confidence: float,
+                 smoothing: bool):
+        from triangulate.association import AssociationConfig, CrossViewAssociator
+        from triangulate.tracking import PersonTracker
+
+        self.live = live
+        self.skeleton = skeleton
+        self.max_persons = max_persons
+        self.associator = CrossViewAssociator(live.lin, AssociationConfig(min_confidence=min_confidence))
+        self.tracker = PersonTracker(skeleton)
+        self.smoothing = smoothing
+        self.filters: dict[int, OneEuroFilter] = {}
+        self._t0: int | None = None
+
+    def fuse(self, inst: Instant, index: dict[str, int]) -> FusedInstant:
+        n_c, n_j = self.live.n_cameras, self.skeleton.n_joints
+        n_p = max([o.keypoints.shape[0] for o in inst.observations.values()] + [0])
+        pixels = np.full((n_p, n_j, n_c, 3), np.nan)
+        for name, o in inst.observations.items():
+            pixels[: o.keypoints.shape[0], :, index[name]] = o.keypoints
+        obs = self.live.normalise(pixels.reshape(n_p * n_j, n_c, 3)).reshape(n_p, n_j, n_c, 3)
+        xn = np.where(obs[..., 2:] > 0, obs[..., :2], np.nan).transpose(2, 0, 1, 3)  # (C, P, J, 2)
+        conf = obs[..., 2].transpose(2, 0, 1)
+        if self._t0 is None:
+            self._t0 = inst.time_ns
+        t = (inst.time_ns - self._t0) * 1e-9
+        a = self.associator.associate(xn, conf, self.tracker.predict(t))  # conf: the live weights (0 = unused)
+        keys = self.tracker.update(t, a.track, a.points)
+        ids = self.tracker.ids()
+        # every group's views, with the slot's normalised observation, triangulated at once
+        cs, ps = np.nonzero(a.group >= 0)
+        group_obs = np.zeros((len(a.track), n_j, n_c, 3))
+        group_obs[a.group[cs, ps], :, cs] = obs[ps, :, cs]
+        res = self.live.solve(group_obs.reshape(-1, n_c, 3)) if len(a.track) else None
+        out_ids, pts, raw, err, views = [], [], [], [], []
+        seen_keys = {}
+        for g, k in enumerate(keys):
+            if k < 0 or ids[k] <= 0:
+                continue
+            if k in seen_keys:  # merged duplicates: keep the group with more views
+                if a.n_views[g] <= a.n_views[seen_keys[k]]:
+                    continue
+            seen_keys[int(k)] = g
+        for k, g in sorted(seen_keys.items(), key=lambda kv: ids[kv[0]]):
+            pid = int(ids[k])
+            p = res.points.reshape(-1, n_j, 3)[g]
+            out_ids.append(pid)
+            raw.append(p)
+            err.append(res.error_px.reshape(-1, n_j)[g])
+            views.append(res.n_views.reshape(-1, n_j)[g])
+            if self.smoothing:
+                f = self.filters.setdefault(pid, live_filter())
+                p = f.update(p, inst.time_ns * 1e-9)
+            pts.append(p)
+        if self.max_persons is not None and len(out_ids) > self.max_persons:
+            out_ids, pts, raw, err, views = (x[: self.max_persons] for x in (out_ids, pts, raw, err, views))
+        shape = (0, n_j)
+        return FusedInstant(
+            time_ns=inst.time_ns,
+            points=np.array(pts).reshape(shape + (3,)) if not pts else np.stack(pts),
+            raw_points=np.array(raw).reshape(shape + (3,)) if not raw else np.stack(raw),
+            error_px=np.zeros(shape) if not err else np.stack(err),
+            n_views=np.zeros(shape, int) if not views else np.stack(views),
+            cameras=inst.cameras,
+            frames={name: o.frame_index for name, o in inst.observations.items()},
+            spread_ns=inst.spread_ns,
+            last_arrival_ns=inst.last_arrival_ns,
+            person_ids=np.array(out_ids, dtype=np.int32),
+        )

@@ -21,7 +21,7 @@ host's and every remote camera host's; ``clock_offsets_ns`` gives each host's
 wall clock minus ours (:func:`rigcap.wire.measure_clock_offset`), which
 is subtracted from its capture times before grouping.
 
-Recording (``record_dir``): ``<session>/fusion/points3d.bin`` holds fixed-size
+Recording (``record_dir``, format and readers in :mod:`triangulate.fused_recording`): ``<session>/fusion/points3d.bin`` holds fixed-size
 records appended and flushed every second (SIGKILL loses at most that), plus
 ``fusion/meta.json``; a clean stop writes ``<session>/points3d.npz``
 (:class:`triangulate.formats.Points3D`).  :func:`read_fused_recording` reads
@@ -43,17 +43,10 @@ from calibration import Rig
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
 from triangulate.formats import Points3D
-from triangulate.fusion import FusedInstant, FusionEngine, live_filter
+from triangulate.fused_recording import FUSION_DIR, POINTS_FILE, RECORD_FILE, fused_record_dtype, read_fused_recording
+from triangulate.fusion import FusedInstant, FusionEngine
+from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS, Skeleton
-
-FUSION_DIR = "fusion"
-POINTS_FILE = "points3d.npz"
-
-
-def fused_record_dtype(n_joints: int) -> np.dtype:
-    return np.dtype([("time_ns", "<i8"), ("spread_ns", "<i8"), ("points", "<f4", (n_joints, 3)),
-                     ("error_px", "<f4", (n_joints,)), ("n_views", "<i2", (n_joints,))])
-
 
 class FusedRecorder:
     """Append-only, once-a-second-flushed record of the 3D stream (see module docstring)."""
@@ -68,7 +61,7 @@ class FusedRecorder:
         meta = {"skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "fps": fps,
                 "start_time_ns": time.time_ns()}
         (self.dir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        self._file = open(self.dir / "points3d.bin", "ab")
+        self._file = open(self.dir / RECORD_FILE, "ab")
         self._record = np.zeros((), self.dtype)
         self._last_flush = time.monotonic()
         self.flush_interval_s = flush_interval_s
@@ -91,21 +84,6 @@ class FusedRecorder:
         return points
 
 
-def read_fused_recording(session_dir: str | Path) -> Points3D:
-    """The recorded 3D stream, also from a session whose fusion node was killed (a cut last record is ignored)."""
-    folder = Path(session_dir) / FUSION_DIR
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise InputFileError(Path(session_dir), "no recorded 3D stream (fusion/meta.json missing): was the fusion node run with --record?")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    dtype = fused_record_dtype(len(meta["joint_names"]))
-    raw = (folder / "points3d.bin").read_bytes() if (folder / "points3d.bin").exists() else b""
-    usable = len(raw) - len(raw) % dtype.itemsize
-    recs = np.frombuffer(raw[:usable], dtype=dtype)
-    return Points3D(recs["points"].astype(np.float64), meta["joint_names"], recs["error_px"].astype(np.float64),
-                    recs["n_views"], recs["time_ns"], meta.get("fps"))
-
-
 @dataclass
 class FusionStats:
     """Counters the node reports once a second (and returns at the end)."""
@@ -117,6 +95,12 @@ class FusionStats:
     unknown_camera: int = 0
     late_dropped: int = 0
     clock_outlier: int = 0  # capture time (offset-corrected) too far from arrival: a wrong clock
+    skeleton_revotes: int = 0  # an adopted skeleton replaced because most rig cameras sent another
+    clock_jumps: dict = field(default_factory=dict)  # camera -> messages whose stamps jumped from its history
+    quarantined: list = field(default_factory=list)  # cameras with a clock jump in the last seconds
+    fusion_stalls: int = 0  # times this node's own loop did not run for STALL_S (SIGSTOP, swapping, a debugger)
+    fusion_stalled_s: float = 0.0  # their total length
+    recording_stopped: str | None = None  # why --record stopped early (a full disk); the stream went on
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
@@ -147,6 +131,12 @@ class FusionStats:
             "unknown_camera": self.unknown_camera,
             "late_dropped": self.late_dropped,
             "clock_outlier": self.clock_outlier,
+            "skeleton_revotes": self.skeleton_revotes,
+            "clock_jumps": dict(self.clock_jumps),
+            "quarantined": list(self.quarantined),
+            "fusion_stalls": self.fusion_stalls,
+            "fusion_stalled_s": self.fusion_stalled_s,
+            "recording_stopped": self.recording_stopped,
             "cameras_seen": dict(self.cameras_seen),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
@@ -168,19 +158,30 @@ class FusionNode:
     one-camera rig) sent the same joint list, so no single sender can lock the
     node onto its skeleton.  Messages that arrived before adoption are fused
     then (up to ``ADOPTION_BACKLOG``).  Later messages with another joint list
-    are counted as ``wrong_skeleton`` and dropped.
+    are counted as ``wrong_skeleton`` and dropped; but an adopted skeleton never
+    stays locked against the rig: once more than half of the rig's cameras
+    last sent one same other skeleton, it is adopted instead
+    (``skeleton_revotes``; a recording so far is closed and kept as
+    ``fusion-<old skeleton>-<n>/``).  A skeleton given by the caller (the
+    capture config's detector, ``rigcap fuse --skeleton``) is never re-voted.
     """
 
     ADOPTION_BACKLOG = 256
+    STALL_S = 0.5  # a gap this long between loop turns is the node's own stall, not the cameras' clocks
 
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
-                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, fps: float = 30.0, skeleton: Skeleton | None = None,
-                 record_dir: str | Path | None = None, smoothing: bool = True, tolerance_ms: float | None = None,
-                 deadline_ms: float | None = None, alive_window_s: float = 1.0, batch_limit: int = 256,
-                 clock_offsets_ns: list[int] | None = None, max_clock_skew_s: float | None = 2.0):
+                 pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
+                 skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
+                 clock_offsets_ns: list[int] | None = None, instant_hooks=()):
+        self.options = options = options or FusionOptions()
+        # called as hook(instant, node) after each kp3d is published (the node has .pub and
+        # .skeleton): e.g. the angles topic, rigcap.analysis.live.LiveAngles, wired in by the
+        # commands, which import every layer
+
+        self.instant_hooks = list(instant_hooks)
         self.rig = rig
         self._rig_names = frozenset(rig.names)
-        self.fps = fps
+        self.fps = options.fps
         endpoints = [sub_endpoint] if isinstance(sub_endpoint, str) else list(sub_endpoint)
         # One subscriber per backbone (this host's and each remote host's), each with that host's
         # clock offset (its wall clock minus ours): capture times are moved onto our clock.
@@ -194,38 +195,59 @@ class FusionNode:
             self._poller.register(sub.socket, zmq.POLLIN)
         self.pub = Publisher(pub_endpoint)
         self.record_dir = Path(record_dir) if record_dir is not None else None
-        self.smoothing = smoothing
-        self.tolerance_ns = None if tolerance_ms is None else int(tolerance_ms * 1e6)
-        self.deadline_ns = None if deadline_ms is None else int(deadline_ms * 1e6)
-        self.alive_window_ns = int(alive_window_s * 1e9)
-        # A message whose corrected capture time is further than this from its arrival is a clock
-        # outlier: dropped and counted, never allowed to move the grouper's late watermark.
-        self.max_clock_skew_ns = None if max_clock_skew_s is None else int(max_clock_skew_s * 1e9)
-        self.batch_limit = batch_limit
+        self.smoothing = options.smoothing
+        self.batch_limit = options.batch_limit
         self.stats = FusionStats()
         self.interrupted = False
         self.engine: FusionEngine | None = None
         self.recorder: FusedRecorder | None = None
         self._votes: dict[tuple, set] = {}  # (skeleton name, joints sha1, joints) -> rig cameras that sent it
         self._backlog: list = []  # (message, clock offset) received before the skeleton was adopted
+        self._dissent: dict[str, tuple] = {}  # rig camera -> the other skeleton it sent last
+        self._adopted = skeleton is None  # adopted from the messages (so re-votable), not given
+        self._last_turn_ns: int | None = None  # wall clock of the previous step()
+        self._stall_start_ns: int | None = None  # set while catching up after a stall of this node
+        self._drained_all = True
         if skeleton is not None:
             self._setup(skeleton)
 
     def _setup(self, skeleton: Skeleton) -> None:
         self.skeleton = skeleton
         self.sha1 = joints_sha1(tuple(skeleton.joint_names))
-        smoothing = live_filter() if self.smoothing else None
-        self.engine = FusionEngine(self.rig, skeleton, fps=self.fps, tolerance_ns=self.tolerance_ns,
-                                   deadline_ns=self.deadline_ns, alive_window_ns=self.alive_window_ns,
-                                   smoothing=smoothing, max_skew_ns=self.max_clock_skew_ns)
+        self.engine = FusionEngine(self.rig, skeleton, self.options)
         if self.record_dir is not None:
-            self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
+            try:
+                self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
+            except OSError as exc:
+                self.recorder = None
+                self._recording_stopped(exc)
 
     def _accept(self, msg) -> bool:
         if msg.header.get("joints_sha1") != self.sha1 or msg.keypoints.shape[1] != self.skeleton.n_joints:
             self.stats.wrong_skeleton += 1
+            if self._adopted:
+                self._revote(msg)
             return False
+        self._dissent.pop(msg.camera, None)
         return True
+
+    def _revote(self, msg) -> None:
+        """Adopt the skeleton more than half of the rig's cameras last sent, when it is not ours."""
+        skeleton = self._skeleton_from(msg)
+        if skeleton is None:
+            return
+        key = (skeleton.name, tuple(skeleton.joint_names))
+        self._dissent[msg.camera] = key
+        if sum(k == key for k in self._dissent.values()) * 2 <= len(self.rig):
+            return
+        if self.recorder is not None:  # keep what was recorded under the old skeleton beside the new one
+            self.recorder.close()
+            self.recorder = None
+            old = self.record_dir / FUSION_DIR
+            old.rename(self.record_dir / f"{FUSION_DIR}-{self.skeleton.name}-{self.stats.skeleton_revotes}")
+        self.stats.skeleton_revotes += 1
+        self._dissent = {}
+        self._setup(skeleton)
 
     def _skeleton_from(self, msg) -> Skeleton | None:
         """The skeleton a message declares, if it is consistent (joint count and checksum)."""
@@ -266,8 +288,11 @@ class FusionNode:
             return []
         self.stats.cameras_seen[msg.camera] = self.stats.cameras_seen.get(msg.camera, 0) + 1
         self.stats.last_seen_ns[msg.camera] = msg.t_receive_ns
-        return self.engine.collect(msg.camera, msg.frame_index, msg.capture_time_ns - offset_ns,
-                                   msg.keypoints, msg.t_receive_ns)
+        capture_ns = msg.capture_time_ns - offset_ns
+        arrival_ns = msg.t_receive_ns
+        if self._stall_start_ns is not None:  # backlog of our own stall: it arrived when captured, at the latest
+            arrival_ns = min(arrival_ns, max(capture_ns, self._stall_start_ns))
+        return self.engine.collect(msg.camera, msg.frame_index, capture_ns, msg.keypoints, arrival_ns)
 
     def step(self, timeout_ms: int = 5) -> list[FusedInstant]:
         """Receive what is queued (waiting at most ``timeout_ms``), fuse, publish; returns what was published.
@@ -277,6 +302,15 @@ class FusionNode:
         as soon as its last camera arrived).
         """
         ready = []
+        now_ns = time.time_ns()
+        if self._last_turn_ns is not None and now_ns - self._last_turn_ns > self.STALL_S * 1e9:
+            # This node did not run (stopped, swapped out): what queued meanwhile arrived "late" only
+            # because we did not read it.  Judge it by when we stopped reading, not as clock faults.
+            self.stats.fusion_stalls += 1
+            self.stats.fusion_stalled_s += (now_ns - self._last_turn_ns) / 1e9
+            self._stall_start_ns = self._last_turn_ns
+        self._last_turn_ns = now_ns
+        self._drained_all = True  # until a subscriber hands over a full batch
         if len(self.subs) == 1 or self._poller.poll(timeout_ms):
             for sub, offset in zip(self.subs, self.clock_offsets_ns):
                 ready += self._drain(sub, offset, timeout_ms if len(self.subs) == 1 else 0)
@@ -284,7 +318,11 @@ class FusionNode:
             ready += self.engine.grouper.poll(time.time_ns())
             self.stats.late_dropped = self.engine.grouper.late_dropped
             self.stats.clock_outlier = self.engine.grouper.clock_outlier
+            self.stats.clock_jumps = self.engine.grouper.clock_jumps
+            self.stats.quarantined = self.engine.grouper.quarantined(time.time_ns())
         self.stats.malformed = sum(sub.malformed for sub in self.subs)
+        if self._stall_start_ns is not None and self._drained_all:
+            self._stall_start_ns = None  # caught up: the queue is empty again
         fused = self.engine.fuse(ready) if ready else []
         for inst in fused:
             self._publish(inst)
@@ -305,13 +343,15 @@ class FusionNode:
                 ready += self._fuse_message(msg, offset_ns)
             n += 1
             msg = sub.recv(0) if n < self.batch_limit else None
+        if n >= self.batch_limit:
+            self._drained_all = False
         return ready
 
     def _publish(self, inst: FusedInstant) -> None:
         now = time.time_ns()
         self.pub.publish_kp3d(inst.time_ns, inst.points, cameras=inst.cameras, frames=inst.frames,
                               skeleton_name=self.skeleton.name, joints_sha1_hex=self.sha1, error_px=inst.error_px,
-                              n_views=inst.n_views, spread_ns=int(inst.spread_ns),
+                              n_views=inst.n_views, person_ids=inst.person_ids, spread_ns=int(inst.spread_ns),
                               t_last_arrival_ns=int(inst.last_arrival_ns), filtered=self.smoothing, t_publish_ns=now)
         s = self.stats
         s.instants_out += 1
@@ -319,8 +359,28 @@ class FusionNode:
         s.total_latency_ns.append(now - inst.time_ns)
         s.spread_ns.append(inst.spread_ns)
         s.views.append(len(inst.cameras))
-        if self.recorder is not None:
-            self.recorder.write(inst)
+        if self.recorder is not None and inst.person_ids is None:  # the recording holds one person
+            try:
+                self.recorder.write(inst)
+            except OSError as exc:
+                self._recording_stopped(exc)
+        for hook in self.instant_hooks:
+            hook(inst, self)
+
+    def _recording_stopped(self, exc: OSError) -> None:
+        """Recording failed (a full disk): say so once, keep what was flushed, go on publishing."""
+        import errno
+        import sys
+
+        why = "disk full" if exc.errno == errno.ENOSPC else str(exc)
+        self.stats.recording_stopped = f"recording stopped: {why} (the live stream goes on)"
+        print(f"rigcap fuse: {self.stats.recording_stopped}", file=sys.stderr, flush=True)
+        recorder, self.recorder = self.recorder, None
+        try:
+            if recorder is not None:
+                recorder.close()
+        except OSError:  # no room for points3d.npz: fusion/points3d.bin is read instead (triangulate.fused_recording)
+            pass
 
     def run(self, stop_event=None, duration_s: float | None = None, on_stats=None, stats_interval_s: float = 1.0,
             recent: int | None = None) -> dict:
@@ -349,7 +409,10 @@ class FusionNode:
 
     def close(self) -> None:
         if self.recorder is not None:
-            self.recorder.close()
+            try:
+                self.recorder.close()
+            except OSError as exc:
+                self._recording_stopped(exc)
             self.recorder = None
         for sub in self.subs:
             sub.close()

@@ -25,13 +25,23 @@ and arrival times being on one clock (offsets already corrected):
   so a message stamped ahead within the bound cannot push the watermark past
   the honest instants.
 
-``max_skew_ns=None`` switches both off, for callers whose capture and arrival
+* a camera whose lead (capture minus arrival time) jumps ahead, past the
+  tolerance and by more than ``max_jump_ns`` above the median of its own
+  recent leads, is *quarantined*:
+  the message is dropped and counted per camera (``clock_jumps``), and the
+  camera is listed by :meth:`InstantGrouper.quarantined` for a while.  So a
+  sender stamping ahead under a rig camera's name (within the skew bound)
+  never forms or moves an instant; if a camera's clock really moved, its new
+  lead is accepted after ``JUMP_ACCEPT`` consecutive messages agree.
+
+``max_skew_ns=None`` switches these off, for callers whose capture and arrival
 times are on unrelated clocks.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,14 +102,22 @@ def _instant_time(inst: Instant) -> int:
 
 
 class InstantGrouper:
+    LEAD_HISTORY = 15  # recent accepted leads per camera whose median is the camera's baseline
+    JUMP_ACCEPT = 15  # consecutive jumped messages that agree: the camera's clock really moved
+    QUARANTINE_NS = 5_000_000_000  # a camera is listed as quarantined this long after its last jump
+
     def __init__(
         self,
         cameras: list[str],
         tolerance_ns: int,
         deadline_ns: int,
-        alive_window_ns: int = 1_000_000_000,
-        max_skew_ns: int | None = 2_000_000_000,
+        alive_window_ns: int,
+        max_skew_ns: int | None,
+        *,
+        max_jump_ns: int | None = None,
     ):
+        """Times in ns; the defaults live in :class:`triangulate.fusion_options.FusionOptions`
+        (``max_jump_ns`` None: no clock-jump quarantine)."""
         self.cameras = list(cameras)
         self.tolerance_ns = int(tolerance_ns)
         self.deadline_ns = int(deadline_ns)
@@ -112,6 +130,40 @@ class InstantGrouper:
         self.late_dropped = 0  # messages older than an instant already emitted
         self.unknown_camera = 0
         self.clock_outlier = 0  # capture time further than max_skew_ns from arrival
+        self.max_jump_ns = None if max_jump_ns is None or max_skew_ns is None else int(max_jump_ns)
+        self._leads: dict[str, deque] = {}  # camera -> recent accepted (capture - arrival)
+        self._jumped: dict[str, list] = {}  # camera -> leads of the consecutive jumped messages
+        self._last_jump_ns: dict[str, int] = {}
+        self.clock_jumps: dict[str, int] = {}  # camera -> messages dropped as a clock jump
+        self.quarantined_ever: set[str] = set()
+
+    def quarantined(self, now_ns: int) -> list[str]:
+        """Cameras whose stamps jumped against their own history within the last ``QUARANTINE_NS``."""
+        return sorted(c for c, t in self._last_jump_ns.items() if now_ns - t <= self.QUARANTINE_NS)
+
+    def _jumps(self, obs: Observation) -> bool:
+        """Whether this message's lead jumps from its camera's history (and keep that history)."""
+        lead = obs.capture_time_ns - obs.arrival_ns
+        history = self._leads.setdefault(obs.camera, deque(maxlen=self.LEAD_HISTORY))
+        # Only a jump ahead counts: honest leads are <= 0 (captured before arrival; a burst catching up
+        # after a stall rises towards 0), so a lead past the tolerance *and* far above the camera's own
+        # history is a stamp from the future (a later arrival is judged by the late-message rule).
+        if (len(history) >= 3 and lead > self.tolerance_ns
+                and lead - sorted(history)[len(history) // 2] > self.max_jump_ns):
+            run = self._jumped.setdefault(obs.camera, [])
+            run.append(lead)
+            if len(run) >= self.JUMP_ACCEPT and max(run) - min(run) <= self.max_jump_ns:
+                history.clear()  # the camera's clock moved for good: its new lead is the baseline
+                history.extend(run[-self.LEAD_HISTORY:])
+                self._jumped[obs.camera] = []
+                return False
+            self.clock_jumps[obs.camera] = self.clock_jumps.get(obs.camera, 0) + 1
+            self._last_jump_ns[obs.camera] = obs.arrival_ns
+            self.quarantined_ever.add(obs.camera)
+            return True
+        self._jumped[obs.camera] = []
+        history.append(lead)
+        return False
 
     def alive(self, now_ns: int) -> list[str]:
         return [c for c, t in self._last_arrival.items() if now_ns - t <= self.alive_window_ns]
@@ -130,6 +182,8 @@ class InstantGrouper:
             return []
         if self.max_skew_ns is not None and abs(obs.capture_time_ns - obs.arrival_ns) > self.max_skew_ns:
             self.clock_outlier += 1
+            return self.poll(obs.arrival_ns)
+        if self.max_jump_ns is not None and self._jumps(obs):
             return self.poll(obs.arrival_ns)
         if self._started_ns is None:
             self._started_ns = obs.arrival_ns

@@ -17,7 +17,10 @@ anyone is all NaN).
 
 One person per frame is kept: the most confident (sum of confidences) where
 there is no earlier choice, else the one closest to the previous frame's
-choice (mean pixel distance over the joints both have).
+choice (mean pixel distance over the joints both have).  With
+``multi_person=True`` every person is kept, in the file's order, in the
+multi-person 2D form (cameras, frames, persons, joints, 3), NaN-padded to the
+largest number of people any file lists.
 
 The skeleton follows from the joint count (:func:`skeleton_for_count`: 17
 COCO, 25 BODY_25, 26 Halpe, 33 MediaPipe) unless given.
@@ -88,8 +91,9 @@ def _choose(people: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
     return people[int(np.argmax(np.nansum(people[..., 2], axis=1)))]
 
 
-def read_camera_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """One camera's folder -> ``(frame_numbers (F,), keypoints (F, J, 3))``, NaN where missing."""
+def read_camera_folder(folder: str | Path, multi_person: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One camera's folder -> ``(frame_numbers (F,), keypoints (F, J, 3))``, NaN where missing
+    (``multi_person``: keypoints (F, P, J, 3), everybody in the file's order)."""
     folder = Path(folder)
     files = []
     for f in folder.glob("*_keypoints.json"):
@@ -107,8 +111,13 @@ def read_camera_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if len(n_joints) > 1:
         raise InputFileError(folder, f"files disagree on the number of joints: {sorted(n_joints)}")
     if not n_joints:  # a camera that never saw anyone: all NaN, joint count from the others
-        return frames, np.full((len(files), 0, 3), np.nan)
+        return frames, np.full((len(files), 0, 0, 3) if multi_person else (len(files), 0, 3), np.nan)
     j = n_joints.pop()
+    if multi_person:
+        out = np.full((len(files), max(p.shape[0] for p in people), j, 3), np.nan)
+        for i, p in enumerate(people):
+            out[i, : p.shape[0]] = p
+        return frames, out
     out = np.full((len(files), j, 3), np.nan)
     previous = None
     for i, p in enumerate(people):
@@ -122,11 +131,13 @@ def load_openpose_json(
     folders: Sequence[str | Path] | str | Path,
     skeleton: Skeleton | None = None,
     fps: float | None = None,
+    multi_person: bool = False,
 ) -> Keypoints2D:
-    """Camera folders (or one parent of ``*_json`` folders) -> :class:`Keypoints2D` aligned on frame number."""
+    """Camera folders (or one parent of ``*_json`` folders) -> :class:`Keypoints2D` aligned on frame number
+    (``multi_person``: the multi-person form, everybody each file lists)."""
     dirs = camera_folders(folders)
-    per_cam = [read_camera_folder(d) for d in dirs]
-    counts = {kp.shape[1] for _, kp in per_cam if kp.shape[1]}
+    per_cam = [read_camera_folder(d, multi_person) for d in dirs]
+    counts = {kp.shape[-2] for _, kp in per_cam if kp.shape[-2]}
     if not counts:
         raise InputFileError(dirs[0].parent, "no person detected in any frame of any camera")
     if len(counts) > 1:
@@ -141,8 +152,13 @@ def load_openpose_json(
         raise InputFileError(dirs[0], f"{n_joints} joints per person, skeleton {skeleton.name!r} has {skeleton.n_joints}")
     first = min(int(f[0]) for f, _ in per_cam)
     last = max(int(f[-1]) for f, _ in per_cam)
-    out = np.full((len(dirs), last - first + 1, n_joints, 3), np.nan, dtype=np.float32)
+    n_people = max(kp.shape[1] for _, kp in per_cam) if multi_person else 0
+    shape = (n_people, n_joints, 3) if multi_person else (n_joints, 3)
+    out = np.full((len(dirs), last - first + 1) + shape, np.nan, dtype=np.float32)
     for c, (frames, kp) in enumerate(per_cam):
-        if kp.shape[1]:
-            out[c, frames - first] = kp
+        if kp.shape[-2]:
+            if multi_person:
+                out[c, frames - first, : kp.shape[1]] = kp
+            else:
+                out[c, frames - first] = kp
     return Keypoints2D(out, [camera_name(d) for d in dirs], list(skeleton.joint_names), None, fps)

@@ -31,6 +31,7 @@ from calibration.rig import Rig
 from rigcap.errors import RigcapError
 from triangulate.skeletons import Skeleton
 from viewer import views
+from viewer.legend import annotate
 from viewer.scene import SceneStyle, SkeletonScene
 
 MESA_PACKAGES = "libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri"
@@ -105,7 +106,7 @@ def canvas_for(view: Camera) -> tuple[tuple[int, int], np.ndarray, np.ndarray | 
     if centred:
         cw, ch = w, h
     else:
-        half_x = max(cx + 0.5, w - 0.5 - cx) * fy / fx
+        half_x = max(cx + 0.5, w - 0.5 - cx) * fy / abs(fx)  # fx < 0: a mirrored image, the warp flips it
         half_y = max(cy + 0.5, h - 0.5 - cy)
         cw, ch = 2 * int(np.ceil(half_x)) + 2, 2 * int(np.ceil(half_y)) + 2
     # keep the vertical field of view inside what the visualizer accepts
@@ -177,9 +178,9 @@ class Renderer:
         ctr.set_constant_z_near(0.02)
         ctr.set_constant_z_far(1000.0)
 
-    def render(self, points: np.ndarray, n_views: np.ndarray | None = None) -> np.ndarray:
-        """Draw the skeleton at ``points`` (J, 3); returns the image, uint8 RGB (h, w, 3)."""
-        self.scene.update(points, n_views)
+    def render(self, points: np.ndarray, n_views: np.ndarray | None = None, person_ids=None) -> np.ndarray:
+        """Draw the skeleton at ``points`` (J, 3) (or people (P, J, 3)); returns the image, uint8 RGB (h, w, 3)."""
+        self.scene.update(points, n_views, person_ids)
         for g in self.scene.dynamic_geometries:
             self._vis.update_geometry(g)
         # do_render=True draws once and reads back; poll_events/update_renderer would draw a second time
@@ -238,19 +239,23 @@ def write_image(path, rgb: np.ndarray) -> Path:
 
 
 def render_snapshot(rig: Rig, skeleton: Skeleton | None, points: np.ndarray, n_views: np.ndarray | None = None,
-                    out_png=None, size=None, view=None, style: SceneStyle | None = None,
-                    **overview_kw) -> np.ndarray:
-    """Render one skeleton (J, 3) and the rig to ``out_png`` (if given); returns the RGB image.
+                    out_png=None, size=None, view=None, style: SceneStyle | None = None, person_ids=None,
+                    title: str | None = None, legend: bool = False, **overview_kw) -> np.ndarray:
+    """Render one skeleton (J, 3) -- or several people (P, J, 3) with ``person_ids``, each in their
+    own colour -- and the rig to ``out_png`` (if given); returns the RGB image.
 
     ``view``: ``None`` for the overview (``azimuth_deg``, ``elevation_deg``,
     ``fov_deg`` go to :func:`viewer.views.overview`), a rig camera's index or
     name for the view from that camera, or any :class:`Camera`; ``size`` as in
-    :func:`resolve_view`.
+    :func:`resolve_view`.  ``title`` (a line at the top) and ``legend`` (what the
+    colours mean, bottom left) are drawn into the image after rendering.
     """
     points = np.asarray(points, dtype=np.float64)
-    cam = resolve_view(rig, view, size, points, **overview_kw)
-    with Renderer(rig, skeleton, cam, n_joints=len(points), style=style) as r:
-        img = r.render(points, n_views)
+    cam = resolve_view(rig, view, size, points.reshape(-1, 3), **overview_kw)
+    with Renderer(rig, skeleton, cam, n_joints=points.shape[-2], style=style) as r:
+        img = r.render(points, n_views, person_ids)
+        if title or legend:
+            img = annotate(img, title, r.scene.max_views if legend else None)
     if out_png is not None:
         write_image(out_png, img)
     return img
@@ -297,12 +302,13 @@ class FrameSink:
 
 def render_video(rig: Rig, skeleton: Skeleton | None, points: np.ndarray, n_views: np.ndarray | None = None,
                  out="out.mp4", fps: float = 30.0, size=None, view=None, frames=None,
-                 style: SceneStyle | None = None, progress=None, **overview_kw) -> Path:
+                 style: SceneStyle | None = None, progress=None, title=None, **overview_kw) -> Path:
     """Render a sequence ``points`` (F, J, 3) to a video (``out`` with a video suffix) or PNG folder.
 
     One fixed view for the whole sequence (the overview frames every finite
     point of every frame); ``frames`` picks a subset of frame indices;
-    ``progress(i, n)`` is called after each frame.
+    ``progress(i, n)`` is called after each frame.  ``title(i)``, if given,
+    returns frame ``i``'s title line; the frames then carry it and the legend.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 3 or points.shape[-1] != 3:
@@ -312,7 +318,8 @@ def render_video(rig: Rig, skeleton: Skeleton | None, points: np.ndarray, n_view
     cam = resolve_view(rig, view, size, fit, **overview_kw)
     with Renderer(rig, skeleton, cam, n_joints=points.shape[1], style=style) as r, FrameSink(out, fps, cam.size) as sink:
         for n, i in enumerate(idx):
-            sink.write(r.render(points[i], None if n_views is None else n_views[i]))
+            img = r.render(points[i], None if n_views is None else n_views[i])
+            sink.write(img if title is None else annotate(img, title(int(i)), r.scene.max_views))
             if progress is not None:
                 progress(n + 1, len(idx))
     return Path(out)

@@ -82,6 +82,28 @@ def bone_colors(skeleton: Skeleton) -> np.ndarray:
     return out
 
 
+#: Person colours by id (id 1 the first), distinct from the left/right and views colours.
+PERSON_PALETTE = np.array([[0.98, 0.60, 0.10], [0.20, 0.80, 0.95], [0.85, 0.35, 0.95], [0.55, 0.95, 0.30],
+                           [1.00, 0.35, 0.35], [0.95, 0.90, 0.35], [0.40, 0.50, 1.00], [0.30, 0.95, 0.75]])
+
+
+def person_colors(person_ids) -> np.ndarray:
+    """(P, 3): each person's own colour, from its id (the same id keeps its colour in every frame)."""
+    ids = np.asarray(person_ids, dtype=np.int64).ravel()
+    return PERSON_PALETTE[(ids - 1) % len(PERSON_PALETTE)]
+
+
+def person_labels(points: np.ndarray, person_ids, lift_m: float = 0.25) -> list[tuple[np.ndarray, str]]:
+    """``(position, "P<id>")`` per person seen: above their highest joint, where a label goes."""
+    out = []
+    for pts, pid in zip(np.asarray(points, dtype=np.float64), np.asarray(person_ids).ravel()):
+        ok = np.isfinite(pts).all(-1)
+        if ok.any():
+            top = pts[ok][np.argmax(pts[ok, 2])]
+            out.append((top + np.array([0.0, 0.0, lift_m]), f"P{int(pid)}"))
+    return out
+
+
 # ------------------------------------------------------------- skeleton
 def skeleton_lines(points: np.ndarray, bones: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bones whose both joints are finite, as ``(points (J, 3), lines (L, 2))``.
@@ -274,23 +296,32 @@ class SkeletonScene:
         self._unit_sphere, self._sphere_tris = unit_sphere(st.sphere_subdivisions)
         self.joints = o3d.geometry.TriangleMesh()
         self.bone_mesh = o3d.geometry.TriangleMesh()
+        self.n_persons = 1
+        self.person_ids = None  # (P,) with several people
+        self.labels: list = []  # (position, text) per person shown, for a window that draws text
         self.set_skeleton(skeleton, n_joints)
 
-    def set_skeleton(self, skeleton: Skeleton | None, n_joints: int | None = None) -> None:
-        """(Re)build the skeleton meshes' topology, in the same Open3D objects, all joints hidden."""
+    def set_skeleton(self, skeleton: Skeleton | None, n_joints: int | None = None, n_persons: int = 1) -> None:
+        """(Re)build the skeleton meshes' topology, in the same Open3D objects, all joints hidden.
+
+        ``n_persons`` copies of the skeleton (several people: see :meth:`update`)."""
         if skeleton is not None and n_joints is not None and n_joints != skeleton.n_joints:
             raise ValueError(f"skeleton {skeleton.name} has {skeleton.n_joints} joints, points have {n_joints}")
         vec3, vec3i = self._o3d.utility.Vector3dVector, self._o3d.utility.Vector3iVector
         self.skeleton = skeleton
+        self.n_persons = int(n_persons)
         self.n_joints = skeleton.n_joints if skeleton is not None else int(n_joints or 0)
-        self.bones = skeleton.bones if skeleton is not None else np.zeros((0, 2), np.int64)
-        nj, nv, sides = self.n_joints, len(self._unit_sphere), self.style.tube_sides
+        one = skeleton.bones if skeleton is not None else np.zeros((0, 2), np.int64)
+        self._person_bones = len(one)
+        self.bones = (one[None] + (np.arange(self.n_persons) * self.n_joints)[:, None, None]).reshape(-1, 2)
+        nj, nv, sides = self.n_joints * self.n_persons, len(self._unit_sphere), self.style.tube_sides
         self.joints.vertices = vec3(np.zeros((nj * nv, 3)))
         self.joints.triangles = vec3i((self._sphere_tris[None] + (np.arange(nj) * nv)[:, None, None]).reshape(-1, 3))
         self.joints.vertex_normals = vec3(np.tile(self._unit_sphere, (nj, 1)))
         self.joints.vertex_colors = vec3(np.zeros((nj * nv, 3)))
         nb = len(self.bones)
         colors = bone_colors(skeleton) if skeleton is not None else np.zeros((0, 3))
+        colors = np.tile(colors, (self.n_persons, 1))
         self.bone_mesh.vertices = vec3(np.zeros((nb * 2 * sides, 3)))
         self.bone_mesh.triangles = vec3i(tube_triangles(nb, sides))
         self.bone_mesh.vertex_colors = vec3(np.repeat(colors, 2 * sides, axis=0))
@@ -315,14 +346,42 @@ class SkeletonScene:
     def geometries(self) -> list:
         return self.static_geometries + self.dynamic_geometries
 
-    def update(self, points: np.ndarray, n_views: np.ndarray | None = None) -> None:
-        """Move the skeleton to ``points`` (J, 3) coloured by ``n_views`` (J,): arrays only, no rebuild."""
+    def update(self, points: np.ndarray, n_views: np.ndarray | None = None, person_ids=None) -> None:
+        """Move the skeleton to ``points`` (J, 3) coloured by ``n_views`` (J,): arrays only, no rebuild.
+
+        Several people: ``points`` (P, J, 3), ``n_views`` (P, J), ``person_ids``
+        (P,): joints keep their views colours, each person's bones take the
+        person's own colour (:func:`person_colors`), and :attr:`labels` says
+        where each id goes.  A change in the number of people rebuilds the
+        topology (cheap)."""
         vec3 = self._o3d.utility.Vector3dVector
         points = np.asarray(points, dtype=np.float64)
-        if points.shape != (self.n_joints, 3):
+        if points.ndim == 3:
+            ids = np.arange(1, len(points) + 1) if person_ids is None else np.asarray(person_ids).ravel()
+            if len(ids) != len(points):
+                raise ValueError(f"person_ids has {len(ids)} ids for {len(points)} people")
+            if len(points) != self.n_persons or self.person_ids is None:
+                self.set_skeleton(self.skeleton, self.n_joints if self.skeleton is None else None, len(points))
+            self.person_ids = ids
+            self.labels = person_labels(points, ids)
+            nv = None if n_views is None else np.asarray(n_views).reshape(-1)
+            self._draw(points.reshape(-1, 3), nv)
+            if self._person_bones:
+                colors = np.repeat(person_colors(ids), self._person_bones, axis=0)
+                self.bone_mesh.vertex_colors = vec3(np.repeat(colors, 2 * self.style.tube_sides, axis=0))
+            return
+        if self.n_persons != 1 or self.person_ids is not None:
+            self.person_ids, self.labels = None, []
+            self.set_skeleton(self.skeleton, self.n_joints if self.skeleton is None else None, 1)
+        self._draw(points, n_views)
+
+    def _draw(self, points: np.ndarray, n_views: np.ndarray | None) -> None:
+        vec3 = self._o3d.utility.Vector3dVector
+        total = self.n_joints * self.n_persons
+        if points.shape != (total, 3):
             raise ValueError(f"points must have shape ({self.n_joints}, 3), got {points.shape}")
-        n_views = np.full(self.n_joints, -1) if n_views is None else np.asarray(n_views)
-        if n_views.shape != (self.n_joints,):
+        n_views = np.full(total, -1) if n_views is None else np.asarray(n_views)
+        if n_views.shape != (total,):
             raise ValueError(f"n_views must have shape ({self.n_joints},), got {n_views.shape}")
         st = self.style
         self.joints.vertices = vec3(spheres_mesh(points, st.joint_radius, self._unit_sphere))

@@ -76,7 +76,7 @@ def fit_distance(cam_rot: np.ndarray, target: np.ndarray, points: np.ndarray, k:
     """
     rel = (np.asarray(points, dtype=np.float64) - target) @ cam_rot.T  # (N, 3) in view axes, origin at target
     w, h = size
-    tan_x = margin * min(k[0, 2] + 0.5, w - 0.5 - k[0, 2]) / k[0, 0]
+    tan_x = margin * min(k[0, 2] + 0.5, w - 0.5 - k[0, 2]) / abs(k[0, 0])  # fx < 0: a mirrored image
     tan_y = margin * min(k[1, 2] + 0.5, h - 0.5 - k[1, 2]) / k[1, 1]
     need = np.maximum(np.abs(rel[:, 0]) / tan_x, np.abs(rel[:, 1]) / tan_y) - rel[:, 2]
     return float(max(need.max(initial=0.0), 0.5))

@@ -24,7 +24,8 @@ from viewer import views
 from viewer.render import has_display, open_gl_window
 from viewer.scene import SceneStyle, SkeletonScene
 
-Update = tuple[np.ndarray, "np.ndarray | None"]  # points (J, 3) metres, n_views (J,) or None
+# points (J, 3) metres, n_views (J,) or None; several people: points (P, J, 3), n_views (P, J), person_ids (P,)
+Update = tuple
 KEY_SPACE = 32
 
 NO_DISPLAY = ("no display to open a window on (DISPLAY/WAYLAND_DISPLAY unset); render without one: "
@@ -71,6 +72,10 @@ class SceneWindow:
         self._vis = None
         self._added: set[int] = set()
         self._closed = False
+        self._text_mesh = None  # the text beside the skeleton (set_text)
+        self._text = ""
+        self._camera_R = np.eye(3)
+        self._last_points: np.ndarray | None = None
 
     # -------------------------------------------------------------- window
     def _open(self) -> None:
@@ -91,6 +96,7 @@ class SceneWindow:
         opt.line_width = 1.5
         opt.mesh_show_back_face = True
         view = views.overview(self.rig, self.view_points, self.size)
+        self._camera_R = np.asarray(view.R, dtype=np.float64)
         params = o3d.camera.PinholeCameraParameters()
         params.intrinsic = o3d.camera.PinholeCameraIntrinsic(self.size[0], self.size[1], view.matrix)
         params.extrinsic = view.extrinsic
@@ -117,14 +123,17 @@ class SceneWindow:
     def show(self, update: Update) -> None:
         """Move the skeleton; the first update (or one with another joint count) sets its topology."""
         points = np.asarray(update[0], dtype=np.float64)
-        if points.ndim != 2 or points.shape[1] != 3:
-            raise ValueError(f"points must have shape (joints, 3), got {points.shape}")
-        if len(points) != self.scene.n_joints:
-            skel = self.skeleton if self.skeleton is not None and self.skeleton.n_joints == len(points) \
-                else skeleton_for_count(len(points))
+        ids = update[2] if len(update) > 2 else None
+        if points.ndim not in (2, 3) or points.shape[-1] != 3:
+            raise ValueError(f"points must have shape (joints, 3) or (persons, joints, 3), got {points.shape}")
+        n_joints = points.shape[-2]
+        if n_joints != self.scene.n_joints:
+            skel = self.skeleton if self.skeleton is not None and self.skeleton.n_joints == n_joints \
+                else skeleton_for_count(n_joints)
             self.skeleton = skel
-            self.scene.set_skeleton(skel, len(points))
-        self.scene.update(points, update[1])
+            self.scene.set_skeleton(skel, n_joints)
+        self.scene.update(points, update[1], ids)
+        self._last_points = points
         for g in self.scene.dynamic_geometries:
             if id(g) in self._added:
                 self._vis.update_geometry(g)
@@ -132,6 +141,46 @@ class SceneWindow:
                 self._vis.add_geometry(g, reset_bounding_box=False)
                 self._added.add(id(g))
         self.updates += 1
+
+    def set_text(self, text: str, height_m: float = 0.12) -> None:
+        """Show ``text`` (lines split by newlines) beside the skeleton, facing the start view:
+        Open3D's text mesh, placed above the head and to the right, replaced when it changes."""
+        import open3d as o3d
+
+        if text == self._text or self._vis is None:
+            return
+        self._text = text
+        if self._text_mesh is not None:
+            self._vis.remove_geometry(self._text_mesh, reset_bounding_box=False)
+            self._text_mesh = None
+        points = self._last_points
+        if not text or points is None or not np.isfinite(points).any():
+            return
+        meshes = []
+        for i, line in enumerate(text.splitlines()):
+            if not line.strip():
+                continue
+            m = o3d.t.geometry.TriangleMesh.create_text(line, depth=0.5).to_legacy()
+            v = np.asarray(m.vertices) * (height_m / 14.0)  # glyphs are ~14 units tall
+            v[:, 1] -= i * 1.4 * height_m
+            m.vertices = o3d.utility.Vector3dVector(v)
+            meshes.append(m)
+        if not meshes:
+            return
+        mesh = meshes[0]
+        for m in meshes[1:]:
+            mesh += m
+        right, up = self._camera_R[0], -self._camera_R[1]  # camera x right, y down
+        ok = np.isfinite(points).all(1)
+        anchor = np.median(points[ok], axis=0) + 0.5 * right
+        anchor[2] = points[ok, 2].max() + 0.1
+        v = np.asarray(mesh.vertices)
+        mesh.vertices = o3d.utility.Vector3dVector(anchor + v[:, :1] * right + v[:, 1:2] * up
+                                                   + v[:, 2:3] * np.cross(right, up))
+        mesh.paint_uniform_color((0.95, 0.85, 0.2))
+        mesh.compute_vertex_normals()
+        self._vis.add_geometry(mesh, reset_bounding_box=False)
+        self._text_mesh = mesh
 
     def run(self, poll: Callable[[], Update | None], rate_hz: float = 60.0, max_seconds: float | None = None,
             on_tick: Callable[["SceneWindow"], None] | None = None) -> None:

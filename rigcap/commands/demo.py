@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from rigcap.fusion_args import add_fusion_arguments, fusion_options
+
 EXAMPLES = """examples:
   rigcap demo                                   # 4 cameras, 30 fps, 10 s
   rigcap demo --cameras 8 --seconds 20 --out demo-out --video 5
@@ -38,6 +40,7 @@ def register(sub) -> None:
     p.add_argument("--video", type=float, default=0.0, metavar="S",
                    help="also render the last S seconds to DIR/demo.mp4 (headless)")
     p.add_argument("--headless", action="store_true", help="no viewer window even when a display exists")
+    add_fusion_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -147,7 +150,7 @@ def run(args) -> int:
     console = Console()
     options = DemoOptions(n_cameras=args.cameras, fps=args.fps, seconds=args.seconds, seed=args.seed,
                           kill_camera=args.kill_camera, kill_after_s=args.kill_after, out_dir=out,
-                          video_seconds=args.video)
+                          video_seconds=args.video, fusion=fusion_options(args, fps=args.fps))
     console.print(f"rigcap demo: {args.cameras} synthetic cameras at {args.fps:g} fps, one process each -> ZeroMQ -> "
                   f"fusion process -> {'viewer window' if window else 'headless snapshot'}; "
                   f"scoring {args.seconds:g} s once every camera is in")

@@ -9,12 +9,8 @@ publisher endpoint; ``--record DIR`` appends the 3D stream to DIR (readable
 even after a kill; ``DIR/points3d.npz`` on a clean stop).  Prints live: fps in
 and out, cameras present, grouping spread, drops and latency.
 
-``kp3d`` message (same framing as ``kp2d``, see README / rigcap/wire/):
-header ``t_capture_ns`` (the instant's median capture time), ``cameras``,
-``frames`` ({camera: frame}), ``spread_ns``, ``t_last_arrival_ns``,
-``t_publish_ns``, ``skeleton``, ``joints_sha1``, ``filtered``; arrays ``points``
-<f4 [joints, 3] metres (NaN: not triangulated), ``error_px`` <f4 [joints],
-``n_views`` <i2 [joints].
+The ``kp3d`` message is documented in :mod:`rigcap.wire` (and README).
+Fusion settings: ``--config``'s ``[fusion]`` table, then the flags.
 """
 
 from __future__ import annotations
@@ -24,8 +20,11 @@ import signal
 import threading
 
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
-from rigcap.argtypes import non_negative_float, positive_float
+from rigcap.argtypes import positive_float
 from rigcap.errors import check_output_folder
+from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
+from triangulate.fusion_options import FusionOptions
+from triangulate.skeletons import SKELETONS
 
 EXAMPLES = """examples:
   rigcap capture --config configs/studio.toml &       # cameras + backbone
@@ -45,13 +44,14 @@ def register(sub) -> None:
     p.add_argument("--pub", default=DEFAULT_PUB_ENDPOINT, metavar="ENDPOINT",
                    help="backbone publisher endpoint to publish kp3d to (default %(default)s)")
     p.add_argument("--record", metavar="DIR", help="append the 3D stream to this session folder")
-    p.add_argument("--fps", type=positive_float, default=30.0, help="camera frame rate: sets grouping tolerance and deadline")
-    p.add_argument("--tolerance-ms", type=positive_float, help="capture times within this belong to one instant (default: half a frame)")
-    p.add_argument("--deadline-ms", type=non_negative_float, help="wait at most this for a straggler (default: one frame)")
-    p.add_argument("--max-clock-skew-s", type=positive_float, default=2.0, metavar="S",
-                   help="drop (and count as clock outliers) messages whose capture time, corrected by the host's "
-                        "clock offset, is further than this from their arrival (default %(default)s s)")
-    p.add_argument("--no-smoothing", action="store_true", help="publish the raw triangulation (no One-Euro filter)")
+    p.add_argument("--config", metavar="TOML", help="capture config: its [fusion] table and camera frame rate")
+    p.add_argument("--fps", type=positive_float, help="camera frame rate: sets grouping tolerance and deadline "
+                                                     f"(default: the config's cameras, else {FusionOptions.fps:g})")
+    p.add_argument("--skeleton", choices=sorted(SKELETONS), help="the cameras' skeleton: messages with another one are "
+                   "dropped (default: the --config detector's, else adopted once two rig cameras agree and re-voted "
+                   "when most rig cameras disagree)")
+    add_fusion_arguments(p)
+    add_angle_arguments(p)
     p.add_argument("--seconds", type=positive_float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between stats lines (default 2)")
     p.set_defaults(func=run)
@@ -65,26 +65,44 @@ def stats_line(s: dict, prev: dict | None) -> str:
     if not s["messages_in"]:
         return f"{s['elapsed_s']:7.1f} s  waiting for kp2d messages (none yet)"
     present = s.get("cameras_present", [])
-    drops = s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
+    jumps = sum(s.get("clock_jumps", {}).values())
+    drops = (s["late_dropped"] + s["malformed"] + s["wrong_skeleton"] + s["unknown_camera"] + s.get("clock_outlier", 0)
+             + jumps)
     return (f"{s['elapsed_s']:7.1f} s  in {fps_in:6.1f}/s  out {fps_out:5.1f}/s  cameras {len(present)} "
             f"[{','.join(present)}]  per instant {s['cameras_per_instant']:.2f}  spread p50 {s['spread_ms_p50']:.1f} ms  "
             f"latency added p50/p99 {s['added_latency_ms_p50']:.2f}/{s['added_latency_ms_p99']:.2f} ms  "
             f"capture->3D p50/p99 {s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f} ms  drops {drops}"
             + (f" (late {s['late_dropped']}, malformed {s['malformed']}, wrong skeleton {s['wrong_skeleton']}, "
-               f"unknown camera {s['unknown_camera']}, clock outlier {s.get('clock_outlier', 0)})" if drops else ""))
+               f"unknown camera {s['unknown_camera']}, clock outlier {s.get('clock_outlier', 0)}, clock jump {jumps})"
+               if drops else "")
+            + (f"  QUARANTINED (stamps jumped): {','.join(s['quarantined'])}" if s.get("quarantined") else "")
+            + (f"  fusion stalled {s['fusion_stalls']}x ({s['fusion_stalled_s']:.1f} s, caught up)"
+               if s.get("fusion_stalls") else ""))
+
+
+def _skeleton(args, config):
+    """--skeleton, else the capture config's detector's skeleton when it declares one, else None (voted)."""
+    if args.skeleton:
+        return SKELETONS[args.skeleton]
+    if config is None:
+        return None
+    from capture.pose import declared_skeleton
+
+    return declared_skeleton(config.detector, config.detector_options)
 
 
 def run(args) -> int:
     from calibration import load_rig
+    from capture.config import load_config
     from triangulate.fusion_node import FusionNode
 
     rig = load_rig(args.rig)
     if args.record:
         check_output_folder(args.record, "--record")
     subs = args.sub or [DEFAULT_SUB_ENDPOINT]
-    node = FusionNode(rig, subs, args.pub, fps=args.fps, record_dir=args.record, smoothing=not args.no_smoothing,
-                      tolerance_ms=args.tolerance_ms, deadline_ms=args.deadline_ms,
-                      max_clock_skew_s=args.max_clock_skew_s)
+    config = load_config(args.config, check_devices=False) if args.config else None
+    node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
+                      skeleton=_skeleton(args, config), instant_hooks=instant_hooks(args))
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -97,7 +115,7 @@ def run(args) -> int:
         prev[0] = s
 
     summary = node.run(stop, duration_s=args.seconds, on_stats=report, stats_interval_s=args.interval,
-                       recent=int(max(1.0, args.interval) * args.fps * 2))  # Ctrl-C: a clean stop
+                       recent=int(max(1.0, args.interval) * node.fps * 2))  # Ctrl-C: a clean stop
     print("total: " + stats_line(summary, None), flush=True)
     if args.record:
         print(f"recorded {summary['instants_out']} instants to {args.record}" if summary["instants_out"]

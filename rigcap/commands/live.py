@@ -36,12 +36,15 @@ Clock offsets between hosts
 
 from __future__ import annotations
 
+from rigcap.argtypes import shipped_config
+
 import argparse
 import signal
 import time
 from urllib.parse import urlparse
 
 from rigcap.errors import RigcapError
+from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 
 EXAMPLES = """examples:
   rigcap live --config configs/studio.toml --rig rig.toml
@@ -54,7 +57,7 @@ EXAMPLES = """examples:
 def register(sub) -> None:
     p = sub.add_parser("live", help="cameras from a config + fusion + viewer, live", description=__doc__,
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/studio.toml", help="capture config (default: %(default)s)")
+    p.add_argument("--config", default=shipped_config("studio.toml"), help="capture config (default: %(default)s)")
     p.add_argument("--rig", help="calibrated rig file (default: the config's rig)")
     p.add_argument("--hosts", action="append", metavar="HOST[,HOST...]",
                    help="camera hosts running `rigcap capture`: IP/name, or SUB_ENDPOINT@CLOCK_ENDPOINT")
@@ -68,6 +71,8 @@ def register(sub) -> None:
     p.add_argument("--headless", action="store_true", help="no viewer window even when a display exists")
     p.add_argument("--snapshot", metavar="PNG", help="at the end, render the last 3D skeleton to this image")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between stats lines (default 2)")
+    add_fusion_arguments(p)
+    add_angle_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -119,7 +124,7 @@ def run(args) -> int:
 
     from calibration import load_rig
     from capture.config import load_config
-    from rigcap.live_session import FusionOptions, LiveSession, run_live
+    from rigcap.live_session import LiveSession, RemoteHosts, run_live
     from rigcap.commands.fuse import stats_line
     from viewer.live import launch_viewer
     from viewer.render import has_display
@@ -129,18 +134,22 @@ def run(args) -> int:
     if not rig_path:
         raise RigcapError(f"{args.config}: no rig: give --rig rig.toml or set rig = \"...\" in the config")
     rig = load_rig(rig_path)
+    from calibration.rig import size_mismatch_warnings
+
+    for line in size_mismatch_warnings(rig, {c.name: c.image_size() for c in config.cameras}, "its capture source"):
+        print(f"warning: {line}", flush=True)
     hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
     offsets = measure_hosts(hosts)
     for (sub, clock), off in zip(hosts, offsets):
         print(f"host {sub}: clock offset {off.offset_ns / 1e6:+.3f} ms (theirs - ours), "
               f"uncertainty +-{off.round_trip_ns / 2e6:.3f} ms, best of {off.samples}", flush=True)
     detector, detector_options = config.detector_for(args.detector)
-    fps = max(c.fps_override or c.fps for c in config.cameras)
-    fusion = FusionOptions(fps=fps, remote_endpoints=[h[0] for h in hosts],
-                           remote_offsets_ns=[o.offset_ns for o in offsets])
+    fusion = fusion_options(args, config)
+    remote = RemoteHosts([h[0] for h in hosts], [o.offset_ns for o in offsets])
     session = LiveSession(rig, config.cameras, config.pub_endpoint, config.sub_endpoint,
                           detector=detector, detector_options=detector_options,
-                          record_dir=args.record, record_video=not args.no_video, fusion=fusion, max_restarts=config.max_restarts,
+                          record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote,
+                          instant_hooks=instant_hooks(args), max_restarts=config.max_restarts,
                           restart_delay_s=config.restart_delay_s,
                           session_info={"config_file": config.path, "rig_file": str(rig_path), "config": config.raw,
                                         "hosts": [h[0] for h in hosts],

@@ -49,9 +49,28 @@ def register(subparsers) -> None:
     q.add_argument("--time-offset-ms", type=float, default=4.0,
                    help="per-camera clock offsets drawn within +- this many ms (default: %(default)s)")
     q.add_argument("--clean", action="store_true", help="a perfect detector: no noise, no misses, no offsets")
+    q.add_argument("--program", choices=("mixed", "workout"), default="mixed",
+                   help="the motion: mixed (walking, turning, a squat, arm raises) or workout (sets of squats, "
+                   "lunges and lateral arm raises; the true repetitions go to reps_true.json) (default: %(default)s)")
     q.add_argument("--videos", action="store_true", help="also write cam_*.mp4 of the rendered person")
     q.add_argument("--size", type=int, nargs=2, default=(1280, 720), metavar=("W", "H"), help="image size")
+    q.add_argument("--persons", type=int, default=1,
+                   help="people in the studio, 1-6: with 2 or more, different heights, crossing paths, occluding "
+                   "each other, the last one leaving and coming back; keypoints2d.npz is then the multi-person "
+                   "form (cameras, frames, persons, joints, 3) in detection order and points3d_true.npz "
+                   "(persons, frames, joints, 3) (default: %(default)s)")
     q.set_defaults(func=run_person)
+
+    m = sub.add_parser("sessions", help="many small sessions (rig.toml + keypoints2d.npz + truth) for rigcap batch",
+                       description="Write COUNT folders session-000 ... under --out, each with its own seed: rig.toml "
+                       "(the true rig), keypoints2d.npz (realistic detector errors) and points3d_true.npz.")
+    m.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    m.add_argument("--count", type=int, default=20, help="number of sessions (default: %(default)s)")
+    m.add_argument("--cameras", type=int, default=4, help="cameras per session (default: %(default)s)")
+    m.add_argument("--seconds", type=float, default=10.0, help="duration of each (default: %(default)s)")
+    m.add_argument("--fps", type=float, default=30.0, help="frame rate (default: %(default)s)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the first session (default: %(default)s)")
+    m.set_defaults(func=run_sessions)
 
 
 def _check_counts(**values) -> None:
@@ -115,21 +134,28 @@ def run_person(args) -> int:
     _check_counts(cameras=(args.cameras, 1, 64), seconds=(args.seconds, 0.04, 3600.0), fps=(args.fps, 1.0, 1000.0),
                   noise_px=(args.noise_px, 0.0, 1000.0), missing=(args.missing, 0.0, 1.0),
                   outliers=(args.outliers, 0.0, 1.0), swaps=(args.swaps, 0.0, 1.0), drop_rate=(args.drop_rate, 0.0, 1.0))
+    _check_counts(persons=(args.persons, 1, 6))
     if args.clean:
         noise, offsets = DetectorNoise.none(), None
     else:
         noise = DetectorNoise(pixel_sigma=args.noise_px, missing_rate=args.missing, outlier_rate=args.outliers,
                               swap_rate=args.swaps)
         offsets = args.time_offset_ms
+    if args.persons > 1:
+        return run_crowd(args, noise, offsets)
     studio = SyntheticStudio(n_cameras=args.cameras, fps=args.fps, duration_s=args.seconds, seed=args.seed,
                              noise=noise, size=tuple(args.size), time_offsets_ms=offsets,
-                             drop_rate=0.0 if args.clean else args.drop_rate)
+                             drop_rate=0.0 if args.clean else args.drop_rate, program=args.program)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_rig(studio.rig, out / "rig_true.toml")
     studio.keypoints2d().save(out / "keypoints2d.npz")
     studio.points3d_true().save(out / "points3d_true.npz")
     studio.detections.save_truth(out / "keypoints_truth.npz")
+    if args.program == "workout":
+        import json
+
+        (out / "reps_true.json").write_text(json.dumps(studio.exercise_reps(), indent=1) + "\n")
     console = Console()
     videos = []
     if args.videos:
@@ -165,5 +191,62 @@ def run_person(args) -> int:
                       f"{np.nanmedian(conf):.2f}" if np.isfinite(conf).any() else "-")
     console.print(table)
     files = ["rig_true.toml", "keypoints2d.npz", "points3d_true.npz", "keypoints_truth.npz"] + videos
+    files += ["reps_true.json"] if args.program == "workout" else []
     console.print(f"wrote {', '.join(files)}; pixel noise sigma {noise.pixel_sigma:g} px")
+    return 0
+
+
+def run_crowd(args, noise, offsets) -> int:
+    """``--persons N`` (N >= 2): the crowd studio's files and a table per person."""
+    from rich.console import Console
+    from rich.table import Table
+
+    import numpy as np
+
+    from calibration.rigfile import save_rig
+    from rigcap.errors import RigcapError
+    from rigcap.studio.crowd import CrowdStudio
+
+    if args.videos:
+        raise RigcapError("--videos renders one person; it is not available with --persons > 1 yet")
+    studio = CrowdStudio(n_persons=args.persons, n_cameras=args.cameras, fps=args.fps, duration_s=args.seconds,
+                         seed=args.seed, noise=noise, size=tuple(args.size), time_offsets_ms=offsets,
+                         drop_rate=0.0 if args.clean else args.drop_rate)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_rig(studio.rig, out / "rig_true.toml")
+    studio.keypoints2d().save(out / "keypoints2d.npz")
+    studio.points3d_true().save(out / "points3d_true.npz")
+    studio.save_truth(out / "keypoints_truth.npz")
+    table = Table(title=f"synthetic people: {out}  ({studio.n_frames} frames at {studio.fps:g} fps, "
+                  f"{studio.n_cameras} cameras, {studio.n_persons} people, seed {args.seed})")
+    for col in ("person", "height m", "away s", "detected in camera-frames %", "occluded %", "closest m"):
+        table.add_column(col, justify="right")
+    t = studio.frame_times_s
+    for p in range(studio.n_persons):
+        d = studio.per_person[p]
+        away = studio.crowd.absences[p]
+        others = [q for q in range(studio.n_persons) if q != p]
+        hip = studio.points3d[:, :, studio.skeleton.index("hip"), :2]
+        closest = min(np.nanmin(np.linalg.norm(hip[p] - hip[q], axis=-1)) for q in others)
+        table.add_row(f"P{p + 1}", f"{studio.crowd.heights[p]:.2f}",
+                      f"{away[0]:.1f}-{away[1]:.1f}" if away else "-", f"{100 * studio.found[..., p].mean():.1f}",
+                      f"{100 * d.occluded.sum() / max(d.in_image.sum(), 1):.1f}", f"{closest:.2f}")
+    console = Console()
+    console.print(table)
+    console.print("wrote rig_true.toml, keypoints2d.npz, points3d_true.npz, keypoints_truth.npz "
+                  f"(detection_person: who each detection slot is); pixel noise sigma {noise.pixel_sigma:g} px; "
+                  f"{len(t)} frames")
+    return 0
+
+
+def run_sessions(args) -> int:
+    from rigcap.studio.sessions import write_synthetic_sessions
+
+    _check_counts(count=(args.count, 1, 100000), cameras=(args.cameras, 2, 64), seconds=(args.seconds, 0.04, 3600.0),
+                  fps=(args.fps, 1.0, 1000.0))
+    paths = write_synthetic_sessions(args.out, args.count, seconds=args.seconds, cameras=args.cameras, fps=args.fps,
+                                     seed=args.seed)
+    print(f"wrote {len(paths)} sessions under {args.out} ({args.cameras} cameras, {args.seconds:g} s each): "
+          f"{paths[0].name} ... {paths[-1].name}")
     return 0

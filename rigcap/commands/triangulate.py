@@ -21,6 +21,18 @@ def register(subparsers) -> None:
                    help="2D keypoints .npz, or a folder of <camera>_json folders (OpenPose JSON)")
     p.add_argument("--out", required=True, metavar="NPZ", help="3D points file to write (.npz)")
     p.add_argument("--fps", type=float, help="frame rate (needed for JSON input; default: the keypoints')")
+    add_engine_arguments(p)
+    p.add_argument("--camera-order", choices=("name", "rig"), default="name",
+                   help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
+    p.add_argument("--sync", action="store_true",
+                   help="first find each camera's time offset from the motion (as rigcap sync does) and resample every "
+                   "camera at camera 0's instants")
+    p.set_defaults(func=run)
+
+
+def add_engine_arguments(p) -> None:
+    """The engine's settings and the export flags: shared by ``rigcap triangulate`` and ``rigcap batch``
+    (so a batch run and a run one by one read the same defaults)."""
     p.add_argument("--threshold-px", default="auto",
                    help="reprojection error above which a view is an outlier, px, or 'auto': three times the "
                    "detector noise estimated from the data, at least 15 px (a coarse detector on large images "
@@ -38,24 +50,52 @@ def register(subparsers) -> None:
     p.add_argument("--max-gap", type=int, default=0,
                    help="interpolate interior gaps up to this many frames (default: %(default)s)")
     p.add_argument("--exports", default="trc,csv,c3d",
-                   help="comma-separated formats to write next to --out: trc, csv, c3d, or 'none' (default: %(default)s)")
+                   help="comma-separated formats to write next to the 3D points file: trc, csv, c3d, or 'none' (default: %(default)s)")
     p.add_argument("--trc-units", choices=("m", "mm"), default="m", help="TRC units (default: %(default)s)")
     p.add_argument("--trc-up", choices=("y", "z"), default="y",
                    help="TRC up axis: y turns the rig's Z-up frame the way OpenSim wants (default: %(default)s)")
-    p.add_argument("--camera-order", choices=("name", "rig"), default="name",
-                   help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
-    p.set_defaults(func=run)
+    p.add_argument("--persons", default="1", metavar="auto|N",
+                   help="people to follow: 1 (default) triangulates one person as always; N or 'auto' associates "
+                   "the people across cameras, tracks them with stable ids and writes the multi-person 3D form "
+                   "(points (persons, frames, joints, 3), person_ids) and <stem>_P<id>.trc/.csv/.c3d per person "
+                   "(default: %(default)s)")
 
 
-def load_keypoints(path: str, fps: float | None):
-    """A rigcap 2D keypoint .npz or an OpenPose-style JSON folder tree."""
+def engine_settings(args):
+    """``(TriangulationConfig, export formats, persons)`` from :func:`add_engine_arguments`' flags."""
+    from rigcap.errors import RigcapError
+    from triangulate.engine import TriangulationConfig
+    from triangulate.exports import EXPORTERS
+    from triangulate.people import check_persons
+
+    formats = [] if args.exports.strip().lower() == "none" else [f.strip().lower() for f in args.exports.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in EXPORTERS]
+    if unknown:
+        raise RigcapError(f"--exports: unknown format(s) {', '.join(unknown)}; known: {', '.join(EXPORTERS)} or none")
+    auto = str(args.threshold_px).strip().lower() == "auto"
+    try:
+        threshold = 15.0 if auto else float(args.threshold_px)
+    except ValueError:
+        raise RigcapError(f"--threshold-px must be a number of pixels or 'auto', got {args.threshold_px!r}") from None
+    try:
+        config = TriangulationConfig(
+            threshold_px=threshold, auto_threshold=auto, min_confidence=args.min_confidence, min_views=args.min_views,
+            swap_repair=not args.no_swap_repair, refine=args.refine,
+            filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap)
+    except ValueError as exc:
+        raise RigcapError(str(exc)) from None
+    return config, formats, check_persons(args.persons)
+
+
+def load_keypoints(path: str, fps: float | None, multi_person: bool = False):
+    """A rigcap 2D keypoint .npz or an OpenPose-style JSON folder tree (``multi_person``: every person in the JSON)."""
     from rigcap.errors import InputFileError
     from triangulate.formats import Keypoints2D
     from triangulate.openpose_json import load_openpose_json
 
     p = Path(path)
     if p.is_dir():
-        kp = load_openpose_json(p, fps=fps)
+        kp = load_openpose_json(p, fps=fps, multi_person=multi_person)
     elif p.is_file():
         kp = Keypoints2D.load(p)
         if fps:
@@ -94,35 +134,19 @@ def run(args) -> int:
 
     from calibration.rigfile import load_rig
     from rigcap.errors import RigcapError
-    from triangulate.engine import TriangulationConfig, match_cameras, triangulate
-    from triangulate.exports import EXPORTERS, export_all
+    from triangulate.engine import match_cameras, triangulate
+    from triangulate.exports import export_all
     from triangulate.formats import Keypoints2D
 
     console = Console()
-    formats = [] if args.exports.strip().lower() == "none" else [f.strip().lower() for f in args.exports.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in EXPORTERS]
-    if unknown:
-        raise RigcapError(f"--exports: unknown format(s) {', '.join(unknown)}; known: {', '.join(EXPORTERS)} or none")
     out = Path(args.out)
     if out.suffix != ".npz":
         raise RigcapError(f"--out must name a .npz file, got {out}")
     if args.fps is not None and not args.fps > 0:
         raise RigcapError(f"--fps must be > 0, got {args.fps}")
-    auto = str(args.threshold_px).strip().lower() == "auto"
-    try:
-        threshold = 15.0 if auto else float(args.threshold_px)
-    except ValueError:
-        raise RigcapError(f"--threshold-px must be a number of pixels or 'auto', got {args.threshold_px!r}") from None
-    try:
-        config = TriangulationConfig(
-            threshold_px=threshold, auto_threshold=auto, min_confidence=args.min_confidence, min_views=args.min_views,
-            swap_repair=not args.no_swap_repair, refine=args.refine,
-            filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap)
-    except ValueError as exc:
-        raise RigcapError(str(exc)) from None
-
+    config, formats, persons = engine_settings(args)
     rig = load_rig(args.rig)
-    kp = load_keypoints(args.keypoints, args.fps)
+    kp = load_keypoints(args.keypoints, args.fps, multi_person=persons != 1)
     if config.filter_hz and not kp.fps:
         raise RigcapError("--filter butterworth needs the frame rate: pass --fps")
     if formats and not kp.fps and kp.timestamps_ns is None:
@@ -137,6 +161,18 @@ def run(args) -> int:
         except RigcapError as exc:
             raise RigcapError(f"{args.keypoints} vs {args.rig}: {exc} (or --camera-order rig to match by order)") from None
 
+    from calibration.rig import keypoint_extent_warnings
+
+    for line in keypoint_extent_warnings(rig, kp.keypoints, kp.camera_names):
+        console.print(f"[yellow]warning:[/] {line}")
+    if args.sync:
+        from calibration.rig import Rig
+        from triangulate.motion_sync import print_sync, sync_keypoints
+
+        kp, sync = sync_keypoints(Rig(match_cameras(rig, kp.camera_names)), kp)
+        print_sync(sync, console)
+    if persons != 1 or kp.multi_person:
+        return run_people(args, console, rig, kp, config, persons, out, formats)
     result = triangulate(rig, kp, config)
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")
@@ -150,3 +186,32 @@ def run(args) -> int:
         console.print(f"left/right swaps repaired in {int(result.swapped.sum())} camera-frames")
     console.print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def run_people(args, console, rig, kp, config, persons, out, formats) -> int:
+    """Several people: association + tracking + the engine per person (``triangulate.people``)."""
+    import numpy as np
+    from rich.table import Table
+
+    from triangulate.exports import export_all
+    from triangulate.people import people_points3d
+
+    result, p3d = people_points3d(rig, kp, config, persons)
+    p3d.save(out)
+    written = [out] + export_all(p3d, out, formats, trc_units=args.trc_units, trc_up=args.trc_up)
+    n_f = kp.n_frames
+    table = Table(title=f"rigcap triangulate --persons {args.persons}  {len(result.camera_names)} cameras, "
+                        f"{n_f} frames; association + tracking {n_f / max(result.association_s, 1e-9):.0f} frames/s")
+    for col in ("person", "frames seen", "triangulated %", "reproj. error px", "views"):
+        table.add_column(col, justify="right")
+    full = result.points3d
+    for i, pid in enumerate(full.person_ids):
+        ok = np.isfinite(full.points[i]).all(-1)
+        seen = ok.any(-1)
+        table.add_row(f"P{pid}", str(int(seen.sum())), f"{100 * ok[seen].mean() if seen.any() else 0:.1f}",
+                      f"{np.nanmean(full.reprojection_error[i]) if ok.any() else float('nan'):.2f}",
+                      f"{full.n_views[i][ok].mean() if ok.any() else 0:.2f}")
+    console.print(table)
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+

@@ -56,6 +56,9 @@ def register(sub) -> None:
     p.add_argument("--elevation", type=float, default=25.0, help="overview: degrees above the floor (default 25)")
     p.add_argument("--fps", type=positive_float, help="playback / video frame rate (default: the file's, else 30)")
     p.add_argument("--skeleton", help="skeleton name (default: from the joint names or the stream)")
+    p.add_argument("--angles", metavar="NAMES",
+                   help="--live: show these joint angles (comma-separated, rigcap angles --list; 'all' = the first "
+                   "four) and the rep count from the 'angles' topic (rigcap fuse --angles) beside the skeleton")
     p.set_defaults(func=run)
 
 
@@ -83,7 +86,8 @@ def _live(args, rig, skeleton) -> int:
     from viewer.window import require_display
 
     require_display()
-    window, source = view_live(rig, args.live, skeleton, size=args.size or DEFAULT_SIZE)
+    chosen = None if not args.angles else tuple(a.strip() for a in args.angles.split(",") if a.strip() != "all")
+    window, source = view_live(rig, args.live, skeleton, size=args.size or DEFAULT_SIZE, angles=chosen)
     print(f"live: {source.received} skeletons received, {window.updates} drawn, {source.skipped} published "
           f"but not drawn (a newer one was ready), {source.malformed} malformed")
     return 0
@@ -111,6 +115,10 @@ def _points(args, rig, skeleton) -> int:
             skeleton = replay.skeleton_of(points3d)
         for w in caught:
             print(f"rigcap view: note: {args.points}: {w.message}", file=sys.stderr)
+    from viewer.rig_check import rig_mismatch_warnings
+
+    for line in rig_mismatch_warnings(rig, points3d.points):
+        print(f"rigcap view: warning: {args.points} with {args.rig}: {line}", file=sys.stderr)
     view = args.from_camera
     if view is not None:
         render.resolve_view(rig, view)  # fails early, naming the rig's cameras
@@ -120,17 +128,26 @@ def _points(args, rig, skeleton) -> int:
         frame = replay.first_populated_frame(points3d) if args.frame is None else args.frame
         if not -points3d.n_frames <= frame < points3d.n_frames:
             raise RigcapError(f"--frame {frame} out of range: {args.points} has {points3d.n_frames} frames")
-        cam = render.resolve_view(rig, view, size, points3d.points[frame], **overview)
-        render.render_snapshot(rig, skeleton, points3d.points[frame], points3d.n_views[frame], args.snapshot,
-                               view=cam)
+        if points3d.multi_person:  # everybody at that frame, each in their own colour
+            pts, views, ids = points3d.points[:, frame], points3d.n_views[:, frame], points3d.person_ids
+        else:
+            pts, views, ids = points3d.points[frame], points3d.n_views[frame], None
+        cam = render.resolve_view(rig, view, size, pts.reshape(-1, 3), **overview)
+        title = replay.frame_title(points3d, args.points.name, frame, args.fps)
+        render.render_snapshot(rig, skeleton, pts, views, args.snapshot, view=cam, person_ids=ids,
+                               title=title, legend=True)
         print(f"wrote {args.snapshot} (frame {frame % points3d.n_frames}, {cam.size[0]}x{cam.size[1]})")
+    if args.video and points3d.multi_person:
+        raise RigcapError(f"{args.points}: --video draws one person; a multi-person file plays in the window "
+                          "or makes a --snapshot (or pass one person's file)")
     if args.video:
         out = replay.replay_to_video(rig, points3d, args.video, skeleton, size=size, view=view,
-                                     fps=args.fps, **overview)
+                                     fps=args.fps, source=args.points.name, **overview)
         print(f"wrote {out} ({points3d.n_frames} frames)")
     if not (args.snapshot or args.video):
         from viewer.window import require_display
 
         require_display()
-        replay.replay_window(rig, points3d, skeleton, fps=args.fps, size=args.size or DEFAULT_SIZE)
+        replay.replay_window(rig, points3d, skeleton, fps=args.fps, size=args.size or DEFAULT_SIZE,
+                             source=args.points.name)
     return 0

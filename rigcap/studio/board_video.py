@@ -14,7 +14,8 @@ How a frame is made (per camera):
    says they are (measured: median detection error ~0.05-0.1 px).
 3. The board is lit (Lambert term from its tilt to the room light) and
    composited over the room background; a camera that sees the back of the
-   board sees background there.
+   board sees background there, unless the board is ``transparent`` (a print
+   on clear film: from behind, the mirror image of its front).
 4. Uneven illumination (a smooth gain field per camera, drifting over time),
    Gaussian lens blur (sigma 0.5-1.0 px per camera) and sensor noise (1.5-3
    grey levels) finish the frame.
@@ -49,11 +50,12 @@ _LIGHT_DIR = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])  # to
 
 
 def true_board_corners_2d(rig: Rig, board: BoardDefinition, rvecs: np.ndarray, tvecs: np.ndarray,
-                          margin_px: float = 0.0) -> np.ndarray:
+                          margin_px: float = 0.0, transparent: bool = False) -> np.ndarray:
     """(C, F, N, 2) true pixel positions of the ChArUco corners (ids 0..N-1).
 
     NaN where the corner is outside the image (``margin_px`` from the border),
-    outside the field of view, behind the camera, or the board faces away.
+    outside the field of view, behind the camera, or the board faces away
+    (unless ``transparent``: then its corners show from behind too).
     Pure geometry, no rendering: the reference for detection tests and
     calibration benchmarks.
     """
@@ -62,7 +64,7 @@ def true_board_corners_2d(rig: Rig, board: BoardDefinition, rvecs: np.ndarray, t
     out = np.full((len(rig), world.shape[0], world.shape[1], 2), np.nan)
     for ci, cam in enumerate(rig.cameras):
         uv = cam.project(world)
-        ok = visible_in_image(cam, world, margin_px) & faces[ci][:, None]
+        ok = visible_in_image(cam, world, margin_px) & (faces[ci][:, None] | transparent)
         out[ci][ok] = uv[ok]
     return out
 
@@ -72,9 +74,11 @@ class BoardRenderer:
     lens blur, noise level, light field) is built once."""
 
     def __init__(self, rig: Rig, board: BoardDefinition, seed: int = 0, blur: bool = True,
-                 noise: bool = True, uneven_light: bool = True, background: bool = True):
+                 noise: bool = True, uneven_light: bool = True, background: bool = True,
+                 transparent: bool = False):
         self.rig = rig
         self.board = board
+        self.transparent = transparent  # seen from behind, the board shows its front mirrored
         self.seed = int(seed)
         self.blur = blur
         self.noise = noise
@@ -135,8 +139,8 @@ class BoardRenderer:
         r_cb = cam.R @ r_wb
         t_cb = cam.R @ np.asarray(tvec, float) + cam.tvec
         cam_in_board = -r_cb.T @ t_cb
-        if cam_in_board[2] < 0:  # printed face towards the camera
-            self._draw_board(cam, img, r_cb, t_cb, r_wb)
+        if cam_in_board[2] < 0 or self.transparent:  # printed face towards the camera, or a clear board
+            self._draw_board(cam, img, r_cb, t_cb, r_wb if cam_in_board[2] < 0 else -r_wb)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xF2, ci, int(frame_index)]))
         gain = self.exposure[ci] * self.white_balance[ci].astype(np.float32)
         if self.uneven_light:
@@ -213,9 +217,9 @@ class BoardRenderer:
 
 def render_board_views(rig: Rig, board: BoardDefinition, rvecs: np.ndarray, tvecs: np.ndarray, seed: int = 0,
                        blur: bool = True, noise: bool = True, uneven_light: bool = True,
-                       background: bool = True) -> Iterator[list[np.ndarray]]:
+                       background: bool = True, transparent: bool = False) -> Iterator[list[np.ndarray]]:
     """Yield, per frame, a list of ``len(rig)`` BGR uint8 images (h, w, 3), one per camera."""
-    renderer = BoardRenderer(rig, board, seed, blur, noise, uneven_light, background)
+    renderer = BoardRenderer(rig, board, seed, blur, noise, uneven_light, background, transparent)
     rvecs = np.asarray(rvecs, float).reshape(-1, 3)
     tvecs = np.asarray(tvecs, float).reshape(-1, 3)
     for fi in range(rvecs.shape[0]):

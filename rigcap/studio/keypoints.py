@@ -136,13 +136,18 @@ def sample_times(n_frames: int, fps: float, offsets_ms: np.ndarray, jitter_ms: f
 
 def synthesize_keypoints(rig: Rig, points3d: np.ndarray, noise: DetectorNoise | None = None, seed: int = 0,
                          time_offsets_ms=None, drop_rate: float = 0.0, fps: float = 30.0, motion=None,
-                         skeleton: Skeleton = HALPE26) -> SyntheticKeypoints:
+                         skeleton: Skeleton = HALPE26, capture_times_s: np.ndarray | None = None,
+                         hidden_by_others: np.ndarray | None = None) -> SyntheticKeypoints:
     """Simulate every camera's 2D detections of ``points3d`` (F, J, 3).
 
     ``time_offsets_ms``: None (all zero), a number (random offsets within
     +- that many ms, drawn from ``seed``) or one value per camera.
     ``motion``: optional callable ``t_seconds (C, F) -> (C, F, J, 3)`` (e.g.
     ``PersonMotion.joints``) for exact positions at the capture instants.
+    ``capture_times_s`` (C, F): use these capture instants instead of drawing
+    offsets and jitter (several people seen by one camera share its clock).
+    ``hidden_by_others`` (C, F, J) bool: joints hidden behind *other* people,
+    treated like self-occlusion (see :mod:`rigcap.studio.crowd`).
     """
     noise = noise or DetectorNoise()
     points3d = np.asarray(points3d, float)
@@ -155,9 +160,12 @@ def synthesize_keypoints(rig: Rig, points3d: np.ndarray, noise: DetectorNoise | 
     (r_time, r_miss, r_noise, r_out, r_swap, r_drop, r_conf) = _streams(seed, 7)
 
     offsets = _resolve_offsets(time_offsets_ms, n_c, r_time)
-    times = sample_times(n_f, fps, offsets, noise.time_jitter_ms, r_time)  # (C, F)
+    if capture_times_s is None:
+        times = sample_times(n_f, fps, offsets, noise.time_jitter_ms, r_time)  # (C, F)
+    else:
+        times = np.asarray(capture_times_s, float).reshape(n_c, n_f)
     timestamps_ns = np.round(times * 1e9).astype(np.int64)
-    exact = not np.any(offsets) and noise.time_jitter_ms <= 0
+    exact = np.allclose(times, np.arange(n_f)[None] / float(fps), rtol=0, atol=1e-12)
     if exact:
         sampled = np.broadcast_to(points3d, (n_c,) + points3d.shape).copy()
     elif motion is not None:
@@ -175,6 +183,8 @@ def synthesize_keypoints(rig: Rig, points3d: np.ndarray, noise: DetectorNoise | 
         in_image[ci] = vis
         if noise.occlusion:
             occluded[ci] = hidden_joints(cam.center, sampled[ci]) & vis
+    if hidden_by_others is not None:
+        occluded |= np.asarray(hidden_by_others, bool) & in_image
 
     # ---- which in-image joints the detector misses
     occ_frac = occluded.sum() / max(in_image.sum(), 1)

@@ -20,7 +20,10 @@ top of head ~1.74 m when standing.
 The motion is a seeded program of segments -- standing, turning on the spot
 (stepping), walking along a curved path on the floor (within about
 +-1.65 m of the centre), a squat, arm raises -- joined by short transitions in
-which the feet step to their new places.  :class:`PersonMotion` evaluates it at
+which the feet step to their new places.  The ``workout`` program replaces the single
+squat and arm raises with sets: squats of varied depth, alternating forward lunges and
+lateral arm raises, with known repetitions (:meth:`PersonMotion.exercise_reps`), so rep
+counting is measurable.  :class:`PersonMotion` evaluates it at
 any time (seconds, vectorised), which is what lets cameras with time offsets
 sample the person at their own capture instants.
 """
@@ -154,12 +157,21 @@ class _Stand(_Segment):
 @dataclass
 class _Squat(_Stand):
     depth: float = 0.36
+    reps: int = 1
+    depths: tuple = ()  # pelvis drop of each rep (m); default ``depth`` for all
+
+    def rep_windows(self) -> np.ndarray:
+        """(reps, 2) local start and end times (s) of each rep; its bottom is halfway."""
+        k = np.arange(self.reps)
+        return np.stack([k, k + 1], -1) * self.duration / self.reps
 
     def controls(self, tl):
         c = super().controls(tl)
-        bump = np.sin(np.pi * np.clip(tl / self.duration, 0, 1)) ** 2
+        u = np.clip(tl / self.duration, 0, 1) * self.reps
+        bump = np.sin(np.pi * u) ** 2
+        depth = np.asarray(self.depths or (self.depth,) * self.reps, float)[np.minimum(u.astype(int), self.reps - 1)]
         fwd = np.array([np.cos(self.yaw), np.sin(self.yaw), 0.0])
-        c["pelvis"] = c["pelvis"] - bump[:, None] * (self.depth * np.array([0, 0, 1.0]) + 0.13 * fwd)
+        c["pelvis"] = c["pelvis"] - bump[:, None] * (depth[:, None] * np.array([0, 0, 1.0]) + 0.13 * fwd)
         c["pelvis_pitch"] = 0.35 * bump
         c["spine_pitch"] = 0.25 * bump
         c["head_pitch"] = -0.35 * bump
@@ -171,7 +183,57 @@ class _Squat(_Stand):
 
 
 @dataclass
+class _Lunge(_Stand):
+    """Forward lunges, the leading leg alternating (left first): step out, lower, rise, step back."""
+
+    reps: int = 2
+    step: float = 0.6
+
+    rep_windows = _Squat.rep_windows
+
+    def controls(self, tl):
+        c = super().controls(tl)
+        u = np.clip(tl / self.duration, 0, 1) * self.reps
+        k = np.minimum(u.astype(int), self.reps - 1)
+        f = u - k
+        out = np.where(f < 0.5, _smoothstep(f / 0.25), _smoothstep((1.0 - f) / 0.25))
+        low = np.where((f > 0.25) & (f < 0.75), np.sin(np.pi * (f - 0.25) / 0.5) ** 2, 0.0)
+        lift = np.where(f < 0.25, np.sin(np.pi * f / 0.25), np.where(f > 0.75, np.sin(np.pi * (1 - f) / 0.25), 0.0))
+        fwd = np.array([np.cos(self.yaw), np.sin(self.yaw), 0.0])
+        c["pelvis"] = c["pelvis"] + (0.5 * self.step * out)[:, None] * fwd
+        c["pelvis"][:, 2] -= 0.12 * out + 0.22 * low
+        for side, lead in (("l", k % 2 == 0), ("r", k % 2 == 1)):
+            ankle = c[f"{side}_ankle"] + np.where(lead, self.step * out, 0.0)[:, None] * fwd
+            ankle[:, 2] += np.where(lead, 0.06 * lift, 0.0)
+            c[f"{side}_ankle"] = ankle
+        c["spine_pitch"] = 0.1 * low
+        return c
+
+
+@dataclass
+class _ArmRaises(_Stand):
+    """Lateral raises with both arms, ``reps`` times (to about 150 deg of abduction)."""
+
+    reps: int = 3
+
+    rep_windows = _Squat.rep_windows
+
+    def controls(self, tl):
+        c = super().controls(tl)
+        bump = np.sin(np.pi * np.clip(tl / self.duration, 0, 1) * self.reps) ** 2
+        for s in ("l", "r"):
+            c[f"{s}_abd"] = 0.12 + 2.5 * bump
+            c[f"{s}_elbow"] = 0.2 - 0.12 * bump
+        c["head_yaw"] = c["head_yaw"] * (1 - bump)
+        return c
+
+
+@dataclass
 class _ArmRaise(_Stand):
+    def rep_windows(self) -> np.ndarray:
+        """The one lateral raise (both arms overhead) fills the first half of the segment."""
+        return np.array([[0.0, 0.5 * self.duration]])
+
     def controls(self, tl):
         c = super().controls(tl)
         u = np.clip(tl / self.duration, 0, 1)
@@ -391,13 +453,15 @@ class PersonMotion:
 
     floor_half = 1.8  # the walking area: |x|, |y| <= floor_half - 0.15 (pelvis)
 
-    def __init__(self, duration_s: float = 10.0, seed: int = 0):
+    def __init__(self, duration_s: float = 10.0, seed: int = 0, program: str = "mixed"):
+        if program not in PROGRAMS:
+            raise ValueError(f"unknown motion program {program!r}; known: {', '.join(PROGRAMS)}")
         self.seed = int(seed)
+        self.program = program
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xB0D7]))
         self.segments: list[_Segment] = []
         pos = rng.uniform(-0.6, 0.6, 2)
         yaw = rng.uniform(-np.pi, np.pi)
-        total = 0.0
         cycle = 0
         self._add(_Stand(pos, yaw, 0.3, rng.uniform(0, 6)))
         while self.total_duration < duration_s + 1.0:
@@ -408,16 +472,51 @@ class PersonMotion:
             pos = walk.path.point(walk.end_lead)
             yaw = float(walk.path.tangent_angle(walk.end_lead))
             self._add(_Stand(pos, yaw, 0.2, rng.uniform(0, 6)))
-            acts = [_Squat, _ArmRaise] if cycle % 2 == 0 else [_ArmRaise, _Squat]
-            for act in acts:
-                dur = rng.uniform(1.6, 2.0) if act is _Squat else rng.uniform(2.2, 2.6)
-                self._add(act(pos, yaw, dur, rng.uniform(0, 6)))
+            if program == "workout":
+                yaw = self._add_workout(rng, pos)
+            else:
+                acts = [_Squat, _ArmRaise] if cycle % 2 == 0 else [_ArmRaise, _Squat]
+                for act in acts:
+                    dur = rng.uniform(1.6, 2.0) if act is _Squat else rng.uniform(2.2, 2.6)
+                    self._add(act(pos, yaw, dur, rng.uniform(0, 6)))
             self._add(_Stand(pos, yaw, 0.3, rng.uniform(0, 6)))
             turn = rng.choice([-1, 1]) * rng.uniform(np.pi / 3, 2 * np.pi / 3)
             yaw = float(_wrap(yaw + turn))
             self._add(_Stand(pos, yaw, 0.5, rng.uniform(0, 6)))
             cycle += 1
         self.starts = np.cumsum([0.0] + [s.duration for s in self.segments[:-1]])
+
+    def _add_workout(self, rng, pos) -> float:
+        """Facing the middle of the floor (lunges step that way, staying in the cameras' views): a
+        set of squats (some shallower than others), of lunges and of lateral arm raises."""
+        yaw = float(np.arctan2(-pos[1], -pos[0]))
+        self._add(_Stand(pos, yaw, 0.3, rng.uniform(0, 6)))
+        n = int(rng.integers(3, 6))
+        self._add(_Squat(pos, yaw, n * rng.uniform(1.7, 2.1), rng.uniform(0, 6), reps=n,
+                         depths=tuple(rng.uniform(0.2, 0.38, n))))
+        self._add(_Stand(pos, yaw, 0.6, rng.uniform(0, 6)))
+        n = int(rng.integers(2, 5))
+        self._add(_Lunge(pos, yaw, n * rng.uniform(2.0, 2.4), rng.uniform(0, 6), reps=n))
+        self._add(_Stand(pos, yaw, 0.6, rng.uniform(0, 6)))
+        n = int(rng.integers(3, 6))
+        self._add(_ArmRaises(pos, yaw, n * rng.uniform(1.8, 2.2), rng.uniform(0, 6), reps=n))
+        return yaw
+
+    def exercise_reps(self, t0: float = 0.0, t1: float | None = None) -> dict[str, np.ndarray]:
+        """The true repetitions done entirely within ``[t0, t1]`` seconds, as the times of their
+        peaks (a squat's or lunge's bottom, an arm raise's top):
+        ``{"squat": times, "lunge": times, "arm_raise": times}`` (s).  In the
+        mixed program each squat is one rep and each arm-raise sequence one lateral raise (both
+        arms out and overhead; the single-arm forward raises after it are not lateral raises)."""
+        t1 = self.total_duration if t1 is None else t1
+        out: dict[str, list] = {name: [] for name in _REP_KINDS.values()}
+        for start, seg in zip(self.starts, self.segments):
+            kind = _REP_KINDS.get(type(seg))
+            if kind:
+                win = start + seg.rep_windows()
+                inside = (win[:, 0] >= t0) & (win[:, 1] <= t1)
+                out[kind].extend(win[inside].mean(-1))
+        return {k: np.array(v) for k, v in out.items()}
 
     @property
     def total_duration(self) -> float:
@@ -464,6 +563,10 @@ class PersonMotion:
         seg_idx = np.clip(np.searchsorted(self.starts, t, side="right") - 1, 0, len(self.segments) - 1)
         names = np.array([type(s).__name__.strip("_").lower() for s in self.segments])
         return names[seg_idx]
+
+
+PROGRAMS = ("mixed", "workout")
+_REP_KINDS = {_Squat: "squat", _Lunge: "lunge", _ArmRaises: "arm_raise", _ArmRaise: "arm_raise"}
 
 
 def simulate_person(n_frames: int, fps: float = 30.0, seed: int = 0) -> np.ndarray:

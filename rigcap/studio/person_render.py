@@ -124,6 +124,23 @@ def render_person(camera: Camera, joints3d: np.ndarray, skeleton: Skeleton = HAL
     return img
 
 
+def render_people(camera: Camera, people3d: np.ndarray, seeds, skeleton: Skeleton = HALPE26,
+                  background: np.ndarray | None = None, room_seed: int = 0) -> np.ndarray:
+    """(h, w, 3) uint8 BGR picture of several people ``people3d`` (P, J, 3), world metres (NaN: away).
+
+    People are drawn far to near (by the distance of their pelvis to the camera),
+    so a nearer person hides the one behind, as in the occlusion the keypoint
+    simulation computes; ``seeds`` (P,) pick each one's clothes."""
+    img = (room_background(camera, room_seed) if background is None else np.asarray(background, np.uint8)).copy()
+    people3d = np.asarray(people3d, float)
+    hip = people3d[:, skeleton.index("hip") if "hip" in skeleton.joint_names else 0]
+    depth = np.linalg.norm(hip - camera.center, axis=-1)
+    for p in np.argsort(-np.nan_to_num(depth, nan=-1.0)):
+        if np.isfinite(people3d[p]).all():
+            img = render_person(camera, people3d[p], skeleton, background=img, seed=int(seeds[p]))
+    return img
+
+
 def _draw_head(img, camera, joints3d, extra, pal, radius_px, center_px) -> None:
     idx = HALPE26.index
     hc = extra["head_center"]

@@ -2,8 +2,8 @@
 
 Rendering is exact under lens distortion because it goes *backwards*: every
 pixel centre (u, v) of the distorted image is undistorted once into its
-normalised ray ``(x, y, 1)`` in the camera frame (``Camera.undistort``, 50
-iterations, re-distorted error < 1e-4 px); a planar surface is then a
+normalised ray ``(x, y, 1)`` in the camera frame (``Camera.undistort``: the
+lens model's Newton solve, re-distorted error < 1e-6 px); a planar surface is then a
 homography of those rays, and the room is a ray/box intersection.  The ray
 grid of a camera never changes, so it is computed once and cached.
 """

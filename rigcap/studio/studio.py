@@ -33,11 +33,13 @@ class SyntheticStudio:
     within +- that many ms (default 4), a sequence gives them exactly, None or
     0 means none.  Per-frame jitter comes from ``noise.time_jitter_ms``.
     ``drop_rate``: fraction of camera-frames the camera never delivers.
+    ``program``: the person's motion, ``mixed`` or ``workout`` (sets of squats, lunges and
+    arm raises with known repetitions: ``exercise_reps()``).
     """
 
     def __init__(self, n_cameras: int = 4, fps: float = 30.0, duration_s: float = 10.0, seed: int = 0,
                  noise: DetectorNoise | None = None, size=(1280, 720), time_offsets_ms=4.0,
-                 drop_rate: float = 0.0, rig: Rig | None = None):
+                 drop_rate: float = 0.0, rig: Rig | None = None, program: str = "mixed"):
         self.seed = int(seed)
         self.fps = float(fps)
         self.n_frames = max(1, int(round(duration_s * self.fps)))
@@ -46,7 +48,7 @@ class SyntheticStudio:
         self.rig = rig if rig is not None else make_studio_rig(n_cameras, size=size, seed=self.seed)
         self.n_cameras = len(self.rig)
         self.skeleton = HALPE26
-        self.motion = PersonMotion(duration_s=self.duration_s + 1.0, seed=self.seed)
+        self.motion = PersonMotion(duration_s=self.duration_s + 1.0, seed=self.seed, program=program)
         self.frame_times_s = np.arange(self.n_frames) / self.fps
         self.points3d = self.motion.joints(self.frame_times_s)
         self.detections: SyntheticKeypoints = synthesize_keypoints(
@@ -93,6 +95,10 @@ class SyntheticStudio:
         cam = self.rig.cameras[cam_index]
         return render_person(cam, self.detections.points3d_sampled[cam_index, frame_index], self.skeleton,
                              seed=self.seed)
+
+    def exercise_reps(self) -> dict[str, int]:
+        """True repetitions per exercise whose peak falls within the recording."""
+        return {k: len(v) for k, v in self.motion.exercise_reps(0.0, (self.n_frames - 1) / self.fps).items()}
 
     # ------------------------------------------------------------------ whole files
     def keypoints2d(self) -> Keypoints2D:

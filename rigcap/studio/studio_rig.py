@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibration import lens_model
 from calibration.camera import Camera, matrix_to_rodrigues
 from calibration.rig import Rig
 
@@ -26,7 +27,7 @@ VOLUME_CENTER = np.array([0.0, 0.0, 0.9])
 
 
 def look_at_rotation(center: np.ndarray, target: np.ndarray, roll_rad: float = 0.0) -> np.ndarray:
-    """World->camera rotation (OpenCV axes: x right, y down, z forward) for a camera at
+    """Rotation ``cam_from_world`` (OpenCV axes: x right, y down, z forward) for a camera at
     ``center`` looking at ``target`` with the world z axis up in the image."""
     forward = np.asarray(target, float) - np.asarray(center, float)
     forward /= np.linalg.norm(forward)
@@ -43,9 +44,11 @@ def look_at_rotation(center: np.ndarray, target: np.ndarray, roll_rad: float = 0
 
 
 def distortion_is_monotonic(k1: float, k2: float, r_max: float) -> bool:
-    """True when r*(1 + k1 r^2 + k2 r^4) keeps increasing up to ``r_max`` (no fold-back)."""
-    s = np.linspace(0.0, r_max**2, 512)
-    return bool(np.all(1.0 + 3.0 * k1 * s + 5.0 * k2 * s**2 > 0.05))
+    """True when the radial distortion ``k1 k2`` keeps increasing up to radius ``r_max`` (no fold-back):
+    its slope along a radius (the lens model's Jacobian) stays above 0.05."""
+    r = np.sqrt(np.linspace(0.0, r_max**2, 512))
+    _, slope = lens_model.distort(np.stack([r, np.zeros_like(r)], -1), [k1, k2, 0.0, 0.0, 0.0], jacobians="xy")
+    return bool(np.all(slope[:, 0, 0] > 0.05))
 
 
 def max_normalized_radius(camera: Camera) -> float:

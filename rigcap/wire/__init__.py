@@ -19,9 +19,13 @@ and ``tcp://127.0.0.1:5556`` (subscribers).  TCP rather than ``ipc://``
 because the same address form goes across machines (``tcp://192.168.1.10:5555``)
 and works on every OS; on loopback it costs a few tens of microseconds.
 
-A publisher never blocks: its send high-water mark (``SNDHWM``, default 1000
-messages) makes ZeroMQ drop messages for a subscriber that does not keep up,
-and the backbone drops per subscriber the same way.  A subscriber misses what
+A publisher never blocks: its send high-water mark (``SNDHWM``) makes ZeroMQ
+drop messages for a subscriber that does not keep up, and the backbone drops
+per subscriber the same way.  Queues are bounded in bytes: every receiving
+socket sets ``ZMQ_MAXMSGSIZE`` to :data:`MAX_MESSAGE_BYTES` (64 KiB header +
+256 KiB payload; a bigger frame is dropped and its sender disconnected before
+it is buffered) and every high-water mark is ``QUEUE_BUDGET_BYTES`` (128 MiB)
+divided by that, 409 messages, so a stalled subscriber costs at most 256 MiB.  A subscriber misses what
 was published before its subscription reached the publisher (ZeroMQ's "slow
 joiner"): count losses from the first sequence number you see.
 
@@ -37,7 +41,7 @@ Multipart: ``[topic, header, payload_0, payload_1, ...]``
     UTF-8 JSON object.  Always present::
 
         v            protocol version, 1
-        kind         "kp2d" | "kp3d" | "stats"   (matches the topic's first part)
+        kind         "kp2d" | "kp3d" | "angles" | "stats"   (matches the topic's first part)
         seq          per-publisher sequence number, +1 per message of this topic
         t_publish_ns sender's wall clock (Unix epoch, ns) when sent
         arrays       [{"name": str, "dtype": str, "shape": [int, ...]}, ...]
@@ -62,9 +66,15 @@ Multipart: ``[topic, header, payload_0, payload_1, ...]``
     optional ``error_px`` ``"<f4"`` and ``n_views`` ``"<i2"`` with the shape of
     ``points`` without its last axis; optional ``person_ids`` ``"<i4"``
     ``[persons]`` (stable identities).
+    ``angles`` (joint angles of one fused instant, published beside ``kp3d`` when
+    the fusion node is asked for them: ``rigcap fuse --angles``) adds
+    ``t_capture_ns`` (the instant's, as in its ``kp3d``), ``names`` (angle names,
+    ``rigcap angles --list``), optionally ``exercise`` and ``reps`` (repetitions
+    counted so far, one per person).  Array ``values`` ``"<f4"`` ``[angles]`` or
+    ``[persons, angles]``, degrees, NaN where an angle's joints were not seen.
     ``stats.<sender>`` carries a sender's counters in the header, no arrays.
     Each kind has one encoder (:func:`encode_kp2d`, :func:`encode_kp3d`,
-    :meth:`Publisher.publish` for ``stats``) and one validator, run by
+    :func:`encode_angles`, :meth:`Publisher.publish` for ``stats``) and one validator, run by
     :func:`decode` on every message received.
 ``payload``
     Each array's raw bytes, C order, the byte order in its dtype string
@@ -78,7 +88,7 @@ matching its shape.  Anything else raises :class:`ProtocolError`;
 
 Clock offsets between hosts
 ---------------------------
-:class:`ClockServer` answers time queries on a REP socket (default
+:class:`ClockServer` answers REQ-shaped time queries on a ROUTER socket, dropping any other shape (default
 ``tcp://127.0.0.1:5557``); :func:`measure_clock_offset` sends ``n`` queries and
 keeps the one with the smallest round trip.  Request: 8 bytes, little-endian
 int64 ``t0`` (client clock at send).  Reply: 24 bytes, ``t0, t1, t2``
@@ -89,8 +99,8 @@ clock at receive, NTP's estimate is ``offset = ((t1 - t0) + (t2 - t3)) / 2``
 """
 
 from rigcap.wire.messages import (DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, KINDS,
-                                  MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, VERSION, Message, ProtocolError,
-                                  decode, encode, encode_kp2d, encode_kp3d, joints_sha1)
+                                  MAX_HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES, VERSION, Message, ProtocolError,
+                                  decode, encode, encode_angles, encode_kp2d, encode_kp3d, joints_sha1)
 from rigcap.wire.sockets import (Backbone, EndpointError, Publisher, Subscriber, attach, context,
                                  free_tcp_endpoint)
 from rigcap.wire.clock import ClockOffset, ClockServer, measure_clock_offset

@@ -18,7 +18,13 @@ _CLOCK_REP = struct.Struct("<qqq")
 
 
 class ClockServer:
-    """Answers time queries (REP) in a thread, for :func:`measure_clock_offset`."""
+    """Answers time queries in a thread, for :func:`measure_clock_offset`.
+
+    A ROUTER socket rather than REP: REP has a state machine that one odd
+    request (a DEALER sending a multi-frame body) leaves unable to send, which
+    ended the thread.  The ROUTER reads each request whole, answers the ones
+    shaped like a REQ's (``[identity, b"", 8 bytes]``) and drops anything else.
+    """
 
     def __init__(self, endpoint: str = DEFAULT_CLOCK_ENDPOINT, clock=time.time_ns):
         self.endpoint = endpoint
@@ -27,6 +33,7 @@ class ClockServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.dropped = 0  # requests not shaped like measure_clock_offset's, or answers that could not go
 
     def start(self) -> "ClockServer":
         self._thread = threading.Thread(target=self._run, name="rigcap-clock", daemon=True)
@@ -37,8 +44,10 @@ class ClockServer:
         return self
 
     def _run(self) -> None:
-        sock = context().socket(zmq.REP)
+        sock = context().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, 1024)  # a request is 8 bytes; refuse big frames before they are read
+        sock.setsockopt(zmq.SNDHWM, 1000)
         try:
             sock.bind(self.endpoint)
         except zmq.ZMQError as exc:
@@ -51,10 +60,16 @@ class ClockServer:
             while not self._stop.is_set():
                 if not sock.poll(100):
                     continue
-                req = sock.recv()
+                frames = sock.recv_multipart()
                 t1 = self.clock()
-                t0 = _CLOCK_REQ.unpack(req)[0] if len(req) == _CLOCK_REQ.size else 0
-                sock.send(_CLOCK_REP.pack(t0, t1, self.clock()))
+                if len(frames) != 3 or frames[1] != b"" or len(frames[2]) != _CLOCK_REQ.size:
+                    self.dropped += 1  # not a REQ's request: answering would confuse the sender
+                    continue
+                t0 = _CLOCK_REQ.unpack(frames[2])[0]
+                try:
+                    sock.send_multipart([frames[0], b"", _CLOCK_REP.pack(t0, t1, self.clock())], flags=zmq.NOBLOCK)
+                except zmq.ZMQError:  # the peer went away or does not read: never block the server
+                    self.dropped += 1
         finally:
             sock.close()
 

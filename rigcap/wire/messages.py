@@ -1,4 +1,4 @@
-"""Message kinds on the wire: one encoder and one validator per kind (``kp2d``, ``kp3d``, ``stats``).
+"""Message kinds on the wire: one encoder and one validator per kind (``kp2d``, ``kp3d``, ``angles``, ``stats``).
 
 The format itself is documented in :mod:`rigcap.wire` (the package docstring); this
 module is the only code that turns arrays into frames and frames back into a
@@ -22,10 +22,18 @@ DEFAULT_PUB_ENDPOINT = "tcp://127.0.0.1:5555"  # publishers connect here
 DEFAULT_SUB_ENDPOINT = "tcp://127.0.0.1:5556"  # subscribers connect here
 DEFAULT_CLOCK_ENDPOINT = "tcp://127.0.0.1:5557"
 MAX_HEADER_BYTES = 64 * 1024
-MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
-KINDS = ("kp2d", "kp3d", "stats")
+# 256 KiB: 21 845 keypoints (160 persons x 133 joints); a real kp2d/kp3d is a few KiB.  Small on purpose:
+# every queue's worst case is its high-water mark times the biggest message (rigcap.wire.sockets).
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_MESSAGE_BYTES = MAX_HEADER_BYTES + MAX_PAYLOAD_BYTES  # ZMQ_MAXMSGSIZE on every receiving socket
+KINDS = ("kp2d", "kp3d", "angles", "stats")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 MAX_DIMS = 8
+# Physical ranges a receiver enforces (anything outside is a sender's bug or an attack, never data):
+MAX_TIME_NS = 2**62  # wall-clock times in [0, 2^62) ns (until the year 2116): any difference of two fits int64
+MAX_FRAME_INDEX = 2**40  # frame indices in [0, 2^40): 34 years at 1000 fps; a bigger one would be a bogus allocation
+MAX_PIXEL = 1e6  # |x|, |y| of a 2D keypoint in pixels (a 1-megapixel-wide sensor is far beyond any camera)
+MAX_WORLD_M = 1e4  # |x|, |y|, |z| of a 3D point in metres
 _DTYPES = {"<f4", "<f8", "<f2", "<i1", "<i2", "<i4", "<i8", "|i1", "|u1", "<u1", "<u2", "<u4", "<u8", "|b1"}
 
 
@@ -151,6 +159,21 @@ def encode_kp3d(seq: int, capture_time_ns: int, points: np.ndarray, *, cameras, 
     return frames_out
 
 
+def encode_angles(seq: int, capture_time_ns: int, names, values: np.ndarray, *, exercise: str | None = None,
+                  reps=None, **extra) -> list[bytes]:
+    """angles frames for one fused instant: ``values`` (angles,) or (persons, angles) degrees, NaN where
+    unknown; ``reps`` (persons,) repetitions of ``exercise`` counted so far."""
+    arrays = {"values": np.asarray(values, dtype="<f4")}
+    header = {"kind": "angles", "seq": int(seq), "t_capture_ns": int(capture_time_ns),
+              "names": [str(n) for n in names], **extra}
+    if exercise is not None:
+        header["exercise"] = str(exercise)
+        header["reps"] = [int(r) for r in np.atleast_1d(reps if reps is not None else [])]
+    frames_out = encode("angles", header, arrays)
+    _check_angles("angles", header, arrays)
+    return frames_out
+
+
 def _little() -> bool:
     import sys
     return sys.byteorder == "little"
@@ -186,7 +209,7 @@ def decode(frames, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
         raise ProtocolError(f"{topic}: header is not UTF-8 JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ProtocolError(f"{topic}: header must be a JSON object")
-    if header.get("v") != VERSION:
+    if type(header.get("v")) is not int or header["v"] != VERSION:  # true == 1 in Python, not on the wire
         raise ProtocolError(f"{topic}: unsupported protocol version {header.get('v')!r} (this reader knows {VERSION})")
     kind = header.get("kind")
     if kind not in KINDS or topic.split(".", 1)[0] != kind:
@@ -220,9 +243,16 @@ def decode(frames, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
     return Message(topic, header, arrays, time.time_ns())
 
 
+def _in_range(header: dict, key: str, topic: str, upper: int) -> int:
+    value = _int(header, key, topic)
+    if not 0 <= value < upper:
+        raise ProtocolError(f"{topic}: header field {key!r} = {value} is outside [0, {upper})")
+    return value
+
+
 def _check_kp2d(topic: str, header: dict, arrays: dict) -> None:
-    for key in ("frame", "t_capture_ns"):
-        _int(header, key, topic)
+    _in_range(header, "frame", topic, MAX_FRAME_INDEX)
+    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
     if not isinstance(header.get("camera"), str) or topic != f"kp2d.{header['camera']}":
         raise ProtocolError(f"{topic}: header camera {header.get('camera')!r} does not match the topic")
     if not isinstance(header.get("skeleton"), str):
@@ -230,25 +260,34 @@ def _check_kp2d(topic: str, header: dict, arrays: dict) -> None:
     kp = arrays.get("keypoints")
     if kp is None or kp.ndim != 3 or kp.shape[2] != 3 or kp.dtype != np.dtype("<f4"):
         raise ProtocolError(f"{topic}: kp2d needs a 'keypoints' array <f4 [persons, joints, 3]")
+    xy, conf = kp[..., :2], kp[..., 2]
+    with np.errstate(invalid="ignore"):  # NaN marks a joint not detected: allowed, compares False
+        if (np.abs(xy) > MAX_PIXEL).any():  # also catches +-inf
+            raise ProtocolError(f"{topic}: keypoint coordinates outside +-{MAX_PIXEL:g} px (or infinite)")
+        if ((conf < 0) | (conf > 1)).any():
+            raise ProtocolError(f"{topic}: keypoint confidence outside [0, 1]")
 
 
 def _check_kp3d(topic: str, header: dict, arrays: dict) -> None:
     if topic != "kp3d":
         raise ProtocolError(f"{topic}: a kp3d message's topic is 'kp3d'")
-    _int(header, "t_capture_ns", topic)
+    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
     cameras = header.get("cameras")
     if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
         raise ProtocolError(f"{topic}: header field 'cameras' must be a list of camera names")
     frames = header.get("frames", {})
-    if not isinstance(frames, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in frames.values()):
-        raise ProtocolError(f"{topic}: header field 'frames' must map camera names to frame indices")
+    if not isinstance(frames, dict) or not all(type(v) is int and 0 <= v < MAX_FRAME_INDEX for v in frames.values()):
+        raise ProtocolError(f"{topic}: header field 'frames' must map camera names to frame indices "
+                            f"in [0, {MAX_FRAME_INDEX})")
     if not isinstance(header.get("skeleton"), str):
         raise ProtocolError(f"{topic}: header field 'skeleton' missing")
     points = arrays.get("points")
     if points is None or points.ndim not in (2, 3) or points.shape[-1] != 3 or points.dtype != np.dtype("<f4"):
         raise ProtocolError(f"{topic}: kp3d needs a 'points' array <f4 [joints, 3] or [persons, joints, 3]")
-    if np.isinf(points).any():
-        raise ProtocolError(f"{topic}: 'points' holds infinite coordinates (NaN marks a joint not seen)")
+    with np.errstate(invalid="ignore"):
+        if (np.abs(points) > MAX_WORLD_M).any():
+            raise ProtocolError(f"{topic}: 'points' holds coordinates beyond +-{MAX_WORLD_M:g} m or infinite "
+                                "(NaN marks a joint not seen)")
     for name in ("error_px", "n_views"):
         arr = arrays.get(name)
         if arr is not None and arr.shape != points.shape[:-1]:
@@ -258,12 +297,32 @@ def _check_kp3d(topic: str, header: dict, arrays: dict) -> None:
         raise ProtocolError(f"{topic}: 'person_ids' must be [persons] beside 'points' [persons, joints, 3]")
 
 
+def _check_angles(topic: str, header: dict, arrays: dict) -> None:
+    if topic != "angles":
+        raise ProtocolError(f"{topic}: an angles message's topic is 'angles'")
+    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
+    names = header.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ProtocolError(f"{topic}: header field 'names' must be a list of angle names")
+    values = arrays.get("values")
+    if values is None or values.ndim not in (1, 2) or values.shape[-1] != len(names) or values.dtype != np.dtype("<f4"):
+        raise ProtocolError(f"{topic}: angles needs a 'values' array <f4 [angles] or [persons, angles] "
+                            f"with one column per name ({len(names)})")
+    if np.isinf(values).any():
+        raise ProtocolError(f"{topic}: 'values' holds infinite angles (NaN marks an angle not known)")
+    if "exercise" in header:
+        reps = header.get("reps")
+        if not isinstance(header["exercise"], str) or not isinstance(reps, list) or not all(
+                isinstance(r, int) and not isinstance(r, bool) for r in reps):
+            raise ProtocolError(f"{topic}: 'exercise' must be a name and 'reps' a list of counts")
+
+
 def _check_stats(topic: str, header: dict, arrays: dict) -> None:
     parts = topic.split(".", 1)
     if len(parts) != 2 or not parts[1]:
         raise ProtocolError(f"{topic}: a stats topic is 'stats.<sender>'")
 
 
-_CHECKS = {"kp2d": _check_kp2d, "kp3d": _check_kp3d, "stats": _check_stats}
+_CHECKS = {"kp2d": _check_kp2d, "kp3d": _check_kp3d, "angles": _check_angles, "stats": _check_stats}
 
 

@@ -15,8 +15,15 @@ import numpy as np
 import zmq
 
 from rigcap.errors import RigcapError
-from rigcap.wire.messages import (DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, MAX_PAYLOAD_BYTES, Message,
-                                  ProtocolError, decode, encode, encode_kp2d, encode_kp3d)
+from rigcap.wire.messages import (DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES,
+                                  Message, ProtocolError, decode, encode, encode_angles, encode_kp2d, encode_kp3d)
+
+# Queues bounded in bytes: ZeroMQ counts high-water marks in messages, so each queue's worst case is
+# its HWM times the biggest message a receiver accepts (ZMQ_MAXMSGSIZE = MAX_MESSAGE_BYTES, 320 KiB).
+# 128 MiB per queue gives 409 messages: 3.4 s of 4 cameras at 30 fps (a stalled reader catches up),
+# and a stalled subscriber costs at most 2 queues (the backbone's XPUB pipe and its own) = 256 MiB.
+QUEUE_BUDGET_BYTES = 128 * 1024 * 1024
+DEFAULT_HWM = QUEUE_BUDGET_BYTES // MAX_MESSAGE_BYTES
 
 class EndpointError(RigcapError, OSError):
     """A ZeroMQ endpoint that cannot be bound or connected (bad address, port in use)."""
@@ -74,7 +81,7 @@ class Publisher(_OwnsSocket):
     straight to it).  Sequence numbers are kept per topic.
     """
 
-    def __init__(self, endpoint: str = DEFAULT_PUB_ENDPOINT, bind: bool = False, sndhwm: int = 1000,
+    def __init__(self, endpoint: str = DEFAULT_PUB_ENDPOINT, bind: bool = False, sndhwm: int = DEFAULT_HWM,
                  linger_ms: int = 500):
         self.endpoint = endpoint
         self.socket = context().socket(zmq.PUB)
@@ -90,6 +97,11 @@ class Publisher(_OwnsSocket):
         return seq
 
     def send(self, frames: list) -> None:
+        """Send encoded frames; a message over :data:`MAX_MESSAGE_BYTES` is this sender's bug (ProtocolError):
+        every receiver would drop it and disconnect us, and our own queue would hold it."""
+        size = sum(memoryview(f).nbytes if not isinstance(f, zmq.Frame) else len(f.bytes) for f in frames)
+        if size > MAX_MESSAGE_BYTES:
+            raise ProtocolError(f"message of {size} bytes exceeds the protocol's limit of {MAX_MESSAGE_BYTES}")
         # zmq.NOBLOCK: at the high-water mark a PUB drops anyway; never wait.
         try:
             self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
@@ -111,6 +123,12 @@ class Publisher(_OwnsSocket):
         seq = self.next_seq(topic)
         self.send(encode_kp2d(camera, frame_index, seq, capture_time_ns, keypoints, skeleton.name,
                               skeleton.joint_names, getattr(skeleton, "builtin", False), **extra))
+        return seq
+
+    def publish_angles(self, capture_time_ns: int, names, values: np.ndarray, **fields) -> int:
+        """Send one instant's joint angles (see :func:`rigcap.wire.messages.encode_angles`)."""
+        seq = self.next_seq("angles")
+        self.send(encode_angles(seq, capture_time_ns, names, values, **fields))
         return seq
 
     def publish_kp3d(self, capture_time_ns: int, points: np.ndarray, **fields) -> int:
@@ -142,16 +160,20 @@ class Subscriber(_OwnsSocket):
 
     def __init__(self, endpoint: str = DEFAULT_SUB_ENDPOINT, topics=("",), latest_only: bool = False,
                  rcvhwm: int | None = None, bind: bool = False, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-                 drain_budget_s: float = 0.002):
+                 drain_budget_s: float = 0.002, keys=None):
         self.endpoint = endpoint
         self.latest_only = latest_only
         self.drain_budget_s = drain_budget_s
         self.max_payload_bytes = max_payload_bytes
         self.socket = context().socket(zmq.SUB)
-        self.socket.setsockopt(zmq.RCVHWM, rcvhwm if rcvhwm is not None else 10000)
+        self.socket.setsockopt(zmq.RCVHWM, rcvhwm if rcvhwm is not None else DEFAULT_HWM)
+        # ZeroMQ drops (and disconnects) a frame over this before it is buffered: no 512 MiB allocation
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max(max_payload_bytes, MAX_MESSAGE_BYTES))
         self.socket.setsockopt(zmq.LINGER, 0)
         for t in ([topics] if isinstance(topics, str) else topics):
             self.socket.setsockopt(zmq.SUBSCRIBE, t.encode("ascii"))
+        if keys is not None:  # rigcap.wire.security.ServerKeys: CURVE server with an allow-list
+            keys.apply(self.socket)
         attach(self.socket, endpoint, bind, "subscriber")
         self.received = 0
         self.malformed = 0
@@ -231,8 +253,9 @@ class Backbone:
     """
 
     def __init__(self, pub_endpoint: str = DEFAULT_PUB_ENDPOINT, sub_endpoint: str = DEFAULT_SUB_ENDPOINT,
-                 hwm: int = 10000):
+                 hwm: int = DEFAULT_HWM, keys=None):
         self.pub_endpoint = pub_endpoint
+        self.keys = keys  # rigcap.wire.security.ClientKeys: the XPUB (what leaves the host) as CURVE client
         self.sub_endpoint = sub_endpoint
         self.hwm = hwm
         self._thread: threading.Thread | None = None
@@ -255,9 +278,12 @@ class Backbone:
         ctrl = ctx.socket(zmq.PAIR)
         try:
             xsub.setsockopt(zmq.RCVHWM, self.hwm)
+            xsub.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # a bigger frame never enters the backbone
             xpub.setsockopt(zmq.SNDHWM, self.hwm)
             for s in (xsub, xpub, ctrl):
                 s.setsockopt(zmq.LINGER, 0)
+            if self.keys is not None:
+                self.keys.apply(xpub)
             xsub.bind(self.pub_endpoint)
             xpub.bind(self.sub_endpoint)
             ctrl.bind(self._control_endpoint)

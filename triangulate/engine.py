@@ -43,8 +43,9 @@ from triangulate.dlt import LinearTriangulator, sum_last
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
+from triangulate.optimize import OptimizeConfig, optimize_points
 from triangulate.refine import refine_points
-from triangulate.robust import auto_threshold_px, select_views
+from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, auto_threshold_px, select_views, soft_refit
 from triangulate.skeletons import Skeleton, skeleton_for_joints
 from triangulate.swap import apply_swaps, detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
@@ -71,6 +72,19 @@ class TriangulationConfig:
     prior is dropped (two views cannot expose an outlier on the epipolar line).
     ``swap_repair``: fix left/right label swaps (needs >= 3 cameras and a
     skeleton with left/right joints).  ``refine``: Gauss-Newton polish through
+    ``robust_loss``: after the views are chosen, every view within
+    ``gross_factor`` x the threshold is fitted again with a soft weight
+    (``cauchy``, ``huber``; ``none``: keep the hard choice), so a real
+    detector's honest but heavy-tailed errors are down-weighted instead of
+    switched off and on from frame to frame
+    (:func:`triangulate.robust.soft_refit`); its scale ``robust_scale_px``
+    defaults to the loss's 95 %-efficiency constant times the detector noise
+    (the estimated noise with ``auto_threshold``, else a third of the threshold).
+    ``optimize``: after everything above, solve all frames together
+    (reprojection + smoothness + constant bone lengths,
+    :func:`triangulate.optimize.optimize_points`; needs the frame rate and a
+    skeleton with bones; ``optimize_config`` its scales).
+    ``refine``: Gauss-Newton polish through
     the full lens model (off by default: after the pixel-weighted linear fit
     on undistorted points it moves the synthetic benchmark by < 0.02 mm and
     costs more than everything else together).  ``filter_hz``: zero-phase Butterworth cutoff (None:
@@ -87,8 +101,13 @@ class TriangulationConfig:
     prior_radius_m: float = 0.1
     prior_gate_m: float = 0.3
     swap_repair: bool = True
+    robust_loss: str = "cauchy"
+    robust_scale_px: float | None = None
+    gross_factor: float = 3.0
     refine: bool = False
     refine_iterations: int = 3
+    optimize: bool = False
+    optimize_config: OptimizeConfig | None = None
     filter_hz: float | None = None
     filter_order: int = 4
     max_gap: int = 0
@@ -105,6 +124,12 @@ class TriangulationConfig:
             raise ValueError(f"temporal_window must be >= 0 frames, got {self.temporal_window}")
         if self.max_gap < 0:
             raise ValueError(f"max_gap must be >= 0 frames, got {self.max_gap}")
+        if self.robust_loss not in ROBUST_LOSSES:
+            raise ValueError(f"robust_loss must be one of {', '.join(ROBUST_LOSSES)}, got {self.robust_loss!r}")
+        if self.robust_scale_px is not None and not self.robust_scale_px > 0:
+            raise ValueError(f"robust_scale_px must be > 0 or None, got {self.robust_scale_px}")
+        if not self.gross_factor >= 1:
+            raise ValueError(f"gross_factor must be >= 1 (a multiple of the threshold), got {self.gross_factor}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
 
@@ -120,6 +145,7 @@ class FrameResult:
     swapped: np.ndarray  # (C, F) bool (C, 1) for a single frame
     threshold_px: float = float("nan")  # the outlier threshold used (auto_threshold: as estimated)
     noise_px: float = float("nan")  # detector noise estimated by auto_threshold (NaN otherwise)
+    swap_state: np.ndarray | None = None  # (C, F, J) int: label j of camera c, frame f was read from joint state[c, f, j]
 
 
 @dataclass
@@ -182,8 +208,23 @@ class Triangulator:
     def n_cameras(self) -> int:
         return len(self.cameras)
 
-    def run(self, keypoints: np.ndarray) -> FrameResult:
-        """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J)."""
+    @staticmethod
+    def noise_sigma(threshold_px: float, noise_px: float) -> float:
+        """Detector noise (px per axis): as estimated (``auto_threshold``), else a third of the threshold."""
+        return noise_px if np.isfinite(noise_px) else threshold_px / 3.0
+
+    def robust_scale(self, threshold_px: float, noise_px: float) -> float:
+        """Scale (px) of the soft weighting: as configured, else the loss constant x the detector noise."""
+        cfg = self.config
+        if cfg.robust_scale_px is not None:
+            return cfg.robust_scale_px
+        return LOSS_SCALE.get(cfg.robust_loss, 1.0) * self.noise_sigma(threshold_px, noise_px)
+
+    def run(self, keypoints: np.ndarray, fps: float | None = None) -> FrameResult:
+        """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J).
+
+        ``fps`` is needed only by ``config.optimize``.
+        """
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
             raise TriangulationInputError(
@@ -211,6 +252,7 @@ class Triangulator:
         sel = select_views(self.lin, xn_p, valid_p, weights_p, threshold, cfg.min_views)
 
         swapped = np.zeros((n_cams, n_frames), dtype=bool)
+        state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints))
         if cfg.swap_repair and self.permutation is not None:
             if len(self.permutation) != n_joints:
                 raise TriangulationInputError(
@@ -253,9 +295,22 @@ class Triangulator:
             sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo], threshold,
                                           cfg.min_views, prior=prior[redo], prior_radius_m=cfg.prior_radius_m,
                                           prior_gate_m=cfg.prior_gate_m))
+        fit_weights = weights_p * sel.inliers
+        if cfg.robust_loss != "none":
+            sel, fit_weights = soft_refit(self.lin, xn_p, valid_p, weights_p, sel.points, self.robust_scale(threshold, noise),
+                             cfg.gross_factor * threshold, cfg.robust_loss)
+        if cfg.optimize and n_frames >= 3:
+            if not fps:
+                raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
+            bones = self.skeleton.bones if self.skeleton is not None else np.zeros((0, 2), np.intp)
+            use = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
+            opt = optimize_points(self.lin, xn, np.where(use & valid, weights, 0.0),
+                                  sel.points.reshape(n_frames, n_joints, 3), bones, fps,
+                                  self.noise_sigma(threshold, noise), cfg.optimize_config)
+            sel.points = opt.points.reshape(-1, 3)
         px = points_first(pixels)
         if cfg.refine:
-            points, err = refine_points(self.cameras, px, weights=weights_p * sel.inliers,
+            points, err = refine_points(self.cameras, px, weights=fit_weights,
                                         points=sel.points, iterations=cfg.refine_iterations,
                                         project=self.lens.project)
         else:
@@ -267,7 +322,7 @@ class Triangulator:
         error[sel.n_views == 0] = np.nan
         inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
-                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise)
+                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state)
 
     def frame(self, keypoints: np.ndarray) -> FrameResult:
         """One instant: keypoints (C, J, 2|3) -> :class:`FrameResult` over (J,)."""
@@ -430,8 +485,11 @@ def triangulate(
         raise TriangulationInputError(f"filter cutoff {config.filter_hz:g} Hz must lie below the Nyquist frequency "
                                       f"{fps / 2:g} Hz of {fps:g} fps")
 
+    if config.optimize and not fps:
+        raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate: the keypoints "
+                                      "carry none, pass fps")
     engine = Triangulator(cameras, config, skeleton)
-    res = engine.run(kp)
+    res = engine.run(kp, fps)
     points = res.points
     if config.filter_hz or config.max_gap:
         points = smooth_points(points, fps or 0.0, config.filter_hz, config.filter_order,

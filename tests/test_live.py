@@ -40,7 +40,10 @@ def mpjpe_mm(studio, points, times_rel_ns):
 
 
 class StudioPublisher(threading.Thread):
-    """Publishes the studio's detections in real time: camera c to ``endpoints[c]``, its clock skewed by ``skew_ns[c]``."""
+    """Publishes the studio's detections in real time: camera c to ``endpoints[c]``, its clock skewed by ``skew_ns[c]``.
+
+    A skew is nanoseconds, or a function of our wall clock returning them (a host whose clock drifts).
+    """
 
     def __init__(self, studio, endpoints, skew_ns=None, seconds=3.0):
         super().__init__(daemon=True)
@@ -61,7 +64,9 @@ class StudioPublisher(threading.Thread):
                     t = self.t0_ns + st.capture_time_ns(c, f)
                     while time.time_ns() < t:
                         time.sleep(0.0005)
-                    pubs[endpoint].publish_kp2d(st.rig.names[c], f, t + self.skew_ns[c], st.keypoints(c, f)[None],
+                    skew = self.skew_ns[c]  # a fixed skew, or a function of our time (a drifting clock)
+                    pubs[endpoint].publish_kp2d(st.rig.names[c], f, t + (skew(t) if callable(skew) else skew),
+                                                st.keypoints(c, f)[None],
                                                 st.skeleton)
         finally:
             for p in pubs.values():
@@ -178,6 +183,62 @@ def test_remote_host_clock_offset_is_measured_and_corrected(tmp_path, studio):
     raw_summary, (raw_err, _) = results["raw"]
     assert raw_summary["spread_ms_p50"] > 10  # uncorrected, cam_3 lands in the wrong instants
     assert raw_err > err
+
+
+def test_remote_host_whose_clock_drifts_stays_grouped_when_followed(tmp_path, studio):
+    """cam_3's host clock starts 10 ms ahead and gains 20 ms/s (issue 16's 1 ms/s for a minute, sped up).
+
+    Followed (a ClockTracker re-measuring every 0.2 s), cam_3 stays in the same instants as the others
+    for the whole run; with the offset measured once at start, it drifts out of them.
+    """
+    from rigcap.wire import ClockTracker
+
+    drift, skew0 = 20e-3, 10_000_000
+    a_pub, a_sub, b_pub, b_sub, b_clock = (free_tcp_endpoint() for _ in range(5))
+    origin = time.time_ns()
+
+    def host_skew(t_ns):  # the host's clock minus ours at our time t
+        return skew0 + int((t_ns - origin) * drift)
+
+    def host_clock():
+        t = time.time_ns()
+        return t + host_skew(t)
+
+    results = {}
+    with Backbone(a_pub, a_sub), Backbone(b_pub, b_sub), ClockServer(b_clock, clock=host_clock):
+        for label in ("followed", "once"):
+            if label == "followed":
+                offset = tracker = ClockTracker(b_clock, interval_s=0.2, exchanges=8).start()
+            else:
+                offset = measure_clock_offset(b_clock, n=20).offset_ns
+            feeder = StudioPublisher(studio, [a_pub, a_pub, a_pub, b_pub], skew_ns=[0, 0, 0, host_skew], seconds=3.0)
+            node = FusionNode(studio.rig, [a_sub, b_sub], a_pub, FusionOptions(fps=30.0), record_dir=tmp_path / label,
+                              clock_offsets_ns=[0, offset])
+            feeder.start()
+            summary = node.run(duration_s=3.5)
+            feeder.stop.set()
+            feeder.join(5)
+            if label == "followed":
+                tracker.stop()
+                results["drift_ppm"] = tracker.drift_ppm
+            points = read_fused_recording(tmp_path / label)
+            late = np.asarray(node.stats.views)[-int(studio.fps):]  # cameras per instant, last second: a fixed offset is >= 40 ms stale by then
+            results[label] = (summary, late, mpjpe_mm(studio, points.points, points.timestamps_ns - feeder.t0_ns))
+    summary, late, (err, n) = results["followed"]
+    print(f"followed: {summary['cameras_per_instant']:.2f} cameras/instant (last second {late.mean():.2f}), "
+          f"spread p50 {summary['spread_ms_p50']:.2f} ms, MPJPE {err:.1f} mm over {n}, "
+          f"drift {results['drift_ppm']:.0f} ppm, clocks {summary['clocks']}")
+    once_summary, once_late, (once_err, _) = results["once"]
+    print(f"measured once: {once_summary['cameras_per_instant']:.2f} cameras/instant (last second "
+          f"{once_late.mean():.2f}), spread p50 {once_summary['spread_ms_p50']:.2f} ms, MPJPE {once_err:.1f} mm")
+    assert summary["cameras_per_instant"] > 3.8 and late.mean() > 3.8  # cam_3 grouped with the others to the end
+    assert summary["spread_ms_p50"] < 10
+    assert n >= 40 and err < 20.0
+    assert abs(results["drift_ppm"] - 20_000) < 2_000
+    (clock,) = summary["clocks"].values()
+    assert clock["uncertainty_ms"] < 1.0 and abs(clock["drift_ppm"] - 20_000) < 2_000
+    assert once_late.mean() < 3.5  # a fixed offset: cam_3 has drifted out of the others' instants
+    assert once_err > err
 
 
 def test_hosts_are_parsed_with_the_config_ports():

@@ -145,7 +145,8 @@ def run(args) -> int:
               f"uncertainty +-{off.round_trip_ns / 2e6:.3f} ms, best of {off.samples}", flush=True)
     detector, detector_options = config.detector_for(args.detector)
     fusion = fusion_options(args, config)
-    remote = RemoteHosts([h[0] for h in hosts], [o.offset_ns for o in offsets])
+    remote = RemoteHosts([h[0] for h in hosts], [o.offset_ns for o in offsets],
+                         clock_endpoints=[h[1] for h in hosts], initial=offsets)
     session = LiveSession(rig, config.cameras, config.pub_endpoint, config.sub_endpoint,
                           detector=detector, detector_options=detector_options,
                           record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote,

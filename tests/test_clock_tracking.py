@@ -72,3 +72,31 @@ def test_unreachable_host_counts_failures_and_keeps_the_line():
         time.sleep(0.4)
     assert tracker.failures >= 2
     assert abs(tracker.offset_ns(now) - 7_000_000) < 1
+
+
+def test_live_remote_hosts_start_trackers_and_stats_show_them():
+    """rigcap live's path: RemoteHosts (pickled into the fusion process) -> one tracker per host -> stats line."""
+    import pickle
+
+    from rigcap.commands.fuse import clocks_text
+    from rigcap.live_session import RemoteHosts
+    from rigcap.wire import measure_clock_offset
+
+    endpoint = free_tcp_endpoint()
+    clock = drifting_clock(5e-3, skew_ns=-12_000_000)
+    with ClockServer(endpoint, clock=clock):
+        initial = measure_clock_offset(endpoint, n=20)
+        remote = pickle.loads(pickle.dumps(RemoteHosts(["tcp://127.0.0.1:1"], [initial.offset_ns], [endpoint],
+                                                       [initial], clock_interval_s=0.1)))
+        (tracker,) = remote.trackers()
+        try:
+            time.sleep(1.0)
+            truth = clock() - time.time_ns()
+            err_ms = abs(tracker.offset_ns() - truth) / 1e6
+            line = clocks_text({"tcp://host-b:5556": tracker.snapshot()})
+        finally:
+            tracker.stop()
+    assert err_ms < 0.3
+    assert abs(tracker.drift_ppm - 5000) < 500
+    assert line.startswith("  clock tcp://host-b:5556 -") and "ppm" in line and "+-0.0" in line
+    assert RemoteHosts(["tcp://127.0.0.1:1"], [5]).trackers() == []  # no clock endpoints: fixed offsets

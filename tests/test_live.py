@@ -185,15 +185,15 @@ def test_remote_host_clock_offset_is_measured_and_corrected(tmp_path, studio):
     assert raw_err > err
 
 
-def test_remote_host_whose_clock_drifts_stays_grouped_when_followed(tmp_path, studio):
-    """cam_3's host clock starts 10 ms ahead and gains 20 ms/s (issue 16's 1 ms/s for a minute, sped up).
+def run_drifting_host(tmp_path, studio, drift: float, seconds: float, interval_s: float) -> dict:
+    """cam_3 on a 'host' whose clock starts 10 ms ahead and gains ``drift`` s/s; fused twice.
 
-    Followed (a ClockTracker re-measuring every 0.2 s), cam_3 stays in the same instants as the others
-    for the whole run; with the offset measured once at start, it drifts out of them.
+    "followed": a ClockTracker re-measuring every ``interval_s``; "once": the offset measured at start.
+    Returns per case (summary, cameras per instant over the last second, (MPJPE mm, instants scored)).
     """
     from rigcap.wire import ClockTracker
 
-    drift, skew0 = 20e-3, 10_000_000
+    skew0 = 10_000_000
     a_pub, a_sub, b_pub, b_sub, b_clock = (free_tcp_endpoint() for _ in range(5))
     origin = time.time_ns()
 
@@ -208,37 +208,50 @@ def test_remote_host_whose_clock_drifts_stays_grouped_when_followed(tmp_path, st
     with Backbone(a_pub, a_sub), Backbone(b_pub, b_sub), ClockServer(b_clock, clock=host_clock):
         for label in ("followed", "once"):
             if label == "followed":
-                offset = tracker = ClockTracker(b_clock, interval_s=0.2, exchanges=8).start()
+                offset = tracker = ClockTracker(b_clock, interval_s=interval_s, exchanges=8).start()
             else:
                 offset = measure_clock_offset(b_clock, n=20).offset_ns
-            feeder = StudioPublisher(studio, [a_pub, a_pub, a_pub, b_pub], skew_ns=[0, 0, 0, host_skew], seconds=3.0)
+            feeder = StudioPublisher(studio, [a_pub, a_pub, a_pub, b_pub], skew_ns=[0, 0, 0, host_skew], seconds=seconds)
             node = FusionNode(studio.rig, [a_sub, b_sub], a_pub, FusionOptions(fps=30.0), record_dir=tmp_path / label,
                               clock_offsets_ns=[0, offset])
             feeder.start()
-            summary = node.run(duration_s=3.5)
+            summary = node.run(duration_s=seconds + 0.5)
             feeder.stop.set()
             feeder.join(5)
             if label == "followed":
                 tracker.stop()
-                results["drift_ppm"] = tracker.drift_ppm
             points = read_fused_recording(tmp_path / label)
-            late = np.asarray(node.stats.views)[-int(studio.fps):]  # cameras per instant, last second: a fixed offset is >= 40 ms stale by then
+            late = np.asarray(node.stats.views)[-int(studio.fps):]  # cameras per instant over the last second
             results[label] = (summary, late, mpjpe_mm(studio, points.points, points.timestamps_ns - feeder.t0_ns))
+    for label, (summary, late, (err, n)) in results.items():
+        print(f"{drift * 1e3:g} ms/s for {seconds:g} s, offset {label}: {summary['cameras_per_instant']:.2f} "
+              f"cameras/instant (last second {late.mean():.2f}), spread p50 {summary['spread_ms_p50']:.2f} ms, "
+              f"MPJPE {err:.1f} mm over {n}, clocks {summary['clocks']}")
+    return results
+
+
+def check_drifting_host(results, drift: float) -> None:
     summary, late, (err, n) = results["followed"]
-    print(f"followed: {summary['cameras_per_instant']:.2f} cameras/instant (last second {late.mean():.2f}), "
-          f"spread p50 {summary['spread_ms_p50']:.2f} ms, MPJPE {err:.1f} mm over {n}, "
-          f"drift {results['drift_ppm']:.0f} ppm, clocks {summary['clocks']}")
-    once_summary, once_late, (once_err, _) = results["once"]
-    print(f"measured once: {once_summary['cameras_per_instant']:.2f} cameras/instant (last second "
-          f"{once_late.mean():.2f}), spread p50 {once_summary['spread_ms_p50']:.2f} ms, MPJPE {once_err:.1f} mm")
     assert summary["cameras_per_instant"] > 3.8 and late.mean() > 3.8  # cam_3 grouped with the others to the end
     assert summary["spread_ms_p50"] < 10
     assert n >= 40 and err < 20.0
-    assert abs(results["drift_ppm"] - 20_000) < 2_000
     (clock,) = summary["clocks"].values()
-    assert clock["uncertainty_ms"] < 1.0 and abs(clock["drift_ppm"] - 20_000) < 2_000
-    assert once_late.mean() < 3.5  # a fixed offset: cam_3 has drifted out of the others' instants
+    assert clock["uncertainty_ms"] < 1.0 and abs(clock["drift_ppm"] - drift * 1e6) < 0.1 * drift * 1e6
+    once_summary, once_late, (once_err, _) = results["once"]
+    assert once_late.mean() < 3.5  # a fixed offset: by the end cam_3 has drifted out of the others' instants
     assert once_err > err
+
+
+def test_remote_host_whose_clock_drifts_stays_grouped_when_followed(tmp_path, studio):
+    """Issue 16's 1 ms/s for a minute, sped up: 20 ms/s for 3 s (a fixed offset is 40-60 ms stale at the end)."""
+    check_drifting_host(run_drifting_host(tmp_path, studio, drift=20e-3, seconds=3.0, interval_s=0.2), 20e-3)
+
+
+@pytest.mark.slow
+def test_remote_host_drifting_1ms_per_s_stays_grouped_for_a_minute(tmp_path):
+    """The issue's case in real time: 1 ms/s for 60 s, re-measured every 2 s as `rigcap live` does."""
+    studio = SyntheticStudio(n_cameras=4, fps=30.0, duration_s=62.0, seed=0)
+    check_drifting_host(run_drifting_host(tmp_path, studio, drift=1e-3, seconds=60.0, interval_s=2.0), 1e-3)
 
 
 def test_hosts_are_parsed_with_the_config_ports():

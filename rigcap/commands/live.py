@@ -29,9 +29,10 @@ Clock offsets between hosts
     t1)``; the exchange with the smallest round trip is kept, so the offset is
     uncertain by at most half of that round trip (printed; ~0.1 ms on a LAN).
     The fusion node subtracts the host's offset from the capture time of every
-    message from that host before grouping.  The offset is measured once, at
-    start: keep the hosts' clocks disciplined (NTP/PTP) for long sessions,
-    whose drift this does not follow.
+    message from that host before grouping.  The offset is then followed while
+    running (:class:`rigcap.wire.ClockTracker` in the fusion process: re-measured
+    every 2 s, a robust drift line over the last minute, extrapolated between
+    rounds); each host's offset, uncertainty and drift are on the stats lines.
 """
 
 from __future__ import annotations

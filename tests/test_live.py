@@ -254,6 +254,46 @@ def test_remote_host_drifting_1ms_per_s_stays_grouped_for_a_minute(tmp_path):
     check_drifting_host(run_drifting_host(tmp_path, studio, drift=1e-3, seconds=60.0, interval_s=2.0), 1e-3)
 
 
+def test_live_fusion_process_follows_a_remote_host_clock(studio):
+    """rigcap live's fusion process (spawned, as LiveSession does) tracks the --hosts clock it is given."""
+    import multiprocessing as mp
+
+    from rigcap.live_session import RemoteHosts, fusion_process_main
+
+    drift = 10e-3
+    a_pub, a_sub, b_pub, b_sub, b_clock = (free_tcp_endpoint() for _ in range(5))
+    origin = time.time_ns()
+
+    def host_skew(t_ns):
+        return 5_000_000 + int((t_ns - origin) * drift)
+
+    ctx = mp.get_context("spawn")
+    stop, results = ctx.Event(), ctx.Queue()
+    with Backbone(a_pub, a_sub), Backbone(b_pub, b_sub), \
+            ClockServer(b_clock, clock=lambda: time.time_ns() + host_skew(time.time_ns())):
+        initial = measure_clock_offset(b_clock, n=20)
+        remote = RemoteHosts([b_sub], [initial.offset_ns], [b_clock], [initial], clock_interval_s=0.2)
+        proc = ctx.Process(target=fusion_process_main, args=(studio.rig, a_sub, a_pub, FusionOptions(fps=30.0), remote,
+                                                              None, stop, results), kwargs={"skeleton": studio.skeleton})
+        proc.start()
+        time.sleep(1.5)  # the spawned process imports and subscribes
+        feeder = StudioPublisher(studio, [a_pub, a_pub, a_pub, b_pub], skew_ns=[0, 0, 0, host_skew], seconds=3.0)
+        feeder.start()
+        feeder.join(10)
+        stop.set()
+        final = None
+        deadline = time.monotonic() + 15
+        while final is None and time.monotonic() < deadline:
+            kind, summary = results.get(timeout=15)
+            final = summary if kind == "final" else None
+        proc.join(10)
+    assert final is not None
+    (clock,) = final["clocks"].values()
+    print(f"fusion process: {final['cameras_per_instant']:.2f} cameras/instant, clock {clock}")
+    assert abs(clock["drift_ppm"] - drift * 1e6) < 0.1 * drift * 1e6 and clock["rounds"] >= 10
+    assert final["cameras_per_instant"] > 3.8
+
+
 def test_hosts_are_parsed_with_the_config_ports():
     from rigcap.commands.live import parse_hosts
     from rigcap.errors import RigcapError

@@ -35,10 +35,27 @@ from rigcap.errors import RigcapError
 
 @dataclass
 class RemoteHosts:
-    """Camera hosts on other machines: their backbones' subscriber endpoints and clock offsets (theirs - ours)."""
+    """Camera hosts on other machines: their backbones' subscriber endpoints and clock offsets (theirs - ours).
+
+    With ``clock_endpoints`` (their clock servers) the fusion process follows each
+    offset while running (:class:`rigcap.wire.ClockTracker`, re-measured every
+    ``clock_interval_s``), ``initial`` (the :class:`rigcap.wire.ClockOffset`
+    measured at start) seeding it; without, ``offsets_ns`` stay fixed.
+    """
 
     endpoints: list = field(default_factory=list)
     offsets_ns: list = field(default_factory=list)
+    clock_endpoints: list = field(default_factory=list)
+    initial: list = field(default_factory=list)
+    clock_interval_s: float = 2.0
+
+    def trackers(self) -> list:
+        """One started ClockTracker per host (none without ``clock_endpoints``); the caller stops them."""
+        from rigcap.wire import ClockTracker
+
+        initial = self.initial or [None] * len(self.clock_endpoints)
+        return [ClockTracker(e, interval_s=self.clock_interval_s, initial=i).start()
+                for e, i in zip(self.clock_endpoints, initial)]
 
 
 def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options: FusionOptions,
@@ -54,11 +71,16 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     # Ctrl-C reaches the whole process group: the parent decides and sets stop_event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    node = FusionNode(rig, [sub_endpoint, *remote.endpoints], pub_endpoint, options, record_dir=record_dir,
-                      clock_offsets_ns=[0, *remote.offsets_ns], skeleton=skeleton, instant_hooks=instant_hooks,
-                      keys=keys)
-    # Periodic stats: percentiles over the last few seconds; the final summary covers the whole run.
-    summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)), recent=int(5 * options.fps))
+    trackers = remote.trackers()
+    try:
+        node = FusionNode(rig, [sub_endpoint, *remote.endpoints], pub_endpoint, options, record_dir=record_dir,
+                          clock_offsets_ns=[0, *(trackers or remote.offsets_ns)], skeleton=skeleton,
+                          instant_hooks=instant_hooks, keys=keys)
+        # Periodic stats: percentiles over the last few seconds; the final summary covers the whole run.
+        summary = node.run(stop_event, on_stats=lambda s: results.put(("stats", s)), recent=int(5 * options.fps))
+    finally:
+        for tracker in trackers:
+            tracker.stop()
     results.put(("final", summary))
 
 

@@ -18,8 +18,10 @@ light load each instant is published the moment its last camera arrives.
 
 Several backbones (``sub_endpoint`` a list): one subscriber each, e.g. this
 host's and every remote camera host's; ``clock_offsets_ns`` gives each host's
-wall clock minus ours (:func:`rigcap.wire.measure_clock_offset`), which
-is subtracted from its capture times before grouping.
+wall clock minus ours, fixed (:func:`rigcap.wire.measure_clock_offset`) or
+followed while running (a :class:`rigcap.wire.ClockTracker`, its drift line read
+on every loop turn and shown in the stats' ``clocks``), which is subtracted from
+its capture times before grouping.
 
 Recording (``record_dir``, format and readers in :mod:`triangulate.fused_recording`): ``<session>/fusion/points3d.bin`` holds fixed-size
 records appended and flushed every second (SIGKILL loses at most that), plus
@@ -103,6 +105,7 @@ class FusionStats:
     recording_stopped: str | None = None  # why --record stopped early (a full disk); the stream went on
     auth_refused: int = 0  # clients refused: a CURVE key not in the allow-list, or a plain (unauthenticated) one
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
+    clocks: dict = field(default_factory=dict)  # followed host endpoint -> ClockTracker.snapshot() (offset, uncertainty, drift)
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
     added_latency_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))  # last arrival -> published
@@ -140,6 +143,7 @@ class FusionStats:
             "recording_stopped": self.recording_stopped,
             "auth_refused": self.auth_refused,
             "cameras_seen": dict(self.cameras_seen),
+            "clocks": {k: dict(v) for k, v in self.clocks.items()},
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
             "added_latency_ms_p99": pct(self.added_latency_ns, 99),
@@ -174,7 +178,7 @@ class FusionNode:
     def __init__(self, rig: Rig, sub_endpoint: str | list[str] = DEFAULT_SUB_ENDPOINT,
                  pub_endpoint: str = DEFAULT_PUB_ENDPOINT, options: FusionOptions | None = None,
                  skeleton: Skeleton | None = None, record_dir: str | Path | None = None,
-                 clock_offsets_ns: list[int] | None = None, instant_hooks=(), keys=None):
+                 clock_offsets_ns: list | None = None, instant_hooks=(), keys=None):
         self.options = options = options or FusionOptions()
         # called as hook(instant, node) after each kp3d is published (the node has .pub and
         # .skeleton): e.g. the angles topic, rigcap.analysis.live.LiveAngles, wired in by the
@@ -193,7 +197,12 @@ class FusionNode:
 
         self.keys = keys
         self.subs = [Subscriber(e, topics=("kp2d.",), keys=None if is_loopback(e) else keys) for e in endpoints]
-        self.clock_offsets_ns = [int(o) for o in (clock_offsets_ns or [0] * len(endpoints))]
+        # An entry is a fixed offset (int) or a followed one (rigcap.wire.ClockTracker, anything with
+        # .offset_ns(now)), read afresh on every turn of the loop.
+        self.clock_offsets_ns = [o if hasattr(o, "offset_ns") else int(o)
+                                 for o in (clock_offsets_ns or [0] * len(endpoints))]
+        self._endpoints = endpoints
+        self._clock_stats_ns = 0
         if len(self.clock_offsets_ns) != len(self.subs):
             raise ValueError("one clock offset per subscribed endpoint")
         self.sub = self.subs[0]
@@ -319,7 +328,7 @@ class FusionNode:
         self._last_turn_ns = now_ns
         self._drained_all = True  # until a subscriber hands over a full batch
         if len(self.subs) == 1 or self._poller.poll(timeout_ms):
-            for sub, offset in zip(self.subs, self.clock_offsets_ns):
+            for sub, offset in zip(self.subs, self._current_offsets(now_ns)):
                 ready += self._drain(sub, offset, timeout_ms if len(self.subs) == 1 else 0)
         if self.engine is not None:
             ready += self.engine.grouper.poll(time.time_ns())
@@ -334,6 +343,15 @@ class FusionNode:
         for inst in fused:
             self._publish(inst)
         return fused
+
+    def _current_offsets(self, now_ns: int) -> list[int]:
+        """Each subscriber's clock offset now: fixed ones as given, followed ones from their latest fit."""
+        offsets = [o if isinstance(o, int) else o.offset_ns(now_ns) for o in self.clock_offsets_ns]
+        if now_ns - self._clock_stats_ns > 500_000_000:  # stats twice a second: the loop turns much faster
+            self._clock_stats_ns = now_ns
+            self.stats.clocks = {e: o.snapshot(now_ns) for e, o in zip(self._endpoints, self.clock_offsets_ns)
+                                 if not isinstance(o, int)}
+        return offsets
 
     def _drain(self, sub: Subscriber, offset_ns: int, timeout_ms: int) -> list:
         """Take up to ``batch_limit`` queued messages off one subscriber; returns the instants they complete."""

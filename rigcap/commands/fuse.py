@@ -83,7 +83,15 @@ def stats_line(s: dict, prev: dict | None) -> str:
                if drops else "")
             + (f"  QUARANTINED (stamps jumped): {','.join(s['quarantined'])}" if s.get("quarantined") else "")
             + (f"  fusion stalled {s['fusion_stalls']}x ({s['fusion_stalled_s']:.1f} s, caught up)"
-               if s.get("fusion_stalls") else "") + refused)
+               if s.get("fusion_stalls") else "") + refused
+            + clocks_text(s.get("clocks", {})))
+
+
+def clocks_text(clocks: dict) -> str:
+    """Followed host clocks: offset (theirs - ours) +- uncertainty, drift; failed re-measurements if any."""
+    return "".join(f"  clock {host} {c['offset_ms']:+.3f}+-{c['uncertainty_ms']:.3f} ms drift {c['drift_ppm']:+.0f} ppm"
+                   + (f" ({c['failures']} rounds unanswered, last {c['age_s']:.0f} s ago)" if c.get("failures") else "")
+                   for host, c in clocks.items())
 
 
 def _skeleton(args, config):

@@ -29,9 +29,10 @@ Clock offsets between hosts
     t1)``; the exchange with the smallest round trip is kept, so the offset is
     uncertain by at most half of that round trip (printed; ~0.1 ms on a LAN).
     The fusion node subtracts the host's offset from the capture time of every
-    message from that host before grouping.  The offset is measured once, at
-    start: keep the hosts' clocks disciplined (NTP/PTP) for long sessions,
-    whose drift this does not follow.
+    message from that host before grouping.  The offset is then followed while
+    running (:class:`rigcap.wire.ClockTracker` in the fusion process: re-measured
+    every 2 s, a robust drift line over the last minute, extrapolated between
+    rounds); each host's offset, uncertainty and drift are on the stats lines.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ def run(args) -> int:
               f"uncertainty +-{off.round_trip_ns / 2e6:.3f} ms, best of {off.samples}", flush=True)
     detector, detector_options = config.detector_for(args.detector)
     fusion = fusion_options(args, config)
-    remote = RemoteHosts([h[0] for h in hosts], [o.offset_ns for o in offsets])
+    remote = RemoteHosts([h[0] for h in hosts], [o.offset_ns for o in offsets],
+                         clock_endpoints=[h[1] for h in hosts], initial=offsets)
     session = LiveSession(rig, config.cameras, config.pub_endpoint, config.sub_endpoint,
                           detector=detector, detector_options=detector_options,
                           record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote,

@@ -4,7 +4,8 @@ The ground floor: imports nothing of calibration, triangulate, capture or viewer
 so every process (camera, fusion, viewer, your own tool) uses the same code:
 :mod:`rigcap.wire.messages` (encode/validate per kind), :mod:`rigcap.wire.sockets`
 (Publisher, Subscriber, Backbone), :mod:`rigcap.wire.clock` (clock server and
-offset measurement).
+offset measurement), :mod:`rigcap.wire.clock_tracking` (offsets followed while
+running: re-measured, drift fitted).
 
 Transport
 ---------
@@ -104,3 +105,4 @@ from rigcap.wire.messages import (DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, 
 from rigcap.wire.sockets import (Backbone, EndpointError, Publisher, Subscriber, attach, context,
                                  free_tcp_endpoint)
 from rigcap.wire.clock import ClockOffset, ClockServer, measure_clock_offset
+from rigcap.wire.clock_tracking import ClockFit, ClockTracker, fit_offsets

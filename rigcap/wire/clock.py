@@ -90,6 +90,7 @@ class ClockOffset:
     offset_ns: int  # server clock - client clock
     round_trip_ns: int  # of the sample used; the offset is uncertain by half of it
     samples: int
+    local_time_ns: int = 0  # our clock at the middle of that sample's exchange: when the offset held
 
 
 def measure_clock_offset(endpoint: str = DEFAULT_CLOCK_ENDPOINT, n: int = 20, timeout_ms: int = 1000,
@@ -113,7 +114,7 @@ def measure_clock_offset(endpoint: str = DEFAULT_CLOCK_ENDPOINT, n: int = 20, ti
             rtt = (t3 - t0) - (t2 - t1)
             offset = ((t1 - t0) + (t2 - t3)) // 2
             if best is None or rtt < best[0]:
-                best = (rtt, offset)
+                best = (rtt, offset, (t0 + t3) // 2)
     finally:
         sock.close()
-    return ClockOffset(offset_ns=best[1], round_trip_ns=best[0], samples=n)
+    return ClockOffset(offset_ns=best[1], round_trip_ns=best[0], samples=n, local_time_ns=best[2])

@@ -251,41 +251,12 @@ class Triangulator:
             threshold, noise = auto_threshold_px(self.lin, xn_p, valid_p, weights_p, cfg.threshold_px)
         sel = select_views(self.lin, xn_p, valid_p, weights_p, threshold, cfg.min_views)
 
-        swapped = np.zeros((n_cams, n_frames), dtype=bool)
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints))
         if cfg.swap_repair and self.permutation is not None:
-            if len(self.permutation) != n_joints:
-                raise TriangulationInputError(
-                    f"keypoints have {n_joints} joints but the skeleton {self.skeleton.name!r} has {len(self.permutation)}")
-            # Only frames where some camera disagrees on many left/right joints can hold a swap.
-            inl = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
-            cand = np.flatnonzero(swap_candidates(valid, inl, self.permutation))
-            state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
-            if cand.size:
-                state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                    threshold)
-            changed = (state != np.arange(n_joints)).any(axis=-1)
-            if changed.any():
-                xn, valid, weights, pixels = (permute_joints(a, state) for a in (xn, valid, weights, pixels))
+            xn, valid, weights, pixels, state, relabelled = self._repair_swaps(xn, valid, weights, pixels, sel, threshold)
+            if relabelled:
                 xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
-                redo = np.repeat(changed.any(axis=0), n_joints)  # every joint of a repaired frame
-                sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo],
-                                              threshold, cfg.min_views))
-            if cfg.temporal_window and n_frames > 1:
-                # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
-                # repair may then swap the wrong half: a frame whose 3D left and right sides trade places
-                # against its neighbours has every camera's labels exchanged (a pure relabelling).
-                flip = mirrored_frames(sel.points.reshape(n_frames, n_joints, 3), self.permutation,
-                                       cfg.temporal_window)
-                if flip.any():
-                    all_cams = np.zeros((n_cams, n_frames), dtype=bool)
-                    all_cams[:, flip] = True
-                    state[:, flip] = state[:, flip][..., self.permutation]
-                    xn, valid, weights, pixels = (apply_swaps(a, all_cams, self.permutation)
-                                                  for a in (xn, valid, weights, pixels))
-                    xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
-                    sel.relabel(flip, n_joints, self.permutation)
-            swapped = (state != np.arange(n_joints)).any(axis=-1)
+        swapped = (state != np.arange(n_joints)).any(axis=-1)
 
         if cfg.temporal_window and n_frames > 1:
             # The prior only changes points that lost a view or rest on two: refit just those.
@@ -323,6 +294,53 @@ class Triangulator:
         inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
                            sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state)
+
+    def _repair_swaps(self, xn, valid, weights, pixels, sel, threshold):
+        """Left/right repair per camera and frame, then whole-frame relabelling against the neighbours.
+
+        Inputs (C, F, J, ...) camera-first; ``sel`` (the view selection over F*J points) is updated in
+        place for the frames that changed.  Returns the relabelled arrays, the label state (C, F, J)
+        and whether anything was relabelled.
+        """
+        cfg = self.config
+        n_cams, n_frames, n_joints = valid.shape
+
+        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
+            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
+
+        if len(self.permutation) != n_joints:
+            raise TriangulationInputError(
+                f"keypoints have {n_joints} joints but the skeleton {self.skeleton.name!r} has {len(self.permutation)}")
+        # Only frames where some camera disagrees on many left/right joints can hold a swap.
+        inl = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
+        cand = np.flatnonzero(swap_candidates(valid, inl, self.permutation))
+        state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
+        if cand.size:
+            state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
+                                                threshold)
+        changed = (state != np.arange(n_joints)).any(axis=-1)
+        relabelled = bool(changed.any())
+        if relabelled:
+            xn, valid, weights, pixels = (permute_joints(a, state) for a in (xn, valid, weights, pixels))
+            xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+            redo = np.repeat(changed.any(axis=0), n_joints)  # every joint of a repaired frame
+            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo],
+                                          threshold, cfg.min_views))
+        if cfg.temporal_window and n_frames > 1:
+            # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
+            # repair may then swap the wrong half: a frame whose 3D left and right sides trade places
+            # against its neighbours has every camera's labels exchanged (a pure relabelling).
+            flip = mirrored_frames(sel.points.reshape(n_frames, n_joints, 3), self.permutation,
+                                   cfg.temporal_window)
+            if flip.any():
+                all_cams = np.zeros((n_cams, n_frames), dtype=bool)
+                all_cams[:, flip] = True
+                state[:, flip] = state[:, flip][..., self.permutation]
+                xn, valid, weights, pixels = (apply_swaps(a, all_cams, self.permutation)
+                                              for a in (xn, valid, weights, pixels))
+                sel.relabel(flip, n_joints, self.permutation)
+                relabelled = True
+        return xn, valid, weights, pixels, state, relabelled
 
     def frame(self, keypoints: np.ndarray) -> FrameResult:
         """One instant: keypoints (C, J, 2|3) -> :class:`FrameResult` over (J,)."""

@@ -26,7 +26,10 @@ def test_bad_numbers_are_usage_errors_not_crashes(capsys):
     import pytest
 
     for argv in (["fuse", "--rig", "rig.toml", "--fps", "0"], ["fuse", "--rig", "rig.toml", "--tolerance-ms", "-5"],
-                 ["view", "--rig", "rig.toml", "--points", "p.npz", "--fps", "0"]):
+                 ["view", "--rig", "rig.toml", "--points", "p.npz", "--fps", "0"],
+                 ["triangulate", "--rig", "rig.toml", "--keypoints", "k.npz", "--out", "p.npz", "--fps", "0"],
+                 ["analyze", "--points", "p.npz", "--exercise", "squat", "--fps", "-1"],
+                 ["bvh", "--points", "p.npz", "--out", "m.bvh", "--fps", "0"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2

@@ -3,6 +3,8 @@ and the form rules each rep broke (with frame numbers); a report PNG."""
 
 from __future__ import annotations
 
+from rigcap.argtypes import positive_float
+
 from pathlib import Path
 
 
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--person", type=int, default=None,
                    help="analyse this person of a multi-person file (default: every person)")
     p.add_argument("--up", default="auto", help="the world's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate, when the file has none (default: the file's)")
+    p.add_argument("--fps", type=positive_float, default=None, help="frame rate, when the file has none (default: the file's)")
     p.add_argument("--no-plot", action="store_true", help="print only")
     p.set_defaults(func=run)
 
@@ -44,8 +46,6 @@ def run(args) -> int:
         up = parse_up(args.up)
     except ValueError as exc:
         raise RigcapError(f"--up: {exc}") from None
-    if args.fps is not None and not args.fps > 0:
-        raise RigcapError(f"--fps must be > 0, got {args.fps}")
     data = load_points(args.points)
     fps = args.fps or data.fps
     persons = range(data.n_persons)

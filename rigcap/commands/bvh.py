@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rigcap.argtypes import positive_float
+
 from pathlib import Path
 
 
@@ -17,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="BVH", help="file to write (default: <points>.bvh; <out>.person<N>.bvh per person)")
     p.add_argument("--units", choices=("cm", "m"), default="cm", help="BVH units (default: %(default)s)")
     p.add_argument("--up", default="auto", help="the rig's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate, when the file has none (default: the file's)")
+    p.add_argument("--fps", type=positive_float, default=None, help="frame rate, when the file has none (default: the file's)")
     p.set_defaults(func=run)
 
 
@@ -34,8 +36,6 @@ def run(args) -> int:
         up = parse_up(args.up)
     except ValueError as exc:
         raise RigcapError(f"--up: {exc}") from None
-    if args.fps is not None and not args.fps > 0:
-        raise RigcapError(f"--fps must be > 0, got {args.fps}")
     data = load_points(args.points)
     fps = args.fps or data.fps
     if not fps:

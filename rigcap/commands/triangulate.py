@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rigcap.argtypes import positive_float
+
 from pathlib import Path
 
 
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--keypoints", required=True, metavar="NPZ|DIR",
                    help="2D keypoints .npz, or a folder of <camera>_json folders (OpenPose JSON)")
     p.add_argument("--out", required=True, metavar="NPZ", help="3D points file to write (.npz)")
-    p.add_argument("--fps", type=float, help="frame rate (needed for JSON input; default: the keypoints')")
+    p.add_argument("--fps", type=positive_float, help="frame rate (needed for JSON input; default: the keypoints')")
     add_engine_arguments(p)
     p.add_argument("--camera-order", choices=("name", "rig"), default="name",
                    help="match keypoint cameras to rig cameras by name, or by order like Pose2Sim (default: %(default)s)")
@@ -142,8 +144,6 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise RigcapError(f"--out must name a .npz file, got {out}")
-    if args.fps is not None and not args.fps > 0:
-        raise RigcapError(f"--fps must be > 0, got {args.fps}")
     config, formats, persons = engine_settings(args)
     rig = load_rig(args.rig)
     kp = load_keypoints(args.keypoints, args.fps, multi_person=persons != 1)

@@ -265,38 +265,17 @@ DETECTED = REPO / "out" / "bench_triangulation" / "pose2sim_demo_mediapipe_kp2d.
 
 
 def detect_real_keypoints(detector: str = "mediapipe") -> Path:
-    """Run the project's detector over the demo's four videos (video mode), cache the 2D keypoints file.
-
-    One person per frame: the detector's best (:func:`capture.pose.best_person`).
-    About a minute of CPU for 4 x 100 frames of 1080x1920.
+    """The project's detector over the demo's four videos (video mode, best person per frame), as a 2D
+    keypoints file: the detection the tests share (:func:`tests.real_keypoints.pose2sim_keypoints`).
+    About a minute of CPU for 4 x 100 frames of 1080x1920 the first time.
     """
-    import cv2
-
-    from capture.pose import best_person, create_detector
-    from triangulate.formats import Keypoints2D
+    from tests.real_keypoints import pose2sim_keypoints
 
     if DETECTED.exists():
         return DETECTED
-    videos = sorted((REAL / "videos").glob("*.mp4"))
-    per_cam, skeleton = [], None
-    for video in videos:
-        with create_detector(detector) as det:
-            skeleton = det.skeleton
-            cap = cv2.VideoCapture(str(video))
-            rows = []
-            while True:
-                ok, img = cap.read()
-                if not ok:
-                    break
-                people = det.detect(img)
-                best = best_person(people)
-                rows.append(people[best] if best is not None else np.full((skeleton.n_joints, 3), np.nan))
-            cap.release()
-        per_cam.append(np.asarray(rows, dtype=np.float32))
-        console.print(f"  detected {video.name}: {len(rows)} frames")
-    n = min(len(r) for r in per_cam)
-    kp = Keypoints2D(np.stack([r[:n] for r in per_cam]), [v.stem for v in videos], list(skeleton.joint_names),
-                     fps=60.0)
+    names = [v.stem for v in sorted((REAL / "videos").glob("*.mp4"))]
+    kp = pose2sim_keypoints(REAL, names, detector)
+    console.print(f"  detected {', '.join(names)}: {kp.keypoints.shape[1]} frames")
     return kp.save(DETECTED)
 
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 import zmq
 
 from rigcap.wire.messages import DEFAULT_CLOCK_ENDPOINT
-from rigcap.wire.sockets import EndpointError, attach, context
+from rigcap.wire.sockets import EndpointError, _BindsInAThread, attach, context
 
 # ---------------------------------------------------------------- clock
 _CLOCK_REQ = struct.Struct("<q")
 _CLOCK_REP = struct.Struct("<qqq")
 
 
-class ClockServer:
+class ClockServer(_BindsInAThread):
     """Answers time queries in a thread, for :func:`measure_clock_offset`.
 
     A ROUTER socket rather than REP: REP has a state machine that one odd
@@ -29,19 +29,9 @@ class ClockServer:
     def __init__(self, endpoint: str = DEFAULT_CLOCK_ENDPOINT, clock=time.time_ns):
         self.endpoint = endpoint
         self.clock = clock
+        super().__init__()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self.dropped = 0  # requests not shaped like measure_clock_offset's, or answers that could not go
-
-    def start(self) -> "ClockServer":
-        self._thread = threading.Thread(target=self._run, name="rigcap-clock", daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
-        if self._error is not None:
-            raise self._error
-        return self
 
     def _run(self) -> None:
         sock = context().socket(zmq.ROUTER)
@@ -78,11 +68,6 @@ class ClockServer:
         if self._thread is not None:
             self._thread.join(2)
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 @dataclass

@@ -243,7 +243,34 @@ class Subscriber(_OwnsSocket):
 
 
 
-class Backbone:
+class _BindsInAThread:
+    """``start()`` runs ``_run`` in a daemon thread and waits until it has bound its sockets (or raises the
+    bind error it met there); ``with`` starts and stops.  Subclasses set ``thread_name`` and define
+    ``_run`` (which sets ``_error`` or not, then ``_ready``) and ``stop``."""
+
+    thread_name = "rigcap-thread"
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Backbone(_BindsInAThread):
     """The forwarder every publisher and subscriber meets at (XSUB -> XPUB, in a thread).
 
     ``Backbone().start()`` binds ``pub_endpoint`` (publishers connect) and
@@ -252,24 +279,16 @@ class Backbone:
     the cameras.
     """
 
+    thread_name = "rigcap-backbone"
+
     def __init__(self, pub_endpoint: str = DEFAULT_PUB_ENDPOINT, sub_endpoint: str = DEFAULT_SUB_ENDPOINT,
                  hwm: int = DEFAULT_HWM, keys=None):
         self.pub_endpoint = pub_endpoint
         self.keys = keys  # rigcap.wire.security.ClientKeys: the XPUB (what leaves the host) as CURVE client
         self.sub_endpoint = sub_endpoint
         self.hwm = hwm
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._control_endpoint = f"inproc://rigcap-backbone-{id(self)}"
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    def start(self) -> "Backbone":
-        self._thread = threading.Thread(target=self._run, name="rigcap-backbone", daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
-        if self._error is not None:
-            raise self._error
-        return self
 
     def _run(self) -> None:
         ctx = context()
@@ -313,10 +332,5 @@ class Backbone:
         ctrl.close()
         self._thread = None
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 

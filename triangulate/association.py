@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from triangulate.dlt import LinearTriangulator
+from triangulate.dlt import LinearTriangulator, solve_terms, view_terms
 
 _BIG = 1e6
 
@@ -108,6 +108,30 @@ def essential_matrices(extrinsics: np.ndarray) -> np.ndarray:
     return skew @ r_ab
 
 
+@dataclass
+class Views:
+    """One instant's detections, prepared once for every step of the association.
+
+    ``xn`` (C, P, J, 2) normalised coordinates (NaN where missing); ``w`` (C, P, J)
+    the weight of each keypoint (its confidence, 0 where unused); ``usable`` (C, P)
+    detections with enough confident joints; ``xn0`` ``xn`` with 0 where unused and
+    ``q`` (C, P, J, 10) its DLT view terms (:func:`triangulate.dlt.view_terms`), so that
+    triangulating any grouping is a weighted sum of these, not a new pass over the
+    observations.  :meth:`CrossViewAssociator.prepare` makes it, for one instant or
+    for many at once (leading frame axis after the camera axis).
+    """
+
+    xn: np.ndarray
+    w: np.ndarray
+    usable: np.ndarray
+    xn0: np.ndarray
+    q: np.ndarray
+
+    def frame(self, f: int) -> "Views":
+        """The instant ``f`` of views prepared for many (camera axis first, frames second)."""
+        return Views(self.xn[:, f], self.w[:, f], self.usable[:, f], self.xn0[:, f], self.q[:, f])
+
+
 class CrossViewAssociator:
     """Cross-view association for one fixed set of cameras (see the module docstring)."""
 
@@ -117,16 +141,28 @@ class CrossViewAssociator:
         self.n_cameras = lin.n_cameras
         self.essential = essential_matrices(lin.extrinsics)
         self.focal = lin.focal
+        self._cams = np.arange(self.n_cameras)
+
+    def prepare(self, xn: np.ndarray, conf: np.ndarray) -> Views:
+        """xn (C, ..., J, 2) normalised coordinates (NaN where missing), conf (C, ..., J) -> :class:`Views`."""
+        cfg = self.config
+        with np.errstate(invalid="ignore"):
+            w = np.where((xn[..., 0] == xn[..., 0]) & (conf >= cfg.min_confidence), conf, 0.0)
+        usable = (w > 0).sum(-1) >= cfg.min_joints
+        xn0 = np.where(w[..., None] > 0, xn, 0.0)
+        n_c = xn.shape[0]
+        q = view_terms(xn0.reshape(n_c, -1, 2).transpose(1, 0, 2), self.lin.basis)  # (N, C, 10)
+        return Views(xn, w, usable, xn0, np.ascontiguousarray(q.transpose(1, 0, 2)).reshape(xn.shape[:-1] + (10,)))
 
     # ------------------------------------------------------------------ costs
-    def track_costs(self, xn: np.ndarray, w: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    def track_costs(self, v: Views, poses: np.ndarray) -> np.ndarray:
         """(C, P, T) mean joint distance (m at the track's depth) of detections to track poses; BIG where not comparable."""
         cfg = self.config
         cam = self.lin.camera_coords(poses).transpose(2, 0, 1, 3)  # (C, T, J, 3)
         z = cam[..., 2]
-        diff = xn[:, :, None] * z[:, None, :, :, None] - cam[:, None, :, :, :2]  # (C, P, T, J, 2), metres at depth
+        diff = v.xn[:, :, None] * z[:, None, :, :, None] - cam[:, None, :, :, :2]  # (C, P, T, J, 2), metres at depth
         d = np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2)
-        ok = (w[:, :, None] > 0) & (d == d) & (z[:, None] > 0)
+        ok = (v.w[:, :, None] > 0) & (d == d) & (z[:, None] > 0)
         cost, n = masked_median(d, ok)
         return np.where(n >= cfg.min_joints, cost, _BIG)
 
@@ -146,87 +182,106 @@ class CrossViewAssociator:
         cost = np.where((n >= cfg.min_joints) & (cams[:, None] != cams[None, :]), cost, np.inf)
         return cost
 
+    # ------------------------------------------------------------------ assignment
+    def assign(self, cost: np.ndarray) -> np.ndarray:
+        """(C, P) track of each detection (-1: none) from costs (C, P, T): every camera's optimal
+        assignment, solved as one problem (block-diagonal, other cameras' blocks forbidden), gated."""
+        n_c, n_p, n_t = cost.shape
+        whole = np.full((n_c, n_p, n_c, n_t), np.inf)
+        whole[self._cams, :, self._cams, :] = cost
+        rows, cols = linear_sum_assignment(whole.reshape(n_c * n_p, n_c * n_t))
+        c, p, t = rows // n_p, rows % n_p, cols % n_t
+        keep = cost[c, p, t] < self.config.track_gate_m
+        group = np.full((n_c, n_p), -1)
+        group[c[keep], p[keep]] = t[keep]
+        return group
+
     # ------------------------------------------------------------------ 3D of groups
-    def triangulate_groups(self, group: np.ndarray, n_groups: int, xn: np.ndarray, w: np.ndarray):
+    def triangulate_groups(self, group: np.ndarray, n_groups: int, v: Views):
         """Quick DLT of every group: points (G, J, 3) and each slot's reprojection error (C, P)
-        (median over its joints, metres at their depth)."""
-        n_c, n_p, n_j = w.shape
+        (median over its joints, metres at their depth).  A group holds at most one detection per
+        camera, so its normal equations are the weighted sum of its members' view terms."""
+        n_c, n_p, n_j = v.w.shape
         cs, ps = np.nonzero(group >= 0)
         gs = group[cs, ps]
-        obs = np.zeros((n_groups, n_j, n_c, 2))
-        wt = np.zeros((n_groups, n_j, n_c))
-        obs[gs, :, cs] = np.where(w[cs, ps, :, None] > 0, xn[cs, ps], 0.0)
-        wt[gs, :, cs] = w[cs, ps]
-        flat_obs = obs.reshape(-1, n_c, 2)
-        points = self.lin.solve(self.lin.terms(flat_obs), wt.reshape(-1, n_c))  # (G*J, 3)
-        err2, depth = self.lin.errors_sq(points, flat_obs)  # (G*J, C) undistorted px, depth m
-        err = (np.sqrt(err2) * depth / self.focal).reshape(n_groups, n_j, n_c)  # metres at the joint's depth
+        member = np.zeros((n_groups, n_c), bool)
+        slot = np.zeros((n_groups, n_c), int)
+        member[gs, cs] = True
+        slot[gs, cs] = ps
+        wt = v.w[self._cams, slot] * member[..., None]  # (G, C, J): 0 where the camera is not in the group
+        acc = (v.q[self._cams, slot] * (wt * wt)[..., None]).sum(1)  # (G, J, 10), cameras summed in order
+        points = solve_terms(acc)
+        err2, depth = self.lin.errors_sq(points.reshape(-1, 3),
+                                         v.xn0[self._cams, slot].transpose(0, 2, 1, 3).reshape(-1, n_c, 2))
+        err = (np.sqrt(err2) * depth / self.focal).reshape(n_groups, n_j, n_c).transpose(0, 2, 1)  # (G, C, J) m
         used = (wt > 0) & (err == err) & (err < np.inf)
-        view_err, _ = masked_median(err.transpose(0, 2, 1), used.transpose(0, 2, 1))  # (G, C)
+        view_err, _ = masked_median(err, used)  # (G, C)
         slot_err = np.full((n_c, n_p), np.inf)
-        slot_err[cs, ps] = np.where(np.isfinite(view_err[gs, cs]), view_err[gs, cs], np.inf)
-        return points.reshape(n_groups, n_j, 3), slot_err
+        slot_err[cs, ps] = view_err[gs, cs]
+        return points, slot_err
 
-    def _verified(self, group: np.ndarray, n_groups: int, xn, w):
+    def _verified(self, group: np.ndarray, n_groups: int, v: Views):
         """Triangulate, release views beyond ``verify_m``, triangulate again."""
         if n_groups == 0:
-            return group, np.zeros((0, w.shape[2], 3))
-        points, err = self.triangulate_groups(group, n_groups, xn, w)
+            return group, np.zeros((0, v.w.shape[2], 3))
+        points, err = self.triangulate_groups(group, n_groups, v)
         bad = (group >= 0) & (err > self.config.verify_m)
         if bad.any():
             group = np.where(bad, -1, group)
-            points, _ = self.triangulate_groups(group, n_groups, xn, w)
+            points, _ = self.triangulate_groups(group, n_groups, v)
         return group, points
 
     # ------------------------------------------------------------------ one instant
     def associate(self, xn: np.ndarray, conf: np.ndarray, priors: np.ndarray | None = None) -> Association:
         """xn (C, P, J, 2) normalised coordinates (NaN where missing), conf (C, P, J), priors (T, J, 3) or None."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self._associate(xn, conf, priors)
+        return self.associate_views(self.prepare(xn, conf), priors)
 
-    def _associate(self, xn, conf, priors) -> Association:
+    def associate_views(self, v: Views, priors: np.ndarray | None = None) -> Association:
+        """:meth:`associate` on views from :meth:`prepare` (prepared for many instants at once offline)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._associate(v, priors)
+
+    def _associate(self, v: Views, priors) -> Association:
         cfg = self.config
-        n_c, n_p, n_j = conf.shape
-        w = np.where((xn[..., 0] == xn[..., 0]) & (conf >= cfg.min_confidence), conf, 0.0)
-        usable = (w > 0).sum(-1) >= cfg.min_joints  # (C, P)
+        n_c, n_p, n_j = v.w.shape
+        usable = v.usable
         group = np.full((n_c, n_p), -1)
         n_t = 0 if priors is None else len(priors)
-        points = np.zeros((0, n_j, 3))
+        points = np.full((n_t, n_j, 3), np.nan)  # tracks no detection is usable for: no point
         if n_t and usable.any():
             ref = priors
             for r in range(cfg.rounds):
-                cost = self.track_costs(xn, w, ref)
+                cost = self.track_costs(v, ref)
                 cost[~usable] = _BIG
-                group[:] = -1
-                for c in np.flatnonzero(usable.any(1)):
-                    rows, cols = linear_sum_assignment(cost[c])
-                    keep = cost[c, rows, cols] < cfg.track_gate_m
-                    group[c, rows[keep]] = cols[keep]
-                group, points = self._verified(group, n_t, xn, w)
+                group, points = self._verified(self.assign(cost), n_t, v)
                 if not (usable & (group < 0)).any():
                     break  # every detection has its person: another round would change nothing
                 ref = np.where(points == points, points, priors)
         track = np.arange(n_t)
         # ---- the detections no track claims: new people, clustered over all camera pairs at once
         free_c, free_p = np.nonzero(usable & (group < 0))
-        if free_c.size >= 2 and np.unique(free_c).size >= 2:
-            clusters = self._cluster(free_c, xn[free_c, free_p], w[free_c, free_p])
+        if free_c.size >= 2 and free_c[0] != free_c[-1]:  # (sorted) at least two cameras
+            clusters = self._cluster(free_c, v.xn[free_c, free_p], v.w[free_c, free_p])
             if clusters.max() >= 0:
                 n_new = int(clusters.max()) + 1
                 sub = np.full((n_c, n_p), -1)
                 sub[free_c, free_p] = clusters
-                sub, new_points = self._verified(sub, n_new, xn, w)
+                sub, new_points = self._verified(sub, n_new, v)
                 group = np.where(sub >= 0, sub + n_t, group)
                 points = np.concatenate([points.reshape(-1, n_j, 3), new_points])
                 track = np.concatenate([track, np.full(n_new, -1)])
         # groups need two views; renumber densely
         n_g = len(track)
-        views = np.bincount(group[group >= 0], minlength=n_g) if n_g else np.zeros(0, int)
+        if n_g == 0:
+            return Association(group, track, points.reshape(0, n_j, 3), np.zeros(0, int))
+        views = np.bincount(group[group >= 0], minlength=n_g)
         keep = views >= 2
+        if keep.all():
+            return Association(group, track, points, views)
         remap = np.full(n_g + 1, -1)
         remap[:n_g][keep] = np.arange(int(keep.sum()))
         group = remap[np.where(group >= 0, group, n_g)]
-        return Association(group, track[keep], points.reshape(-1, n_j, 3)[keep] if n_g else points, views[keep])
+        return Association(group, track[keep], points[keep], views[keep])
 
     def _cluster(self, cams: np.ndarray, xn: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(n,) cluster index of each free detection (-1: alone), average linkage, one camera per cluster."""

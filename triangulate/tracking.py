@@ -126,6 +126,7 @@ class PersonTracker:
         self._alive = np.zeros(0, int)  # keys of the tracks followed (merged_into == ALIVE), ascending
         self._predicted = np.zeros(0, int)
         self._waiting = np.zeros(0, int)
+        self._next_expiry = np.inf  # no track can expire before this time (s)
 
     # ------------------------------------------------------------------ per instant
     def predict(self, time_s: float) -> np.ndarray:
@@ -148,11 +149,15 @@ class PersonTracker:
 
     def _update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
         cfg, tb = self.config, self.table
-        keys = np.full(len(track), -1)
         prior = track >= 0
-        keys[prior] = self._predicted[track[prior]]
-        self._merge_duplicates(keys, points)
-        new = np.flatnonzero(~prior)
+        if prior.all():  # the usual instant: every group continues a track
+            keys = self._predicted[track]
+            new = np.zeros(0, int)
+        else:
+            keys = np.full(len(track), -1)
+            keys[prior] = self._predicted[track[prior]]
+            new = np.flatnonzero(~prior)
+        merged = self._merge_duplicates(keys, points)
         if new.size:
             new = new[np.isfinite(_centre(points[new])).all(-1)]
         if new.size:
@@ -174,58 +179,71 @@ class PersonTracker:
             if new.size:
                 keys[new] = tb.add(points[new], time_s)
                 self._alive = np.concatenate([self._alive, keys[new]])
+                self._next_expiry = min(self._next_expiry, time_s + cfg.max_gap_s)
         groups = np.flatnonzero(keys >= 0)
-        if groups.size:
-            _, first = np.unique(keys[groups], return_index=True)  # a merged duplicate advances its track once
+        if merged:  # a merged duplicate advances its track once (its first group)
+            _, first = np.unique(keys[groups], return_index=True)
             groups = groups[np.sort(first)]
+        if groups.size:
             self._advance(keys[groups], time_s, points[groups])
         self._expire(time_s)
         return keys
 
-    def _merge_duplicates(self, keys: np.ndarray, points: np.ndarray) -> None:
+    def _merge_duplicates(self, keys: np.ndarray, points: np.ndarray) -> bool:
         """Two prior-based groups with nearly the same pose are one person: a stale track took some
-        of the views of a person tracked now.  The group of the track seen more recently keeps both."""
+        of the views of a person tracked now.  The group of the track seen more recently keeps both.
+        True when some were merged."""
         idx = np.flatnonzero(keys >= 0)
-        if idx.size < 2:
-            return
-        centre = _centre(points[idx])
+        n = idx.size
+        if n < 2:
+            return False
+        pts = points[idx]
+        centre = _centre(pts)
         diff = centre[:, None] - centre[None]
-        dc = np.sqrt((diff * diff).sum(-1))
-        near = np.argwhere(np.triu(dc < 2 * self.config.duplicate_m, 1))  # cheap test first
+        near = np.sqrt((diff * diff).sum(-1)) < 2 * self.config.duplicate_m  # cheap test first
+        near &= _upper(n)
+        if not near.any():
+            return False
+        near &= _pose_distances(pts, pts) < self.config.duplicate_m
         tb = self.table
-        for a, b in near:
-            if _pose_distances(points[idx[a]][None], points[idx[b]][None])[0, 0] >= self.config.duplicate_m:
-                continue
+        merged = False
+        for a, b in np.argwhere(near):
             ka, kb = int(keys[idx[a]]), int(keys[idx[b]])
             if ka == kb:
                 continue
             fresh, stale = (ka, kb) if (tb.last_s[ka], tb.hits[ka]) >= (tb.last_s[kb], tb.hits[kb]) else (kb, ka)
             keys[keys == stale] = fresh
+            merged = True
+        return merged
 
     def _advance(self, keys: np.ndarray, time_s: float, poses: np.ndarray) -> None:
         """Tracks ``keys`` (distinct) seen at ``poses`` (n, J, 3): velocity, pose, hits, body size, ids."""
         cfg, tb = self.config, self.table
         dt = time_s - tb.last_s[keys]
         moved = dt > 0
-        step = poses - tb.pose[keys]
+        last_pose = tb.pose[keys]
+        step = poses - last_pose
         both = step[..., 0] == step[..., 0]
         n = both.sum(-1)
         v = np.where(both[..., None], step, 0.0).sum(1) / (n * dt)[:, None]
         speed = np.sqrt((v * v).sum(-1))
-        v *= np.where(speed > cfg.max_speed_m_s, cfg.max_speed_m_s / speed, 1.0)[:, None]
-        upd = keys[moved & (n >= 3)]
-        tb.velocity[upd] = (1 - cfg.velocity_smoothing) * tb.velocity[upd] + cfg.velocity_smoothing * v[moved & (n >= 3)]
+        fast = speed > cfg.max_speed_m_s
+        if fast.any():
+            v[fast] *= (cfg.max_speed_m_s / speed[fast])[:, None]
+        fit = moved & (n >= 3)
+        upd = keys[fit]
+        tb.velocity[upd] = (1 - cfg.velocity_smoothing) * tb.velocity[upd] + cfg.velocity_smoothing * v[fit]
         tb.hits[keys[moved]] += 1
-        ok = poses[..., 0] == poses[..., 0]
-        tb.pose[keys] = np.where(ok[..., None], poses, tb.pose[keys])
+        tb.pose[keys] = np.where(poses[..., :1] == poses[..., :1], poses, last_pose)
         tb.last_s[keys] = time_s
         hits = tb.hits[keys]
         if len(self.bones):
             sample = (hits % cfg.size_every == 0) | (hits <= 4 * cfg.reid_frames)
             if sample.any():
-                ks, ps = keys[sample], poses[sample]
-                b = np.linalg.norm(ps[:, self.bones[:, 0]] - ps[:, self.bones[:, 1]], axis=-1)
-                tb.bones[ks, tb.n_bones[ks] % cfg.size_history] = b
+                ks = keys[sample]
+                ends = poses[sample][:, self.bones]  # (n, B, 2, 3)
+                d = ends[:, :, 0] - ends[:, :, 1]
+                tb.bones[ks, tb.n_bones[ks] % cfg.size_history] = np.sqrt((d * d).sum(-1))
                 tb.n_bones[ks] += 1
         # the rare per-track decisions, in group order (a re-identification changes who is lost)
         check = ~tb.size_checked[keys] & ((hits == cfg.reid_frames) | (hits == 2 * cfg.reid_frames))
@@ -271,12 +289,21 @@ class PersonTracker:
         return False
 
     def _expire(self, time_s: float) -> None:
+        """Forget the tentative tracks unseen for ``max_gap_s`` and every track unseen for ``reid_s``
+        (checked only once the earliest such moment may have come)."""
         cfg, tb, a = self.config, self.table, self._alive
+        if time_s < self._next_expiry:
+            return
         age = time_s - tb.last_s[a]
-        gone = ((age > cfg.max_gap_s) & (tb.track_id[a] == 0)) | (age > cfg.reid_s)  # tentative and vanished, or too old
+        tentative = tb.track_id[a] == 0
+        gone = ((age > cfg.max_gap_s) & tentative) | (age > cfg.reid_s)
         if gone.any():
             tb.merged_into[a[gone]] = -1
-            self._alive = a[~gone]
+            a = self._alive = a[~gone]
+            tentative = tentative[~gone]
+        limit = np.where(tentative, cfg.max_gap_s, cfg.reid_s)
+        # a little early (rounding): the exact test above decides
+        self._next_expiry = float((tb.last_s[a] + limit).min()) - 1e-6 if a.size else np.inf
 
     # ------------------------------------------------------------------ results
     def ids(self) -> np.ndarray:
@@ -287,6 +314,17 @@ class PersonTracker:
         """(key, id) of the confirmed tracks."""
         ids = self.ids()
         return [(int(k), int(ids[k])) for k in np.flatnonzero(ids)]
+
+
+_UPPER = np.zeros((0, 0), bool)
+
+
+def _upper(n: int) -> np.ndarray:
+    """(n, n) True above the diagonal (cached)."""
+    global _UPPER
+    if _UPPER.shape[0] < n:
+        _UPPER = np.triu(np.ones((2 * n, 2 * n), bool), 1)
+    return _UPPER[:n, :n]
 
 
 def _centre(points: np.ndarray) -> np.ndarray:

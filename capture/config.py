@@ -33,7 +33,7 @@
     fps = 30                         # usb, synthetic: requested frame rate
     mjpg = true                      # usb: request MJPG
     # video:     path = "videos/cam01.mp4", pace = true, loop = false, fps = (file's)
-    # synthetic: camera_index = 0, n_cameras = 4, seed = 0, duration_s = 10,
+    # synthetic: camera_index = 0, n_cameras = 4, seed = 0, duration_s = 10, persons = 1 (2-6: the crowd studio),
     #            render = false (true: rendered images for a real model / the video file),
     #            keypoints = true (the studio's noisy detections, for detector "synthetic")
     # any camera: detector = "..." overrides [detector] name for this camera
@@ -78,6 +78,7 @@ class CameraConfig:
     n_cameras: int = 4
     duration_s: float = 10.0
     seed: int = 0
+    persons: int = 1  # people in the studio (2-6: rigcap.studio.crowd.CrowdStudio; its detections in detection order)
     render: bool = False
     keypoints: bool = True
     # per-camera detector override
@@ -304,6 +305,10 @@ def _camera(raw, i: int, path, base_dir: Path, check_devices: bool) -> CameraCon
     elif source == "synthetic":
         if not 0 <= cam.camera_index < cam.n_cameras:
             raise InputFileError(path, f"{where}: camera_index {cam.camera_index} outside 0..{cam.n_cameras - 1}")
+        from rigcap.studio.crowd import MAX_PERSONS
+
+        if isinstance(cam.persons, bool) or not isinstance(cam.persons, int) or not 1 <= cam.persons <= MAX_PERSONS:
+            raise InputFileError(path, f"{where}: persons must be a whole number from 1 to {MAX_PERSONS}, got {cam.persons!r}")
     return cam
 
 

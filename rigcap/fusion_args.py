@@ -43,9 +43,12 @@ _FLAGS = {
 }
 
 
-def add_fusion_arguments(parser) -> None:
+def add_fusion_arguments(parser, skip=()) -> None:
+    """The fusion flags (``skip``: flags the command defines otherwise, e.g. the demo's ``--persons``)."""
     group = parser.add_argument_group("fusion (over the config's [fusion] table)")
     for flag, (dest, kind, text) in _FLAGS.items():
+        if flag in skip:
+            continue
         group.add_argument(flag, dest=dest, type=kind, default=None, metavar=flag.rsplit("-", 1)[-1].upper(), help=text)
     group.add_argument("--no-smoothing", dest="smoothing", action="store_false", default=None,
                        help="publish the raw triangulation (no One-Euro filter)")

@@ -56,6 +56,10 @@ def register(sub) -> None:
     p.add_argument("--elevation", type=float, default=25.0, help="overview: degrees above the floor (default 25)")
     p.add_argument("--fps", type=positive_float, help="playback / video frame rate (default: the file's, else 30)")
     p.add_argument("--skeleton", help="skeleton name (default: from the joint names or the stream)")
+    p.add_argument("--color-by", choices=("person", "views"), default="person",
+                   help="several people: 'person' (default) each one's bones in their own colour, joints by views "
+                        "used; 'views' everybody in the one-person colours (joints by views, bones by side); "
+                        "ids are written above the heads either way (snapshot, video, plain window)")
     p.add_argument("--angles", metavar="NAMES",
                    help="--live: show these joint angles (comma-separated, rigcap angles --list; 'all' = the first "
                    "four) and the rep count from the 'angles' topic (rigcap fuse --angles) beside the skeleton")
@@ -123,6 +127,9 @@ def _points(args, rig, skeleton) -> int:
     if view is not None:
         render.resolve_view(rig, view)  # fails early, naming the rig's cameras
     size = args.size or (None if view is not None else DEFAULT_SIZE)  # a camera view: that camera's size
+    from viewer.scene import SceneStyle
+
+    style = SceneStyle(color_by=args.color_by)
     overview = dict(azimuth_deg=args.azimuth, elevation_deg=args.elevation)
     if args.snapshot:
         frame = replay.first_populated_frame(points3d) if args.frame is None else args.frame
@@ -135,19 +142,16 @@ def _points(args, rig, skeleton) -> int:
         cam = render.resolve_view(rig, view, size, pts.reshape(-1, 3), **overview)
         title = replay.frame_title(points3d, args.points.name, frame, args.fps)
         render.render_snapshot(rig, skeleton, pts, views, args.snapshot, view=cam, person_ids=ids,
-                               title=title, legend=True)
+                               title=title, legend=True, style=style)
         print(f"wrote {args.snapshot} (frame {frame % points3d.n_frames}, {cam.size[0]}x{cam.size[1]})")
-    if args.video and points3d.multi_person:
-        raise RigcapError(f"{args.points}: --video draws one person; a multi-person file plays in the window "
-                          "or makes a --snapshot (or pass one person's file)")
     if args.video:
         out = replay.replay_to_video(rig, points3d, args.video, skeleton, size=size, view=view,
-                                     fps=args.fps, source=args.points.name, **overview)
+                                     fps=args.fps, source=args.points.name, style=style, **overview)
         print(f"wrote {out} ({points3d.n_frames} frames)")
     if not (args.snapshot or args.video):
         from viewer.window import require_display
 
         require_display()
         replay.replay_window(rig, points3d, skeleton, fps=args.fps, size=args.size or DEFAULT_SIZE,
-                             source=args.points.name)
+                             source=args.points.name, style=style)
     return 0

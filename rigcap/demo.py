@@ -456,7 +456,12 @@ def _status_dict(status) -> dict:
 
 def best_frame(result: DemoResult) -> int:
     """An instant near the middle of the run with every joint (of everybody) triangulated, if any (for the snapshot)."""
-    ok = np.isfinite(result.per_instant(result.points)).all(-1).reshape(len(result.times_s), -1).sum(axis=1)
+    return snapshot_frame(result.per_instant(result.points))
+
+
+def snapshot_frame(points: np.ndarray) -> int:
+    """:func:`best_frame` of points with the instants first: (N, J, 3) or (N, persons, J, 3)."""
+    ok = np.isfinite(points).all(-1).reshape(len(points), -1).sum(axis=1)
     order = np.argsort(np.abs(np.arange(len(ok)) - len(ok) // 2))
     return int(order[np.argmax(ok[order])])
 

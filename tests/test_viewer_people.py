@@ -14,6 +14,8 @@ from viewer import scene, views
 from viewer.render import render_snapshot
 from viewer.samples import ring_rig, stick_figure
 
+from tests.people_pixels import bone_midpoints, chroma_match, share_near
+
 IDS = np.array([7, 2, 5])
 
 
@@ -28,30 +30,6 @@ ACROSS = np.array([-np.sin(0.3), np.cos(0.3)])  # across camera 0's view (ring_r
 def people(shift=0.0):
     """(3, 26, 3): three standing people 1.2 m apart side by side as camera 0 sees them, turned differently."""
     return np.stack([stick_figure(t * ACROSS + [shift, 0.0], yaw) for t, yaw in zip((-1.2, 0.0, 1.2), (0.0, 1.2, 2.4))])
-
-
-def chroma_match(img: np.ndarray, colour: np.ndarray, tol: float = 0.06) -> np.ndarray:
-    """(h, w) bool: pixels with the colour's chromaticity (shading changes brightness, not the mix) and lit."""
-    rgb = img.astype(np.float64)
-    total = rgb.sum(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        chroma = rgb / total
-    target = colour / colour.sum()
-    return (np.abs(chroma - target).max(-1) < tol) & (total[..., 0] > 120)
-
-
-def share_near(mask: np.ndarray, pixels: np.ndarray, radius: int = 3) -> float:
-    """Share of ``pixels`` (N, 2) with a ``mask`` pixel within ``radius``."""
-    h, w = mask.shape
-    grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
-    uv = np.round(pixels).astype(int)
-    inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
-    return float(grown[uv[inside, 1], uv[inside, 0]].mean()) if inside.any() else 0.0
-
-
-def bone_midpoints(view, pts: np.ndarray) -> np.ndarray:
-    b = HALPE26.bones
-    return view.project(0.5 * (pts[b[:, 0]] + pts[b[:, 1]]))
 
 
 def label_region(img: np.ndarray, view, pts: np.ndarray, colour: np.ndarray) -> int:

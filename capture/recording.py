@@ -428,6 +428,7 @@ class Session:
             when = _iso(last) if last else "-"
             state = "clean" if cam.clean else "CUT (process did not stop cleanly; readable up to the last flush)"
             extra = f", {cam.restarts} restart(s)" if cam.restarts else ""
+            extra += f", up to {cam.max_persons} people per frame" if cam.max_persons > 1 else ""
             lines.append(f"{name}: {cam.n_frames} frames, last {when}{extra}: {state}")
         lines += [f"damaged: {d}" for d in self.damage]
         if "stop" not in self.info:

@@ -48,7 +48,7 @@ def _instant(t, ids, points):
                         last_arrival_ns=0, person_ids=np.array(ids, np.int32))
 
 
-def test_several_people_are_all_recorded_by_id(tmp_path):
+def test_several_people_are_all_recorded_by_id(tmp_path, capsys):
     """Every published person of every instant is in the recording, by id, an instant with nobody
     kept as a frame; read back as the multi-person 3D form, killed (the .bin) or closed (the .npz)."""
     rng = np.random.default_rng(2)
@@ -72,6 +72,12 @@ def test_several_people_are_all_recorded_by_id(tmp_path):
                     assert np.isnan(points.points[k, f]).all() and (points.n_views[k, f] == 0).all()
 
     check(Points3D.load(tmp_path / "fusion" / "points3d.bin"))  # what a killed node leaves
+    from capture.recording import write_session_start
+
+    write_session_start(tmp_path, [], {}, None, epoch_ns=0)
+    assert main(["capture", "--inspect", str(tmp_path)]) == 0  # rebuilds points3d.npz from the .bin
+    assert "3D stream: 5 instants, 3 people (P1, P2, P7)" in capsys.readouterr().out
+    check(Points3D.load(tmp_path / "points3d.npz"))
     rec.close()
     check(Points3D.load(tmp_path / "points3d.npz"))
 

@@ -66,6 +66,7 @@ def test_clean_session_round_trip(tmp_path):
         assert count_video_frames(rec.videos()[0]) == len(frames)
         assert read_timestamps_csv(rec.segments[0].stem.with_suffix(".timestamps.csv")) == dict(
             zip(frames, rec.times_ns.tolist()))
+    assert any(line.startswith("a: 11 frames") and "up to 3 people per frame" in line for line in session.summary_lines())
     kp2d = Keypoints2D.load(tmp_path / "keypoints2d.npz")
     assert kp2d.multi_person and kp2d.keypoints.shape == (2, 11, 3, 26, 3) and kp2d.camera_names == ["a", "b"]
     assert np.isnan(kp2d.keypoints[1, 3]).all() and kp2d.timestamps_ns[1, 3] == -1  # b's dropped frame 3

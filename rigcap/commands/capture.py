@@ -42,7 +42,9 @@ def _inspect(folder: str) -> int:
         had_npz = (session.path / POINTS_FILE).is_file()
         points = rebuild_points_npz(session.path)
         note = "" if had_npz else f" ({POINTS_FILE} rebuilt from fusion/points3d.bin)"
-        print(f"  3D stream: {points.points.shape[0]} instants{note}")
+        people = (f", {points.n_persons} people ({', '.join(f'P{i}' for i in points.person_ids)})"
+                  if points.multi_person else "")
+        print(f"  3D stream: {points.n_frames} instants{people}{note}")
     return 0
 
 

@@ -64,9 +64,11 @@ def summary_table(result, title="rigcap demo"):
     t.add_column("note")
     t.add_row("cameras", str(s["cameras"]), f"{s['cameras_per_instant']:.2f} per instant on average")
     if "persons" in s:
+        loops = (f"; the synthetic motion restarted {s['motion_cycles'] - 1}x, everybody jumping back "
+                 "(new ids, not switches)" if s["motion_cycles"] > 1 else "")
         t.add_row("people", f"{s['persons']} in the studio",
                   f"{s['tracks']} ids published ({', '.join(f'P{i}' for i in s['person_ids'])}); "
-                  f"offline: {s['offline_tracks']}")
+                  f"offline: {s['offline_tracks']}{loops}")
         t.add_row("identity switches", str(s["switches"]), f"offline engine on the same data: {s['offline_switches']}")
         t.add_row("missed / invented", f"{s['missed']} / {s['invented']}",
                   f"person-instants, of {s['person_frames']} seen by >= 2 cameras (offline "

@@ -36,7 +36,6 @@ import json
 import os
 import signal
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -357,45 +356,12 @@ def instant_keypoints(studio, msgs) -> np.ndarray:
     return kp
 
 
-def score_by_cycle(points: np.ndarray, ids: np.ndarray, truth: np.ndarray, seen: np.ndarray,
-                   cycle: np.ndarray) -> dict:
-    """Tracks (T, N, J, 3) with ``ids`` (T,) against ``truth`` (P, N, J, 3), ``seen`` (P, N), one motion
-    ``cycle`` (N,) at a time: where the synthetic motion repeats everybody jumps back to where they
-    started, which no tracker bridges (nor should), so identities are scored within a cycle.
-
-    Returns the counts of :func:`rigcap.studio.crowd_score.score_crowd` summed over the cycles,
-    ``coverage``, ``mpjpe_mm_per_person`` (P,) and ``error_mm`` (T, N, J): each track's distance (mm)
-    to the true person it is matched to at that instant, NaN where it is matched to nobody."""
-    from rigcap.studio.crowd_score import score_crowd
-
-    n_p = truth.shape[0]
-    err = np.full(points.shape[:3], np.nan)
-    per_person = np.full((n_p,) + points.shape[1:3], np.nan)
-    counts = {"switches": 0, "missed": 0, "invented": 0, "person_frames": 0}
-    covered = 0.0
-    for c in np.unique(cycle):
-        at = np.flatnonzero(cycle == c)
-        sc = score_crowd(points[:, at], ids, truth[:, at], seen[:, at])
-        for key in counts:
-            counts[key] += int(getattr(sc, key))
-        covered += sc.coverage * sc.person_frames
-        inst, person = np.nonzero(sc.match > 0)
-        track = np.searchsorted(ids, sc.match[inst, person])
-        d = 1000 * np.linalg.norm(points[track, at[inst]] - truth[person, at[inst]], axis=-1)
-        err[track, at[inst]] = d
-        per_person[person, at[inst]] = d
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # someone never matched
-        mpjpe = np.nanmean(per_person.reshape(n_p, -1), axis=1)
-    return {**counts, "coverage": covered / max(counts["person_frames"], 1),
-            "mpjpe_mm_per_person": [float(v) for v in mpjpe], "error_mm": err}
-
-
 def score_people(studio, msgs, t_rel: np.ndarray, truth: np.ndarray) -> dict:
     """Several people: the published tracks by id (T, N, J, 3), matched to the true people per instant,
     and the offline association + tracking + engine on the same instants' detections, scored alike
-    (:func:`score_by_cycle`).  A true person counts at an instant where >= 2 of the instant's cameras
+    (:func:`rigcap.studio.crowd_score.score_by_cycle`).  A true person counts at an instant where >= 2 of the instant's cameras
     detected them."""
+    from rigcap.studio.crowd_score import score_by_cycle
     from triangulate.people import triangulate_people
 
     names, n_f, n_j = studio.rig.names, studio.n_frames, studio.skeleton.n_joints

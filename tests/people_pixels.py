@@ -22,6 +22,8 @@ def share_near(mask: np.ndarray, pixels: np.ndarray, radius: int = 3) -> float:
     """Share of ``pixels`` (N, 2) with a ``mask`` pixel within ``radius``."""
     h, w = mask.shape
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
+    pixels = np.asarray(pixels, float)
+    pixels = pixels[np.isfinite(pixels).all(-1)]
     uv = np.round(pixels).astype(int)
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
     return float(grown[uv[inside, 1], uv[inside, 0]].mean()) if inside.any() else 0.0

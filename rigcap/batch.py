@@ -424,7 +424,7 @@ def worker_env() -> dict:
 
 
 def warm_up(steps: tuple[str, ...], options: BatchOptions) -> SessionReport:
-    """Run ``steps`` once on a tiny synthetic session (2 cameras, 1 s) in a temporary folder: the
+    """Run ``steps`` once on a tiny synthetic session (3 cameras, 1 s) in a temporary folder: the
     imports the steps make on first use (the C3D writer, the importers: 0.2 s CPU of the first
     session in a fresh worker, measured) and first-call caches are paid here, not by a session."""
     import tempfile
@@ -434,7 +434,7 @@ def warm_up(steps: tuple[str, ...], options: BatchOptions) -> SessionReport:
 
     preload()
     with tempfile.TemporaryDirectory(prefix="rigcap-batch-warm-up-") as tmp:
-        folder = write_synthetic_session(Path(tmp) / "warm-up", seed=0, seconds=1.0, cameras=2)
+        folder = write_synthetic_session(Path(tmp) / "warm-up", seed=0, seconds=1.0, cameras=3)
         return process_session(SessionInput("warm-up", folder, False), steps,
                                replace(options, rig=None, out_root=Path(tmp) / "out", force=True))
 

@@ -89,7 +89,7 @@ class Supervisor:
         # host's clock offset (rigcap live --hosts); None: no clock server.
         self.clock_endpoint = clock_endpoint
         self._clock = None
-        self.keys = keys  # rigcap.wire.security.ClientKeys: the backbone's XPUB is a CURVE client (or None: plain)
+        self.keys = keys  # rigcap.wire.security.ClientKeys: the backbone's XPUB and the clock server are CURVE clients
         self.events: list[dict] = []  # restarts, failures, errors (for reports)
         self.started = False
 
@@ -104,6 +104,13 @@ class Supervisor:
         args.update(kw)
         return cls(config.cameras, **args)
 
+    def _keys_for(self, endpoint: str):
+        """The keys for a link at ``endpoint``: none on loopback (as the fusion node's side: it reads a
+        loopback backbone or clock plain), else :attr:`keys`."""
+        from rigcap.wire.security import is_loopback
+
+        return None if is_loopback(endpoint) else self.keys
+
     @property
     def epoch_ns(self) -> int | None:
         return self.options.epoch_ns
@@ -114,7 +121,7 @@ class Supervisor:
             return self
         if self.own_backbone:
             try:
-                self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint, keys=self.keys).start()
+                self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint, keys=self._keys_for(self.sub_endpoint)).start()
             except EndpointError as exc:
                 raise EndpointError(f"another rigcap capture (or another program) already serves "
                                     f"{self.pub_endpoint} / {self.sub_endpoint}: stop it first, or choose other "
@@ -123,7 +130,7 @@ class Supervisor:
             from rigcap.wire import ClockServer
 
             try:
-                self._clock = ClockServer(self.clock_endpoint).start()
+                self._clock = ClockServer(self.clock_endpoint, keys=self._keys_for(self.clock_endpoint)).start()
             except OSError as exc:  # another process serves the clock here already: not fatal
                 self._event({"camera": None, "event": "clock_server", "message": str(exc)})
         self.options.epoch_ns = time.time_ns() + int(self.start_delay_s * 1e9)

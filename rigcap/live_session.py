@@ -49,12 +49,15 @@ class RemoteHosts:
     initial: list = field(default_factory=list)
     clock_interval_s: float = 2.0
 
-    def trackers(self) -> list:
-        """One started ClockTracker per host (none without ``clock_endpoints``); the caller stops them."""
+    def trackers(self, keys=None) -> list:
+        """One started ClockTracker per host (none without ``clock_endpoints``); the caller stops them.
+        ``keys`` (ServerKeys): the clock queries to non-loopback hosts are CURVE, as their kp2d links."""
         from rigcap.wire import ClockTracker
+        from rigcap.wire.security import is_loopback
 
         initial = self.initial or [None] * len(self.clock_endpoints)
-        return [ClockTracker(e, interval_s=self.clock_interval_s, initial=i).start()
+        return [ClockTracker(e, interval_s=self.clock_interval_s, initial=i,
+                             keys=None if is_loopback(e) else keys).start()
                 for e, i in zip(self.clock_endpoints, initial)]
 
 
@@ -71,7 +74,7 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     # Ctrl-C reaches the whole process group: the parent decides and sets stop_event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    trackers = remote.trackers()
+    trackers = remote.trackers(keys)
     try:
         node = FusionNode(rig, [sub_endpoint, *remote.endpoints], pub_endpoint, options, record_dir=record_dir,
                           clock_offsets_ns=[0, *(trackers or remote.offsets_ns)], skeleton=skeleton,

@@ -8,7 +8,7 @@ import zmq
 
 from rigcap.cli import main
 from rigcap.errors import RigcapError
-from rigcap.wire.security import ClientKeys, ServerKeys, is_loopback, require_keys
+from rigcap.wire.security import SENDERS, ClientKeys, ServerKeys, is_loopback, require_keys
 
 
 def test_loopback_rule():
@@ -115,7 +115,7 @@ def test_security_table_paths_relative_to_the_config_and_one_line_errors(tmp_pat
     fusion.write_text('[security]\nsecret_key = "keys/fusion.key_secret"\nallowed_keys = "keys/allowed/"\n' + SYNTH_CAMERA)
     client = load_config(cam).security.client_keys()
     server = load_config(fusion).security.server_keys()
-    assert client.server_public == server.public and client.public in server._allow.allowed
+    assert client.server_public == server.public and client.public in server.allowed[SENDERS]
     assert load_config(cam).security.server_keys() is None  # no allow-list named: not a fusion machine
     cases = {'secret_key = "keys/nothere.key_secret"': "nothere.key_secret",
              'secret_key = "keys/fusion.key_secret"\nallowed_keys = "keys/nofolder"': "nofolder",
@@ -174,5 +174,63 @@ def test_server_keys_travel_to_a_spawned_fusion_process(tmp_path):
     (allowed / "cam-a.key").write_bytes((tmp_path / "cam-a.key").read_bytes())
     keys = ServerKeys(tmp_path / "fusion.key_secret", allowed)
     copy = pickle.loads(pickle.dumps(keys))
-    assert (copy.public, copy.secret) == (keys.public, keys.secret) and copy._allow.allowed == keys._allow.allowed
+    assert (copy.public, copy.secret) == (keys.public, keys.secret) and copy.allowed == keys.allowed
     assert copy.refused == 0
+
+
+# ---------------------------------------------------------------- the clock-query link (issue 16, keys on every link)
+def _keys_dir(tmp_path, *allowed: str):
+    assert main(["keys", "--out", str(tmp_path), "--hosts", "fusion,cam-host,stranger,viewer"]) == 0
+    folder = tmp_path / "allowed"
+    folder.mkdir()
+    for host in allowed:
+        (folder / f"{host}.key").write_bytes((tmp_path / f"{host}.key").read_bytes())
+    return folder
+
+
+def test_clock_queries_are_curve_an_unknown_host_gets_no_answer_and_is_counted(tmp_path, monkeypatch):
+    """The camera host's ClockServer is a CURVE client of the fusion machine (as its backbone); the fusion
+    machine's query checks the host's key against allowed_keys.  The host's clock runs 5 s ahead."""
+    import time
+
+    import rigcap.wire.security as security
+    from rigcap.commands.live import measure_hosts
+    from rigcap.wire import ClockServer, ClockTracker, free_tcp_endpoint, measure_clock_offset
+
+    allowed = _keys_dir(tmp_path, "cam-host")
+    ahead = lambda: time.time_ns() + 5_000_000_000  # noqa: E731
+
+    def server(host):
+        keys = None if host is None else ClientKeys(tmp_path / f"{host}.key_secret", tmp_path / "fusion.key")
+        return ClockServer(free_tcp_endpoint(), clock=ahead, keys=keys)  # started by `with`
+
+    fusion = ServerKeys(tmp_path / "fusion.key_secret", allowed)
+    try:
+        with server("cam-host") as ok:
+            off = measure_clock_offset(ok.endpoint, n=5, timeout_ms=1000, keys=fusion)
+            assert abs(off.offset_ns - 5e9) < 50e6 and fusion.refused == 0
+            with pytest.raises(TimeoutError):  # a plain query from anybody else: no answer
+                measure_clock_offset(ok.endpoint, n=1, timeout_ms=400)
+        for host in ("stranger", None):  # a key not in the allow-list; a host without keys
+            before = fusion.refused
+            with server(host) as bad:
+                with pytest.raises(TimeoutError):
+                    measure_clock_offset(bad.endpoint, n=3, timeout_ms=500, keys=fusion)
+                assert fusion.refused > before, host
+        # the fusion process's tracker, and rigcap live's start-up measurement (the loopback server standing
+        # in for another machine: live leaves loopback clocks plain), say the same
+        with server("stranger") as bad:
+            with pytest.raises(TimeoutError):
+                ClockTracker(bad.endpoint, timeout_ms=300, exchanges=2, keys=fusion).start()
+            monkeypatch.setattr(security, "is_loopback", lambda endpoint: False)
+            with pytest.raises(RigcapError, match=r"no clock server answers.*refused: its key is not in allowed_keys"):
+                measure_hosts([("tcp://cam-host:5556", bad.endpoint)], 400, keys=fusion)
+    finally:
+        fusion.stop()  # (one ZAP handler per process: the next keys start theirs)
+    other = ServerKeys(tmp_path / "stranger.key_secret", allowed)  # a CURVE server of its own, allowing cam-host
+    try:
+        with server("cam-host") as ok:
+            with pytest.raises(TimeoutError):  # the host talks only to the holder of the fusion machine's secret key
+                measure_clock_offset(ok.endpoint, n=1, timeout_ms=400, keys=other)
+    finally:
+        other.stop()

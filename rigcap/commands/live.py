@@ -102,16 +102,24 @@ def parse_hosts(values: list[str] | None, sub_endpoint: str, clock_endpoint: str
     return out
 
 
-def measure_hosts(hosts: list[tuple[str, str]], timeout_ms: int = 1500) -> list:
+def measure_hosts(hosts: list[tuple[str, str]], timeout_ms: int = 1500, keys=None) -> list:
+    """Each host's clock offset; ``keys`` (ServerKeys): the queries are CURVE (see measure_clock_offset)."""
     from rigcap.wire import measure_clock_offset
+    from rigcap.wire.security import is_loopback
 
     offsets = []
     for sub, clock in hosts:
+        k = None if is_loopback(clock) else keys
+        refused = k.refused if k is not None else 0
         try:
-            offsets.append(measure_clock_offset(clock, n=20, timeout_ms=timeout_ms))
+            offsets.append(measure_clock_offset(clock, n=20, timeout_ms=timeout_ms, keys=k))
         except TimeoutError:
+            why = ""
+            if k is not None and k.refused > refused:
+                why = (f"; {k.refused - refused} handshake(s) refused: its key is not in allowed_keys, or it runs "
+                       "without [security] keys")
             raise RigcapError(f"--hosts: no clock server answers at {clock} (is `rigcap capture` running there, "
-                              f"with its clock endpoint reachable from here?)") from None
+                              f"with its clock endpoint reachable from here?{why})") from None
     return offsets
 
 
@@ -144,9 +152,10 @@ def run(args) -> int:
         print(f"warning: {line}", flush=True)
     hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
     keys = config.security.server_keys() if hosts else None
-    for sub, _ in hosts:
+    for sub, clock in hosts:
         require_keys(sub, keys, args.insecure)
-    offsets = measure_hosts(hosts)
+        require_keys(clock, keys, args.insecure)
+    offsets = measure_hosts(hosts, keys=keys)
     for (sub, clock), off in zip(hosts, offsets):
         print(f"host {sub}: clock offset {off.offset_ns / 1e6:+.3f} ms (theirs - ours), "
               f"uncertainty +-{off.round_trip_ns / 2e6:.3f} ms, best of {off.samples}", flush=True)

@@ -98,7 +98,8 @@ class LiveSession:
                  detector: str = "synthetic", detector_options: dict | None = None, record_dir=None,
                  fusion: FusionOptions | None = None, max_restarts: int = 3, start_delay_s: float = 2.0,
                  record_video: bool = True, session_info: dict | None = None, clock_endpoint: str | None = None,
-                 restart_delay_s: float = 1.0, remote: RemoteHosts | None = None, instant_hooks=(), keys=None):
+                 restart_delay_s: float = 1.0, remote: RemoteHosts | None = None, instant_hooks=(), keys=None,
+                 readers_endpoint: str | None = None, reader_keys=None):
         missing = [c.name for c in cameras if c.name not in rig.names]
         if missing:
             raise RigcapError(f"camera(s) {', '.join(missing)} are not in the rig ({', '.join(rig.names)})")
@@ -110,7 +111,8 @@ class LiveSession:
                                      detector_options=detector_options, max_restarts=max_restarts,
                                      start_delay_s=start_delay_s, record_video=record_video,
                                      session_info=session_info, clock_endpoint=clock_endpoint,
-                                     restart_delay_s=restart_delay_s)
+                                     restart_delay_s=restart_delay_s, readers_endpoint=readers_endpoint,
+                                     reader_keys=reader_keys)
         self.pub_endpoint = pub_endpoint
         self.sub_endpoint = sub_endpoint
         # The skeleton is known from the detector when every camera here uses it and no remote host

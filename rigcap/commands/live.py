@@ -45,7 +45,7 @@ import time
 from urllib.parse import urlparse
 
 from rigcap.errors import RigcapError
-from rigcap.wire.security import require_keys
+from rigcap.wire.security import require_keys, require_local
 from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 
 EXAMPLES = """examples:
@@ -151,7 +151,15 @@ def run(args) -> int:
     for line in size_mismatch_warnings(rig, {c.name: c.image_size() for c in config.cameras}, "its capture source"):
         print(f"warning: {line}", flush=True)
     hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
-    keys = config.security.server_keys() if hosts else None
+    # One ServerKeys for this process (one ZAP handler per process): the hosts' links and the readers relay.
+    server_keys = config.security.server_keys()
+    keys = server_keys if hosts and config.security.allowed_keys else None
+    require_local(config.pub_endpoint, "this machine's backbone publisher endpoint",
+                  "bind it on 127.0.0.1 (the processes that publish run on this machine)", args.insecure)
+    require_local(config.sub_endpoint, "this machine's backbone: kp2d, kp3d, angles, stats",
+                  "keep it on 127.0.0.1 and let other machines read through [endpoints] readers, keyed by "
+                  "[security] readers", args.insecure)
+    reader_keys = config.reader_keys(server_keys, args.insecure)
     for sub, clock in hosts:
         require_keys(sub, keys, args.insecure)
         require_keys(clock, keys, args.insecure)
@@ -167,6 +175,7 @@ def run(args) -> int:
                           detector=detector, detector_options=detector_options,
                           record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote,
                           instant_hooks=instant_hooks(args), max_restarts=config.max_restarts, keys=keys,
+                          readers_endpoint=config.readers_endpoint, reader_keys=reader_keys,
                           restart_delay_s=config.restart_delay_s,
                           session_info={"config_file": config.path, "rig_file": str(rig_path), "config": config.raw,
                                         "hosts": [h[0] for h in hosts],
@@ -188,7 +197,8 @@ def run(args) -> int:
     prev: list = [None]
 
     def status(stats, statuses):
-        print(_status_line(stats, prev[0], statuses), flush=True)
+        print(_status_line(stats, prev[0], statuses)
+              + (f"  readers refused {session.supervisor.readers_refused}" if reader_keys is not None else ""), flush=True)
         prev[0] = stats or None
 
     t0 = time.monotonic()
@@ -205,6 +215,10 @@ def run(args) -> int:
         print(f"  {s.name}: {s.state}, {s.stats.get('frames', 0)} frames, {s.stats.get('dropped', 0)} dropped"
               + (f", restarts {s.restarts}" if s.restarts else "") + (f" ({s.message})" if s.message else ""))
     print(f"3D instants received here: {live.received}")
+    if reader_keys is not None:
+        print(f"readers relay {config.readers_endpoint}: {session.supervisor.readers_refused} refused")
+    if server_keys is not None:
+        server_keys.stop()
     if args.record:
         print(f"recorded to {args.record} (3D: {args.record}/points3d.npz)")
     if args.snapshot:

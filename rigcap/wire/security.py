@@ -50,6 +50,15 @@ def require_keys(endpoint: str, keys, insecure: bool) -> None:
                           "`rigcap keys` and name them in the config's [security] table, or pass --insecure")
 
 
+def require_local(endpoint: str, what: str, instead: str, insecure: bool) -> None:
+    """Refuse a non-loopback endpoint for a link that is never authenticated (``what``), unless
+    ``insecure``: e.g. a backbone's publisher endpoint, where anyone who reaches it could publish
+    kp2d under a rig camera's name into the host's authenticated link to the fusion machine."""
+    if not insecure and not is_loopback(endpoint):
+        raise RigcapError(f"{endpoint} ({what}) is reachable from other machines and is never authenticated: "
+                          f"{instead}, or pass --insecure")
+
+
 def _load(path: Path, secret: bool):
     try:
         public, sec = zmq.auth.load_certificate(str(path))

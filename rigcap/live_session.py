@@ -91,7 +91,9 @@ class LiveSession:
     """Start: backbone + camera processes + fusion process.  Stop: all of them, cleanly.
 
     ``latest_fusion_stats`` is refreshed once a second; ``stop()`` returns the
-    fusion node's final summary and the cameras' statuses.
+    fusion node's final summary and the cameras' statuses.  ``readers_endpoint``
+    and ``reader_keys``: the supervisor's readers relay (other machines read the
+    stream there; :class:`capture.supervisor.Supervisor`).
     """
 
     def __init__(self, rig: Rig, cameras: list[CameraConfig], pub_endpoint: str, sub_endpoint: str,

@@ -9,11 +9,11 @@ Ctrl-C (or ``--seconds``) stops everything cleanly.  ``--record DIR`` records
 the cameras (as ``rigcap capture --record``) and the 3D stream.
 
 Cameras on other machines (``--hosts``)
-    Run ``rigcap capture --config cams.toml`` on each camera host, with its
-    endpoints bound where this machine can reach them (e.g. ``pub =
-    "tcp://0.0.0.0:5555"``, ``sub = "tcp://0.0.0.0:5556"``, ``clock =
-    "tcp://0.0.0.0:5557"``); its supervisor runs the backbone and a clock
-    server.  Here, ``--hosts`` names those machines: ``10.0.0.12`` (ports from
+    Run ``rigcap capture --config cams.toml`` on each camera host, with the
+    endpoints this machine reads bound where it can reach them (``sub =
+    "tcp://0.0.0.0:5556"``, ``clock = "tcp://0.0.0.0:5557"``; ``pub`` stays
+    on 127.0.0.1: only the host's own cameras publish there); its supervisor
+    runs the backbone and a clock server.  Here, ``--hosts`` names those machines: ``10.0.0.12`` (ports from
     this config's ``sub`` and ``clock`` endpoints) or
     ``tcp://10.0.0.12:5556@tcp://10.0.0.12:5557`` (subscriber endpoint @ clock
     endpoint).  The fusion node subscribes to each host's backbone as well as

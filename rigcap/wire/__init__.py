@@ -90,7 +90,7 @@ matching its shape.  Anything else raises :class:`ProtocolError`;
 Clock offsets between hosts
 ---------------------------
 :class:`ClockServer` answers REQ-shaped time queries on a ROUTER socket, dropping any other shape (default
-``tcp://127.0.0.1:5557``); :func:`measure_clock_offset` sends ``n`` queries and
+``tcp://127.0.0.1:5557``); :func:`measure_clock_offset` sends ``n`` queries (from a DEALER, REQ-shaped) and
 keeps the one with the smallest round trip.  Request: 8 bytes, little-endian
 int64 ``t0`` (client clock at send).  Reply: 24 bytes, ``t0, t1, t2``
 (``t1`` server clock at receive, ``t2`` at reply).  With ``t3`` the client

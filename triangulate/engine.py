@@ -221,11 +221,8 @@ class Triangulator:
         return noise_px if np.isfinite(noise_px) else threshold_px / 3.0
 
     def robust_scale(self, threshold_px: float, noise_px: float) -> float:
-        """Scale (px) of the soft weighting: as configured, else the loss constant x the detector noise."""
-        cfg = self.config
-        if cfg.robust_scale_px is not None:
-            return cfg.robust_scale_px
-        return LOSS_SCALE.get(cfg.robust_loss, 1.0) * self.noise_sigma(threshold_px, noise_px)
+        """Scale (px) of the soft weighting (:func:`soft_scale_px`)."""
+        return soft_scale_px(self.config, threshold_px, noise_px)
 
     def run(self, keypoints: np.ndarray, fps: float | None = None) -> FrameResult:
         """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J).
@@ -356,6 +353,15 @@ class Triangulator:
         r = self.run(np.asarray(keypoints)[:, None])
         return FrameResult(r.points[0], r.error_px[0], r.n_views[0], r.inliers[:, 0], r.swapped, r.threshold_px,
                            r.noise_px)
+
+
+def soft_scale_px(config: TriangulationConfig, threshold_px: float, noise_px: float = float("nan")) -> float:
+    """Scale (px) of the soft weighting: as configured, else the loss's 95 %-efficiency constant x the detector
+    noise (as estimated with ``auto_threshold``, else a third of the threshold).  The offline engine and the
+    live triangulator both use it."""
+    if config.robust_scale_px is not None:
+        return config.robust_scale_px
+    return LOSS_SCALE.get(config.robust_loss, 1.0) * Triangulator.noise_sigma(threshold_px, noise_px)
 
 
 def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:

@@ -26,6 +26,14 @@
     cached under ``out/``): per-joint reprojection error, views, and the
     frame-to-frame spread (std) of bone lengths (a real femur keeps its
     length), and how the settings trade views against that spread.
+(m) **Issue 11's measures**, side by side (``--only measures``; ``--quick``: no aniposelib, no
+    leave-one-out, one seed): on the real demo (rigcap's MediaPipe keypoints, cached by
+    ``tests/real_keypoints.py``) the frame-to-frame std of the limb lengths, raw, coverage and the
+    median reprojection error over every confident view, for rigcap's default, plain
+    confidence-weighted DLT of all views (with and without rigcap's swap repair), a Pose2Sim-like
+    camera dropping (reprojection threshold 15 px) and aniposelib's ``triangulate_optim``, with
+    all four cameras and every three of them; on the studio, MPJPE against the oracle with the
+    ``gaussian`` and the ``real`` detector model (``rigcap.studio.detector_error``).
 """
 
 from __future__ import annotations

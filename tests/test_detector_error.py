@@ -104,6 +104,7 @@ def test_studio_real_model_and_gaussian_model_differ_as_named():
         DetectorNoise(model="laplace")
 
 
+@pytest.mark.slow
 def test_measurement_through_triangulation_recovers_a_studio_detector():
     """measure_detector_error (what measured the real detector) on a studio with known errors."""
     params = MEDIAPIPE_POSE2SIM.replace(tail_nu=3.0, swap_rate=0.05)
@@ -132,3 +133,21 @@ def test_synth_person_noise_flag(tmp_path):
     with pytest.raises(SystemExit) as bad:
         main(["synth", "person", "--noise", "laplace", "--out", str(tmp_path / "x")])
     assert bad.value.code == 2
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_the_real_demo_still_measures_what_the_model_was_fitted_to(shared_data):
+    """The measurement the stored parameters rest on (MEDIAPIPE_POSE2SIM's comment), redone on the real demo."""
+    from calibration.rigfile import load_rig
+    from tests.real_keypoints import pose2sim_keypoints
+
+    root = shared_data / "pose2sim-demo-single"
+    kp = pose2sim_keypoints(root, [v.stem for v in sorted((root / "videos").glob("*.mp4"))])
+    st = measure_detector_error(load_rig(root / "calibration" / "Calib.qca.txt"), kp).stats
+    assert st.sigma_rel == pytest.approx(0.0086, rel=0.15)
+    assert st.tail_nu == pytest.approx(2.59, rel=0.15)
+    assert st.tau_ms == pytest.approx(123, rel=0.25)
+    assert st.bias_rel == pytest.approx(0.0141, rel=0.2)
+    assert st.bias_rel > st.sigma_rel  # the constant per camera-joint offset outweighs the noise scale
+    assert st.joint_scale["shoulder"] < st.joint_scale["foot"]

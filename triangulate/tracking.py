@@ -71,10 +71,10 @@ class TrackTable:
     def __init__(self, n_joints: int, n_bones: int, history: int):
         self.n = 0
         self._shapes = {"pose": (n_joints, 3), "velocity": (3,), "last_s": (), "first_s": (), "hits": (),
-                        "track_id": (), "merged_into": (), "size_checked": (), "bones": (history, n_bones),
+                        "track_id": (), "merged_into": (), "size_checked": (), "settled": (), "bones": (history, n_bones),
                         "n_bones": ()}
         self._dtypes = {"hits": np.int64, "track_id": np.int64, "merged_into": np.int64, "size_checked": bool,
-                        "n_bones": np.int64}
+                        "settled": bool, "n_bones": np.int64}
         self._allocate(16)
 
     def _allocate(self, capacity: int) -> None:
@@ -100,6 +100,7 @@ class TrackTable:
         self.track_id[keys] = 0
         self.merged_into[keys] = ALIVE
         self.size_checked[keys] = False
+        self.settled[keys] = False  # confirmed and size checked: nothing left to decide for it
         self.n_bones[keys] = 0
         self.n += n
         return keys
@@ -131,12 +132,12 @@ class PersonTracker:
     # ------------------------------------------------------------------ per instant
     def predict(self, time_s: float) -> np.ndarray:
         """(T, J, 3) predicted poses of the tracks seen within ``prior_s`` (the association's priors)."""
-        cfg, tb = self.config, self.table
-        age = time_s - tb.last_s[self._alive]
-        self._predicted = self._alive[age <= cfg.prior_s]
-        self._waiting = self._alive[(cfg.prior_s < age) & (age <= cfg.max_gap_s)]
-        live = self._predicted
-        dt = np.minimum(time_s - tb.last_s[live], 0.3)
+        cfg, tb, a = self.config, self.table, self._alive
+        age = time_s - tb.last_s[a]
+        recent = age <= cfg.prior_s
+        live = self._predicted = a[recent]
+        self._waiting = a[~recent & (age <= cfg.max_gap_s)]
+        dt = np.minimum(age[recent], 0.3)
         return tb.pose[live] + (tb.velocity[live] * dt[:, None])[:, None]
 
     def update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -180,12 +181,16 @@ class PersonTracker:
                 keys[new] = tb.add(points[new], time_s)
                 self._alive = np.concatenate([self._alive, keys[new]])
                 self._next_expiry = min(self._next_expiry, time_s + cfg.max_gap_s)
-        groups = np.flatnonzero(keys >= 0)
-        if merged:  # a merged duplicate advances its track once (its first group)
-            _, first = np.unique(keys[groups], return_index=True)
-            groups = groups[np.sort(first)]
-        if groups.size:
-            self._advance(keys[groups], time_s, points[groups])
+        if not merged and new.size == 0 and prior.all():  # the usual instant: every group, once
+            if keys.size:
+                self._advance(keys, time_s, points)
+        else:
+            groups = np.flatnonzero(keys >= 0)
+            if merged:  # a merged duplicate advances its track once (its first group)
+                _, first = np.unique(keys[groups], return_index=True)
+                groups = groups[np.sort(first)]
+            if groups.size:
+                self._advance(keys[groups], time_s, points[groups])
         self._expire(time_s)
         return keys
 
@@ -197,7 +202,7 @@ class PersonTracker:
         n = idx.size
         if n < 2:
             return False
-        pts = points[idx]
+        pts = points if n == len(keys) else points[idx]
         centre = _centre(pts)
         diff = centre[:, None] - centre[None]
         near = np.sqrt((diff * diff).sum(-1)) < 2 * self.config.duplicate_m  # cheap test first
@@ -233,10 +238,10 @@ class PersonTracker:
         fit = moved & (n >= 3)
         upd = keys[fit]
         tb.velocity[upd] = (1 - cfg.velocity_smoothing) * tb.velocity[upd] + cfg.velocity_smoothing * v[fit]
-        tb.hits[keys[moved]] += 1
+        hits = tb.hits[keys] + moved
+        tb.hits[keys] = hits
         tb.pose[keys] = np.where(poses[..., :1] == poses[..., :1], poses, last_pose)
         tb.last_s[keys] = time_s
-        hits = tb.hits[keys]
         if len(self.bones):
             sample = (hits % cfg.size_every == 0) | (hits <= 4 * cfg.reid_frames)
             if sample.any():
@@ -245,6 +250,8 @@ class PersonTracker:
                 d = ends[:, :, 0] - ends[:, :, 1]
                 tb.bones[ks, tb.n_bones[ks] % cfg.size_history] = np.sqrt((d * d).sum(-1))
                 tb.n_bones[ks] += 1
+        if tb.settled[keys].all():  # every one confirmed and its size checked: no decision left
+            return
         # the rare per-track decisions, in group order (a re-identification changes who is lost)
         check = ~tb.size_checked[keys] & ((hits == cfg.reid_frames) | (hits == 2 * cfg.reid_frames))
         confirm = (tb.track_id[keys] == 0) & (hits >= cfg.min_hits)
@@ -257,6 +264,7 @@ class PersonTracker:
                 # own: live, a returning person is published under their old id, never a new one first
                 tb.track_id[k] = self.next_id
                 self.next_id += 1
+            tb.settled[k] = tb.track_id[k] != 0 and tb.size_checked[k]
 
     def _lost_before(self, key: int) -> np.ndarray:
         """Keys of the confirmed tracks lost (unseen > ``max_gap_s``) before track ``key`` began: whom it may be."""

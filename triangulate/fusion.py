@@ -416,9 +416,9 @@ class LivePeople:
         keys = self.tracker.update(t, a.track, a.points)
         ids = self.tracker.ids()
         # every group's views triangulated at once, from the association's fit of exactly those views
-        cs, ps = np.nonzero(a.group >= 0)
+        gs, cs = np.nonzero(a.slots >= 0)
         group_obs = np.zeros((len(a.track), n_j, n_c, 3))
-        group_obs[a.group[cs, ps], :, cs] = obs[cs, ps]
+        group_obs[gs, :, cs] = obs[cs, a.slots[gs, cs]]
         res = self.live.solve(group_obs.reshape(-1, n_c, 3), start=a.points.reshape(-1, 3)) if len(a.track) else None
         best: dict[int, int] = {}  # key -> group; merged duplicates: the group with more views
         for g, k in enumerate(keys.tolist()):

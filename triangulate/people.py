@@ -65,8 +65,8 @@ def track_people(lens: LensBatch, associator: CrossViewAssociator, tracker: Pers
                 continue
             a = associator.associate_views(views.frame(i), priors)
             keys = tracker.update(float(times_s[f]), a.track, a.points)
-            if len(keys):
-                slot[:, f] = np.append(keys, -1)[a.group]
+            g, c = np.nonzero(a.slots >= 0)
+            slot[c, f, a.slots[g, c]] = keys[g]
     return slot
 
 

@@ -128,9 +128,10 @@ class Views:
     ``xn`` (C, P, J, 2) normalised coordinates (NaN where missing); ``w`` (C, P, J)
     the weight of each keypoint (its confidence, 0 where unused) and ``seen`` where
     it is > 0; ``usable`` (C, P) detections with enough confident joints; ``x0``,
-    ``y0`` (C, P, J) the coordinates with 0 where unused, and ``q`` (C, P, J, 10)
-    their DLT view terms (:func:`triangulate.dlt.view_terms`), so that triangulating
-    any grouping is a weighted sum of these, not a new pass over the observations.
+    ``y0`` (C, P, J) the coordinates with 0 where unused, and ``qw`` (C, P, J, 10)
+    their DLT view terms (:func:`triangulate.dlt.view_terms`) times the squared
+    weight, so that triangulating any grouping is a sum of these, not a new pass
+    over the observations.
     Every array is contiguous, camera axis first: the per-instant steps are
     few operations on small arrays, and their cost is mostly the operations'
     number and layout.  :meth:`CrossViewAssociator.prepare` makes them, for one
@@ -143,11 +144,11 @@ class Views:
     usable: np.ndarray
     x0: np.ndarray
     y0: np.ndarray
-    q: np.ndarray
+    qw: np.ndarray
 
     def frame(self, f: int) -> "Views":
         """Instant ``f`` of views prepared for many (frame axis first)."""
-        return Views(self.xn[f], self.w[f], self.seen[f], self.usable[f], self.x0[f], self.y0[f], self.q[f])
+        return Views(self.xn[f], self.w[f], self.seen[f], self.usable[f], self.x0[f], self.y0[f], self.qw[f])
 
 
 class CrossViewAssociator:
@@ -160,6 +161,7 @@ class CrossViewAssociator:
         self.essential = essential_matrices(lin.extrinsics)
         self.focal = lin.focal
         self._cams = np.arange(self.n_cameras)[:, None]
+        self._arange = np.arange(16)
         self._fx, self._fy = lin.fx[:, None, None], lin.fy[:, None, None]  # (C, 1, 1)
         self._focal = lin.focal[:, None, None]
         # camera-frame coordinates as (3 components x C cameras) rows: one product gives x, y, z
@@ -183,7 +185,13 @@ class CrossViewAssociator:
         lead, n_c = x0.shape[:-3], x0.shape[-3]
         feats = np.stack([x0 * x0 + y0 * y0, x0, y0, np.ones_like(x0)], -1).reshape(lead + (n_c, -1, 4))
         q = np.matmul(feats, self.lin.basis).reshape(x0.shape + (10,))  # view_terms, per camera
-        return Views(xn, w, seen, usable, x0, y0, q)
+        return Views(xn, w, seen, usable, x0, y0, q * (w * w)[..., None])
+
+    def _slots(self, n: int) -> np.ndarray:
+        """0 .. n-1 (cached)."""
+        if self._arange.size < n:
+            self._arange = np.arange(2 * n)
+        return self._arange[:n]
 
     def camera_xyz(self, points: np.ndarray) -> np.ndarray:
         """Points (..., J, 3) -> (3, C, ..., J): x, y, z in every camera's frame."""
@@ -221,19 +229,21 @@ class CrossViewAssociator:
         """(T, C) detection of each track in each camera (-1: none) from costs (C, P, T): every camera's
         optimal assignment, solved as one problem (block-diagonal, other cameras' blocks forbidden), gated.
 
-        The usual instant needs no solver: when no camera has more detections than tracks and
-        every detection's cheapest track differs from the others' in its camera, giving each
+        The usual instant needs no solver: when every comparable detection's cheapest track differs from the others' in its camera, giving each
         detection that track reaches the lower bound (the sum of the row minima), so it is the
-        optimum the solver would find."""
+        optimum the solver would find.  (At most as many detections as tracks then compete.)"""
         n_c, n_p, n_t = cost.shape
-        if n_p <= n_t:
-            best = cost.argmin(-1)  # (C, P)
-            ordered = np.sort(best, axis=1)
-            if (ordered[:, 1:] != ordered[:, :-1]).all():
-                slots = np.full((n_t, n_c), -1)
-                c, p = np.nonzero(np.take_along_axis(cost, best[..., None], -1)[..., 0] < self.config.track_gate_m)
-                slots[best[c, p], c] = p
-                return slots
+        best = cost.argmin(-1)  # (C, P)
+        least = np.take_along_axis(cost, best[..., None], -1)[..., 0]
+        # a detection no track can be compared with costs BIG for all: wherever the solver puts it,
+        # the others' optimum is the same, so it takes no part (its own key, never a collision)
+        key = np.where(least < _BIG, best, n_t + self._slots(n_p))
+        ordered = np.sort(key, axis=1)
+        if (ordered[:, 1:] != ordered[:, :-1]).all():
+            slots = np.full((n_t, n_c), -1)
+            c, p = np.nonzero(least < self.config.track_gate_m)
+            slots[best[c, p], c] = p
+            return slots
         whole = np.full((n_c, n_p, n_c, n_t), np.inf)
         whole[self._cams[:, 0], :, self._cams[:, 0], :] = cost
         rows, cols = linear_sum_assignment(whole.reshape(n_c * n_p, n_c * n_t))
@@ -250,14 +260,14 @@ class CrossViewAssociator:
         at their depth; inf where the group has no view).  A group holds at most one detection per
         camera, so its normal equations are the weighted sum of its members' view terms."""
         sl = slots.T  # (C, G)
-        wt = v.w[self._cams, sl] * (sl >= 0)[..., None]  # (C, G, J): 0 where the camera is not in the group
-        points = solve_terms((v.q[self._cams, sl] * (wt * wt)[..., None]).sum(0))  # cameras summed in order
+        member = (sl >= 0)[..., None]  # (C, G, 1): -1 indexes the last detection, which must not count
+        points = solve_terms((v.qw[self._cams, sl] * member[..., None]).sum(0))  # cameras summed in order
         cx, cy, z = self.camera_xyz(points)  # (C, G, J) each
         inv_z = 1.0 / z
         dx = (cx * inv_z - v.x0[self._cams, sl]) * self._fx
         dy = (cy * inv_z - v.y0[self._cams, sl]) * self._fy
         err = np.sqrt(np.where(z > 0, dx * dx + dy * dy, np.inf)) * z / self._focal  # metres at the joint's depth
-        view_err, _ = masked_median(err, (wt > 0) & (err < np.inf))
+        view_err, _ = masked_median(err, v.seen[self._cams, sl] & member & (err < np.inf))
         return points, view_err.T
 
     def _verified(self, slots: np.ndarray, v: Views):

@@ -91,12 +91,25 @@ def view_terms(xn: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return np.matmul(feats.transpose(1, 0, 2), basis).transpose(1, 0, 2)
 
 
+# Operands of the six cofactors c00 c01 c02 c11 c12 c22 of the symmetric Q[:3, :3] (entries q0 q1 q2 /
+# q4 q5 / q7), each ``a * b - c * d``: the a's, b's, c's and d's in turn.
+_COFACTOR_OPERANDS = np.array([4, 2, 1, 0, 1, 0, 7, 5, 5, 7, 2, 4, 5, 1, 2, 2, 0, 1, 5, 7, 4, 2, 5, 1])
+_ADJUGATE_ROWS = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])  # cofactor of (i, k), by k, for each i
+_RHS = np.array([3, 6, 8])  # Q[:3, 3]
+SMALL_BATCH = 4096  # points; below, the row layout (fewer, contiguous operations) is the faster
+
+
 def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Finite point ``X`` (..., 3) from normal-matrix entries q (..., 10).
 
     Solves ``Q[:3,:3] X = -Q[:3,3]`` by the adjugate, elementwise.  Singular
-    systems (fewer than two independent views) give NaN.
+    systems (fewer than two independent views) give NaN.  Small batches (one
+    live instant, a few people) take the same arithmetic on the transposed
+    terms, all six cofactors in three operations: bit for bit the same
+    result in half the instructions, where the cost is the operations' count.
     """
+    if q.size <= 10 * SMALL_BATCH:
+        return _solve_terms_rows(q, eps)
     q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[..., m] for m in range(9))
     c00 = q11 * q22 - q12 * q12
     c01 = q02 * q12 - q01 * q22
@@ -115,6 +128,21 @@ def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     out[..., 1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
     out[..., 2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
     return out
+
+
+def _solve_terms_rows(q: np.ndarray, eps: float) -> np.ndarray:
+    """:func:`solve_terms` with the terms as rows (10, N): the same products and sums, in the same order."""
+    t = q.reshape(-1, 10).T
+    g = t[_COFACTOR_OPERANDS]  # (24, N)
+    c = g[0:6] * g[6:12] - g[12:18] * g[18:24]  # (6, N) c00 c01 c02 c11 c12 c22
+    p = t[0:3] * c[0:3]
+    det = p[0] + p[1] + p[2]
+    trace = t[0] + t[4] + t[7]
+    ok = np.abs(det) > eps * trace * trace * trace
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(ok, -1.0 / det, np.nan)
+    m = c[_ADJUGATE_ROWS] * t[_RHS][:, None]  # (3, 3, N): [k, i] = cofactor (i, k) x rhs k
+    return np.ascontiguousarray(((m[0] + m[1] + m[2]) * inv).T).reshape(q.shape[:-1] + (3,))
 
 
 def solve_sym3(h: np.ndarray, g: np.ndarray) -> np.ndarray:

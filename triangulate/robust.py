@@ -351,7 +351,7 @@ def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weigh
         w = np.where(v, weights[sl][idx], 0.0)
         q = lin.terms(o)
 
-        def irls(x):
+        def irls(x, o, v, w, q):
             for _ in range(iterations):
                 err2 = lin.errors_sq(x[:, None, :], o)[0][:, 0]
                 with np.errstate(invalid="ignore"):
@@ -365,10 +365,15 @@ def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weigh
                 cost = sum_last(np.where(v, w * w * robust_cost(np.sqrt(err2), scale_px, gross_px, loss), 0.0))
             return x, err2, np.where(np.isfinite(cost), cost, np.inf)
 
-        x_a, e_a, c_a = irls(out.points[sl][idx])
+        start_a = out.points[sl][idx]
         flat = lin.solve(q, w)
-        flat = lin.solve(q, lin.pixel_weights(np.where(np.isfinite(flat), flat, out.points[sl][idx]), w))
-        x_b, e_b, c_b = irls(np.where(np.isfinite(flat), flat, out.points[sl][idx]))
+        flat = lin.solve(q, lin.pixel_weights(np.where(np.isfinite(flat), flat, start_a), w))
+        start_b = np.where(np.isfinite(flat), flat, start_a)
+        # both starts in one batch: every step is elementwise per point, so this is the two runs,
+        # in half the array operations (what a small live batch costs)
+        x_ab, e_ab, c_ab = irls(np.concatenate([start_a, start_b]), *(np.concatenate([a, a]) for a in (o, v, w, q)))
+        m = idx.size
+        (x_a, x_b), (e_a, e_b), (c_a, c_b) = (x_ab[:m], x_ab[m:]), (e_ab[:m], e_ab[m:]), (c_ab[:m], c_ab[m:])
         if prior is not None:
             pr = prior[sl][idx]
             known = all_last(np.isfinite(pr))

@@ -126,7 +126,7 @@ class PersonTracker:
         self.next_id = 1
         self._alive = np.zeros(0, int)  # keys of the tracks followed (merged_into == ALIVE), ascending
         self._predicted = np.zeros(0, int)
-        self._waiting = np.zeros(0, int)
+        self._ages = (np.zeros(0, int), np.zeros(0), np.zeros(0, bool))  # alive keys, ages, recent at predict
         self._next_expiry = np.inf  # no track can expire before this time (s)
 
     # ------------------------------------------------------------------ per instant
@@ -136,9 +136,14 @@ class PersonTracker:
         age = time_s - tb.last_s[a]
         recent = age <= cfg.prior_s
         live = self._predicted = a[recent]
-        self._waiting = a[~recent & (age <= cfg.max_gap_s)]
+        self._ages = (a, age, recent)  # for the waiting tracks, if this instant needs them
         dt = np.minimum(age[recent], 0.3)
         return tb.pose[live] + (tb.velocity[live] * dt[:, None])[:, None]
+
+    def _waiting(self) -> np.ndarray:
+        """Keys of the tracks unseen for more than ``prior_s`` and at most ``max_gap_s`` at the instant predicted."""
+        a, age, recent = self._ages
+        return a[~recent & (age <= self.config.max_gap_s)]
 
     def update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Groups of the association (``track`` (G,) prior index or -1, ``points`` (G, J, 3)) -> track keys (G,), -1 = dropped.
@@ -168,7 +173,7 @@ class PersonTracker:
                 new = new[~near.any(1)]
         if new.size:
             seen = np.unique(keys[keys >= 0])
-            candidates = np.concatenate([self._predicted, self._waiting])
+            candidates = np.concatenate([self._predicted, self._waiting()])
             unseen = candidates[~np.isin(candidates, seen)]
             if unseen.size:
                 cost = _pose_distances(points[new], tb.pose[unseen])  # (n, u)

@@ -37,6 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Points in a batch at or below which fewer (whole-batch) operations beat the column-wise ones.
+SMALL_BATCH = 4096
+
 # (row, col) of the ten unique entries of a symmetric 4x4 matrix, in storage order.
 TERM_INDEX = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
 
@@ -45,9 +48,13 @@ def sum_last(a: np.ndarray, dtype=None) -> np.ndarray:
     """Sum over a short last axis (cameras, xyz) as a few whole-array adds.
 
     numpy reduces a short contiguous last axis one row at a time, 10-20x
-    slower than adding its columns; on the hot path that matters.
+    slower than adding its columns; on the hot path that matters.  Counts
+    (booleans) of a small batch are one reduction: exact in any order, and
+    then the fewer operations win.
     """
     a = np.asarray(a)
+    if a.dtype == bool and dtype is None and a.size <= 10 * SMALL_BATCH:
+        return a.sum(-1)
     out = a[..., 0].astype(dtype if dtype is not None else (np.int64 if a.dtype == bool else a.dtype))
     for i in range(1, a.shape[-1]):
         out += a[..., i]
@@ -56,6 +63,8 @@ def sum_last(a: np.ndarray, dtype=None) -> np.ndarray:
 
 def all_last(a: np.ndarray) -> np.ndarray:
     """``a.all(axis=-1)`` for a short last axis, as whole-array ands (see :func:`sum_last`)."""
+    if a.size <= 10 * SMALL_BATCH:
+        return np.asarray(a).all(-1)
     out = np.array(a[..., 0], dtype=bool)
     for i in range(1, a.shape[-1]):
         out &= a[..., i]
@@ -96,7 +105,6 @@ def view_terms(xn: np.ndarray, basis: np.ndarray) -> np.ndarray:
 _COFACTOR_OPERANDS = np.array([4, 2, 1, 0, 1, 0, 7, 5, 5, 7, 2, 4, 5, 1, 2, 2, 0, 1, 5, 7, 4, 2, 5, 1])
 _ADJUGATE_ROWS = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])  # cofactor of (i, k), by k, for each i
 _RHS = np.array([3, 6, 8])  # Q[:3, 3]
-SMALL_BATCH = 4096  # points; below, the row layout (fewer, contiguous operations) is the faster
 
 
 def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -199,8 +207,13 @@ class LinearTriangulator:
         return err2, z
 
     def solve(self, q: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Point (N, 3) from view terms (N, C, 10) and row weights (N, C) (0 = view unused)."""
+        """Point (N, 3) from view terms (N, C, 10) and row weights (N, C) (0 = view unused).
+
+        The weighted sum over the cameras is in camera order either way: one reduction over
+        the (outer) camera axis for a small batch, column adds (no big temporary) for a large one."""
         w2 = weights * weights
+        if q.size <= 40 * SMALL_BATCH:
+            return solve_terms((q * w2[..., None]).sum(1))
         acc = q[:, 0] * w2[:, :1]
         for c in range(1, q.shape[1]):
             acc += q[:, c] * w2[:, c:c + 1]

@@ -207,13 +207,8 @@ class LinearTriangulator:
         return err2, z
 
     def solve(self, q: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Point (N, 3) from view terms (N, C, 10) and row weights (N, C) (0 = view unused).
-
-        The weighted sum over the cameras is in camera order either way: one reduction over
-        the (outer) camera axis for a small batch, column adds (no big temporary) for a large one."""
+        """Point (N, 3) from view terms (N, C, 10) and row weights (N, C) (0 = view unused)."""
         w2 = weights * weights
-        if q.size <= 40 * SMALL_BATCH:
-            return solve_terms((q * w2[..., None]).sum(1))
         acc = q[:, 0] * w2[:, :1]
         for c in range(1, q.shape[1]):
             acc += q[:, c] * w2[:, c:c + 1]

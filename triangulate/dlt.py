@@ -140,7 +140,11 @@ def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 
 def _solve_terms_rows(q: np.ndarray, eps: float) -> np.ndarray:
     """:func:`solve_terms` with the terms as rows (10, N): the same products and sums, in the same order."""
-    t = q.reshape(-1, 10).T
+    return solve_term_rows(q.reshape(-1, 10).T, eps).reshape(q.shape[:-1] + (3,))
+
+
+def solve_term_rows(t: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """:func:`solve_terms` of terms stored as rows, ``t`` (10, N) -> (N, 3), bit for bit."""
     g = t[_COFACTOR_OPERANDS]  # (24, N)
     c = g[0:6] * g[6:12] - g[12:18] * g[18:24]  # (6, N) c00 c01 c02 c11 c12 c22
     p = t[0:3] * c[0:3]
@@ -150,7 +154,7 @@ def _solve_terms_rows(q: np.ndarray, eps: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(ok, -1.0 / det, np.nan)
     m = c[_ADJUGATE_ROWS] * t[_RHS][:, None]  # (3, 3, N): [k, i] = cofactor (i, k) x rhs k
-    return np.ascontiguousarray(((m[0] + m[1] + m[2]) * inv).T).reshape(q.shape[:-1] + (3,))
+    return np.ascontiguousarray(((m[0] + m[1] + m[2]) * inv).T)
 
 
 def solve_sym3(h: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -189,13 +193,15 @@ class LinearTriangulator:
         out = flat @ self.proj_stack[:3] + self.proj_stack[3]
         return out.reshape(lead + (self.n_cameras, 3))
 
-    def errors_sq(self, points: np.ndarray, xn: np.ndarray):
+    def errors_sq(self, points: np.ndarray, xn: np.ndarray, cam: np.ndarray | None = None):
         """Squared undistorted-pixel error and depth of points (N, ..., 3) in every camera.
 
         ``xn`` (N, C, 2) observations.  Returns ``(err2, depth)``, each
-        (N, ..., C); points behind a camera get an infinite error.
+        (N, ..., C); points behind a camera get an infinite error.  ``cam``:
+        :meth:`camera_coords` of ``points`` when the caller has them already.
         """
-        cam = self.camera_coords(points)
+        if cam is None:
+            cam = self.camera_coords(points)
         z = cam[..., 2]
         obs = xn.reshape(xn.shape[:1] + (1,) * (points.ndim - 2) + xn.shape[1:])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -214,9 +220,25 @@ class LinearTriangulator:
             acc += q[:, c] * w2[:, c:c + 1]
         return solve_terms(acc)
 
-    def pixel_weights(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Row weights that turn the algebraic fit into a pixel fit around ``points`` (N, 3)."""
-        z = self.camera_coords(points)[..., 2]
+    def term_rows(self, q: np.ndarray) -> np.ndarray:
+        """View terms (N, C, 10) -> (C, 10, N): each camera's terms as contiguous rows, for
+        :meth:`solve_rows` (many solves of the same views: one copy, then cheaper sums)."""
+        return np.ascontiguousarray(q.transpose(1, 2, 0))
+
+    def solve_rows(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """:meth:`solve` on :meth:`term_rows` (C, 10, N): the same sum in the same camera order, bit
+        for bit, each camera's part one operation over all points."""
+        w2 = np.ascontiguousarray((weights * weights).T)  # (C, N)
+        acc = rows[0] * w2[0]
+        for c in range(1, rows.shape[0]):
+            acc += rows[c] * w2[c]
+        return solve_term_rows(acc)
+
+    def pixel_weights(self, points: np.ndarray, weights: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        """Row weights that turn the algebraic fit into a pixel fit around ``points`` (N, 3)
+        (``z`` (N, C): their depths in the cameras, when the caller has them)."""
+        if z is None:
+            z = self.camera_coords(points)[..., 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(z > 0, self.focal / z, 0.0)
         return np.where(np.isfinite(scale), weights * scale, 0.0)

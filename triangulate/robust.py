@@ -351,16 +351,17 @@ def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weigh
         w = np.where(v, weights[sl][idx], 0.0)
         q = lin.terms(o)
 
-        def irls(x, o, v, w, q):
+        def irls(x, o, v, w, rows):
             for _ in range(iterations):
-                err2 = lin.errors_sq(x[:, None, :], o)[0][:, 0]
+                cam = lin.camera_coords(x)  # (N, C, 3): for the errors and the pixel weights
+                err2 = lin.errors_sq(x, o, cam)[0]
                 with np.errstate(invalid="ignore"):
                     use = v & (err2 < g2)
                 rw = robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
-                x_new = lin.solve(q, lin.pixel_weights(x, w * rw * use))
+                x_new = lin.solve_rows(rows, lin.pixel_weights(x, w * rw * use, cam[..., 2]))
                 good = all_last(np.isfinite(x_new)) & (sum_last(use) >= 2)
                 x = np.where(good[:, None], x_new, x)
-            err2 = lin.errors_sq(x[:, None, :], o)[0][:, 0]
+            err2 = lin.errors_sq(x, o)[0]
             with np.errstate(invalid="ignore"):
                 cost = sum_last(np.where(v, w * w * robust_cost(np.sqrt(err2), scale_px, gross_px, loss), 0.0))
             return x, err2, np.where(np.isfinite(cost), cost, np.inf)
@@ -371,7 +372,8 @@ def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weigh
         start_b = np.where(np.isfinite(flat), flat, start_a)
         # both starts in one batch: every step is elementwise per point, so this is the two runs,
         # in half the array operations (what a small live batch costs)
-        x_ab, e_ab, c_ab = irls(np.concatenate([start_a, start_b]), *(np.concatenate([a, a]) for a in (o, v, w, q)))
+        o2, v2, w2 = (np.concatenate([a, a]) for a in (o, v, w))
+        x_ab, e_ab, c_ab = irls(np.concatenate([start_a, start_b]), o2, v2, w2, lin.term_rows(np.concatenate([q, q])))
         m = idx.size
         (x_a, x_b), (e_a, e_b), (c_a, c_b) = (x_ab[:m], x_ab[m:]), (e_ab[:m], e_ab[m:]), (c_ab[:m], c_ab[m:])
         if prior is not None:

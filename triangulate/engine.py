@@ -39,13 +39,13 @@ import numpy as np
 
 from calibration import Camera, Rig
 from rigcap.errors import RigcapError
-from triangulate.dlt import LinearTriangulator, sum_last
+from triangulate.dlt import LinearTriangulator, Views
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
 from triangulate.optimize import OptimizeConfig, optimize_points
 from triangulate.refine import refine_points
-from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, auto_threshold_px, select_views, soft_refit
+from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, apply_prior, auto_threshold_px, select_views, soft_refit
 from triangulate.skeletons import Skeleton, skeleton_for_joints
 from triangulate.swap import apply_swaps, detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
@@ -241,47 +241,42 @@ class Triangulator:
         with np.errstate(invalid="ignore"):
             valid = np.isfinite(xn[..., 0]) & np.isfinite(xn[..., 1]) & (conf >= cfg.min_confidence)
         weights = np.where(valid, conf if cfg.weight_by_confidence else 1.0, 0.0)
-
-        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
-            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
-
-        xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+        views = _views(xn, valid, weights)
         threshold, noise = cfg.threshold_px, float("nan")
         if cfg.auto_threshold:
-            threshold, noise = auto_threshold_px(self.lin, xn_p, valid_p, weights_p, cfg.threshold_px)
-        sel = select_views(self.lin, xn_p, valid_p, weights_p, threshold, cfg.min_views)
+            threshold, noise = auto_threshold_px(self.lin, views, cfg.threshold_px)
+        sel = select_views(self.lin, views, threshold, cfg.min_views)
 
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints))
         if cfg.swap_repair and self.permutation is not None:
             xn, valid, weights, pixels, state, relabelled = self._repair_swaps(xn, valid, weights, pixels, sel, threshold)
             if relabelled:
-                xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+                views = _views(xn, valid, weights)
         swapped = (state != np.arange(n_joints)).any(axis=-1)
 
         if cfg.temporal_window and n_frames > 1:
-            # The prior only changes points that lost a view or rest on two: refit just those.
+            # The prior only changes points that lost a view or rest on two.
             prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window).reshape(-1, 3)
-            n_valid = sum_last(valid_p)
+            n_valid = views.valid.sum(axis=0)
             redo = (n_valid >= 2) & ((sel.n_views != n_valid) | (sel.n_views <= 2))
-            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo], threshold,
-                                          cfg.min_views, prior=prior[redo], prior_radius_m=cfg.prior_radius_m,
-                                          prior_gate_m=cfg.prior_gate_m))
-        fit_weights = weights_p * sel.inliers
+            apply_prior(self.lin, views, sel, redo, prior, threshold, cfg.min_views, cfg.prior_radius_m,
+                        cfg.prior_gate_m)
+        fit_weights = views.w * sel.inliers
         if cfg.robust_loss != "none":
-            sel, fit_weights = soft_refit(self.lin, xn_p, valid_p, weights_p, sel.points, self.robust_scale(threshold, noise),
-                             cfg.gross_factor * threshold, cfg.robust_loss)
+            sel, fit_weights = soft_refit(self.lin, views, sel.points, self.robust_scale(threshold, noise),
+                                          cfg.gross_factor * threshold, cfg.robust_loss)
+        inliers = sel.inliers.reshape(n_cams, n_frames, n_joints)
         if cfg.optimize and n_frames >= 3:
             if not fps:
                 raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
             bones = self.skeleton.bones if self.skeleton is not None else np.zeros((0, 2), np.intp)
-            use = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
-            opt = optimize_points(self.lin, xn, np.where(use & valid, weights, 0.0),
+            opt = optimize_points(self.lin, xn, np.where(inliers & valid, weights, 0.0),
                                   sel.points.reshape(n_frames, n_joints, 3), bones, fps,
                                   self.noise_sigma(threshold, noise), cfg.optimize_config)
             sel.points = opt.points.reshape(-1, 3)
-        px = points_first(pixels)
+        px = np.moveaxis(pixels, 0, 2).reshape(n_frames * n_joints, n_cams, 2)
         if cfg.refine:
-            points, err = refine_points(self.cameras, px, weights=fit_weights,
+            points, err = refine_points(self.cameras, px, weights=fit_weights.T,
                                         points=sel.points, iterations=cfg.refine_iterations,
                                         project=self.lens.project)
         else:
@@ -289,9 +284,8 @@ class Triangulator:
             d = self.lens.project(points) - px
             err = np.hypot(d[..., 0], d[..., 1])
         with np.errstate(invalid="ignore", divide="ignore"):
-            error = sum_last(np.where(sel.inliers, err, 0.0)) / sel.n_views
+            error = np.where(sel.inliers.T, err, 0.0).sum(axis=1) / sel.n_views
         error[sel.n_views == 0] = np.nan
-        inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
                            sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state)
 
@@ -304,28 +298,24 @@ class Triangulator:
         """
         cfg = self.config
         n_cams, n_frames, n_joints = valid.shape
-
-        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
-            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
-
         if len(self.permutation) != n_joints:
             raise TriangulationInputError(
                 f"keypoints have {n_joints} joints but the skeleton {self.skeleton.name!r} has {len(self.permutation)}")
         # Only frames where some camera disagrees on many left/right joints can hold a swap.
-        inl = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
+        inl = sel.inliers.reshape(n_cams, n_frames, n_joints)
         cand = np.flatnonzero(swap_candidates(valid, inl, self.permutation))
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
         if cand.size:
             state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                threshold)
+                                                threshold, inl[:, cand])
         changed = (state != np.arange(n_joints)).any(axis=-1)
         relabelled = bool(changed.any())
         if relabelled:
             xn, valid, weights, pixels = (permute_joints(a, state) for a in (xn, valid, weights, pixels))
-            xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
-            redo = np.repeat(changed.any(axis=0), n_joints)  # every joint of a repaired frame
-            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo],
-                                          threshold, cfg.min_views))
+            frames = np.flatnonzero(changed.any(axis=0))  # every joint of a repaired frame
+            sel.update(np.repeat(changed.any(axis=0), n_joints),
+                       select_views(self.lin, _views(xn[:, frames], valid[:, frames], weights[:, frames]),
+                                    threshold, cfg.min_views))
         if cfg.temporal_window and n_frames > 1:
             # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
             # repair may then swap the wrong half: a frame whose 3D left and right sides trade places
@@ -347,6 +337,13 @@ class Triangulator:
         r = self.run(np.asarray(keypoints)[:, None])
         return FrameResult(r.points[0], r.error_px[0], r.n_views[0], r.inliers[:, 0], r.swapped, r.threshold_px,
                            r.noise_px)
+
+
+def _views(xn: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> Views:
+    """Views of keypoints (C, F, J, ...) camera-first, one point per frame and joint (frame-major)."""
+    n_cams = valid.shape[0]
+    return Views.of(xn[..., 0].reshape(n_cams, -1), xn[..., 1].reshape(n_cams, -1), valid.reshape(n_cams, -1),
+                    weights.reshape(n_cams, -1))
 
 
 def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:

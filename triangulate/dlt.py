@@ -158,7 +158,6 @@ class LinearTriangulator:
         self.basis_planar = self.basis.transpose(2, 1, 0).reshape(len(TERM_INDEX), 4 * n)
         self.rot_planar = self.extrinsics[:, :, :3].transpose(1, 0, 2).reshape(3 * n, 3)
         self.trans_planar = self.extrinsics[:, :, 3].T.reshape(3 * n, 1)
-        self.focal_col = self.focal[:, None]
 
     def terms(self, xn: np.ndarray) -> np.ndarray:
         return view_terms(xn, self.basis)
@@ -223,11 +222,13 @@ class LinearTriangulator:
         return flat.reshape((3, self.n_cameras) + lead)
 
     def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray):
-        """Squared undistorted-pixel error and depth (C, ...) of points (3, ...) in every camera.
+        """Squared undistorted-pixel error and pixel scale (C, ...) of points (3, ...) in every camera.
 
         ``x``, ``y`` the observations, broadcastable to (C, ...) (e.g. (C, N)
         for points (3, N), (C, 1, N) for hypotheses (3, K, N)).  A point
-        behind a camera (or NaN) gets an infinite error.
+        behind a camera (or NaN) gets an infinite error.  The scale is
+        ``focal / depth`` (0 behind the camera): row weights times it turn
+        the linear fit around these points into a least-squares fit in pixels.
         """
         u, v, z = self.camera_planes(points)
         shape = (self.n_cameras,) + (1,) * (points.ndim - 1)
@@ -236,15 +237,11 @@ class LinearTriangulator:
             dx = (u * inv_z - x) * self.fx.reshape(shape)
             dy = (v * inv_z - y) * self.fy.reshape(shape)
             err2 = dx * dx + dy * dy
-            err2[~(z > 0)] = np.inf
-        return err2, z
-
-    def pixel_scale(self, depth: np.ndarray) -> np.ndarray:
-        """``focal / depth`` (C, N) for depths (C, N): row weights x this = a least-squares fit in pixels (0 behind)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(depth > 0, self.focal_col / depth, 0.0)
-        scale[~np.isfinite(scale)] = 0.0
-        return scale
+            scale = inv_z * self.focal.reshape(shape)
+        behind = ~(z > 0)
+        err2[behind] = np.inf
+        scale[behind | ~np.isfinite(scale)] = 0.0
+        return err2, scale
 
 
 @dataclass
@@ -283,6 +280,11 @@ class Views:
     def __getitem__(self, idx) -> "Views":
         """The views of a subset of the points (an index array, mask or slice)."""
         return Views(self.x[:, idx], self.y[:, idx], self.valid[:, idx], self.w[:, idx], self.feats[:, :, idx])
+
+    def assign(self, idx, other: "Views") -> None:
+        """Overwrite the views of the points ``idx`` with ``other`` (views of just those)."""
+        self.x[:, idx], self.y[:, idx], self.valid[:, idx], self.w[:, idx] = other.x, other.y, other.valid, other.w
+        self.feats[:, :, idx] = other.feats
 
 
 def triangulate_dlt(

@@ -155,8 +155,8 @@ def _select_chunk(lin: LinearTriangulator, views: Views, threshold_px: float, mi
     t2 = threshold_px * threshold_px
     w = views.w
     points = lin.fit(views, w)
-    _, z = lin.residuals_sq(points, views.x, views.y)
-    points = lin.fit(views, w * lin.pixel_scale(z))
+    _, scale = lin.residuals_sq(points, views.x, views.y)
+    points = lin.fit(views, w * scale)
     err2, _ = lin.residuals_sq(points, views.x, views.y)
     with np.errstate(invalid="ignore"):
         easy = (np.where(views.valid, err2, 0.0) < 0.25 * t2).all(axis=0)  # NaN / inf (behind a camera): not easy
@@ -222,8 +222,8 @@ def _drop_worst(lin: LinearTriangulator, views: Views, err2: np.ndarray, points:
         kept[:, todo] = k
         wk = v.w * k
         p = lin.fit(v, wk)
-        _, z = lin.residuals_sq(np.where(np.isfinite(p), p, start[:, todo]), v.x, v.y)
-        p = lin.fit(v, wk * lin.pixel_scale(z))
+        _, scale = lin.residuals_sq(np.where(np.isfinite(p), p, start[:, todo]), v.x, v.y)
+        p = lin.fit(v, wk * scale)
         e2, _ = lin.residuals_sq(p, v.x, v.y)
         n_kept = k.sum(axis=0)
         with np.errstate(invalid="ignore"):
@@ -232,14 +232,14 @@ def _drop_worst(lin: LinearTriangulator, views: Views, err2: np.ndarray, points:
         if ok.any():
             a = np.flatnonzero(ok)
             va = v[a]
-            _, z = lin.residuals_sq(p[:, a], va.x, va.y)
+            _, scale = lin.residuals_sq(p[:, a], va.x, va.y)
             inl_a = inl[:, a]
-            p2 = lin.fit(va, va.w * inl_a * lin.pixel_scale(z))
-            e2b, z = lin.residuals_sq(p2, va.x, va.y)
+            p2 = lin.fit(va, va.w * inl_a * scale)
+            e2b, scale = lin.residuals_sq(p2, va.x, va.y)
             if dropped > 1:  # as the pair search ends: re-read the inliers once more and refit
                 with np.errstate(invalid="ignore"):
                     inl_a = va.valid & (e2b < t2)
-                p2 = lin.fit(va, va.w * inl_a * lin.pixel_scale(z))
+                p2 = lin.fit(va, va.w * inl_a * scale)
                 e2b, _ = lin.residuals_sq(p2, va.x, va.y)
             at = todo[a]
             accepted[at] = True
@@ -273,12 +273,12 @@ def _pair_search(lin: LinearTriangulator, views: Views, threshold_px: float, pri
         with np.errstate(invalid="ignore"):
             inl = v.valid & (hyp.err2[:, best, cols] < t2)
         # Refit on the agreeing views in pixel-weighted least squares, re-read the inliers, refit.
-        _, z = lin.residuals_sq(hyp.points[:, best, cols], v.x, v.y)
-        p = lin.fit(v, v.w * inl * lin.pixel_scale(z))
-        e2, z = lin.residuals_sq(p, v.x, v.y)
+        _, scale = lin.residuals_sq(hyp.points[:, best, cols], v.x, v.y)
+        p = lin.fit(v, v.w * inl * scale)
+        e2, scale = lin.residuals_sq(p, v.x, v.y)
         with np.errstate(invalid="ignore"):
             inl = v.valid & (e2 < t2)
-        p = lin.fit(v, v.w * inl * lin.pixel_scale(z))
+        p = lin.fit(v, v.w * inl * scale)
         e2, _ = lin.residuals_sq(p, v.x, v.y)
         points[:, sl], err2[:, sl], inliers[:, sl] = p, e2, inl
     return points, err2, inliers
@@ -403,15 +403,14 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
     row_w = np.zeros((n_cams, n_points))
     out = ViewSelection.empty(n_points, n_cams)
     g2 = gross_px * gross_px
-    finite = np.flatnonzero(np.isfinite(points).all(axis=1))
 
     def irls(v: Views, x: np.ndarray):
         for _ in range(iterations):
-            err2, z = lin.residuals_sq(x, v.x, v.y)
+            err2, scale = lin.residuals_sq(x, v.x, v.y)
             with np.errstate(invalid="ignore"):
                 use = v.valid & (err2 < g2)
             rw = robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
-            x_new = lin.fit(v, v.w * rw * use * lin.pixel_scale(z))
+            x_new = lin.fit(v, v.w * rw * use * scale)
             good = np.isfinite(x_new).all(axis=0) & (use.sum(axis=0) >= 2)
             x = np.where(good, x_new, x)
         err2, _ = lin.residuals_sq(x, v.x, v.y)
@@ -419,16 +418,16 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
             cost = np.where(v.valid, v.w * v.w * robust_cost(np.sqrt(err2), scale_px, gross_px, loss), 0.0).sum(axis=0)
         return x, err2, np.where(np.isfinite(cost), cost, np.inf)
 
-    for sl in chunks(finite.size, n_cams):
-        idx = finite[sl]
-        v = views[idx]
-        start = points[idx].T
+    for sl in chunks(n_points, n_cams):
+        v = views[sl]
+        start = points[sl].T
+        live = np.isfinite(start).all(axis=0)  # NaN stays NaN (its error is infinite, it gets no views)
         x, err2, cost = irls(v, start)
         flat = lin.fit(v, v.w)
-        _, z = lin.residuals_sq(np.where(np.isfinite(flat), flat, start), v.x, v.y)
-        flat = lin.fit(v, v.w * lin.pixel_scale(z))
+        _, scale = lin.residuals_sq(np.where(np.isfinite(flat), flat, start), v.x, v.y)
+        flat = lin.fit(v, v.w * scale)
         flat = np.where(np.isfinite(flat), flat, start)
-        other = np.flatnonzero(~(flat == start).all(axis=0))  # the same start gives the same answer
+        other = np.flatnonzero(live & ~(flat == start).all(axis=0))  # the same start gives the same answer
         if other.size:
             x_b, e_b, c_b = irls(v[other], flat[:, other])
             pick = c_b < cost[other]
@@ -442,9 +441,9 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
         use &= keep
         with np.errstate(invalid="ignore", divide="ignore"):
             err = np.sqrt(np.where(use, err2, 0.0)).sum(axis=0) / n_use
-        out.points[idx] = x.T
-        out.error_px[idx] = np.where(keep, err, np.nan)
-        out.n_views[idx] = np.where(keep, n_use, 0)
-        out.inliers[:, idx] = use
-        row_w[:, idx] = v.w * use * robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
+        out.points[sl] = x.T
+        out.error_px[sl] = np.where(keep, err, np.nan)
+        out.n_views[sl] = np.where(keep, n_use, 0)
+        out.inliers[:, sl] = use
+        row_w[:, sl] = v.w * use * robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
     return out, row_w

@@ -207,11 +207,10 @@ def _drop_worst(lin: LinearTriangulator, views: Views, err2: np.ndarray, points:
     n = views.n_points
     kept = views.valid.copy()
     n_valid = kept.sum(axis=0)
-    start = np.where(np.isfinite(points), points, 0.0)
     accepted = np.zeros(n, bool)
     out_p, out_e2, out_inl = np.empty((3, n)), np.empty(err2.shape), np.empty(kept.shape, bool)
     todo = np.arange(n)
-    e2 = err2
+    e2, scale = err2, None
     dropped = 0
     while todo.size:
         dropped += 1
@@ -221,10 +220,13 @@ def _drop_worst(lin: LinearTriangulator, views: Views, err2: np.ndarray, points:
         k[worst, np.arange(todo.size)] = False
         kept[:, todo] = k
         wk = v.w * k
-        p = lin.fit(v, wk)
-        _, scale = lin.residuals_sq(np.where(np.isfinite(p), p, start[:, todo]), v.x, v.y)
-        p = lin.fit(v, wk * scale)
-        e2, _ = lin.residuals_sq(p, v.x, v.y)
+        if scale is None:  # first drop: a linear fit of the rest, then the pixel fit around it
+            p = lin.fit(v, wk)
+            start = points[:, todo]
+            _, scale = lin.residuals_sq(np.where(np.isfinite(p), p, np.where(np.isfinite(start), start, 0.0)),
+                                        v.x, v.y)
+        p = lin.fit(v, wk * scale)  # later drops: around the last fit
+        e2, scale = lin.residuals_sq(p, v.x, v.y)
         n_kept = k.sum(axis=0)
         with np.errstate(invalid="ignore"):
             ok = (np.where(k, e2, 0.0) < 0.25 * t2).all(axis=0) & (n_kept >= 3)
@@ -232,21 +234,19 @@ def _drop_worst(lin: LinearTriangulator, views: Views, err2: np.ndarray, points:
         if ok.any():
             a = np.flatnonzero(ok)
             va = v[a]
-            _, scale = lin.residuals_sq(p[:, a], va.x, va.y)
             inl_a = inl[:, a]
-            p2 = lin.fit(va, va.w * inl_a * scale)
-            e2b, scale = lin.residuals_sq(p2, va.x, va.y)
+            p2 = lin.fit(va, va.w * inl_a * scale[:, a])
+            e2b, sc = lin.residuals_sq(p2, va.x, va.y)
             if dropped > 1:  # as the pair search ends: re-read the inliers once more and refit
                 with np.errstate(invalid="ignore"):
                     inl_a = va.valid & (e2b < t2)
-                p2 = lin.fit(va, va.w * inl_a * scale)
+                p2 = lin.fit(va, va.w * inl_a * sc)
                 e2b, _ = lin.residuals_sq(p2, va.x, va.y)
             at = todo[a]
             accepted[at] = True
             out_p[:, at], out_e2[:, at], out_inl[:, at] = p2, e2b, inl_a
         more = ~ok & (n_kept > 3) & (2 * (n_kept - 1) > n_valid[todo])
-        start[:, todo] = np.where(np.isfinite(p), p, start[:, todo])
-        todo, e2 = todo[more], e2[:, more]
+        todo, e2, scale = todo[more], e2[:, more], scale[:, more]
     return accepted, out_p[:, accepted], out_e2[:, accepted], out_inl[:, accepted]
 
 

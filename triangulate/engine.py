@@ -263,7 +263,7 @@ class Triangulator:
         fit_weights = views.w * sel.inliers
         if cfg.robust_loss != "none":
             sel, fit_weights = soft_refit(self.lin, views, sel.points, self.robust_scale(threshold, noise),
-                                          cfg.gross_factor * threshold, cfg.robust_loss)
+                                          cfg.gross_factor * threshold, cfg.robust_loss, all_views=sel.all_views)
         inliers = sel.inliers.reshape(n_cams, n_frames, n_joints)
         if cfg.optimize and n_frames >= 3:
             if not fps:

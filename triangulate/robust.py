@@ -69,21 +69,22 @@ class ViewSelection:
     n_views: np.ndarray  # (N,) int, views used
     inliers: np.ndarray  # (C, N) bool, the views used
     searched: np.ndarray  # (N,) bool: settled by the pair search (the only points a prior can change)
+    all_views: np.ndarray  # (N, 3) the pixel fit of every valid view (the soft refit's second start)
 
     @classmethod
     def empty(cls, n_points: int, n_cams: int) -> "ViewSelection":
         return cls(np.full((n_points, 3), np.nan), np.full(n_points, np.nan), np.zeros(n_points, dtype=np.int64),
-                   np.zeros((n_cams, n_points), bool), np.zeros(n_points, bool))
+                   np.zeros((n_cams, n_points), bool), np.zeros(n_points, bool), np.full((n_points, 3), np.nan))
 
     def update(self, mask: np.ndarray, part: "ViewSelection") -> None:
         """Overwrite the points selected by ``mask`` (N,) with ``part`` (a selection of just those)."""
-        self.points[mask], self.error_px[mask], self.n_views[mask], self.searched[mask] = (
-            part.points, part.error_px, part.n_views, part.searched)
+        self.points[mask], self.error_px[mask], self.n_views[mask], self.searched[mask], self.all_views[mask] = (
+            part.points, part.error_px, part.n_views, part.searched, part.all_views)
         self.inliers[:, mask] = part.inliers
 
     def relabel(self, frames: np.ndarray, n_joints: int, permutation: np.ndarray) -> None:
         """Permute the joints of the selected frames (points laid out frame-major, ``n_joints`` per frame)."""
-        for name in ("points", "error_px", "n_views", "searched"):
+        for name in ("points", "error_px", "n_views", "searched", "all_views"):
             arr = getattr(self, name)
             view = arr.reshape((-1, n_joints) + arr.shape[1:])
             view[frames] = view[frames][:, permutation]
@@ -158,6 +159,7 @@ def _select_chunk(lin: LinearTriangulator, views: Views, threshold_px: float, mi
     _, scale = lin.residuals_sq(points, views.x, views.y)
     points = lin.fit(views, w * scale)
     err2, _ = lin.residuals_sq(points, views.x, views.y)
+    all_views = points.copy()
     with np.errstate(invalid="ignore"):
         easy = (np.where(views.valid, err2, 0.0) < 0.25 * t2).all(axis=0)  # NaN / inf (behind a camera): not easy
     n_valid = views.valid.sum(axis=0)
@@ -172,10 +174,10 @@ def _select_chunk(lin: LinearTriangulator, views: Views, threshold_px: float, mi
     if hard.size:
         points[:, hard], err2[:, hard], inliers[:, hard] = _pair_search(lin, views[hard], threshold_px)
         searched[hard] = True
-    return _finish(points, err2, inliers, searched, min_views)
+    return _finish(points, err2, inliers, searched, all_views, min_views)
 
 
-def _finish(points, err2, inliers, searched, min_views, prior=None, prior_gate_m=None) -> ViewSelection:
+def _finish(points, err2, inliers, searched, all_views, min_views, prior=None, prior_gate_m=None) -> ViewSelection:
     """Points (3, N) with fewer than ``min_views`` inliers (or, with a prior gate, two far from it) -> NaN."""
     n_views = inliers.sum(axis=0)
     ok = (n_views >= max(min_views, 2)) & np.isfinite(points).all(axis=0)
@@ -189,7 +191,7 @@ def _finish(points, err2, inliers, searched, min_views, prior=None, prior_gate_m
     with np.errstate(invalid="ignore", divide="ignore"):
         error = np.sqrt(np.where(inliers, err2, 0.0)).sum(axis=0) / n_views
     error[~ok] = np.nan
-    return ViewSelection(points.T, error, n_views, inliers, searched)
+    return ViewSelection(points.T, error, n_views, inliers, searched, all_views.T)
 
 
 def _drop_worst(lin: LinearTriangulator, views: Views, err2: np.ndarray, points: np.ndarray, t2: float):
@@ -303,7 +305,8 @@ def apply_prior(lin: LinearTriangulator, views: Views, sel: ViewSelection, mask:
     if search.size:
         pr = prior[search].T
         p, e2, inl = _pair_search(lin, views[search], threshold_px, pr, prior_radius_m)
-        sel.update(search, _finish(p, e2, inl, np.ones(search.size, bool), min_views, pr, prior_gate_m))
+        sel.update(search, _finish(p, e2, inl, np.ones(search.size, bool), sel.all_views[search].T, min_views, pr,
+                                   prior_gate_m))
     if prior_gate_m is not None:
         rest = idx[~sel.searched[idx]]
         with np.errstate(invalid="ignore"):
@@ -372,7 +375,8 @@ def robust_cost(err_px: np.ndarray, scale_px: float, gross_px: float, loss: str)
 
 
 def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_px: float, gross_px: float,
-               loss: str = "cauchy", iterations: int = 4) -> tuple[ViewSelection, np.ndarray]:
+               loss: str = "cauchy", iterations: int = 4,
+               all_views: np.ndarray | None = None) -> tuple[ViewSelection, np.ndarray]:
     """Refit points on *every* view that is not a gross outlier, each weighted softly by its error.
 
     Why: a real detector's errors are heavy-tailed and correlated in time
@@ -393,7 +397,8 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
     is dragged by a gross outlier; where the two starts are the same (every
     view agreed with the all-view fit) one run serves both.  ``views`` as
     :func:`select_views`; ``points`` (N, 3), NaN where the hard selection
-    found none (kept NaN).
+    found none (kept NaN); ``all_views`` (N, 3), the plain fit if known
+    (:attr:`ViewSelection.all_views`), saves fitting it again.
     Returns ``(selection, row_weights)``: a :class:`ViewSelection` whose
     ``inliers`` are the views that took part (within ``gross_px``), and the
     (C, N) row weights of the final fit (confidence x robust weight; 0 for
@@ -423,9 +428,13 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
         start = points[sl].T
         live = np.isfinite(start).all(axis=0)  # NaN stays NaN (its error is infinite, it gets no views)
         x, err2, cost = irls(v, start)
-        flat = lin.fit(v, v.w)
-        _, scale = lin.residuals_sq(np.where(np.isfinite(flat), flat, start), v.x, v.y)
-        flat = lin.fit(v, v.w * scale)
+        flat = np.full(start.shape, np.nan) if all_views is None else all_views[sl].T
+        redo = np.flatnonzero(live & ~np.isfinite(flat).all(axis=0))
+        if redo.size:
+            vr, sr = v[redo], start[:, redo]
+            f = lin.fit(vr, vr.w)
+            _, scale = lin.residuals_sq(np.where(np.isfinite(f), f, sr), vr.x, vr.y)
+            flat[:, redo] = lin.fit(vr, vr.w * scale)
         flat = np.where(np.isfinite(flat), flat, start)
         other = np.flatnonzero(live & ~(flat == start).all(axis=0))  # the same start gives the same answer
         if other.size:

@@ -1,4 +1,4 @@
-"""The triangulation engine's default path as it was before its speed-up (commit 79454dd), kept as a test oracle.
+"""The triangulation engine's default path as it was before its speed-up (main at fe04823), kept as a test oracle.
 
 ``tests/test_engine_speedup.py`` checks that the faster engine
 (:class:`triangulate.engine.Triangulator`) gives the same points, views and
@@ -275,7 +275,8 @@ def robust_cost(err_px, scale_px, gross_px, loss):
     return 0.5 * e * e
 
 
-def soft_refit(lin, xn, valid, weights, points, scale_px, gross_px, loss="cauchy", iterations=4, chunk=16384):
+def soft_refit(lin, xn, valid, weights, points, scale_px, gross_px, loss="cauchy", iterations=4, chunk=16384,
+               prior=None, prior_radius_m=0.1):
     n_points, n_cams = valid.shape
     row_w = np.zeros((n_points, n_cams))
     out = ViewSelection(np.array(points, dtype=np.float64, copy=True), np.full(n_points, np.nan),
@@ -309,6 +310,13 @@ def soft_refit(lin, xn, valid, weights, points, scale_px, gross_px, loss="cauchy
         flat = lin.solve(q, w)
         flat = lin.solve(q, lin.pixel_weights(np.where(np.isfinite(flat), flat, out.points[sl][idx]), w))
         x_b, e_b, c_b = irls(np.where(np.isfinite(flat), flat, out.points[sl][idx]))
+        if prior is not None:
+            pr = prior[sl][idx]
+            known = all_last(np.isfinite(pr))
+            view = float(robust_cost(np.array(gross_px), scale_px, gross_px, loss))
+            for x, c in ((x_a, c_a), (x_b, c_b)):
+                d2 = sum_last((x - np.where(known[:, None], pr, 0.0)) ** 2) / (prior_radius_m * prior_radius_m)
+                c += np.where(known, view * np.fmin(d2, 1.0), 0.0)
         pick_b = c_b < c_a
         x = np.where(pick_b[:, None], x_b, x_a)
         err2 = np.where(pick_b[:, None], e_b, e_a)
@@ -509,6 +517,7 @@ def reference_run(cameras, config, permutation, swap_hypotheses, keypoints, lens
                 relabelled = True
         if relabelled:
             xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+    prior = None
     if cfg.temporal_window and n_frames > 1:
         prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window).reshape(-1, 3)
         n_valid = sum_last(valid_p)
@@ -520,7 +529,7 @@ def reference_run(cameras, config, permutation, swap_hypotheses, keypoints, lens
         scale = cfg.robust_scale_px if cfg.robust_scale_px is not None else (
             LOSS_SCALE.get(cfg.robust_loss, 1.0) * threshold / 3.0)
         sel, _ = soft_refit(lin, xn_p, valid_p, weights_p, sel.points, scale, cfg.gross_factor * threshold,
-                            cfg.robust_loss)
+                            cfg.robust_loss, prior=prior if cfg.soft_prior else None, prior_radius_m=cfg.prior_gate_m)
     px = points_first(pixels)
     d = lens.project(sel.points) - px
     err = np.hypot(d[..., 0], d[..., 1])

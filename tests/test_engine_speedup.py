@@ -12,6 +12,14 @@ agree to a micrometre except where a view near the threshold was counted
 differently by the hard selection, which the soft refit then all but evens out
 (measured over 8 recordings of 300 frames at 6 to 16 cameras: at most 0.14 mm,
 under 0.5 % of the points beyond 1 um).
+
+With the real detector's error model (heavy tails, ~10 px) many views sit near
+the threshold, and with more than four cameras the two paths then part on
+ambiguous points: at 16 cameras 1-4 % of the views counted differently, 0.3-0.6 %
+of the camera frames repaired differently, 2-3 % of the points more than 1 mm
+apart; the accuracy is the same (MPJPE within 0.06 mm, as many planted swaps
+repaired, fewer false repairs; 3 recordings of 100 frames, 1 of 300 at 8
+cameras).  The slow test checks that.
 """
 
 import numpy as np
@@ -25,8 +33,8 @@ from triangulate.engine import TriangulationConfig, Triangulator
 NOISE = DetectorNoise(pixel_sigma=2.0, missing_rate=0.10, outlier_rate=0.03, swap_rate=0.02, time_jitter_ms=0.0)
 
 
-def both_engines(n_cams: int, n_frames: int, seed: int):
-    studio = SyntheticStudio(n_cameras=n_cams, duration_s=n_frames / 30.0, seed=seed, noise=NOISE,
+def both_engines(n_cams: int, n_frames: int, seed: int, noise: DetectorNoise = NOISE):
+    studio = SyntheticStudio(n_cameras=n_cams, duration_s=n_frames / 30.0, seed=seed, noise=noise,
                              time_offsets_ms=None)
     kp = studio.keypoints2d().keypoints
     tri = Triangulator(studio.rig, TriangulationConfig(), studio.skeleton)
@@ -59,3 +67,17 @@ def test_same_swaps_views_and_points_as_before(n_cams, n_frames, seed):
         assert np.mean(dev > 1e-6) < 0.01
         assert np.nanmax(np.abs(new.error_px - error_px)) < 0.05  # px
     assert abs(mpjpe_mm(new.points, studio.points3d) - mpjpe_mm(points, studio.points3d)) < 0.01
+
+
+@pytest.mark.slow
+def test_as_accurate_as_before_with_the_real_detector_error_model():
+    studio, new, (points, _, n_views, _, state) = both_engines(16, 100, 3, DetectorNoise.real_detector(time_jitter_ms=0.0))
+    truth, planted = studio.points3d, studio.detections.swapped
+    ident = np.arange(state.shape[-1])
+    repaired_new, repaired_old = (new.swap_state != ident).any(-1), (state != ident).any(-1)
+    assert planted.sum() >= 50
+    assert (repaired_new & planted).sum() >= (repaired_old & planted).sum() - 1
+    assert (repaired_new & ~planted).sum() <= (repaired_old & ~planted).sum() + 1
+    assert np.mean(new.n_views != n_views) < 0.05
+    assert np.array_equal(np.isnan(new.points), np.isnan(points))
+    assert abs(mpjpe_mm(new.points, truth) - mpjpe_mm(points, truth)) < 0.15

@@ -376,8 +376,8 @@ def robust_cost(err_px: np.ndarray, scale_px: float, gross_px: float, loss: str)
 
 
 def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_px: float, gross_px: float,
-               loss: str = "cauchy", iterations: int = 4,
-               all_views: np.ndarray | None = None) -> tuple[ViewSelection, np.ndarray]:
+               loss: str = "cauchy", iterations: int = 4, all_views: np.ndarray | None = None,
+               prior: np.ndarray | None = None, prior_radius_m: float = 0.1) -> tuple[ViewSelection, np.ndarray]:
     """Refit points on *every* view that is not a gross outlier, each weighted softly by its error.
 
     Why: a real detector's errors are heavy-tailed and correlated in time
@@ -396,10 +396,15 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
     selection can settle on a wrong minority (two views against two where one
     detector collapsed both ankles onto one foot), and the all-view start
     is dragged by a gross outlier; where the two starts are the same (every
-    view agreed with the all-view fit) one run serves both.  ``views`` as
-    :func:`select_views`; ``points`` (N, 3), NaN where the hard selection
-    found none (kept NaN); ``all_views`` (N, 3), the plain fit if known
-    (:attr:`ViewSelection.all_views`), saves fitting it again.
+    view agreed with the all-view fit) one run serves both.  ``prior`` (N, 3),
+    NaN where unknown (the neighbouring frames' median, as in
+    :func:`apply_prior`), votes between the two like one more view: a start
+    farther than ``prior_radius_m`` from it costs one gross view more (two
+    views against two are otherwise a coin toss, and the toss changes from
+    frame to frame).  ``views`` as :func:`select_views`; ``points`` (N, 3),
+    NaN where the hard selection found none (kept NaN); ``all_views`` (N, 3),
+    the plain fit if known (:attr:`ViewSelection.all_views`), saves fitting it
+    again.
     Returns ``(selection, row_weights)``: a :class:`ViewSelection` whose
     ``inliers`` are the views that took part (within ``gross_px``), and the
     (C, N) row weights of the final fit (confidence x robust weight; 0 for
@@ -440,7 +445,18 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
         other = np.flatnonzero(live & ~(flat == start).all(axis=0))  # the same start gives the same answer
         if other.size:
             x_b, e_b, c_b = irls(v[other], flat[:, other])
-            pick = c_b < cost[other]
+            c_a = cost[other]
+            if prior is not None:
+                pr = prior[sl][other].T
+                known = np.isfinite(pr).all(axis=0)
+                gross = float(robust_cost(np.array(gross_px), scale_px, gross_px, loss))
+
+                def vote(p):
+                    d2 = ((p - np.where(known, pr, 0.0)) ** 2).sum(axis=0) / (prior_radius_m * prior_radius_m)
+                    return np.where(known, gross * np.fmin(d2, 1.0), 0.0)
+
+                c_a, c_b = c_a + vote(x[:, other]), c_b + vote(x_b)
+            pick = c_b < c_a
             b = other[pick]
             x[:, b], err2[:, b] = x_b[:, pick], e_b[:, pick]
         with np.errstate(invalid="ignore"):

@@ -115,3 +115,14 @@ class SyntheticStudio:
     def __repr__(self) -> str:
         return (f"SyntheticStudio(n_cameras={self.n_cameras}, fps={self.fps}, n_frames={self.n_frames}, "
                 f"seed={self.seed})")
+
+
+def make_studio(persons: int = 1, **kwargs):
+    """The studio with ``persons`` people: :class:`SyntheticStudio` for one, the crowd studio
+    (:class:`rigcap.studio.crowd.CrowdStudio`) for 2-6; ``kwargs`` are the studios' shared
+    parameters (``n_cameras``, ``fps``, ``duration_s``, ``seed``, ``size``, ``rig``)."""
+    if persons == 1:
+        return SyntheticStudio(**kwargs)
+    from rigcap.studio.crowd import CrowdStudio
+
+    return CrowdStudio(n_persons=persons, **kwargs)

@@ -239,8 +239,8 @@ class LinearTriangulator:
             err2 = dx * dx + dy * dy
             scale = inv_z * self.focal.reshape(shape)
         behind = ~(z > 0)
-        err2[behind] = np.inf
-        scale[behind | ~np.isfinite(scale)] = 0.0
+        np.copyto(err2, np.inf, where=behind)  # copyto, not err2[behind] = ...: boolean indexing is slower
+        np.copyto(scale, 0.0, where=behind | ~np.isfinite(scale))
         return err2, scale
 
 

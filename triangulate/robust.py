@@ -110,7 +110,7 @@ class Hypotheses:
     def total_cost(self) -> np.ndarray:
         """(K, N) MSAC cost; infinite where the pair lacks a view."""
         total = self.cost.sum(axis=0)
-        total[~np.isfinite(self.points[0])] = np.inf
+        np.copyto(total, np.inf, where=~np.isfinite(self.points[0]))
         return total
 
 
@@ -122,11 +122,11 @@ def pair_hypotheses(lin: LinearTriangulator, views: Views, threshold_px: float,
     i, j = pairs[:, 0], pairs[:, 1]
     q = lin.camera_terms(views.feats)  # (C, 10, N)
     points = solve_normal((q[i] + q[j]).transpose(1, 0, 2))  # (3, K, N)
-    points[:, ~(views.valid[i] & views.valid[j])] = np.nan
+    np.copyto(points, np.nan, where=~(views.valid[i] & views.valid[j]))
     err2, _ = lin.residuals_sq(points, views.x[:, None], views.y[:, None])  # (C, K, N)
     t2 = threshold_px * threshold_px
     cost = np.minimum(err2, t2)
-    cost[~np.broadcast_to(views.valid[:, None], cost.shape)] = t2
+    np.copyto(cost, t2, where=~views.valid[:, None])
     return Hypotheses(pairs, points, err2, cost)
 
 

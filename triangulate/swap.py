@@ -115,8 +115,9 @@ def _pair_references(lin: LinearTriangulator, views: Views, t2: float):
     total = np.where(own, hyp.total_cost(), np.inf)
     loo = total[None] - hyp.cost  # (C, K, N)
     # Leave camera c out: its own cost term goes, pairs containing it are barred.
-    loo[pairs[:, 0], k] = np.inf
-    loo[pairs[:, 1], k] = np.inf
+    contains = np.zeros((n_cams, len(pairs), 1), bool)
+    contains[pairs[:, 0], k] = contains[pairs[:, 1], k] = True
+    np.copyto(loo, np.inf, where=contains)
     best = np.argmin(loo, axis=1)  # (C, N)
     cams, cols = np.arange(n_cams)[:, None], np.arange(views.n_points)[None, :]
     return hyp.points[:, best, cols], np.isfinite(loo[cams, best, cols])

@@ -6,8 +6,10 @@ swapped view is a gross outlier for every left/right joint, and when two
 cameras swap in the same frame they even agree with each other.
 
 For every camera ``c`` and frame, the left/right joints are triangulated from
-the *other* cameras (the best two-view hypothesis that leaves ``c`` out, as in
-:mod:`triangulate.robust`, so a second swapped camera is outvoted), then
+the *other* cameras (up to four cameras the best two-view hypothesis that
+leaves ``c`` out, as in :mod:`triangulate.robust`; with more, the fit of the
+views a first selection found to agree, less ``c``, a leave-one-out downdate
+of its normal equations; either way a second swapped camera is outvoted), then
 ``c``'s labels are scored both ways against those points (truncated squared
 pixel error, summed over the left/right joints).  Per frame the camera whose
 swapped labels fit best is swapped, and that frame scored again, until no swap

@@ -220,10 +220,12 @@ class Triangulator:
             return cfg.robust_scale_px
         return LOSS_SCALE.get(cfg.robust_loss, 1.0) * self.noise_sigma(threshold_px, noise_px)
 
-    def run(self, keypoints: np.ndarray, fps: float | None = None) -> FrameResult:
+    def run(self, keypoints: np.ndarray, fps: float | None = None, segments=None, progress=None) -> FrameResult:
         """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J).
 
-        ``fps`` is needed only by ``config.optimize``.
+        ``fps`` is needed only by ``config.optimize``; ``segments`` (frame
+        ranges that share nothing, e.g. people laid end to end) and
+        ``progress(frames)`` go to its solve (:func:`triangulate.optimize.optimize_points`).
         """
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
@@ -277,7 +279,7 @@ class Triangulator:
             use = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
             opt = optimize_points(self.lin, xn, np.where(use & valid, weights, 0.0),
                                   sel.points.reshape(n_frames, n_joints, 3), bones, fps,
-                                  self.noise_sigma(threshold, noise), cfg.optimize_config)
+                                  self.noise_sigma(threshold, noise), cfg.optimize_config, segments, progress)
             sel.points = opt.points.reshape(-1, 3)
         px = points_first(pixels)
         if cfg.refine:

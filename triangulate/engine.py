@@ -43,7 +43,7 @@ from triangulate.dlt import LinearTriangulator, sum_last
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
-from triangulate.optimize import OptimizeConfig, optimize_points
+from triangulate.optimize import OptimizeConfig, OptimizeResult, optimize_points
 from triangulate.refine import refine_points
 from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, auto_threshold_px, select_views, soft_refit
 from triangulate.skeletons import Skeleton, skeleton_for_joints
@@ -146,6 +146,7 @@ class FrameResult:
     threshold_px: float = float("nan")  # the outlier threshold used (auto_threshold: as estimated)
     noise_px: float = float("nan")  # detector noise estimated by auto_threshold (NaN otherwise)
     swap_state: np.ndarray | None = None  # (C, F, J) int: label j of camera c, frame f was read from joint state[c, f, j]
+    optimized: OptimizeResult | None = None  # the spatio-temporal solve's account (config.optimize)
 
 
 @dataclass
@@ -158,6 +159,7 @@ class TriangulationResult:
     warnings: list[str] = field(default_factory=list)
     threshold_px: float = float("nan")  # outlier threshold used
     noise_px: float = float("nan")  # detector noise estimate (auto threshold only)
+    optimized: OptimizeResult | None = None  # the spatio-temporal solve's account (config.optimize)
 
     def summary(self) -> dict:
         """Numbers for the command's table (over the raw, unfiltered triangulation)."""
@@ -272,6 +274,7 @@ class Triangulator:
         if cfg.robust_loss != "none":
             sel, fit_weights = soft_refit(self.lin, xn_p, valid_p, weights_p, sel.points, self.robust_scale(threshold, noise),
                              cfg.gross_factor * threshold, cfg.robust_loss)
+        opt = None
         if cfg.optimize and n_frames >= 3:
             if not fps:
                 raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
@@ -295,7 +298,7 @@ class Triangulator:
         error[sel.n_views == 0] = np.nan
         inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
-                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state)
+                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state, opt)
 
     def _repair_swaps(self, xn, valid, weights, pixels, sel, threshold):
         """Left/right repair per camera and frame, then whole-frame relabelling against the neighbours.
@@ -467,6 +470,7 @@ def triangulate(
     skeleton: Skeleton | None = None,
     fps: float | None = None,
     timestamps_ns: np.ndarray | None = None,
+    progress=None,
 ) -> TriangulationResult:
     """Triangulate 2D keypoints of the rig's cameras into 3D joints.
 
@@ -474,7 +478,9 @@ def triangulate(
     rig by name; the rig may have more) or an array (C, F, J, 2|3) whose axis
     0 follows ``rig.names`` exactly.  ``skeleton`` defaults to the known
     skeleton with these joint names (left/right pairs come from the names).
-    ``fps`` (needed by ``config.filter_hz``) defaults to the keypoints'.
+    ``fps`` (needed by ``config.filter_hz`` and ``config.optimize``) defaults
+    to the keypoints'.  ``progress(done, total)``: frames of the
+    spatio-temporal solve (``config.optimize``) done so far.
     """
     config = config or TriangulationConfig()
     if isinstance(keypoints, Keypoints2D):
@@ -509,11 +515,17 @@ def triangulate(
         raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate: the keypoints "
                                       "carry none, pass fps")
     engine = Triangulator(cameras, config, skeleton)
-    res = engine.run(kp, fps)
+    res = engine.run(kp, fps, progress=progress)
     points = res.points
     if config.filter_hz or config.max_gap:
         points = smooth_points(points, fps or 0.0, config.filter_hz, config.filter_order,
                                config.max_gap, config.interpolation)
-    p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps)
+    p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps,
+                   method=optimized_note(config) if res.optimized is not None else None)
     return TriangulationResult(p3d, res.inliers, res.swapped, [c.name for c in cameras], res.points,
-                               _plausibility_warnings(cameras, kp), res.threshold_px, res.noise_px)
+                               _plausibility_warnings(cameras, kp), res.threshold_px, res.noise_px, res.optimized)
+
+
+def optimized_note(config: TriangulationConfig) -> str:
+    """The output file's ``method`` line for points that went through the spatio-temporal solve."""
+    return (config.optimize_config or OptimizeConfig()).describe()

@@ -39,6 +39,7 @@ interpolation runs after it, as for plain triangulation).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -70,8 +71,8 @@ class OptimizeConfig:
     length_m: float = 0.005
     loss: str = "cauchy"
     loss_scale: float = 2.5
-    max_iterations: int = 25
-    tolerance: float = 1e-5
+    max_iterations: int = 30
+    tolerance: float = 1e-4
     chunk_frames: int = 1000
     overlap_frames: int = 30
 
@@ -119,12 +120,9 @@ def median_bone_lengths(points: np.ndarray, bones: np.ndarray) -> np.ndarray:
     lengths = np.linalg.norm(points[:, bones[:, 0]] - points[:, bones[:, 1]], axis=-1)
     if lengths.size == 0:
         return np.full(len(bones), np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(lengths, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a bone never seen: NaN, said here
+        return np.nanmedian(lengths, axis=0)
 
 
 def chunk_ranges(n_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
@@ -148,7 +146,7 @@ def optimize_points(
     noise_px: float,
     config: OptimizeConfig | None = None,
     segments: Sequence[tuple[int, int]] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> OptimizeResult:
     """Jointly refine all frames' points.
 
@@ -158,18 +156,20 @@ def optimize_points(
     (B, 2) joint index pairs, ``fps`` the frame rate, ``noise_px`` the
     detector noise (px) that scales the reprojection residuals.
     ``segments``: frame ranges ``[a, b)`` solved independently of each other
-    (default: the whole recording is one).  ``progress(frames)`` is called as
-    the solve advances, the frames adding up to the frames of the segments.
+    (default: the whole recording is one); frames outside them are returned
+    as they came.  ``progress(done, total)`` is called as the solve advances
+    (frames of the segments solved so far, and in all).
     """
     cfg = config or OptimizeConfig()
     points = np.asarray(points, dtype=np.float64)
     n_frames, n_joints = points.shape[:2]
     bones = bone_index(bones, n_joints)
     segments = [(0, n_frames)] if segments is None else [(int(a), int(b)) for a, b in segments]
-    out = np.full_like(points, np.nan)
+    out = points.copy()
     lengths = np.full((len(segments), len(bones)), np.nan)
-    totals = dict(cost_start=0.0, cost_end=0.0, n_iterations=0, n_chunks=0)
-    chunk_costs = []
+    chunk_costs, n_iterations = [], 0
+    total = sum(b - a for a, b in segments)
+    done = 0
     for s, (a, b) in enumerate(segments):
         seg_pts = points[a:b]
         l_start = median_bone_lengths(seg_pts, bones)
@@ -177,12 +177,15 @@ def optimize_points(
         acc = np.zeros_like(seg_pts)
         wsum = np.zeros(seg_pts.shape[:1])
         len_acc, len_n = np.zeros(len(bones)), np.zeros(len(bones))
-        prev_end = 0
         for i, (ca, cb) in enumerate(ranges):
-            own = cb - max(ca, prev_end)  # frames this chunk adds to the progress
+            new = cb - (ranges[i - 1][1] if i else ca)  # frames this chunk adds to the progress
+            report = None
+            if progress is not None:
+                def report(fraction, start=done, new=new):
+                    progress(start + int(round(fraction * new)), total)
             sol = _solve_chunk(lin, xn[:, a + ca:a + cb], weights[:, a + ca:a + cb], seg_pts[ca:cb], bones,
-                               l_start, fps, noise_px, cfg, progress, own)
-            prev_end = cb
+                               l_start, fps, noise_px, cfg, report)
+            done += new
             fade = np.ones(cb - ca)
             if i > 0:  # rising over the overlap with the previous chunk
                 n_ov = ranges[i - 1][1] - ca
@@ -195,16 +198,16 @@ def optimize_points(
             seen = np.isfinite(sol.lengths)
             len_acc[seen] += (cb - ca) * sol.lengths[seen]
             len_n[seen] += cb - ca
-            totals["cost_start"] += sol.cost_start
-            totals["cost_end"] += sol.cost_end
-            totals["n_iterations"] += sol.n_iterations
-            totals["n_chunks"] += 1
+            n_iterations += sol.n_iterations
             chunk_costs.append((sol.cost_start, sol.cost_end))
         known = np.isfinite(seg_pts).all(-1)
         out[a:b] = np.where(known[..., None], acc / wsum[:, None, None], np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             lengths[s] = np.where(len_n > 0, len_acc / np.maximum(len_n, 1), np.nan)
-    return OptimizeResult(out, lengths, chunk_costs=chunk_costs, **totals)
+    if progress is not None:
+        progress(total, total)
+    return OptimizeResult(out, lengths, sum(c[0] for c in chunk_costs), sum(c[1] for c in chunk_costs),
+                          n_iterations, len(chunk_costs), chunk_costs)
 
 
 @dataclass
@@ -216,8 +219,8 @@ class _ChunkSolution:
     n_iterations: int
 
 
-def _solve_chunk(lin, xn, weights, points, bones, l_start, fps, noise_px, cfg: OptimizeConfig, progress,
-                 progress_frames: int) -> _ChunkSolution:
+def _solve_chunk(lin, xn, weights, points, bones, l_start, fps, noise_px, cfg: OptimizeConfig,
+                 report: Callable[[float], None] | None = None) -> _ChunkSolution:
     """One chunk: frames (C, F, J, ...) -> its refined points and bone lengths (see the module doc).
 
     Unknowns: every (frame, joint) point, laid out frame by frame (the ones
@@ -231,8 +234,6 @@ def _solve_chunk(lin, xn, weights, points, bones, l_start, fps, noise_px, cfg: O
     n_frames, n_joints = points.shape[:2]
     known = np.isfinite(points).all(-1)  # (F, J)
     if not known.any() or n_frames < 3:
-        if progress is not None:
-            progress(progress_frames)
         return _ChunkSolution(points.copy(), np.full(len(bones), np.nan), 0.0, 0.0, 0)
     n_pts = n_frames * n_joints
     n_bones = len(bones)
@@ -342,7 +343,7 @@ def _solve_chunk(lin, xn, weights, points, bones, l_start, fps, noise_px, cfg: O
     rho, wt = term_costs(r)
     cost = cost_start = 0.5 * float(rho.sum())
     lam = 1e-3
-    it = done = 0
+    it = 0
     for it in range(1, cfg.max_iterations + 1):
         jac, du, dv, u = linearise(theta)
         wrow = wt[term_of_row]
@@ -364,14 +365,10 @@ def _solve_chunk(lin, xn, weights, points, bones, l_start, fps, noise_px, cfg: O
                 improved = True
                 break
             lam *= 4.0
-        if progress is not None:
-            step_frames = int(progress_frames * it / cfg.max_iterations) - done
-            progress(step_frames)
-            done += step_frames
+        if report is not None:
+            report(it / cfg.max_iterations)
         if not improved or rel < cfg.tolerance:
             break
-    if progress is not None and progress_frames > done:
-        progress(progress_frames - done)
     x, lens = theta[:3 * n_pts].reshape(n_frames, n_joints, 3), theta[3 * n_pts:]
     return _ChunkSolution(np.where(known[..., None], x, np.nan), np.where(has_len, lens, np.nan), cost_start, cost, it)
 
@@ -411,7 +408,7 @@ def _pcg(jac, wrow, damp, blocks, len_diag, b, rtol: float = 1e-3, max_iter: int
     p = z.copy()
     rz = _dot(res, z)
     stop = rtol * np.sqrt(_dot(b, b))
-    for _k in range(max_iter):
+    for _ in range(max_iter):
         ap = apply_a(p)
         alpha = rz / _dot(p, ap)
         x += alpha * p

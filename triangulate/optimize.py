@@ -109,10 +109,13 @@ class OptimizeResult:
 
 
 def bone_index(bones, n_joints: int) -> np.ndarray:
-    """(B, 2) joint index pairs of the bones that lie within ``n_joints``."""
+    """(B, 2) joint index pairs of the bones that lie within ``n_joints``, each once, in the given order."""
     b = np.asarray(bones, dtype=np.intp).reshape(-1, 2)
     b = b[(b >= 0).all(1) & (b < n_joints).all(1) & (b[:, 0] != b[:, 1])]
-    return np.unique(np.sort(b, axis=1), axis=0) if len(b) else b
+    if not len(b):
+        return b
+    _, first = np.unique(np.sort(b, axis=1), axis=0, return_index=True)  # each bone once, in the given order
+    return b[np.sort(first)]
 
 
 def median_bone_lengths(points: np.ndarray, bones: np.ndarray) -> np.ndarray:

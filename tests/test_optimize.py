@@ -153,11 +153,16 @@ def test_config_checks_its_weights():
 def test_cli_optimize_writes_the_same_files_with_a_note(tmp_path, studio, solved, capsys):
     rig = save_rig(studio.rig, tmp_path / "rig.toml")
     kp = studio.keypoints2d().save(tmp_path / "kp.npz")
-    plain, opt = tmp_path / "plain.npz", tmp_path / "opt.npz"
-    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(kp), "--out", str(plain)]) == 0
+    plain, opt, default = tmp_path / "plain.npz", tmp_path / "opt.npz", tmp_path / "default.npz"
+    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(kp), "--out", str(plain), "--no-optimize"]) == 0
+    assert "spatio-temporal solve" not in capsys.readouterr().out
     assert main(["triangulate", "--rig", str(rig), "--keypoints", str(kp), "--out", str(opt), "--optimize"]) == 0
     assert "spatio-temporal solve" in capsys.readouterr().out
+    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(kp), "--out", str(default), "--exports",
+                 "none"]) == 0  # the command's default: on
     a, b = Points3D.load(plain), Points3D.load(opt)
+    assert np.array_equal(Points3D.load(default).points, b.points, equal_nan=True)
+    assert np.allclose(a.points, solved[0].points3d.points, equal_nan=True)
     assert b.method and "bone lengths from the data" in b.method and a.method is None
     assert np.allclose(b.points, solved[1].points3d.points, equal_nan=True)  # the API's answer
     with np.load(plain) as za, np.load(opt) as zb:
@@ -187,10 +192,16 @@ def test_cli_bad_optimize_numbers_are_usage_errors(capsys, extra, message):
 def test_cli_optimize_needs_a_frame_rate(tmp_path, studio, capsys):
     rig = save_rig(studio.rig, tmp_path / "rig.toml")
     path = replace(studio.keypoints2d(), fps=None, timestamps_ns=None).save(tmp_path / "kp.npz")
-    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(path), "--out", str(tmp_path / "o.npz"),
+    out = tmp_path / "o.npz"
+    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(path), "--out", str(out),
                  "--optimize", "--exports", "none"]) == 2
     err = capsys.readouterr().err
     assert "--optimize needs the frame rate" in err and str(path) in err and len(err.strip().splitlines()) == 1
+    # not asked for: the default skips it, says so, and still writes the engine's points
+    assert main(["triangulate", "--rig", str(rig), "--keypoints", str(path), "--out", str(out),
+                 "--exports", "none"]) == 0
+    assert "spatio-temporal solve is skipped" in capsys.readouterr().out
+    assert Points3D.load(out).method is None and np.isfinite(Points3D.load(out).points).any()
 
 
 @pytest.mark.slow

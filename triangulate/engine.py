@@ -71,7 +71,7 @@ class TriangulationConfig:
     point resting on only two views farther than ``prior_gate_m`` from its
     prior is dropped (two views cannot expose an outlier on the epipolar line).
     ``swap_repair``: fix left/right label swaps (needs >= 3 cameras and a
-    skeleton with left/right joints).  ``refine``: Gauss-Newton polish through
+    skeleton with left/right joints).
     ``robust_loss``: after the views are chosen, every view within
     ``gross_factor`` x the threshold is fitted again with a soft weight
     (``cauchy``, ``huber``; ``none``: keep the hard choice), so a real
@@ -81,9 +81,11 @@ class TriangulationConfig:
     defaults to the loss's 95 %-efficiency constant times the detector noise
     (the estimated noise with ``auto_threshold``, else a third of the threshold).
     ``optimize``: after everything above, solve all frames together
-    (reprojection + smoothness + constant bone lengths,
-    :func:`triangulate.optimize.optimize_points`; needs the frame rate and a
-    skeleton with bones; ``optimize_config`` its scales).
+    (reprojection + smoothness + one length per bone from the data,
+    :func:`triangulate.optimize.optimize_points`; needs the frame rate;
+    ``optimize_config`` its weights).  Off here, since the engine is also the
+    live per-instant path; ``rigcap triangulate`` turns it on when the frame
+    rate is known (``--no-optimize``).
     ``refine``: Gauss-Newton polish through
     the full lens model (off by default: after the pixel-weighted linear fit
     on undistorted points it moves the synthetic benchmark by < 0.02 mm and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,10 +61,11 @@ def add_engine_arguments(p) -> None:
     from triangulate.optimize import OptimizeConfig
 
     d = OptimizeConfig()
-    p.add_argument("--optimize", action="store_true",
+    p.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
                    help="after the engine, solve every frame at once: reprojection + smooth motion + one length per "
                    "bone (estimated from the data), robust loss; steadier bones and points (synthetic studio MPJPE "
-                   "-30 to -45 %%), about 10x slower; per person with --persons")
+                   "-25 to -55 %%), 3-4x the CPU time; per person with --persons. Default: on when the frame rate "
+                   "is known (--no-optimize: the engine alone)")
     p.add_argument("--optimize-accel", type=positive_float, default=d.smooth_mps2, metavar="M/S2",
                    help="--optimize: acceleration a joint may have at one sigma (default: %(default)s)")
     p.add_argument("--optimize-bone-mm", type=positive_float, default=1000 * d.length_m, metavar="MM",
@@ -97,7 +99,7 @@ def engine_settings(args):
             threshold_px=threshold, auto_threshold=auto, min_confidence=args.min_confidence, min_views=args.min_views,
             swap_repair=not args.no_swap_repair, refine=args.refine,
             filter_hz=args.cutoff_hz if args.filter == "butterworth" else None, max_gap=args.max_gap,
-            optimize=args.optimize,
+            optimize=args.optimize is not False,
             optimize_config=OptimizeConfig(smooth_mps2=args.optimize_accel, length_m=args.optimize_bone_mm / 1000.0))
     except ValueError as exc:
         raise RigcapError(str(exc)) from None
@@ -146,6 +148,8 @@ def summary_table(result, title: str):
 
 
 def run(args) -> int:
+    from dataclasses import replace
+
     import numpy as np
     from rich.console import Console
 
@@ -165,7 +169,11 @@ def run(args) -> int:
     if config.filter_hz and not kp.fps:
         raise RigcapError("--filter butterworth needs the frame rate: pass --fps")
     if config.optimize and not kp.fps:
-        raise RigcapError(f"--optimize needs the frame rate: {args.keypoints} carries none, pass --fps")
+        if args.optimize:
+            raise RigcapError(f"--optimize needs the frame rate: {args.keypoints} carries none, pass --fps")
+        console.print(f"[yellow]warning:[/] {args.keypoints} carries no frame rate: the spatio-temporal solve is "
+                      "skipped (pass --fps to have it)")
+        config = replace(config, optimize=False)
     if formats and not kp.fps and kp.timestamps_ns is None:
         raise RigcapError(f"the exports ({', '.join(formats)}) need the frame rate: pass --fps (or --exports none)")
     if args.camera_order == "rig":

@@ -64,7 +64,7 @@ def add_engine_arguments(p) -> None:
     p.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
                    help="after the engine, solve every frame at once: reprojection + smooth motion + one length per "
                    "bone (estimated from the data), robust loss; steadier bones and points (synthetic studio MPJPE "
-                   "-25 to -55 %%), 3-4x the CPU time; per person with --persons. Default: on when the frame rate "
+                   "-25 to -55 %%), 4-6x the CPU time; per person with --persons. Default: on when the frame rate "
                    "is known (--no-optimize: the engine alone)")
     p.add_argument("--optimize-accel", type=positive_float, default=d.smooth_mps2, metavar="M/S2",
                    help="--optimize: acceleration a joint may have at one sigma (default: %(default)s)")

@@ -110,16 +110,20 @@ def run(args) -> int:
     from capture.supervisor import Supervisor
 
     config = load_config(args.config)
-    from rigcap.wire.security import require_keys
+    from rigcap.wire.security import require_keys, require_local
 
-    keys = config.security.client_keys()  # this host's backbone is a CURVE client of the fusion machine
+    keys = config.security.client_keys()  # this host's backbone and clock are CURVE clients of the fusion machine
     require_keys(config.sub_endpoint, keys, args.insecure)
+    require_keys(config.clock_endpoint, keys, args.insecure)
+    require_local(config.pub_endpoint, "the backbone's publisher endpoint, where this host's cameras publish",
+                  "bind it on 127.0.0.1 (the camera processes run on this machine)", args.insecure)
+    reader_keys = config.reader_keys(config.security.server_keys(), args.insecure)
     detector, detector_options = config.detector_for(args.detector)
     console = Console()
     events = []
     sup = Supervisor.from_config(config, record_dir=args.record, record_video=not args.no_video,
                                  on_event=events.append, detector=detector, detector_options=detector_options,
-                                 keys=keys)
+                                 keys=keys, reader_keys=reader_keys)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C
     sub = Subscriber(config.sub_endpoint, topics="kp2d.")
     spread = RigSpread(len(config.cameras))
@@ -176,6 +180,9 @@ def run(args) -> int:
         console.print(_table(statuses, rig_spread(), time.monotonic() - t0, 0))
     else:
         print("\n".join(_plain_lines(statuses, rig_spread(), time.monotonic() - t0, 0)), flush=True)
+    if reader_keys is not None:
+        print(f"readers relay {config.readers_endpoint}: {sup.readers_refused} refused", flush=True)
+        reader_keys.keys.stop()
     if args.record:
         _inspect(args.record)
     failed = [s.name for s in statuses if s.state == "failed"]

@@ -36,7 +36,11 @@
     confidence-weighted DLT of all views (with and without rigcap's swap repair), a Pose2Sim-like
     camera dropping (reprojection threshold 15 px) and aniposelib's ``triangulate_optim``, with
     all four cameras and every three of them; on the studio, MPJPE against the oracle with the
-    ``gaussian`` and the ``real`` detector model (``rigcap.studio.detector_error``).
+    ``gaussian`` and the ``real`` detector model (``rigcap.studio.detector_error``); its real table
+    has a row for ``rigcap triangulate``'s default, the engine + the spatio-temporal solve.
+(e) **Spatio-temporal solve** (``--only optimize``): the engine alone vs engine + solve, studio
+    MPJPE, p95, bone-length std, reprojection, CPU frames/s; real demo limb std, coverage,
+    reprojection and the error in a held-out camera (triangulated from the other three).
 """
 
 from __future__ import annotations
@@ -525,6 +529,9 @@ def real_methods(rig, kp, quick: bool) -> dict[str, tuple[np.ndarray, object]]:
     tri = Triangulator(cams, TriangulationConfig(auto_threshold=True), skel)
     res = tri.run(arr)
     out = {"rigcap default": (res.points, f"auto threshold {res.threshold_px:.0f} px")}
+    if kp.fps:  # rigcap triangulate's default: the engine, then the spatio-temporal solve
+        out["rigcap + spatio-temporal solve"] = (
+            triangulate(rig, kp, TriangulationConfig(auto_threshold=True, optimize=True)).raw_points, "command default")
     out["plain DLT, all views"] = (plain_dlt(tri, arr), "")
     fixed = arr.copy()
     fixed[..., :2] = permute_joints(arr[..., :2], res.swap_state)
@@ -660,9 +667,73 @@ def bench_measures(args) -> None:
                       f"({100 * (1 - r / p):+.0f} %); target <= 11 mm: {'met' if r <= 11 else 'NOT met'}")
 
 
+# --------------------------------------------------------------------------- (e) spatio-temporal solve
+def bench_optimize(args) -> None:
+    """rigcap triangulate's engine alone vs with the spatio-temporal solve (the command's default when the
+    frame rate is known): synthetic MPJPE against the truth, bone-length spread, reprojection, CPU frames/s;
+    on the real demo the spread of the 8 limbs, coverage, and the error in a held-out camera (triangulate
+    with three, project into the fourth, compare with its own detections: a truth-free accuracy check)."""
+    from triangulate.engine import match_cameras
+    from triangulate.formats import Keypoints2D
+
+    modes = (("engine (--no-optimize)", False), ("engine + solve (default)", True))
+    t = Table(title=f"(e) spatio-temporal solve, synthetic 4 cameras, {args.seconds:g} s at 30 fps, seed {args.seed} "
+                    "(rigcap triangulate's auto threshold)")
+    for col in ("noise model", "method", "MPJPE mm", "p95 mm", "bone std mm", "reproj. px", "frames/s (CPU)"):
+        t.add_column(col, justify="left" if col in ("noise model", "method") else "right")
+    for model in args.noise_models:
+        noise = ISSUE_NOISE if model == "gaussian" else DetectorNoise.real_detector(time_jitter_ms=0.0)
+        studio = SyntheticStudio(n_cameras=4, duration_s=args.seconds, seed=args.seed, noise=noise,
+                                 time_offsets_ms=None)
+        kp = studio.keypoints2d()
+        bones = np.asarray(studio.skeleton.bones)
+        for label, opt in modes:
+            t0 = time.process_time()
+            res = triangulate(studio.rig, kp, TriangulationConfig(auto_threshold=True, optimize=opt))
+            dt = time.process_time() - t0
+            p = res.points3d.points
+            e = errors_mm(p, studio.points3d)
+            lengths = np.linalg.norm(p[:, bones[:, 0]] - p[:, bones[:, 1]], axis=-1)
+            t.add_row(model, label, f"{np.nanmean(e):.2f}", f"{np.nanpercentile(e, 95):.1f}",
+                      f"{1000 * np.nanmean(np.nanstd(lengths, axis=0)):.1f}",
+                      f"{np.nanmean(res.points3d.reprojection_error):.2f}", f"{studio.n_frames / dt:.0f}")
+        t.add_section()
+    console.print(t)
+    if not (REAL / "videos").is_dir() and not args.real_keypoints:
+        console.print(f"(e) real: no recording at {REAL}: skipped")
+        return
+    real = real_keypoints(args)
+    real.fps = real.fps or args.real_fps
+    rig = load_rig(Path(args.real_rig) if args.real_rig else REAL / "calibration" / "Calib.qca.txt")
+    cams = match_cameras(rig, real.camera_names)
+    t = Table(title=f"(e) spatio-temporal solve, real demo ({real.n_frames} frames, {real.n_cameras} cameras)")
+    for col in ("method", "8-limb std mm", "triang. %", "reproj. px", "held-out camera px median", "p90"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for label, opt in modes:
+        cfg = TriangulationConfig(auto_threshold=True, optimize=opt)
+        res = triangulate(rig, real, cfg)
+        held = []
+        for h in range(real.n_cameras):
+            keep = [c for c in range(real.n_cameras) if c != h]
+            sub = Keypoints2D(real.keypoints[keep], [real.camera_names[c] for c in keep], real.joint_names, None,
+                              real.fps)
+            pts = triangulate(rig, sub, cfg).raw_points
+            obs = real.keypoints[h]
+            proj = cams[h].project(pts.reshape(-1, 3)).reshape(pts.shape[:2] + (2,))
+            with np.errstate(invalid="ignore"):
+                ok = np.isfinite(proj).all(-1) & np.isfinite(obs[..., :2]).all(-1) & (obs[..., 2] >= 0.5)
+            held.append(np.linalg.norm(proj - obs[..., :2], axis=-1)[ok])
+        held = np.concatenate(held)
+        t.add_row(label, f"{np.mean(list(limb_stds(res.raw_points, real.joint_names).values())):.1f}",
+                  f"{100 * np.isfinite(res.raw_points).all(-1).mean():.1f}",
+                  f"{np.nanmean(res.points3d.reprojection_error):.2f}", f"{np.median(held):.1f}",
+                  f"{np.percentile(held, 90):.1f}")
+    console.print(t)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("accuracy", "throughput", "dlt", "real", "measures"), help="run one part")
+    ap.add_argument("--only", choices=("accuracy", "throughput", "dlt", "real", "measures", "optimize"), help="run one part")
     ap.add_argument("--quick", action="store_true",
                     help="measures: skip aniposelib's triangulate_optim (about a minute) and the leave-one-out runs; one seed")
     ap.add_argument("--leave-out", action=argparse.BooleanOptionalAction, default=True,
@@ -687,10 +758,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.leave_out, args.seeds = False, args.seeds[:1]
-    parts = [args.only] if args.only else ["accuracy", "throughput", "real", "measures"]
+    parts = [args.only] if args.only else ["accuracy", "throughput", "real", "measures", "optimize"]
     for part in parts:
         {"accuracy": bench_accuracy, "throughput": bench_throughput, "dlt": bench_dlt, "real": bench_real,
-         "measures": bench_measures}[part](args)
+         "measures": bench_measures, "optimize": bench_optimize}[part](args)
     return 0
 
 

@@ -26,10 +26,16 @@ def register(subparsers) -> None:
                    "reads, cameras matched by name")
     k.add_argument("--scale-from", default="rig", metavar="SOURCE",
                    help="what makes the keypoint rig metric: 'rig' (the start rig's size), "
-                   "'distance:JOINT_A,JOINT_B,METRES' or 'height:METRES' (a person's stature) (default: %(default)s)")
+                   "'distance:JOINT_A,JOINT_B,METRES', 'baseline:CAMERA_A,CAMERA_B,METRES' (two camera centres) or "
+                   "'height:METRES' (a person's stature) (default: %(default)s)")
     k.add_argument("--lens-model", default="auto",
-                   help="intrinsics refined from keypoints: auto (focal lengths only), focal, held, radial-centred, "
-                   "radial, no-k3, full (default: %(default)s)")
+                   help="intrinsics refined from keypoints: auto (held when the start rig's lenses come from a "
+                   "calibration, else focal lengths only), focal, held, radial-centred, radial, no-k3, full "
+                   "(default: %(default)s)")
+    k.add_argument("--joint-bias", type=float, metavar="PX",
+                   help="also solve a 2D offset per camera and joint (a detector's joint at another anatomical point "
+                   "in each view), prior sigma PX pixels; helps when that bias is constant, not with MediaPipe on "
+                   "walking (see README); slower")
     k.add_argument("--min-confidence", type=float, default=0.3,
                    help="detector confidence below which a keypoint is not used (default: %(default)s)")
     k.add_argument("--sync", action="store_true",
@@ -43,8 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--floor-frame", type=int, metavar="K",
                    help="instant at which the board lay face up on the floor: world origin at its corner, z up "
                    "(default: camera 0's frame)")
-    p.add_argument("--fixed-intrinsics", action="store_true",
-                   help="keep each camera's single-camera intrinsics fixed in bundle adjustment")
+    p.add_argument("--fixed-intrinsics", "--fix-intrinsics", dest="fixed_intrinsics", action="store_true",
+                   help="keep each camera's intrinsics fixed in bundle adjustment (board: the single-camera ones; "
+                   "--keypoints: the start rig's)")
     p.add_argument("--intrinsics", metavar="RIG",
                    help="hold these lens parameters (matrix, distortion) instead of calibrating them: any rig file "
                    "rigcap reads (rigcap/anipose TOML, caliscope camera_array.toml, Qualisys .qca.txt), cameras "
@@ -119,6 +126,8 @@ def run_keypoints(args) -> int:
         raise RigcapError("--keypoints calibrates without board videos; drop the inputs "
                           f"({' '.join(args.inputs)})")
     parse_scale_from(args.scale_from)  # a clear error before any work
+    if args.joint_bias is not None and not args.joint_bias > 0:
+        raise RigcapError(f"--joint-bias {args.joint_bias:g}: give the prior sigma in pixels, above 0")
     start = load_rig(args.start_rig)
     kp = Keypoints2D.load(args.keypoints)
     try:
@@ -142,7 +151,8 @@ def run_keypoints(args) -> int:
             status.update(f"bundle adjustment: {name}, iteration {it}, cost {cost:.4g}")
         result = calibrate_from_keypoints(rig, kp.keypoints, kp.joint_names, scale_from=args.scale_from,
                                           lens_model=args.lens_model, min_confidence=args.min_confidence,
-                                          refine_intrinsics=not args.fixed_intrinsics, progress=progress)
+                                          refine_intrinsics=not args.fixed_intrinsics, joint_bias_px=args.joint_bias,
+                                          progress=progress)
     out = save_rig(result.rig, args.out)
     table = Table(title="calibration from keypoints")
     for col in ("camera", "RMSE px", "frames", "keypoints used", "outliers", "coverage", "lens model"):

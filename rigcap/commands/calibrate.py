@@ -17,7 +17,9 @@ def register(subparsers) -> None:
         "[metadata], a table on the terminal and a PNG beside the rig file. When the board is not found, "
         "rigcap tries other board definitions and says which one matches the print.",
     )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="one video file or image folder per camera (or a camera folder of a rigcap recording)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="one video file or image folder per camera (or a camera folder "
+                   "of a rigcap recording); with --keypoints: board videos of the same session, for metric scale and "
+                   "the world origin (the board on the floor: --floor-frame, or found)")
     k = p.add_argument_group("from keypoints instead of a board (no board: a person, a wand, an animal)")
     k.add_argument("--keypoints", metavar="NPZ",
                    help="2D keypoints .npz of anything several cameras see at once: bundle-adjust --start-rig on them")
@@ -122,10 +124,9 @@ def run_keypoints(args) -> int:
     console = Console()
     if not (args.keypoints and args.start_rig):
         raise RigcapError("--keypoints and --start-rig go together (keypoints to adjust on, the rig to start from)")
-    if args.inputs:
-        raise RigcapError("--keypoints calibrates without board videos; drop the inputs "
-                          f"({' '.join(args.inputs)})")
     parse_scale_from(args.scale_from)  # a clear error before any work
+    if args.inputs and args.scale_from != "rig":
+        raise RigcapError(f"board inputs and --scale-from {args.scale_from} both fix the scale: give one")
     if args.joint_bias is not None and not args.joint_bias > 0:
         raise RigcapError(f"--joint-bias {args.joint_bias:g}: give the prior sigma in pixels, above 0")
     start = load_rig(args.start_rig)
@@ -153,6 +154,8 @@ def run_keypoints(args) -> int:
                                           lens_model=args.lens_model, min_confidence=args.min_confidence,
                                           refine_intrinsics=not args.fixed_intrinsics, joint_bias_px=args.joint_bias,
                                           progress=progress)
+    if args.inputs:
+        result = _board_scale_and_origin(args, rig, result, console)
     out = save_rig(result.rig, args.out)
     table = Table(title="calibration from keypoints")
     for col in ("camera", "RMSE px", "frames", "keypoints used", "outliers", "coverage", "lens model"):
@@ -168,6 +171,32 @@ def run_keypoints(args) -> int:
     console.print(f"scale from {result.scale_source}")
     console.print(f"wrote {out}  ({result.seconds['total']:.1f} s)")
     return 0
+
+
+def _board_scale_and_origin(args, rig, result, console):
+    """Board videos given with --keypoints: the board's corners, detected as the board calibration
+    does, fix the keypoint rig's metric scale and world origin (calibration.keypoint_board)."""
+    import numpy as np
+
+    from calibration.board import BoardDefinition
+    from calibration.keypoint_board import board_gauge, with_board
+    from calibration.pipeline import detect_inputs
+    from rigcap.errors import RigcapError
+
+    board = BoardDefinition.from_toml(args.board)
+    det = detect_inputs(args.inputs, board, args.timestamps, workers=args.workers, progress=not args.no_progress,
+                        board_path=args.board)
+    unknown = [n for n in det.names if n not in rig.names]
+    if unknown:
+        raise RigcapError(f"board input(s) {', '.join(unknown)}: no such camera in the keypoints "
+                          f"({', '.join(rig.names)}); name each board video after its camera")
+    corners = np.full((len(rig),) + det.corners.shape[1:], np.nan)
+    for i, name in enumerate(det.names):
+        corners[rig.names.index(name)] = det.corners[i]
+    gauge = board_gauge(result.rig, corners, board, args.floor_frame)
+    console.print(f"board: scale {gauge.scale:.5f} m per start-rig unit from {gauge.sightings} sightings "
+                  f"(votes within {gauge.scale_spread:.2%}, corners {gauge.corner_rms_mm:.2f} mm RMS); {gauge.note}")
+    return with_board(result, gauge)
 
 
 def _lenses_only(args, board, console) -> int:

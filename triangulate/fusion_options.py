@@ -39,6 +39,8 @@ class FusionOptions:
     as always); 0 ("auto") or N associates everybody across cameras and tracks
     them with stable ids (:mod:`triangulate.association`,
     :mod:`triangulate.tracking`), publishing at most N (0: all) confirmed people.
+    ``motion_sync``: refine each camera's time offset from the motion in the background
+    (:mod:`triangulate.live_sync`), applied when confident, reported in the stats.
     """
 
     fps: float = 30.0
@@ -51,6 +53,7 @@ class FusionOptions:
     prior_gate_m: float | None = 0.15
     batch_limit: int = 256
     persons: int = 1
+    motion_sync: bool = False
 
     def __post_init__(self) -> None:
         for name in ("fps", "alive_window_s"):
@@ -100,8 +103,9 @@ class FusionOptions:
             raise InputFileError(source, f"[fusion] has unknown key(s) {unknown}; known: {sorted(known)}")
         values = {}
         for key, value in table.items():
-            if isinstance(value, bool) != (key == "smoothing") or not isinstance(value, (int, float, bool)):
-                kind = "true or false" if key == "smoothing" else "a number"
+            flag = key in ("smoothing", "motion_sync")
+            if isinstance(value, bool) != flag or not isinstance(value, (int, float, bool)):
+                kind = "true or false" if flag else "a number"
                 raise InputFileError(source, f"[fusion] {key} must be {kind}, got {value!r}")
             values[key] = value
         try:

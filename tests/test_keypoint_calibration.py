@@ -222,3 +222,25 @@ def test_scale_from_a_camera_baseline(studio):
     with pytest.raises(RigcapError, match="no camera named 'cam_9'"):
         calibrate_from_keypoints(shrunk, kp.keypoints[:, :40], kp.joint_names, refine_intrinsics=False,
                                  scale_from="baseline:cam_9,cam_0,3")
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_demo_from_a_perturbed_qualisys_rig(shared_data):
+    """The Pose2Sim demo's MediaPipe keypoints, the Qualisys rig moved 5 cm / 3 deg per camera: its
+    lenses are held (they come from a calibration) and the rig comes back to ~33 mm / 1.7 deg of
+    Qualisys (measured 33.4 mm mean, 1.69 deg max; the issue's 1 cm / 0.5 deg is not reached on
+    these 1.7 s, see README), where refining the focal lengths lands ~70 mm off."""
+    pytest.importorskip("mediapipe")
+    from calibration.importers.qualisys import load_qualisys
+    from tests.real_keypoints import pose2sim_keypoints
+
+    root = shared_data / "pose2sim-demo-single"
+    rig = load_qualisys(root / "calibration" / "Calib.qca.txt")
+    kp = pose2sim_keypoints(root, rig.names)
+    start = perturb_rig(rig, 0.05, 3.0, seed=1)
+    res = calibrate_from_keypoints(start, kp.keypoints, kp.joint_names)
+    assert {c.lens_model for c in res.cameras} == {"held"}
+    got, before = compare_rigs(res.rig, rig), compare_rigs(start, rig)
+    assert got.center_mm.mean() < 40.0 < before.center_mm.mean(), (got.center_mm, before.center_mm)
+    assert got.rotation_deg.max() < 2.0 < before.rotation_deg.max()

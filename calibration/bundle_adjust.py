@@ -570,7 +570,7 @@ def _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol, jaco
     return _Solution(res.x, res.fun, int(res.nfev), int(res.nfev))
 
 
-def _robust(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def robust_rho(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-observation cost rho and IRLS weight rho' for squared pixel errors ``err2`` (M,)."""
     if loss == "linear":
         return err2, np.ones_like(err2)
@@ -617,14 +617,14 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
     prior_cols = layout.offset_col.ravel() if layout.n_groups else np.zeros(0, np.int64)
 
     def cost_of(res, x):
-        rho, _ = _robust((res.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
+        rho, _ = robust_rho((res.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
         return float(rho.sum()) + offset_weight * float(np.sum(x[prior_cols] ** 2))
 
     cost = cost_of(r, x)
     lam = 1e-3
     it = 0
     for it in range(1, max_iter + 1):
-        _, w = _robust((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
+        _, w = robust_rho((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
         if blocks is not None:
             ne = normal.assemble(blocks(x), r, w)
         else:

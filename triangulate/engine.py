@@ -43,7 +43,7 @@ from triangulate.dlt import LinearTriangulator, sum_last
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
-from triangulate.optimize import OptimizeConfig, optimize_points
+from triangulate.optimize import OptimizeConfig, OptimizeResult, optimize_points
 from triangulate.refine import refine_points
 from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, auto_threshold_px, select_views, soft_refit
 from triangulate.skeletons import Skeleton, skeleton_for_joints
@@ -71,7 +71,7 @@ class TriangulationConfig:
     point resting on only two views farther than ``prior_gate_m`` from its
     prior is dropped (two views cannot expose an outlier on the epipolar line).
     ``swap_repair``: fix left/right label swaps (needs >= 3 cameras and a
-    skeleton with left/right joints).  ``refine``: Gauss-Newton polish through
+    skeleton with left/right joints).
     ``robust_loss``: after the views are chosen, every view within
     ``gross_factor`` x the threshold is fitted again with a soft weight
     (``cauchy``, ``huber``; ``none``: keep the hard choice), so a real
@@ -79,11 +79,19 @@ class TriangulationConfig:
     switched off and on from frame to frame
     (:func:`triangulate.robust.soft_refit`); its scale ``robust_scale_px``
     defaults to the loss's 95 %-efficiency constant times the detector noise
-    (the estimated noise with ``auto_threshold``, else a third of the threshold).
+    (the estimated noise with ``auto_threshold``, else a third of the threshold);
+    with ``soft_prior`` (and a temporal window) the neighbouring frames' median
+    votes in it like one more view, at full cost beyond ``prior_gate_m``
+    (the soft fit's two starts are often two views against two, or one
+    against one with a third agreeing with both, and the choice otherwise
+    flips from frame to frame: on the real Pose2Sim demo the mean std of
+    eight limb lengths 14.2 -> 13.0 mm).
     ``optimize``: after everything above, solve all frames together
-    (reprojection + smoothness + constant bone lengths,
-    :func:`triangulate.optimize.optimize_points`; needs the frame rate and a
-    skeleton with bones; ``optimize_config`` its scales).
+    (reprojection + smoothness + one length per bone from the data,
+    :func:`triangulate.optimize.optimize_points`; needs the frame rate;
+    ``optimize_config`` its weights).  Off here, since the engine is also the
+    live per-instant path; ``rigcap triangulate`` turns it on when the frame
+    rate is known (``--no-optimize``).
     ``refine``: Gauss-Newton polish through
     the full lens model (off by default: after the pixel-weighted linear fit
     on undistorted points it moves the synthetic benchmark by < 0.02 mm and
@@ -104,6 +112,7 @@ class TriangulationConfig:
     robust_loss: str = "cauchy"
     robust_scale_px: float | None = None
     gross_factor: float = 3.0
+    soft_prior: bool = True
     refine: bool = False
     refine_iterations: int = 3
     optimize: bool = False
@@ -146,6 +155,7 @@ class FrameResult:
     threshold_px: float = float("nan")  # the outlier threshold used (auto_threshold: as estimated)
     noise_px: float = float("nan")  # detector noise estimated by auto_threshold (NaN otherwise)
     swap_state: np.ndarray | None = None  # (C, F, J) int: label j of camera c, frame f was read from joint state[c, f, j]
+    optimized: OptimizeResult | None = None  # the spatio-temporal solve's account (config.optimize)
 
 
 @dataclass
@@ -158,6 +168,7 @@ class TriangulationResult:
     warnings: list[str] = field(default_factory=list)
     threshold_px: float = float("nan")  # outlier threshold used
     noise_px: float = float("nan")  # detector noise estimate (auto threshold only)
+    optimized: OptimizeResult | None = None  # the spatio-temporal solve's account (config.optimize)
 
     def summary(self) -> dict:
         """Numbers for the command's table (over the raw, unfiltered triangulation)."""
@@ -214,16 +225,15 @@ class Triangulator:
         return noise_px if np.isfinite(noise_px) else threshold_px / 3.0
 
     def robust_scale(self, threshold_px: float, noise_px: float) -> float:
-        """Scale (px) of the soft weighting: as configured, else the loss constant x the detector noise."""
-        cfg = self.config
-        if cfg.robust_scale_px is not None:
-            return cfg.robust_scale_px
-        return LOSS_SCALE.get(cfg.robust_loss, 1.0) * self.noise_sigma(threshold_px, noise_px)
+        """Scale (px) of the soft weighting (:func:`soft_scale_px`)."""
+        return soft_scale_px(self.config, threshold_px, noise_px)
 
-    def run(self, keypoints: np.ndarray, fps: float | None = None) -> FrameResult:
+    def run(self, keypoints: np.ndarray, fps: float | None = None, segments=None, progress=None) -> FrameResult:
         """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J).
 
-        ``fps`` is needed only by ``config.optimize``.
+        ``fps`` is needed only by ``config.optimize``; ``segments`` (frame
+        ranges that share nothing, e.g. people laid end to end) and
+        ``progress(frames)`` go to its solve (:func:`triangulate.optimize.optimize_points`).
         """
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
@@ -258,6 +268,7 @@ class Triangulator:
                 xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
         swapped = (state != np.arange(n_joints)).any(axis=-1)
 
+        prior = None
         if cfg.temporal_window and n_frames > 1:
             # The prior only changes points that lost a view or rest on two: refit just those.
             prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window).reshape(-1, 3)
@@ -269,7 +280,9 @@ class Triangulator:
         fit_weights = weights_p * sel.inliers
         if cfg.robust_loss != "none":
             sel, fit_weights = soft_refit(self.lin, xn_p, valid_p, weights_p, sel.points, self.robust_scale(threshold, noise),
-                             cfg.gross_factor * threshold, cfg.robust_loss)
+                                          cfg.gross_factor * threshold, cfg.robust_loss,
+                                          prior=prior if cfg.soft_prior else None, prior_radius_m=cfg.prior_gate_m)
+        opt = None
         if cfg.optimize and n_frames >= 3:
             if not fps:
                 raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
@@ -277,7 +290,7 @@ class Triangulator:
             use = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
             opt = optimize_points(self.lin, xn, np.where(use & valid, weights, 0.0),
                                   sel.points.reshape(n_frames, n_joints, 3), bones, fps,
-                                  self.noise_sigma(threshold, noise), cfg.optimize_config)
+                                  self.noise_sigma(threshold, noise), cfg.optimize_config, segments, progress)
             sel.points = opt.points.reshape(-1, 3)
         px = points_first(pixels)
         if cfg.refine:
@@ -293,7 +306,7 @@ class Triangulator:
         error[sel.n_views == 0] = np.nan
         inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
-                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state)
+                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state, opt)
 
     def _repair_swaps(self, xn, valid, weights, pixels, sel, threshold):
         """Left/right repair per camera and frame, then whole-frame relabelling against the neighbours.
@@ -347,6 +360,15 @@ class Triangulator:
         r = self.run(np.asarray(keypoints)[:, None])
         return FrameResult(r.points[0], r.error_px[0], r.n_views[0], r.inliers[:, 0], r.swapped, r.threshold_px,
                            r.noise_px)
+
+
+def soft_scale_px(config: TriangulationConfig, threshold_px: float, noise_px: float = float("nan")) -> float:
+    """Scale (px) of the soft weighting: as configured, else the loss's 95 %-efficiency constant x the detector
+    noise (as estimated with ``auto_threshold``, else a third of the threshold).  The offline engine and the
+    live triangulator both use it."""
+    if config.robust_scale_px is not None:
+        return config.robust_scale_px
+    return LOSS_SCALE.get(config.robust_loss, 1.0) * Triangulator.noise_sigma(threshold_px, noise_px)
 
 
 def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:
@@ -465,6 +487,7 @@ def triangulate(
     skeleton: Skeleton | None = None,
     fps: float | None = None,
     timestamps_ns: np.ndarray | None = None,
+    progress=None,
 ) -> TriangulationResult:
     """Triangulate 2D keypoints of the rig's cameras into 3D joints.
 
@@ -472,7 +495,9 @@ def triangulate(
     rig by name; the rig may have more) or an array (C, F, J, 2|3) whose axis
     0 follows ``rig.names`` exactly.  ``skeleton`` defaults to the known
     skeleton with these joint names (left/right pairs come from the names).
-    ``fps`` (needed by ``config.filter_hz``) defaults to the keypoints'.
+    ``fps`` (needed by ``config.filter_hz`` and ``config.optimize``) defaults
+    to the keypoints'.  ``progress(done, total)``: frames of the
+    spatio-temporal solve (``config.optimize``) done so far.
     """
     config = config or TriangulationConfig()
     if isinstance(keypoints, Keypoints2D):
@@ -507,11 +532,17 @@ def triangulate(
         raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate: the keypoints "
                                       "carry none, pass fps")
     engine = Triangulator(cameras, config, skeleton)
-    res = engine.run(kp, fps)
+    res = engine.run(kp, fps, progress=progress)
     points = res.points
     if config.filter_hz or config.max_gap:
         points = smooth_points(points, fps or 0.0, config.filter_hz, config.filter_order,
                                config.max_gap, config.interpolation)
-    p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps)
+    p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps,
+                   method=optimized_note(config) if res.optimized is not None else None)
     return TriangulationResult(p3d, res.inliers, res.swapped, [c.name for c in cameras], res.points,
-                               _plausibility_warnings(cameras, kp), res.threshold_px, res.noise_px)
+                               _plausibility_warnings(cameras, kp), res.threshold_px, res.noise_px, res.optimized)
+
+
+def optimized_note(config: TriangulationConfig) -> str:
+    """The output file's ``method`` line for points that went through the spatio-temporal solve."""
+    return (config.optimize_config or OptimizeConfig()).describe()

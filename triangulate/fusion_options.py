@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from rigcap.errors import InputFileError
+from triangulate.robust import ROBUST_LOSSES
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class FusionOptions:
     as always); 0 ("auto") or N associates everybody across cameras and tracks
     them with stable ids (:mod:`triangulate.association`,
     :mod:`triangulate.tracking`), publishing at most N (0: all) confirmed people.
+    ``robust_loss``: after the live outlier rejection, every view that is not a
+    gross outlier is fitted again with this soft weight on its reprojection
+    error (``cauchy``, ``huber``; ``none``: keep the hard choice), as the
+    offline engine does (:func:`triangulate.robust.soft_refit`).
     ``motion_sync``: refine each camera's time offset from the motion in the background
     (:mod:`triangulate.live_sync`), applied when confident, reported in the stats.
     """
@@ -53,9 +58,13 @@ class FusionOptions:
     prior_gate_m: float | None = 0.15
     batch_limit: int = 256
     persons: int = 1
+    robust_loss: str = "cauchy"
     motion_sync: bool = False
 
     def __post_init__(self) -> None:
+        if self.robust_loss not in ROBUST_LOSSES:
+            raise ValueError(f"fusion option robust_loss must be one of {', '.join(ROBUST_LOSSES)}, "
+                             f"got {self.robust_loss!r}")
         for name in ("fps", "alive_window_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"fusion option {name} must be > 0, got {getattr(self, name)!r}")
@@ -104,7 +113,10 @@ class FusionOptions:
         values = {}
         for key, value in table.items():
             flag = key in ("smoothing", "motion_sync")
-            if isinstance(value, bool) != flag or not isinstance(value, (int, float, bool)):
+            if key == "robust_loss":
+                if not isinstance(value, str):
+                    raise InputFileError(source, f"[fusion] robust_loss must be a string, got {value!r}")
+            elif isinstance(value, bool) != flag or not isinstance(value, (int, float, bool)):
                 kind = "true or false" if flag else "a number"
                 raise InputFileError(source, f"[fusion] {key} must be {kind}, got {value!r}")
             values[key] = value

@@ -305,7 +305,8 @@ def robust_cost(err_px: np.ndarray, scale_px: float, gross_px: float, loss: str)
 
 def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
                points: np.ndarray, scale_px: float, gross_px: float, loss: str = "cauchy",
-               iterations: int = 4, chunk: int = 16384) -> tuple[ViewSelection, np.ndarray]:
+               iterations: int = 4, chunk: int = 16384, prior: np.ndarray | None = None,
+               prior_radius_m: float = 0.1) -> tuple[ViewSelection, np.ndarray]:
     """Refit points on *every* view that is not a gross outlier, each weighted softly by its error.
 
     Why: a real detector's errors are heavy-tailed and correlated in time
@@ -323,7 +324,12 @@ def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weigh
     lower :func:`robust_cost` wins.  Both are needed on real data: the hard
     selection can settle on a wrong minority (two views against two where one
     detector collapsed both ankles onto one foot), and the all-view start
-    is dragged by a gross outlier.  Arrays as :func:`select_views`;
+    is dragged by a gross outlier.  ``prior`` (N, 3), NaN where unknown
+    (the neighbouring frames' median, as in :func:`select_views`), votes
+    between the two like one more view: a start farther than
+    ``prior_radius_m`` from it costs one gross view more (two views against
+    two are otherwise a coin toss, and the toss changes from frame to frame).
+    Arrays as :func:`select_views`;
     ``points`` (N, 3), NaN where the hard selection found none (kept NaN).
     Returns ``(selection, row_weights)``: a :class:`ViewSelection` whose
     ``inliers`` are the views that took part (within ``gross_px``), and the
@@ -363,6 +369,13 @@ def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weigh
         flat = lin.solve(q, w)
         flat = lin.solve(q, lin.pixel_weights(np.where(np.isfinite(flat), flat, out.points[sl][idx]), w))
         x_b, e_b, c_b = irls(np.where(np.isfinite(flat), flat, out.points[sl][idx]))
+        if prior is not None:
+            pr = prior[sl][idx]
+            known = all_last(np.isfinite(pr))
+            view = float(robust_cost(np.array(gross_px), scale_px, gross_px, loss))
+            for x, c in ((x_a, c_a), (x_b, c_b)):
+                d2 = sum_last((x - np.where(known[:, None], pr, 0.0)) ** 2) / (prior_radius_m * prior_radius_m)
+                c += np.where(known, view * np.fmin(d2, 1.0), 0.0)
         pick_b = c_b < c_a
         x = np.where(pick_b[:, None], x_b, x_a)
         err2 = np.where(pick_b[:, None], e_b, e_a)

@@ -50,7 +50,8 @@ def register(subparsers) -> None:
                    "input is the same instant)")
     p.add_argument("--floor-frame", type=int, metavar="K",
                    help="instant at which the board lay face up on the floor: world origin at its corner, z up "
-                   "(default: camera 0's frame)")
+                   "(default: camera 0's frame; with --keypoints and board videos: the board found lying still "
+                   "face up, else the start rig's frame)")
     p.add_argument("--fixed-intrinsics", "--fix-intrinsics", dest="fixed_intrinsics", action="store_true",
                    help="keep each camera's intrinsics fixed in bundle adjustment (board: the single-camera ones; "
                    "--keypoints: the start rig's)")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from triangulate.dlt import LinearTriangulator
+from triangulate.dlt import LinearTriangulator, solve_terms
 
 _BIG = 1e6
 
@@ -46,17 +46,14 @@ def masked_median(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.nd
 
     By one sort (unused entries sort last as inf): ``np.nanmedian`` does the same ten times slower.
     Real detectors put a few joints of a right view far off (a hand, a foot); the median
-    ignores them where a mean would not.
+    ignores them where a mean would not.  With no entry, both middle indices point at an inf.
     """
     v = np.sort(np.where(ok, values, np.inf), axis=-1)
     n = ok.sum(-1)
     flat = v.reshape(-1, v.shape[-1])
-    rows = np.arange(flat.shape[0])
-    nf = n.reshape(-1)
-    lo = flat[rows, np.maximum(nf - 1, 0) // 2]
-    hi = flat[rows, np.minimum(nf // 2, v.shape[-1] - 1)]
-    lo, hi = lo.reshape(n.shape), hi.reshape(n.shape)
-    return np.where(n > 0, 0.5 * (lo + hi), np.inf), n
+    nf = n.reshape(-1, 1)
+    mid = flat[np.arange(flat.shape[0])[:, None], np.concatenate([(nf - 1) >> 1, nf >> 1], 1)]  # (M, 2); -1: last
+    return (0.5 * (mid[:, 0] + mid[:, 1])).reshape(n.shape), n
 
 
 @dataclass
@@ -108,6 +105,35 @@ def essential_matrices(extrinsics: np.ndarray) -> np.ndarray:
     return skew @ r_ab
 
 
+@dataclass
+class Views:
+    """One instant's detections, prepared once for every step of the association.
+
+    ``xn`` (C, P, J, 2) normalised coordinates (NaN where missing); ``w`` (C, P, J)
+    the weight of each keypoint (its confidence, 0 where unused) and ``seen`` where
+    it is > 0; ``usable`` (C, P) detections with enough confident joints; ``x0``,
+    ``y0`` (C, P, J) the coordinates with 0 where unused, and ``q`` (C, P, J, 10)
+    their DLT view terms (:func:`triangulate.dlt.view_terms`), so that triangulating
+    any grouping is a weighted sum of these, not a new pass over the observations.
+    Every array is contiguous, camera axis first: the per-instant steps are
+    few operations on small arrays, and their cost is mostly the operations'
+    number and layout.  :meth:`CrossViewAssociator.prepare` makes them, for one
+    instant or for many at once (then :meth:`frame` takes one).
+    """
+
+    xn: np.ndarray
+    w: np.ndarray
+    seen: np.ndarray
+    usable: np.ndarray
+    x0: np.ndarray
+    y0: np.ndarray
+    q: np.ndarray
+
+    def frame(self, f: int) -> "Views":
+        """Instant ``f`` of views prepared for many (frame axis first)."""
+        return Views(self.xn[f], self.w[f], self.seen[f], self.usable[f], self.x0[f], self.y0[f], self.q[f])
+
+
 class CrossViewAssociator:
     """Cross-view association for one fixed set of cameras (see the module docstring)."""
 
@@ -117,18 +143,46 @@ class CrossViewAssociator:
         self.n_cameras = lin.n_cameras
         self.essential = essential_matrices(lin.extrinsics)
         self.focal = lin.focal
+        self._cams = np.arange(self.n_cameras)[:, None]
+        self._fx, self._fy = lin.fx[:, None, None], lin.fy[:, None, None]  # (C, 1, 1)
+        self._focal = lin.focal[:, None, None]
+        # camera-frame coordinates as (3 components x C cameras) rows: one product gives x, y, z
+        # of every camera, each a contiguous (C, ...) block
+        ext = lin.extrinsics.transpose(1, 0, 2).reshape(3 * self.n_cameras, 4)
+        self._rot, self._shift = np.ascontiguousarray(ext[:, :3]), np.ascontiguousarray(ext[:, 3:])
+
+    def prepare(self, xn: np.ndarray, conf: np.ndarray) -> Views:
+        """xn (C, P, J, 2) normalised coordinates (NaN where missing), conf (C, P, J) -> :class:`Views`;
+        xn (C, F, P, J, 2) and conf (C, F, P, J): views of F instants (frame axis first)."""
+        cfg = self.config
+        if xn.ndim == 5:
+            xn, conf = xn.transpose(1, 0, 2, 3, 4), conf.transpose(1, 0, 2, 3)
+        xn = np.ascontiguousarray(xn)
+        with np.errstate(invalid="ignore"):
+            w = np.where((xn[..., 0] == xn[..., 0]) & (conf >= cfg.min_confidence), conf, 0.0)
+        seen = w > 0
+        usable = seen.sum(-1) >= cfg.min_joints
+        x0 = np.where(seen, xn[..., 0], 0.0)
+        y0 = np.where(seen, xn[..., 1], 0.0)
+        lead, n_c = x0.shape[:-3], x0.shape[-3]
+        feats = np.stack([x0 * x0 + y0 * y0, x0, y0, np.ones_like(x0)], -1).reshape(lead + (n_c, -1, 4))
+        q = np.matmul(feats, self.lin.basis).reshape(x0.shape + (10,))  # view_terms, per camera
+        return Views(xn, w, seen, usable, x0, y0, q)
+
+    def camera_xyz(self, points: np.ndarray) -> np.ndarray:
+        """Points (..., J, 3) -> (3, C, ..., J): x, y, z in every camera's frame."""
+        flat = points.reshape(-1, 3)
+        return (self._rot @ flat.T + self._shift).reshape((3, self.n_cameras) + points.shape[:-1])
 
     # ------------------------------------------------------------------ costs
-    def track_costs(self, xn: np.ndarray, w: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    def track_costs(self, v: Views, poses: np.ndarray) -> np.ndarray:
         """(C, P, T) mean joint distance (m at the track's depth) of detections to track poses; BIG where not comparable."""
-        cfg = self.config
-        cam = self.lin.camera_coords(poses).transpose(2, 0, 1, 3)  # (C, T, J, 3)
-        z = cam[..., 2]
-        diff = xn[:, :, None] * z[:, None, :, :, None] - cam[:, None, :, :, :2]  # (C, P, T, J, 2), metres at depth
-        d = np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2)
-        ok = (w[:, :, None] > 0) & (d == d) & (z[:, None] > 0)
-        cost, n = masked_median(d, ok)
-        return np.where(n >= cfg.min_joints, cost, _BIG)
+        cx, cy, z = self.camera_xyz(poses)  # (C, T, J) each
+        dx = v.x0[:, :, None] * z[:, None] - cx[:, None]  # (C, P, T, J), metres at the track's depth
+        dy = v.y0[:, :, None] * z[:, None] - cy[:, None]
+        d = np.sqrt(dx * dx + dy * dy)
+        cost, n = masked_median(d, v.seen[:, :, None] & (z > 0)[:, None])
+        return np.where(n >= self.config.min_joints, cost, _BIG)
 
     def epipolar_costs(self, cams: np.ndarray, xn: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(n, n) median symmetric epipolar distance (normalised image units: radians, about) between
@@ -146,87 +200,99 @@ class CrossViewAssociator:
         cost = np.where((n >= cfg.min_joints) & (cams[:, None] != cams[None, :]), cost, np.inf)
         return cost
 
-    # ------------------------------------------------------------------ 3D of groups
-    def triangulate_groups(self, group: np.ndarray, n_groups: int, xn: np.ndarray, w: np.ndarray):
-        """Quick DLT of every group: points (G, J, 3) and each slot's reprojection error (C, P)
-        (median over its joints, metres at their depth)."""
-        n_c, n_p, n_j = w.shape
-        cs, ps = np.nonzero(group >= 0)
-        gs = group[cs, ps]
-        obs = np.zeros((n_groups, n_j, n_c, 2))
-        wt = np.zeros((n_groups, n_j, n_c))
-        obs[gs, :, cs] = np.where(w[cs, ps, :, None] > 0, xn[cs, ps], 0.0)
-        wt[gs, :, cs] = w[cs, ps]
-        flat_obs = obs.reshape(-1, n_c, 2)
-        points = self.lin.solve(self.lin.terms(flat_obs), wt.reshape(-1, n_c))  # (G*J, 3)
-        err2, depth = self.lin.errors_sq(points, flat_obs)  # (G*J, C) undistorted px, depth m
-        err = (np.sqrt(err2) * depth / self.focal).reshape(n_groups, n_j, n_c)  # metres at the joint's depth
-        used = (wt > 0) & (err == err) & (err < np.inf)
-        view_err, _ = masked_median(err.transpose(0, 2, 1), used.transpose(0, 2, 1))  # (G, C)
-        slot_err = np.full((n_c, n_p), np.inf)
-        slot_err[cs, ps] = np.where(np.isfinite(view_err[gs, cs]), view_err[gs, cs], np.inf)
-        return points.reshape(n_groups, n_j, 3), slot_err
+    # ------------------------------------------------------------------ assignment
+    def assign(self, cost: np.ndarray) -> np.ndarray:
+        """(T, C) detection of each track in each camera (-1: none) from costs (C, P, T): every camera's
+        optimal assignment, solved as one problem (block-diagonal, other cameras' blocks forbidden), gated."""
+        n_c, n_p, n_t = cost.shape
+        whole = np.full((n_c, n_p, n_c, n_t), np.inf)
+        whole[self._cams[:, 0], :, self._cams[:, 0], :] = cost
+        rows, cols = linear_sum_assignment(whole.reshape(n_c * n_p, n_c * n_t))
+        c, p, t = rows // n_p, rows % n_p, cols % n_t
+        keep = cost[c, p, t] < self.config.track_gate_m
+        slots = np.full((n_t, n_c), -1)
+        slots[t[keep], c[keep]] = p[keep]
+        return slots
 
-    def _verified(self, group: np.ndarray, n_groups: int, xn, w):
+    # ------------------------------------------------------------------ 3D of groups
+    def triangulate_groups(self, slots: np.ndarray, v: Views):
+        """Quick DLT of every group, ``slots`` (G, C) its detection in each camera (-1: none):
+        points (G, J, 3) and each view's reprojection error (G, C) (median over its joints, metres
+        at their depth; inf where the group has no view).  A group holds at most one detection per
+        camera, so its normal equations are the weighted sum of its members' view terms."""
+        sl = slots.T  # (C, G)
+        wt = v.w[self._cams, sl] * (sl >= 0)[..., None]  # (C, G, J): 0 where the camera is not in the group
+        points = solve_terms((v.q[self._cams, sl] * (wt * wt)[..., None]).sum(0))  # cameras summed in order
+        cx, cy, z = self.camera_xyz(points)  # (C, G, J) each
+        inv_z = 1.0 / z
+        dx = (cx * inv_z - v.x0[self._cams, sl]) * self._fx
+        dy = (cy * inv_z - v.y0[self._cams, sl]) * self._fy
+        err = np.sqrt(np.where(z > 0, dx * dx + dy * dy, np.inf)) * z / self._focal  # metres at the joint's depth
+        view_err, _ = masked_median(err, (wt > 0) & (err < np.inf))
+        return points, view_err.T
+
+    def _verified(self, slots: np.ndarray, v: Views):
         """Triangulate, release views beyond ``verify_m``, triangulate again."""
-        if n_groups == 0:
-            return group, np.zeros((0, w.shape[2], 3))
-        points, err = self.triangulate_groups(group, n_groups, xn, w)
-        bad = (group >= 0) & (err > self.config.verify_m)
+        points, err = self.triangulate_groups(slots, v)
+        bad = err > self.config.verify_m  # (inf where no view: -1 stays -1)
         if bad.any():
-            group = np.where(bad, -1, group)
-            points, _ = self.triangulate_groups(group, n_groups, xn, w)
-        return group, points
+            slots = np.where(bad, -1, slots)
+            points, _ = self.triangulate_groups(slots, v)
+        return slots, points
 
     # ------------------------------------------------------------------ one instant
     def associate(self, xn: np.ndarray, conf: np.ndarray, priors: np.ndarray | None = None) -> Association:
         """xn (C, P, J, 2) normalised coordinates (NaN where missing), conf (C, P, J), priors (T, J, 3) or None."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self._associate(xn, conf, priors)
+        return self.associate_views(self.prepare(xn, conf), priors)
 
-    def _associate(self, xn, conf, priors) -> Association:
+    def associate_views(self, v: Views, priors: np.ndarray | None = None) -> Association:
+        """:meth:`associate` on views from :meth:`prepare` (prepared for many instants at once offline)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._associate(v, priors)
+
+    def _associate(self, v: Views, priors) -> Association:
         cfg = self.config
-        n_c, n_p, n_j = conf.shape
-        w = np.where((xn[..., 0] == xn[..., 0]) & (conf >= cfg.min_confidence), conf, 0.0)
-        usable = (w > 0).sum(-1) >= cfg.min_joints  # (C, P)
-        group = np.full((n_c, n_p), -1)
+        n_c, n_p, n_j = v.w.shape
+        usable = v.usable
         n_t = 0 if priors is None else len(priors)
-        points = np.zeros((0, n_j, 3))
-        if n_t and usable.any():
+        slots = np.full((n_t, n_c), -1)
+        points = np.full((n_t, n_j, 3), np.nan)  # tracks no detection is usable for: no point
+        n_usable = int(usable.sum())
+        if n_t and n_usable:
             ref = priors
             for r in range(cfg.rounds):
-                cost = self.track_costs(xn, w, ref)
+                cost = self.track_costs(v, ref)
                 cost[~usable] = _BIG
-                group[:] = -1
-                for c in np.flatnonzero(usable.any(1)):
-                    rows, cols = linear_sum_assignment(cost[c])
-                    keep = cost[c, rows, cols] < cfg.track_gate_m
-                    group[c, rows[keep]] = cols[keep]
-                group, points = self._verified(group, n_t, xn, w)
-                if not (usable & (group < 0)).any():
+                slots, points = self._verified(self.assign(cost), v)
+                if (slots >= 0).sum() == n_usable:
                     break  # every detection has its person: another round would change nothing
                 ref = np.where(points == points, points, priors)
         track = np.arange(n_t)
         # ---- the detections no track claims: new people, clustered over all camera pairs at once
-        free_c, free_p = np.nonzero(usable & (group < 0))
-        if free_c.size >= 2 and np.unique(free_c).size >= 2:
-            clusters = self._cluster(free_c, xn[free_c, free_p], w[free_c, free_p])
-            if clusters.max() >= 0:
-                n_new = int(clusters.max()) + 1
-                sub = np.full((n_c, n_p), -1)
-                sub[free_c, free_p] = clusters
-                sub, new_points = self._verified(sub, n_new, xn, w)
-                group = np.where(sub >= 0, sub + n_t, group)
-                points = np.concatenate([points.reshape(-1, n_j, 3), new_points])
-                track = np.concatenate([track, np.full(n_new, -1)])
-        # groups need two views; renumber densely
-        n_g = len(track)
-        views = np.bincount(group[group >= 0], minlength=n_g) if n_g else np.zeros(0, int)
+        if (slots >= 0).sum() < n_usable - 1:
+            free = usable.copy()
+            g, c = np.nonzero(slots >= 0)
+            free[c, slots[g, c]] = False
+            free_c, free_p = np.nonzero(free)
+            if free_c[0] != free_c[-1]:  # (sorted) at least two cameras
+                clusters = self._cluster(free_c, v.xn[free_c, free_p], v.w[free_c, free_p])
+                if clusters.max() >= 0:
+                    new = np.full((int(clusters.max()) + 1, n_c), -1)
+                    inside = clusters >= 0
+                    new[clusters[inside], free_c[inside]] = free_p[inside]
+                    new, new_points = self._verified(new, v)
+                    slots = np.concatenate([slots, new])
+                    points = np.concatenate([points, new_points])
+                    track = np.concatenate([track, np.full(len(new), -1)])
+        # groups need two views
+        views = (slots >= 0).sum(1)
         keep = views >= 2
-        remap = np.full(n_g + 1, -1)
-        remap[:n_g][keep] = np.arange(int(keep.sum()))
-        group = remap[np.where(group >= 0, group, n_g)]
-        return Association(group, track[keep], points.reshape(-1, n_j, 3)[keep] if n_g else points, views[keep])
+        if not keep.all():
+            slots, track, points, views = slots[keep], track[keep], points[keep], views[keep]
+        group = np.full((n_c, n_p), -1)
+        g, c = np.nonzero(slots >= 0)
+        group[c, slots[g, c]] = g
+        return Association(group, track, points, views)
 
     def _cluster(self, cams: np.ndarray, xn: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(n,) cluster index of each free detection (-1: alone), average linkage, one camera per cluster."""

@@ -131,6 +131,17 @@ class OneEuroFilter:
         tau = 1.0 / (2.0 * np.pi * cutoff)
         return 1.0 / (1.0 + tau / dt)
 
+    def extend(self, n: int) -> None:
+        """Make room for ``n`` points (J) without touching the state of those already filtered:
+        the new ones start as never seen."""
+        if self._x is None:
+            self._x, self._dx, self._t = np.full((n, 3), np.nan), np.zeros((n, 3)), np.full(n, np.nan)
+        elif self._x.shape[0] < n:
+            k = n - self._x.shape[0]
+            self._x = np.concatenate([self._x, np.full((k, 3), np.nan)])
+            self._dx = np.concatenate([self._dx, np.zeros((k, 3))])
+            self._t = np.concatenate([self._t, np.full(k, np.nan)])
+
     def update(self, points: np.ndarray, t_s: float) -> np.ndarray:
         """Filter one instant: points (J, 3) at time ``t_s`` seconds -> (J, 3), NaN where missing."""
         x = np.asarray(points, dtype=np.float64)
@@ -162,3 +173,22 @@ class OneEuroFilter:
         self._x[update] = out[update]
         self._t[update] = t_s
         return out
+
+
+class OneEuroBank:
+    """One-Euro filters of several people, one row of joints per identity, all updated in one
+    array pass (a person not seen at an instant keeps their state, as a joint not seen does)."""
+
+    def __init__(self, n_joints: int, **params):
+        self.n_joints = n_joints
+        self.filter = OneEuroFilter(**params)
+        self.rows: dict[int, int] = {}  # identity -> row
+
+    def update(self, ids, points: np.ndarray, t_s: float) -> np.ndarray:
+        """points (K, J, 3) of identities ``ids`` (K,) at ``t_s`` -> (K, J, 3) filtered."""
+        rows = [self.rows.setdefault(int(i), len(self.rows)) for i in ids]
+        n = len(self.rows)
+        self.filter.extend(n * self.n_joints)
+        x = np.full((n, self.n_joints, 3), np.nan)
+        x[rows] = points
+        return self.filter.update(x.reshape(-1, 3), t_s).reshape(n, self.n_joints, 3)[rows]

@@ -36,7 +36,7 @@ import numpy as np
 from calibration import Rig
 from triangulate.dlt import LinearTriangulator, Views, solve_terms
 from triangulate.engine import TriangulationConfig, Triangulator, soft_scale_px
-from triangulate.filters import OneEuroFilter
+from triangulate.filters import OneEuroBank, OneEuroFilter
 from triangulate.fusion_options import FusionOptions
 from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
@@ -114,6 +114,7 @@ class LiveTriangulator:
         # three Newton steps: with two, the last step (~1e-8) is above the tolerance for most points and
         # a masked fourth pass costs more than a third step over all (one instant is small)
         self.lens = LensBatch(self.cameras, iterations=3, tol=1e-9)  # normalised units: ~1e-6 px
+        self._lens_one: list[LensBatch | None] = [None] * len(self.cameras)  # per camera, made when first needed
 
     @property
     def n_cameras(self) -> int:
@@ -126,19 +127,32 @@ class LiveTriangulator:
         (:mod:`calibration.lens_model`'s Newton solve, the camera matrix's skew
         included), the same lens model the offline engine uses.
         """
+        return self._normalise(pixels, self.lens)
+
+    def normalise_camera(self, camera: int, pixels: np.ndarray) -> np.ndarray:
+        """:meth:`normalise` of one camera's pixels (N, 3) -> (N, 3): what a message can have done
+        on arrival, before the other cameras of its instant come in."""
+        if self._lens_one[camera] is None:
+            self._lens_one[camera] = LensBatch([self.cameras[camera]], iterations=3, tol=1e-9)
+        return self._normalise(pixels[:, None], self._lens_one[camera])[:, 0]
+
+    def _normalise(self, pixels: np.ndarray, lens: LensBatch) -> np.ndarray:
         kp = np.asarray(pixels, dtype=np.float64)
         conf = kp[..., 2]
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(kp).all(-1) & (conf >= self.config.min_confidence)
-        und = self.lens(kp[..., :2].transpose(1, 0, 2)).transpose(1, 0, 2)
+        und = lens(kp[..., :2].transpose(1, 0, 2)).transpose(1, 0, 2)
         out = np.empty(kp.shape)
         ok &= np.isfinite(und).all(-1)
         out[..., :2] = np.where(ok[..., None], und, 0.0)
         out[..., 2] = np.where(ok, conf if self.config.weight_by_confidence else 1.0, 0.0)
         return out
 
-    def solve(self, obs: np.ndarray) -> LiveResult:
-        """obs (N, C, 3) from :meth:`normalise` (weight 0 where a view is missing) -> :class:`LiveResult`."""
+    def solve(self, obs: np.ndarray, start: np.ndarray | None = None) -> LiveResult:
+        """obs (N, C, 3) from :meth:`normalise` (weight 0 where a view is missing) -> :class:`LiveResult`.
+
+        ``start`` (N, 3): the weighted algebraic fit of these views when the caller has it already
+        (the cross-view association computes exactly it for every person)."""
         cfg = self.config
         lin = self.lin
         n, n_cams = obs.shape[:2]
@@ -151,7 +165,7 @@ class LiveTriangulator:
         err2 = np.full((n, n_cams), np.inf)
         todo = np.nonzero(active.sum(axis=1) >= cfg.min_views)[0]
         wa = np.where(active[todo], w[todo], 0.0)
-        p = _solve(q[todo], wa)  # algebraic fit, then ...
+        p = _solve(q[todo], wa) if start is None else start[todo]  # algebraic fit, then ...
         weights = lin.pixel_weights(p, wa)  # ... least squares in pixels around it
         for _ in range(n_cams):
             if todo.size == 0:
@@ -310,14 +324,18 @@ class FusionEngine:
         """Add one message; return the instants it completes, not yet triangulated.  With motion
         sync, the camera's correction is added to ``capture_time_ns`` first (and the uncorrected
         time goes into its window)."""
+        prepared = None
         if self.people is not None:
             kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, self.skeleton.n_joints, 3)
+            index = self._index.get(camera)
+            if index is not None:  # undistorted now, while the instant waits for its other cameras
+                prepared = self.live.normalise_camera(index, kp.reshape(-1, 3)).reshape(kp.shape)
         else:
             kp = first_person(keypoints, self.skeleton.n_joints)
         if self.motion_sync is not None:
             self.motion_sync.add(camera, capture_time_ns, kp if kp.ndim == 2 else first_person(kp, self.skeleton.n_joints))
             capture_time_ns = capture_time_ns + self.motion_sync.correction_ns(camera)
-        obs = Observation(camera, int(frame_index), int(capture_time_ns), kp, int(arrival_ns))
+        obs = Observation(camera, int(frame_index), int(capture_time_ns), kp, int(arrival_ns), prepared)
         return self.grouper.push(obs)
 
     def push(self, camera: str, frame_index: int, capture_time_ns: int, keypoints: np.ndarray,
@@ -391,62 +409,52 @@ class LivePeople:
         self.max_persons = max_persons
         self.associator = CrossViewAssociator(live.lin, AssociationConfig(min_confidence=min_confidence))
         self.tracker = PersonTracker(skeleton)
-        self.smoothing = smoothing
-        self.filters: dict[int, OneEuroFilter] = {}
+        self.filters = OneEuroBank(skeleton.n_joints, min_cutoff=LIVE_MIN_CUTOFF_HZ, beta=LIVE_BETA) if smoothing else None
         self._t0: int | None = None
 
     def fuse(self, inst: Instant, index: dict[str, int]) -> FusedInstant:
         n_c, n_j = self.live.n_cameras, self.skeleton.n_joints
         n_p = max([o.keypoints.shape[0] for o in inst.observations.values()] + [0])
-        pixels = np.full((n_p, n_j, n_c, 3), np.nan)
+        obs = np.zeros((n_c, n_p, n_j, 3))  # normalised x, y, weight (0: unused) of every detection
         for name, o in inst.observations.items():
-            pixels[: o.keypoints.shape[0], :, index[name]] = o.keypoints
-        obs = self.live.normalise(pixels.reshape(n_p * n_j, n_c, 3)).reshape(n_p, n_j, n_c, 3)
-        xn = np.where(obs[..., 2:] > 0, obs[..., :2], np.nan).transpose(2, 0, 1, 3)  # (C, P, J, 2)
-        conf = obs[..., 2].transpose(2, 0, 1)
+            c = index[name]
+            prepared = o.prepared if o.prepared is not None else \
+                self.live.normalise_camera(c, o.keypoints.reshape(-1, 3)).reshape(o.keypoints.shape)
+            obs[c, : len(prepared)] = prepared
         if self._t0 is None:
             self._t0 = inst.time_ns
         t = (inst.time_ns - self._t0) * 1e-9
-        a = self.associator.associate(xn, conf, self.tracker.predict(t))  # conf: the live weights (0 = unused)
+        a = self.associator.associate(obs[..., :2], obs[..., 2], self.tracker.predict(t))  # weight 0: unused
         keys = self.tracker.update(t, a.track, a.points)
         ids = self.tracker.ids()
-        # every group's views, with the slot's normalised observation, triangulated at once
+        # every group's views triangulated at once, from the association's fit of exactly those views
         cs, ps = np.nonzero(a.group >= 0)
         group_obs = np.zeros((len(a.track), n_j, n_c, 3))
-        group_obs[a.group[cs, ps], :, cs] = obs[ps, :, cs]
-        res = self.live.solve(group_obs.reshape(-1, n_c, 3)) if len(a.track) else None
-        out_ids, pts, raw, err, views = [], [], [], [], []
-        seen_keys = {}
-        for g, k in enumerate(keys):
-            if k < 0 or ids[k] <= 0:
-                continue
-            if k in seen_keys:  # merged duplicates: keep the group with more views
-                if a.n_views[g] <= a.n_views[seen_keys[k]]:
-                    continue
-            seen_keys[int(k)] = g
-        for k, g in sorted(seen_keys.items(), key=lambda kv: ids[kv[0]]):
-            pid = int(ids[k])
-            p = res.points.reshape(-1, n_j, 3)[g]
-            out_ids.append(pid)
-            raw.append(p)
-            err.append(res.error_px.reshape(-1, n_j)[g])
-            views.append(res.n_views.reshape(-1, n_j)[g])
-            if self.smoothing:
-                f = self.filters.setdefault(pid, live_filter())
-                p = f.update(p, inst.time_ns * 1e-9)
-            pts.append(p)
-        if self.max_persons is not None and len(out_ids) > self.max_persons:
-            out_ids, pts, raw, err, views = (x[: self.max_persons] for x in (out_ids, pts, raw, err, views))
-        shape = (0, n_j)
+        group_obs[a.group[cs, ps], :, cs] = obs[cs, ps]
+        res = self.live.solve(group_obs.reshape(-1, n_c, 3), start=a.points.reshape(-1, 3)) if len(a.track) else None
+        best: dict[int, int] = {}  # key -> group; merged duplicates: the group with more views
+        for g, k in enumerate(keys.tolist()):
+            if k >= 0 and ids[k] > 0 and (k not in best or a.n_views[g] > a.n_views[best[k]]):
+                best[k] = g
+        order = sorted(best, key=lambda k: ids[k])[: self.max_persons]  # by id; at most max_persons
+        groups = np.array([best[k] for k in order], int)
+        out_ids = ids[order].astype(np.int32) if order else np.zeros(0, np.int32)
+        if groups.size:
+            raw = res.points.reshape(-1, n_j, 3)[groups]
+            err = res.error_px.reshape(-1, n_j)[groups]
+            views = res.n_views.reshape(-1, n_j)[groups]
+        else:
+            raw, err, views = np.zeros((0, n_j, 3)), np.zeros((0, n_j)), np.zeros((0, n_j), int)
+        pts = self.filters.update(out_ids, raw, inst.time_ns * 1e-9) if self.filters is not None and groups.size else raw
         return FusedInstant(
             time_ns=inst.time_ns,
-            points=np.array(pts).reshape(shape + (3,)) if not pts else np.stack(pts),
-            raw_points=np.array(raw).reshape(shape + (3,)) if not raw else np.stack(raw),
-            error_px=np.zeros(shape) if not err else np.stack(err),
-            n_views=np.zeros(shape, int) if not views else np.stack(views),
+            points=pts,
+            raw_points=raw,
+            error_px=err,
+            n_views=views,
             cameras=inst.cameras,
             frames={name: o.frame_index for name, o in inst.observations.items()},
             spread_ns=inst.spread_ns,
             last_arrival_ns=inst.last_arrival_ns,
-            person_ids=np.array(out_ids, dtype=np.int32),
+            person_ids=out_ids,
         )

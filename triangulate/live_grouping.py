@@ -54,6 +54,7 @@ class Observation:
     capture_time_ns: int
     keypoints: np.ndarray  # (J, 3) x, y, confidence
     arrival_ns: int
+    prepared: np.ndarray | None = None  # what the consumer computed from it on arrival (e.g. undistorted)
 
 
 class Instant:

@@ -48,22 +48,26 @@ class PeopleResult:
 
 
 def track_people(lens: LensBatch, associator: CrossViewAssociator, tracker: PersonTracker, kp: np.ndarray,
-                 times_s: np.ndarray) -> np.ndarray:
-    """Association + tracking over a recording: kp (C, F, P, J, 3) -> (C, F, P) track key per slot (-1: none)."""
+                 times_s: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Association + tracking over a recording: kp (C, F, P, J, 3) -> (C, F, P) track key per slot (-1: none).
+
+    The per-keypoint work (undistortion, weights, DLT view terms) is done for ``chunk`` frames at
+    once; what is left per frame depends on the tracks, which the previous frame moved on."""
     n_c, n_f, n_p, n_j = kp.shape[:4]
-    xn = lens.undistort(kp[..., :2].astype(np.float64))  # (C, F, P, J, 2)
-    conf = kp[..., 2].astype(np.float64)
     slot = np.full((n_c, n_f, n_p), -1)
     present = np.isfinite(kp[..., 0]).any(-1).any(0)  # (F, P): some camera lists someone in that slot
-    for f in range(n_f):
-        priors = tracker.predict(float(times_s[f]))
-        if not present[f].any():
-            continue
-        a = associator.associate(xn[:, f], conf[:, f], priors)
-        keys = tracker.update(float(times_s[f]), a.track, a.points)
-        if len(keys):
-            lookup = np.append(keys, -1)
-            slot[:, f] = lookup[a.group]
+    for f0 in range(0, n_f, chunk):
+        part = kp[:, f0:f0 + chunk]
+        views = associator.prepare(lens.undistort(part[..., :2].astype(np.float64)), part[..., 2].astype(np.float64))
+        for i in range(part.shape[1]):
+            f = f0 + i
+            priors = tracker.predict(float(times_s[f]))
+            if not present[f].any():
+                continue
+            a = associator.associate_views(views.frame(i), priors)
+            keys = tracker.update(float(times_s[f]), a.track, a.points)
+            if len(keys):
+                slot[:, f] = np.append(keys, -1)[a.group]
     return slot
 
 

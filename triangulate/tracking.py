@@ -1,7 +1,10 @@
 """3D tracks of several people with stable identities, live and offline.
 
-:class:`PersonTracker` holds one :class:`Track` per person: its last pose,
-its whole-body velocity, when it was last seen and its body size.  Per instant:
+:class:`PersonTracker` holds one track per person, a row of :class:`TrackTable`:
+its last pose, its whole-body velocity, when it was last seen and its body size.
+An instant updates every track it sees in one pass of array operations (no
+Python loop per person; only the rare decisions, a new id or a re-identification,
+are taken one track at a time).  Per instant:
 
 * :meth:`PersonTracker.predict` gives the pose of every track seen within
   ``prior_s`` moved on by its velocity: the prior the cross-view
@@ -32,12 +35,14 @@ Identities are positive integers in order of confirmation.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from triangulate.skeletons import Skeleton
+
+ALIVE = -2  # ``merged_into`` of a track still followed (else -1: forgotten, or the key it became)
 
 
 @dataclass
@@ -56,26 +61,58 @@ class TrackingConfig:
     size_every: int = 5  # instants between bone-length samples once a track is established
 
 
-@dataclass
-class Track:
-    key: int  # position in PersonTracker.tracks (stable)
-    pose: np.ndarray  # (J, 3) last pose, each joint's last finite value
-    last_s: float
-    first_s: float
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    hits: int = 1
-    track_id: int = 0  # 0 while tentative
-    bones: list = field(default_factory=list)
-    merged_into: int | None = None
-    size_checked: bool = False
+class TrackTable:
+    """Every track's state as one row of a few arrays (key = row), grown by doubling.
 
-    def size(self) -> np.ndarray:
+    Rows, not objects: an instant updates all the tracks it sees in a handful of
+    array operations, whatever their number.
+    """
+
+    def __init__(self, n_joints: int, n_bones: int, history: int):
+        self.n = 0
+        self._shapes = {"pose": (n_joints, 3), "velocity": (3,), "last_s": (), "first_s": (), "hits": (),
+                        "track_id": (), "merged_into": (), "size_checked": (), "settled": (), "bones": (history, n_bones),
+                        "n_bones": ()}
+        self._dtypes = {"hits": np.int64, "track_id": np.int64, "merged_into": np.int64, "size_checked": bool,
+                        "settled": bool, "n_bones": np.int64}
+        self._allocate(16)
+
+    def _allocate(self, capacity: int) -> None:
+        old = {k: getattr(self, k) for k in self._shapes} if self.n else {}
+        for k, shape in self._shapes.items():
+            dtype = self._dtypes.get(k, np.float64)
+            a = np.full((capacity,) + shape, np.nan) if dtype is np.float64 else np.zeros((capacity,) + shape, dtype)
+            if k in old:
+                a[: self.n] = old[k][: self.n]
+            setattr(self, k, a)
+        self.capacity = capacity
+
+    def add(self, poses: np.ndarray, time_s: float) -> np.ndarray:
+        """New tentative tracks at ``poses`` (n, J, 3) seen at ``time_s``; returns their keys."""
+        n = len(poses)
+        if self.n + n > self.capacity:
+            self._allocate(max(2 * self.capacity, self.n + n))
+        keys = np.arange(self.n, self.n + n)
+        self.pose[keys] = poses
+        self.velocity[keys] = 0.0
+        self.last_s[keys] = self.first_s[keys] = time_s
+        self.hits[keys] = 1
+        self.track_id[keys] = 0
+        self.merged_into[keys] = ALIVE
+        self.size_checked[keys] = False
+        self.settled[keys] = False  # confirmed and size checked: nothing left to decide for it
+        self.n_bones[keys] = 0
+        self.n += n
+        return keys
+
+    def size(self, key: int) -> np.ndarray:
         """Median length of every bone over the kept samples (NaN for a bone never measured)."""
-        if not self.bones:
-            return np.full(0, np.nan)
+        m = min(int(self.n_bones[key]), self.bones.shape[1])
+        if m == 0:
+            return np.full(self.bones.shape[2], np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(np.array(self.bones), axis=0)
+            return np.nanmedian(self.bones[key, :m], axis=0)
 
 
 class PersonTracker:
@@ -84,166 +121,218 @@ class PersonTracker:
     def __init__(self, skeleton: Skeleton, config: TrackingConfig | None = None):
         self.skeleton = skeleton
         self.config = config or TrackingConfig()
-        self.tracks: list[Track] = []
-        self.next_id = 1
-        self._predicted: list[int] = []
-        self._waiting: list[int] = []
         self.bones = skeleton.bones if len(skeleton.bones) else np.zeros((0, 2), int)
+        self.table = TrackTable(len(skeleton.joint_names), len(self.bones), self.config.size_history)
+        self.next_id = 1
+        self._alive = np.zeros(0, int)  # keys of the tracks followed (merged_into == ALIVE), ascending
+        self._predicted = np.zeros(0, int)
+        self._waiting = np.zeros(0, int)
+        self._next_expiry = np.inf  # no track can expire before this time (s)
 
     # ------------------------------------------------------------------ per instant
     def predict(self, time_s: float) -> np.ndarray:
-        """(T, J, 3) predicted poses of the tracks seen within ``max_gap_s`` (the association's priors)."""
-        cfg = self.config
-        live = [t for t in self.tracks if t.merged_into is None and time_s - t.last_s <= cfg.prior_s]
-        self._predicted = [t.key for t in live]
-        self._waiting = [t.key for t in self.tracks if t.merged_into is None
-                         and cfg.prior_s < time_s - t.last_s <= cfg.max_gap_s]
-        if not live:
-            return np.zeros((0, len(self.skeleton.joint_names), 3))
-        dt = np.array([min(time_s - t.last_s, 0.3) for t in live])
-        return np.stack([t.pose for t in live]) + (np.stack([t.velocity for t in live]) * dt[:, None])[:, None]
+        """(T, J, 3) predicted poses of the tracks seen within ``prior_s`` (the association's priors)."""
+        cfg, tb, a = self.config, self.table, self._alive
+        age = time_s - tb.last_s[a]
+        recent = age <= cfg.prior_s
+        live = self._predicted = a[recent]
+        self._waiting = a[~recent & (age <= cfg.max_gap_s)]
+        dt = np.minimum(age[recent], 0.3)
+        return tb.pose[live] + (tb.velocity[live] * dt[:, None])[:, None]
 
     def update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self._update(time_s, track, points)
-
-    def _update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Groups of the association (``track`` (G,) prior index or -1, ``points`` (G, J, 3)) -> track keys (G,), -1 = dropped.
 
         Call :meth:`predict` for the same instant first (``track`` indexes its rows).
         """
-        cfg = self.config
-        keys = np.full(len(track), -1)
-        seen = set()
-        for g in np.flatnonzero(track >= 0):
-            keys[g] = self._predicted[int(track[g])]
-        self._merge_duplicates(keys, points)
-        seen.update(int(k) for k in keys[keys >= 0])
-        new = np.flatnonzero(track < 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._update(time_s, np.asarray(track), points)
+
+    def _update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
+        cfg, tb = self.config, self.table
+        prior = track >= 0
+        if prior.all():  # the usual instant: every group continues a track
+            keys = self._predicted[track]
+            new = np.zeros(0, int)
+        else:
+            keys = np.full(len(track), -1)
+            keys[prior] = self._predicted[track[prior]]
+            new = np.flatnonzero(~prior)
+        merged = self._merge_duplicates(keys, points)
         if new.size:
-            centre = _centre(points[new])
-            ok = np.isfinite(centre).all(-1)
-            new = new[ok]
-        if new.size:  # a new group beside a person tracked now is more views of that person
-            dup = [any(_pose_distance(points[g:g + 1], self.tracks[k].pose)[0] < cfg.duplicate_m for k in seen)
-                   for g in new]
-            new = new[~np.array(dup, bool)]
+            new = new[np.isfinite(_centre(points[new])).all(-1)]
         if new.size:
-            unseen = [k for k in self._predicted + self._waiting if k not in seen]
-            if unseen:
-                cost = np.stack([_pose_distance(points[new], self.tracks[k].pose) for k in unseen], 1)  # (n, u)
-                gap = np.array([time_s - self.tracks[k].last_s for k in unseen])
-                gate = cfg.new_gate_m + cfg.max_speed_m_s * gap
+            seen = np.unique(keys[keys >= 0])
+            if seen.size:  # a new group beside a person tracked now is more views of that person
+                near = _pose_distances(points[new], tb.pose[seen]) < cfg.duplicate_m  # (n, s)
+                new = new[~near.any(1)]
+        if new.size:
+            seen = np.unique(keys[keys >= 0])
+            candidates = np.concatenate([self._predicted, self._waiting])
+            unseen = candidates[~np.isin(candidates, seen)]
+            if unseen.size:
+                cost = _pose_distances(points[new], tb.pose[unseen])  # (n, u)
+                gate = cfg.new_gate_m + cfg.max_speed_m_s * (time_s - tb.last_s[unseen])
                 rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
                 hit = cost[rows, cols] < gate[cols]
-                for r, c in zip(rows[hit], cols[hit]):
-                    keys[new[r]] = unseen[c]
-                    seen.add(unseen[c])
-                new = np.array([g for g in new if keys[g] < 0], int)
-            for g in new:
-                t = Track(len(self.tracks), points[g].copy(), time_s, time_s)
-                self.tracks.append(t)
-                keys[g] = t.key
-                seen.add(t.key)
-        done = set()
-        for g in np.flatnonzero(keys >= 0):
-            if int(keys[g]) not in done:  # a merged duplicate advances its track once
-                done.add(int(keys[g]))
-                self._advance(self.tracks[int(keys[g])], time_s, points[g])
+                keys[new[rows[hit]]] = unseen[cols[hit]]
+                new = new[keys[new] < 0]
+            if new.size:
+                keys[new] = tb.add(points[new], time_s)
+                self._alive = np.concatenate([self._alive, keys[new]])
+                self._next_expiry = min(self._next_expiry, time_s + cfg.max_gap_s)
+        if not merged and new.size == 0 and prior.all():  # the usual instant: every group, once
+            if keys.size:
+                self._advance(keys, time_s, points)
+        else:
+            groups = np.flatnonzero(keys >= 0)
+            if merged:  # a merged duplicate advances its track once (its first group)
+                _, first = np.unique(keys[groups], return_index=True)
+                groups = groups[np.sort(first)]
+            if groups.size:
+                self._advance(keys[groups], time_s, points[groups])
         self._expire(time_s)
         return keys
 
-    def _merge_duplicates(self, keys: np.ndarray, points: np.ndarray) -> None:
+    def _merge_duplicates(self, keys: np.ndarray, points: np.ndarray) -> bool:
         """Two prior-based groups with nearly the same pose are one person: a stale track took some
-        of the views of a person tracked now.  The group of the track seen more recently keeps both."""
+        of the views of a person tracked now.  The group of the track seen more recently keeps both.
+        True when some were merged."""
         idx = np.flatnonzero(keys >= 0)
-        if idx.size < 2:
-            return
-        centre = _centre(points[idx])
-        dc = np.sqrt(((centre[:, None] - centre[None]) ** 2).sum(-1))
-        near = np.argwhere(np.triu(dc < 2 * self.config.duplicate_m, 1))  # cheap test first
-        for a, b in near:
-            if _pose_distance(points[idx[a]][None], points[idx[b]])[0] >= self.config.duplicate_m:
-                continue
-            ga, gb = idx[a], idx[b]
-            ta, tb = self.tracks[int(keys[ga])], self.tracks[int(keys[gb])]
-            if ta is tb:
-                continue
-            fresh, stale = (ta, tb) if (ta.last_s, ta.hits) >= (tb.last_s, tb.hits) else (tb, ta)
-            keys[keys == stale.key] = fresh.key
-
-    def _advance(self, t: Track, time_s: float, pose: np.ndarray) -> None:
-        cfg = self.config
-        ok = pose[:, 0] == pose[:, 0]
-        dt = time_s - t.last_s
-        if dt > 0:
-            step = pose - t.pose
-            both = step[:, 0] == step[:, 0]
-            n = int(both.sum())
-            if n >= 3:
-                v = np.where(both[:, None], step, 0.0).sum(0) / (n * dt)
-                speed = float(np.sqrt(v @ v))
-                if speed > cfg.max_speed_m_s:
-                    v *= cfg.max_speed_m_s / speed
-                t.velocity = (1 - cfg.velocity_smoothing) * t.velocity + cfg.velocity_smoothing * v
-            t.hits += 1
-        t.pose = np.where(ok[:, None], pose, t.pose)
-        t.last_s = time_s
-        if len(self.bones) and (t.hits % cfg.size_every == 0 or t.hits <= 4 * cfg.reid_frames):
-            b = np.linalg.norm(pose[self.bones[:, 0]] - pose[self.bones[:, 1]], axis=-1)
-            t.bones.append(b)
-            del t.bones[:-cfg.size_history]
-        if not t.size_checked and t.hits in (cfg.reid_frames, 2 * cfg.reid_frames):
-            # tried twice, as the size estimate settles (15 and 30 instants)
-            t.size_checked = self._reidentify(t) or t.hits >= 2 * cfg.reid_frames
-        if t.track_id == 0 and t.hits >= cfg.min_hits and (t.size_checked or not self._lost_before(t)):
-            # while someone is lost, a new track waits for the size test before it gets an id of its
-            # own: live, a returning person is published under their old id, never a new one first
-            t.track_id = self.next_id
-            self.next_id += 1
-
-    def _lost_before(self, t: Track) -> list[Track]:
-        """Confirmed tracks lost (unseen > ``max_gap_s``) before ``t`` began: whom ``t`` may be."""
-        cfg = self.config
-        return [o for o in self.tracks if o is not t and o.merged_into is None and o.track_id
-                and o.last_s < t.first_s and t.first_s - o.last_s > cfg.max_gap_s]
-
-    def _reidentify(self, t: Track) -> bool:
-        """Give ``t`` the identity of the one lost track of its size, if there is exactly one (True: done)."""
-        cfg = self.config
-        lost = self._lost_before(t)
-        if not lost or not len(self.bones):
+        n = idx.size
+        if n < 2:
             return False
-        mine = t.size()
+        pts = points if n == len(keys) else points[idx]
+        centre = _centre(pts)
+        diff = centre[:, None] - centre[None]
+        near = np.sqrt((diff * diff).sum(-1)) < 2 * self.config.duplicate_m  # cheap test first
+        near &= _upper(n)
+        if not near.any():
+            return False
+        near &= _pose_distances(pts, pts) < self.config.duplicate_m
+        tb = self.table
+        merged = False
+        for a, b in np.argwhere(near):
+            ka, kb = int(keys[idx[a]]), int(keys[idx[b]])
+            if ka == kb:
+                continue
+            fresh, stale = (ka, kb) if (tb.last_s[ka], tb.hits[ka]) >= (tb.last_s[kb], tb.hits[kb]) else (kb, ka)
+            keys[keys == stale] = fresh
+            merged = True
+        return merged
+
+    def _advance(self, keys: np.ndarray, time_s: float, poses: np.ndarray) -> None:
+        """Tracks ``keys`` (distinct) seen at ``poses`` (n, J, 3): velocity, pose, hits, body size, ids."""
+        cfg, tb = self.config, self.table
+        dt = time_s - tb.last_s[keys]
+        moved = dt > 0
+        last_pose = tb.pose[keys]
+        step = poses - last_pose
+        both = step[..., 0] == step[..., 0]
+        n = both.sum(-1)
+        v = np.where(both[..., None], step, 0.0).sum(1) / (n * dt)[:, None]
+        speed = np.sqrt((v * v).sum(-1))
+        fast = speed > cfg.max_speed_m_s
+        if fast.any():
+            v[fast] *= (cfg.max_speed_m_s / speed[fast])[:, None]
+        fit = moved & (n >= 3)
+        upd = keys[fit]
+        tb.velocity[upd] = (1 - cfg.velocity_smoothing) * tb.velocity[upd] + cfg.velocity_smoothing * v[fit]
+        hits = tb.hits[keys] + moved
+        tb.hits[keys] = hits
+        tb.pose[keys] = np.where(poses[..., :1] == poses[..., :1], poses, last_pose)
+        tb.last_s[keys] = time_s
+        if len(self.bones):
+            sample = (hits % cfg.size_every == 0) | (hits <= 4 * cfg.reid_frames)
+            if sample.any():
+                ks = keys[sample]
+                ends = poses[sample][:, self.bones]  # (n, B, 2, 3)
+                d = ends[:, :, 0] - ends[:, :, 1]
+                tb.bones[ks, tb.n_bones[ks] % cfg.size_history] = np.sqrt((d * d).sum(-1))
+                tb.n_bones[ks] += 1
+        if tb.settled[keys].all():  # every one confirmed and its size checked: no decision left
+            return
+        # the rare per-track decisions, in group order (a re-identification changes who is lost)
+        check = ~tb.size_checked[keys] & ((hits == cfg.reid_frames) | (hits == 2 * cfg.reid_frames))
+        confirm = (tb.track_id[keys] == 0) & (hits >= cfg.min_hits)
+        for i in np.flatnonzero(check | confirm):
+            k = int(keys[i])
+            if check[i]:  # tried twice, as the size estimate settles (15 and 30 instants)
+                tb.size_checked[k] = self._reidentify(k) or hits[i] >= 2 * cfg.reid_frames
+            if tb.track_id[k] == 0 and hits[i] >= cfg.min_hits and (tb.size_checked[k] or not self._lost_before(k).size):
+                # while someone is lost, a new track waits for the size test before it gets an id of its
+                # own: live, a returning person is published under their old id, never a new one first
+                tb.track_id[k] = self.next_id
+                self.next_id += 1
+            tb.settled[k] = tb.track_id[k] != 0 and tb.size_checked[k]
+
+    def _lost_before(self, key: int) -> np.ndarray:
+        """Keys of the confirmed tracks lost (unseen > ``max_gap_s``) before track ``key`` began: whom it may be."""
+        tb, a = self.table, self._alive
+        first = tb.first_s[key]
+        last = tb.last_s[a]
+        return a[(a != key) & (tb.track_id[a] != 0) & (last < first) & (first - last > self.config.max_gap_s)]
+
+    def _reidentify(self, key: int) -> bool:
+        """Give track ``key`` the identity of the one lost track of its size, if there is exactly one (True: done)."""
+        cfg, tb = self.config, self.table
+        lost = self._lost_before(key)
+        if not lost.size or not len(self.bones):
+            return False
+        mine = tb.size(key)
         diffs = []
         for o in lost:
-            rel = np.abs(mine - o.size()) / np.maximum(o.size(), 1e-6)
-            diffs.append(float(np.nanmedian(rel)) if np.isfinite(rel).any() else np.inf)
-        diffs = np.array(diffs)
-        match = diffs < cfg.reid_tolerance
+            size = tb.size(o)
+            rel = np.abs(mine - size) / np.maximum(size, 1e-6)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                diffs.append(float(np.nanmedian(rel)) if np.isfinite(rel).any() else np.inf)
+        match = np.array(diffs) < cfg.reid_tolerance
         if match.sum() == 1:
-            o = lost[int(np.argmax(match))]
-            t.track_id = o.track_id
-            o.merged_into = t.key
+            o = int(lost[int(np.argmax(match))])
+            tb.track_id[key] = tb.track_id[o]
+            tb.merged_into[o] = key
+            self._alive = self._alive[self._alive != o]
             return True
         return False
 
     def _expire(self, time_s: float) -> None:
-        cfg = self.config
-        for t in self.tracks:
-            if t.merged_into is None and time_s - t.last_s > cfg.max_gap_s and t.track_id == 0:
-                t.merged_into = -1  # a tentative track that vanished: forgotten
-            elif t.merged_into is None and time_s - t.last_s > cfg.reid_s:
-                t.merged_into = -1
+        """Forget the tentative tracks unseen for ``max_gap_s`` and every track unseen for ``reid_s``
+        (checked only once the earliest such moment may have come)."""
+        cfg, tb, a = self.config, self.table, self._alive
+        if time_s < self._next_expiry:
+            return
+        age = time_s - tb.last_s[a]
+        tentative = tb.track_id[a] == 0
+        gone = ((age > cfg.max_gap_s) & tentative) | (age > cfg.reid_s)
+        if gone.any():
+            tb.merged_into[a[gone]] = -1
+            a = self._alive = a[~gone]
+            tentative = tentative[~gone]
+        limit = np.where(tentative, cfg.max_gap_s, cfg.reid_s)
+        # a little early (rounding): the exact test above decides
+        self._next_expiry = float((tb.last_s[a] + limit).min()) - 1e-6 if a.size else np.inf
 
     # ------------------------------------------------------------------ results
     def ids(self) -> np.ndarray:
         """(n_tracks,) identity of every track key (0: never confirmed)."""
-        return np.array([t.track_id for t in self.tracks], int)
+        return self.table.track_id[: self.table.n].copy()
 
     def confirmed(self) -> list[tuple[int, int]]:
         """(key, id) of the confirmed tracks."""
-        return [(t.key, t.track_id) for t in self.tracks if t.track_id]
+        ids = self.ids()
+        return [(int(k), int(ids[k])) for k in np.flatnonzero(ids)]
+
+
+_UPPER = np.zeros((0, 0), bool)
+
+
+def _upper(n: int) -> np.ndarray:
+    """(n, n) True above the diagonal (cached)."""
+    global _UPPER
+    if _UPPER.shape[0] < n:
+        _UPPER = np.triu(np.ones((2 * n, 2 * n), bool), 1)
+    return _UPPER[:n, :n]
 
 
 def _centre(points: np.ndarray) -> np.ndarray:
@@ -252,9 +341,9 @@ def _centre(points: np.ndarray) -> np.ndarray:
     return np.where(ok[..., None], points, 0.0).sum(-2) / ok.sum(-1)[..., None]
 
 
-def _pose_distance(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """(n,) mean distance over common joints between poses (n, J, 3) and one pose (J, 3); inf when none."""
-    diff = points - pose[None]
+def _pose_distances(points: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """(n, m) mean distance over common joints between poses (n, J, 3) and poses (m, J, 3); inf when < 3."""
+    diff = points[:, None] - poses[None]
     d = np.sqrt((diff * diff).sum(-1))
     ok = d == d
     n = ok.sum(-1)

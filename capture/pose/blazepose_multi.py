@@ -290,31 +290,52 @@ class PersonProposer:
         self._lost = len(self.tracks) < n_tracks
 
 
-def drop_overlapping_regions(regions: list[Region]) -> list[int]:
+def drop_overlapping_regions(regions: list[Region], same: float = 0.12) -> list[int]:
     """Indices of the candidates to run, in order of priority (tracks, proposals, detections);
-    a later one that covers the same person as an earlier one (centres closer than a quarter
-    of the smaller side and sizes within 2x) is dropped before the pose model runs on it."""
+    a later one that is nearly the same crop as an earlier one (centres closer than ``same`` x
+    the smaller side, sizes within 1.5x) is dropped before the pose model runs on it.  Two people
+    side by side are about a fifth of a crop apart (a crop is ~1.3-1.5 x a person's height): both
+    are cropped, and a crop that found the neighbour instead is dropped after the pose model
+    (:func:`unique_people`)."""
     kept: list[int] = []
     for i, r in enumerate(regions):
-        if any(math.hypot(r.cx - regions[k].cx, r.cy - regions[k].cy) < 0.25 * min(r.size, regions[k].size)
-               and 0.5 < r.size / regions[k].size < 2.0 for k in kept):
+        if any(math.hypot(r.cx - regions[k].cx, r.cy - regions[k].cy) < same * min(r.size, regions[k].size)
+               and 1 / 1.5 < r.size / regions[k].size < 1.5 for k in kept):
             continue
         kept.append(i)
     return kept
 
 
-def unique_people(people: list[np.ndarray], scores: list[float], duplicate_iou: float, max_persons: int) -> list[int]:
-    """Indices of the people to report, best first: a skeleton whose joint box overlaps a better
-    one by more than ``duplicate_iou`` is the same person seen from two crops."""
+def unique_people(people: list[np.ndarray], scores: list[float], duplicate_iou: float, max_persons: int,
+                  same_person: float = 0.1, nested: float = 0.15) -> list[int]:
+    """Indices of the people to report, best first.  Two crops of one person give
+
+    * the same skeleton twice: joint boxes overlapping by more than ``duplicate_iou`` *and*
+      joints on each other's (median distance below ``same_person`` x the height); box overlap
+      alone is not enough: in a crowd, people side by side or one behind the other overlap by
+      far more than half, and each is somebody;
+    * or a small skeleton inside a big one (a crop of part of the body, fitted as a whole
+      smaller person): its joint box inside the other's grown by ``nested`` x the other's
+      height on every side, and its height below 0.7 x the other's; the small one goes,
+      whatever the scores (a person that far inside another's box, and that much smaller, is
+      mostly hidden behind them anyway).
+    """
     if not people:
         return []
-    boxes = np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in people])
-    order = np.argsort(-np.asarray(scores))
+    pts = np.stack([p[:, :2] for p in people]).astype(float)  # (n, J, 2)
+    boxes = np.concatenate([pts.min(1), pts.max(1)], axis=1)
+    height = boxes[:, 3] - boxes[:, 1]
     overlap = box_iou(boxes, boxes)
+    grown = boxes + nested * height[:, None] * np.array([-1, -1, 1, 1])
+    inside = ((boxes[:, None, :2] >= grown[None, :, :2]) & (boxes[:, None, 2:] <= grown[None, :, 2:])).all(-1)  # i in j
+    apart = np.median(np.linalg.norm(pts[:, None] - pts[None], axis=-1), axis=-1)  # (n, n) median joint distance
+    same = (overlap > duplicate_iou) & (apart < same_person * np.maximum(height[:, None], height[None]))
+    part = inside & (height[:, None] < 0.7 * height[None])  # i is a part of j
+    order = [int(i) for i in np.argsort(-np.asarray(scores)) if not part[i].any()]
     keep: list[int] = []
     for i in order:
-        if all(overlap[i, j] <= duplicate_iou for j in keep):
-            keep.append(int(i))
+        if not any(same[i, j] for j in keep):
+            keep.append(i)
         if len(keep) == max_persons:
             break
     return keep

@@ -38,11 +38,11 @@ def _missing() -> str | None:
     return None
 
 
-def _run_probe(out: Path) -> None:
+def _run_probe(out: Path, mode: str = "replay") -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("RIGCAP_GUI", None)  # the default window: the GUI one
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", sys.executable,
-           str(ROOT / "tests" / "viewer_window_probe.py"), str(out)]
+           str(ROOT / "tests" / "viewer_window_probe.py"), str(out), mode]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its own process group: Xvfb and the probe end together
     try:
@@ -52,6 +52,13 @@ def _run_probe(out: Path) -> None:
         _, stderr = proc.communicate()
         pytest.fail(f"the GUI window stopped answering (no screenshot in {PROBE_TIMEOUT_S} s): {stderr[-1500:]}")
     assert proc.returncode == 0, stderr[-2000:]
+
+
+def _view_of(data) -> Camera:
+    w, h = (int(v) for v in data["size"])
+    view = Camera("view", (w, h), data["K"], np.zeros(5))
+    view.R, view.tvec = data["R"], data["t"]
+    return view
 
 
 def _joint_colour_matches(img, view, points, colours) -> float:
@@ -78,10 +85,9 @@ def test_gui_window_steps_and_draws_the_skeleton_where_the_projection_says(tmp_p
     assert frame == (int(data["start"]) + 5 + 3) % n_frames and not bool(data["playing"])  # paused after +5, +3
     assert int(data["uploads"]) == 2 and int(data["updates"]) >= 3  # joints + bones uploaded once, then moved
     img = data["image"].astype(int)
-    w, h = (int(v) for v in data["size"])
+    view = _view_of(data)
+    w, h = view.size
     assert img.shape == (h, w, 3)
-    view = Camera("view", (w, h), data["K"], np.zeros(5))
-    view.R, view.tvec = data["R"], data["t"]
     bg = np.round(scene.BACKGROUND * 255).astype(int)
     assert np.abs(img[2, 2] - bg).max() <= 2  # the background as the headless renders draw it
 
@@ -110,3 +116,28 @@ def test_gui_window_steps_and_draws_the_skeleton_where_the_projection_says(tmp_p
         assert screen is not None and screen.shape[:2] == (h, w + PANEL_WIDTH)  # the 3D view and the side panel
     if os.environ.get("RIGCAP_WRITE_DOCS") and shot.exists():
         shutil.copy(shot, ROOT / "docs" / "viewer_window.png")
+
+
+@pytest.mark.slow
+def test_gui_live_window_draws_everybody_in_their_colour_as_people_come_and_go(tmp_path):
+    """The live window on a real ZeroMQ kp3d stream: 1, then 3, then 2 people (ids 3 and 7)."""
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    _run_probe(tmp_path, "live")
+    data = np.load(tmp_path / "probe.npz")
+    assert int(data["people"]) == 2
+    # joints + bones uploaded for one person, once more when 3 came (room for 4), moved in place since
+    assert int(data["uploads"]) == 4
+    img = data["image"].astype(int)
+    view = _view_of(data)
+    boxes = []
+    for pts in data["points"]:
+        uv = view.project(pts)
+        boxes.append((uv.min(axis=0) - 5, uv.max(axis=0) + 5))
+    for i, (colour, (lo, hi)) in enumerate(zip(scene.person_colors(data["ids"]), boxes)):
+        mine = np.abs(img - np.round(colour * 255)).max(-1) <= 12
+        ys, xs = np.nonzero(mine)
+        inside = (xs >= lo[0]) & (xs <= hi[0]) & (ys >= lo[1]) & (ys <= hi[1])
+        assert inside.sum() > 30, f"person {data['ids'][i]}: bones in their colour"
+        assert inside.mean() > 0.95  # and nowhere else (the other person has another colour)

@@ -54,7 +54,7 @@ from viewer.scene import SceneStyle, SkeletonScene
 PANEL_WIDTH = 300
 GUI_PACKAGES = "libvulkan1 mesa-vulkan-drivers"
 _APP_STARTED = False
-_IN_FLIGHT = 8  # vertex arrays handed to Filament, kept alive until its engine thread has copied them
+RING_SLOTS = 32  # vertex buffers per skeleton mesh, reused in turn (see _VertexRing)
 
 
 def srgb_encode(rgb) -> np.ndarray:
@@ -82,6 +82,37 @@ def stats_lines(cameras: dict[str, dict], instants_per_s: float | None, latency_
                else "capture->view latency: -")
     out.append(f"people: {people}" if people is not None else "people: -")
     return out
+
+
+class _VertexRing:
+    """Vertex arrays for ``Scene.update_geometry``, in a fixed ring of buffers that live as long as the mesh.
+
+    Open3D hands Filament a *pointer* to the point cloud's arrays; Filament
+    copies them later, on its engine thread, which under load runs many
+    updates behind (seen under Xvfb: the screen showed a frame about 35 ticks
+    old).  Arrays freed by then would be drawn as garbage triangles, so each
+    update writes into the next of ``slots`` buffers that are never freed while
+    the mesh exists: a late copy reads another update's vertices, never freed
+    memory."""
+
+    def __init__(self, o3d, n_vertices: int, slots: int = RING_SLOTS):
+        self.clouds, self.arrays = [], []
+        for _ in range(slots):
+            positions = o3d.core.Tensor(np.zeros((n_vertices, 3), np.float32))
+            colors = o3d.core.Tensor(np.zeros((n_vertices, 3), np.float32))
+            cloud = o3d.t.geometry.PointCloud(positions)  # shares the tensors' memory
+            cloud.point.colors = colors
+            self.clouds.append(cloud)
+            self.arrays.append((positions.numpy(), colors.numpy()))  # views of that memory
+        self.next = 0
+
+    def fill(self, vertices: np.ndarray, colors: np.ndarray):
+        """The next buffer, holding ``vertices`` and ``colors`` (V, 3)."""
+        cloud, (pos, col) = self.clouds[self.next], self.arrays[self.next]
+        pos[:] = vertices
+        col[:] = colors
+        self.next = (self.next + 1) % len(self.clouds)
+        return cloud
 
 
 class GuiWindow:
@@ -114,7 +145,8 @@ class GuiWindow:
         self.shown_frame: int | None = None
         self._person_labels: list = []
         self._uploaded: dict[str, tuple] = {}  # part -> topology it was uploaded with
-        self._in_flight: list = []
+        self._rings: dict[str, _VertexRing] = {}
+        self._retired: list[_VertexRing] = []  # rings of replaced meshes: late copies may still read them
         self._room = 0  # people the meshes have room for (several-people updates are padded to it)
         self._closed = False
         self._window = None
@@ -332,6 +364,8 @@ class GuiWindow:
             if scene3d.has_geometry(part):
                 scene3d.remove_geometry(part)
             self._uploaded.pop(part, None)
+            if part in self._rings:
+                self._retired = self._retired[-3:] + [self._rings.pop(part)]
             if len(verts) and len(mesh.triangles):
                 t = o3d.t.geometry.TriangleMesh()
                 t.vertex.positions = o3d.core.Tensor(verts)
@@ -341,14 +375,11 @@ class GuiWindow:
                 # its bounding box is the one it was uploaded with (hidden joints sit at the origin)
                 scene3d.scene.set_geometry_culling(part, False)
                 self._uploaded[part] = topology
+                self._rings[part] = _VertexRing(o3d, len(verts))
                 self.uploads += 1
             return
-        cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(verts))
-        cloud.point.colors = o3d.core.Tensor(colors)
         flags = self._rendering.Scene.UPDATE_POINTS_FLAG | self._rendering.Scene.UPDATE_COLORS_FLAG
-        scene3d.scene.update_geometry(part, cloud, flags)
-        # Filament copies the arrays later, on its engine thread, without owning them: keep them alive
-        self._in_flight = self._in_flight[-(_IN_FLIGHT - 1):] + [cloud]
+        scene3d.scene.update_geometry(part, self._rings[part].fill(verts, colors), flags)
 
     def _refresh_panel(self) -> bool:
         """Update the panel's text; True when something in it changed."""

@@ -94,11 +94,12 @@ def test_gui_window_steps_and_draws_the_skeleton_where_the_projection_says(tmp_p
     # every joint at its projection, in its views colour (the probe's n_views: 2 + j % 3 of 4 cameras)
     points = data["points"]
     colours = np.round(scene.n_views_colors(2 + np.arange(len(points)) % 3, 4) * 255).astype(int)
-    assert _joint_colour_matches(img, view, points, colours) >= 0.9
+    # measured 0.88-0.96 (23-25 of 26; the rest hidden behind bones or other joints, as the frame has it)
+    assert _joint_colour_matches(img, view, points, colours) >= 0.8
     from viewer.samples import swaying_figure
 
     other = swaying_figure(n_frames)[(frame + 30) % n_frames]  # half a sway away: it must not match
-    assert _joint_colour_matches(img, view, other, colours) < 0.5
+    assert _joint_colour_matches(img, view, other, colours) < 0.4  # measured 0.08
 
     # the left-side bones in their colour, within the skeleton's box
     uv = view.project(points)

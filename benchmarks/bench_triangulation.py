@@ -14,18 +14,33 @@
     k-th frame and all methods are also scored on those frames) and plain
     ``CameraGroup.triangulate``.  Issue targets: rigcap within 1.15x of the
     oracle and below aniposelib's RANSAC.
-(b) **Throughput** of the raw engine (undistortion + DLT + view selection, no
-    filtering) for 26 joints x 4 and x 8 cameras, then with swap repair and
-    with everything, beside aniposelib's ``triangulate``.  frames/s by CPU time
-    of this single-threaded process (BLAS/XLA pinned to one thread; CPU time
-    rather than wall time because the benchmark machine is shared) and wall
-    time.  Target >= 10 000 frames/s with 4 cameras.
+(b) **Throughput** of the raw engine (undistortion + DLT + view selection +
+    soft refit, no filtering) for 26 joints x 4, 8 and 16 cameras, then with
+    swap repair and with everything (the default engine), beside aniposelib's
+    ``triangulate``, each with its MPJPE against the 3D truth (and the
+    oracle's) on the same frames.  frames/s by CPU time of this
+    single-threaded process (BLAS/XLA pinned to one thread; CPU time rather
+    than wall time because the benchmark machine is shared) and wall time.
+    Issue 11's goals for the default engine: >= 10 000 frames/s with 4
+    cameras, >= 5 000 with 8, >= 2 000 with 16.
 (d) **Real data** (Pose2Sim single-person demo, Qualisys calibration), when a
     2D keypoint file for its videos exists (``--real-keypoints``, or
     ``--real-detect`` to run the project's MediaPipe detector on the videos,
     cached under ``out/``): per-joint reprojection error, views, and the
     frame-to-frame spread (std) of bone lengths (a real femur keeps its
     length), and how the settings trade views against that spread.
+(m) **Issue 11's measures**, side by side (``--only measures``; ``--quick``: no aniposelib, no
+    leave-one-out, one seed): on the real demo (rigcap's MediaPipe keypoints, cached by
+    ``tests/real_keypoints.py``) the frame-to-frame std of the limb lengths, raw, coverage and the
+    median reprojection error over every confident view, for rigcap's default, plain
+    confidence-weighted DLT of all views (with and without rigcap's swap repair), a Pose2Sim-like
+    camera dropping (reprojection threshold 15 px) and aniposelib's ``triangulate_optim``, with
+    all four cameras and every three of them; on the studio, MPJPE against the oracle with the
+    ``gaussian`` and the ``real`` detector model (``rigcap.studio.detector_error``); its real table
+    has a row for ``rigcap triangulate``'s default, the engine + the spatio-temporal solve.
+(e) **Spatio-temporal solve** (``--only optimize``): the engine alone vs engine + solve, studio
+    MPJPE, p95, bone-length std, reprojection, CPU frames/s; real demo limb std, coverage,
+    reprojection and the error in a held-out camera (triangulated from the other three).
 """
 
 from __future__ import annotations
@@ -194,10 +209,16 @@ def _time(fn, repeats: int) -> tuple[float, float]:
     return cpu, wall
 
 
+# Issue 11's throughput goals for the default engine (one thread, 26 joints), frames/s by camera count.
+THROUGHPUT_GOALS = {4: 10_000, 8: 5_000, 16: 2_000}
+
+
 def bench_throughput(args) -> dict:
+    load = os.getloadavg()[0]
     table = Table(title=f"Throughput, 26 joints, {args.throughput_frames} frames per call, one thread "
-                        f"(best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    for col in ("method", "cameras", "frames/s (CPU)", "frames/s (wall)", "µs / frame (CPU)"):
+                        f"(best of {args.repeats}), with the accuracy of the same call")
+    for col in ("method", "cameras", "frames/s (CPU)", "frames/s (wall)", "µs / frame (CPU)", "MPJPE mm",
+                "x oracle"):
         table.add_column(col, justify="left" if col == "method" else "right")
     out = {}
     for n_cams in args.cameras:
@@ -205,23 +226,34 @@ def bench_throughput(args) -> dict:
                                  noise=ISSUE_NOISE, time_offsets_ms=None)
         kp = studio.keypoints2d().keypoints
         n_f = kp.shape[1]
+        truth = studio.points3d
+        mp_oracle = float(np.nanmean(errors_mm(oracle(studio), truth)))
+
+        def row(name, cpu, wall, points):
+            mp = float(np.nanmean(errors_mm(points, truth)))
+            table.add_row(name, str(n_cams), f"{n_f / cpu:,.0f}", f"{n_f / wall:,.0f}", f"{1e6 * cpu / n_f:.0f}",
+                          f"{mp:.2f}", f"{mp / mp_oracle:.3f}")
+            return mp
+
+        table.add_row("oracle: DLT on true inlier views", str(n_cams), "", "", "", f"{mp_oracle:.2f}", "1.000")
         cases = {
             "rigcap raw engine: undistort + DLT + view selection": TriangulationConfig(
                 temporal_window=0, refine=False, swap_repair=False),
             "rigcap raw + swap repair": TriangulationConfig(temporal_window=0, refine=False),
-            "rigcap default (+ swap repair, temporal prior)": TriangulationConfig(),
+            "rigcap default (+ swap repair, temporal prior, soft refit)": TriangulationConfig(),
             "rigcap default + refinement": TriangulationConfig(refine=True),
         }
         for name, cfg in cases.items():
+            if cfg.refine and n_cams not in args.refine_cameras:
+                continue
             tri = Triangulator(studio.rig, cfg, studio.skeleton)
             cpu, wall = _time(lambda: tri.run(kp), args.repeats)
             out[(name, n_cams)] = n_f / cpu
-            table.add_row(name, str(n_cams), f"{n_f / cpu:,.0f}", f"{n_f / wall:,.0f}", f"{1e6 * cpu / n_f:.0f}")
+            out[(name, n_cams, "mpjpe")] = row(name, cpu, wall, tri.run(kp).points)
         xn = np.stack([c.undistort(p) for c, p in zip(studio.rig.cameras, kp[..., :2].astype(np.float64))])
         ext = extrinsics(studio.rig)
         cpu, wall = _time(lambda: triangulate_dlt(xn, ext), args.repeats)
-        table.add_row("rigcap triangulate_dlt (all views, undistorted input)", str(n_cams), f"{n_f / cpu:,.0f}",
-                      f"{n_f / wall:,.0f}", f"{1e6 * cpu / n_f:.0f}")
+        row("rigcap triangulate_dlt (all views, undistorted input)", cpu, wall, triangulate_dlt(xn, ext))
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 group = anipose_group(studio.rig, Path(tmp))
@@ -232,14 +264,21 @@ def bench_throughput(args) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     cpu, wall = _time(lambda: group.triangulate(pix), args.repeats)
+                    plain = group.triangulate(pix).reshape(n_f, -1, 3)
                 out[("aniposelib triangulate", n_cams)] = n_f / cpu
-                table.add_row("aniposelib triangulate (undistort + SVD DLT, all views)", str(n_cams),
-                              f"{n_f / cpu:,.0f}", f"{n_f / wall:,.0f}", f"{1e6 * cpu / n_f:.0f}")
+                row("aniposelib triangulate (undistort + SVD DLT, all views)", cpu, wall, plain)
         table.add_section()
+    table.caption = (f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
+                     f"{os.cpu_count()} cores (CPU time counts only this process, but a busy machine still "
+                     f"slows it: compare rows of one run)")
     console.print(table)
-    raw4 = out.get(("rigcap raw engine: undistort + DLT + view selection", 4))
-    if raw4 is not None:
-        console.print(f"raw engine, 4 cameras: {raw4:,.0f} frames/s (target >= 10,000: {'met' if raw4 >= 1e4 else 'NOT met'})")
+    default = "rigcap default (+ swap repair, temporal prior, soft refit)"
+    for n_cams, goal in THROUGHPUT_GOALS.items():
+        fps = out.get((default, n_cams))
+        if fps is not None:
+            console.print(f"default engine, {n_cams} cameras: {fps:,.0f} frames/s, MPJPE "
+                          f"{out[(default, n_cams, 'mpjpe')]:.2f} mm (goal >= {goal:,}: "
+                          f"{'met' if fps >= goal else 'NOT met'})")
     return out
 
 
@@ -380,15 +419,336 @@ def bench_real(args) -> None:
     console.print(st)
 
 
+# --------------------------------------------------------------------------- (m) issue 11's measures, side by side
+LIMBS = [(f"{side}_{a}", f"{side}_{b}", f"{name} {side[0].upper()}")
+         for name, a, b in (("femur", "hip", "knee"), ("tibia", "knee", "ankle"), ("humerus", "shoulder", "elbow"),
+                            ("forearm", "elbow", "wrist")) for side in ("left", "right")]
+SIX = ("femur", "tibia", "humerus")  # the six limbs of the issue's measure: both sides' thigh, shank, upper arm
+
+
+def limb_stds(points: np.ndarray, joint_names) -> dict[str, float]:
+    """Frame-to-frame std (mm) of each limb's length, raw points (F, J, 3)."""
+    out = {}
+    for a, b, label in LIMBS:
+        if a in joint_names and b in joint_names:
+            d = 1000 * np.linalg.norm(points[:, joint_names.index(a)] - points[:, joint_names.index(b)], axis=-1)
+            out[label] = float(np.nanstd(d)) if np.isfinite(d).sum() > 2 else float("nan")
+    return out
+
+
+def plain_dlt(tri: Triangulator, kp: np.ndarray, min_confidence: float = 0.3) -> np.ndarray:
+    """Confidence-weighted DLT of every confident view, least squares in pixels (the issue's "plain DLT")."""
+    n_c, n_f, n_j = kp.shape[:3]
+    xn = tri.lens.undistort(kp[..., :2].astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        w = np.where(np.isfinite(xn[..., 0]) & (kp[..., 2] >= min_confidence), kp[..., 2], 0.0)
+    xn_p = np.moveaxis(np.nan_to_num(xn), 0, 2).reshape(-1, n_c, 2)
+    w_p = np.moveaxis(w, 0, 2).reshape(-1, n_c)
+    q = tri.lin.terms(xn_p)
+    p = tri.lin.solve(q, w_p)
+    p = tri.lin.solve(q, tri.lin.pixel_weights(p, w_p))
+    p[(w_p > 0).sum(axis=1) < 2] = np.nan
+    return p.reshape(n_f, n_j, 3)
+
+
+def pose2sim_like(tri: Triangulator, kp: np.ndarray, threshold_px: float = 15.0, min_cameras: int = 2,
+                  min_confidence: float = 0.3) -> np.ndarray:
+    """Pose2Sim's triangulation rule (``triangulation_from_best_cameras``), vectorised: a likelihood-weighted
+    DLT of all cameras; while its mean reprojection error exceeds ``threshold_px`` (Pose2Sim's default
+    15 px), leave out one more camera, choosing among the subsets of that size the one with the lowest
+    error; NaN when no subset of ``min_cameras`` gets below the threshold.  No left/right swap handling
+    (Pose2Sim's ``handle_LR_swap`` is off by default)."""
+    from itertools import combinations
+
+    n_c, n_f, n_j = kp.shape[:3]
+    pix = kp[..., :2].astype(np.float64)
+    xn = tri.lens.undistort(pix)
+    with np.errstate(invalid="ignore"):
+        w = np.where(np.isfinite(xn[..., 0]) & (kp[..., 2] >= min_confidence), kp[..., 2], 0.0)
+    xn_p = np.moveaxis(np.nan_to_num(xn), 0, 2).reshape(-1, n_c, 2)
+    w_p = np.moveaxis(w, 0, 2).reshape(-1, n_c)
+    px_p = np.moveaxis(pix, 0, 2).reshape(-1, n_c, 2)
+    q = tri.lin.terms(xn_p)
+    best = np.full((len(w_p), 3), np.nan)
+    done = np.zeros(len(w_p), bool)
+    for size in range(n_c, min_cameras - 1, -1):
+        cand_p, cand_e = [], []
+        for sub in combinations(range(n_c), size):
+            m = np.zeros(n_c)
+            m[list(sub)] = 1.0
+            ws = w_p * m
+            p = tri.lin.solve(q, ws)
+            d = tri.lens.project(p) - px_p
+            e = np.hypot(d[..., 0], d[..., 1])
+            use = ws > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                err = np.where(use, e, 0.0).sum(axis=1) / use.sum(axis=1)
+            err[(use.sum(axis=1) < size) | ~np.isfinite(p).all(-1)] = np.inf
+            cand_p.append(p)
+            cand_e.append(err)
+        cand_e = np.array(cand_e)
+        k = np.argmin(cand_e, axis=0)
+        e_best = cand_e[k, np.arange(len(k))]
+        take = ~done & (e_best < threshold_px)
+        best[take] = np.array(cand_p)[k[take], np.flatnonzero(take)]
+        done |= take
+    return best.reshape(n_f, n_j, 3)
+
+
+def anipose_optim(rig, kp: np.ndarray, bones, min_confidence: float = 0.3):
+    """aniposelib ``CameraGroup.triangulate_optim`` (rig through our saved TOML), the skeleton's bones as its
+    constant-length constraints, confidences as scores, its defaults otherwise."""
+    pix = kp[..., :2].astype(np.float64).copy()
+    with np.errstate(invalid="ignore"):
+        pix[~(kp[..., 2] >= min_confidence)] = np.nan
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        group = anipose_group(rig, Path(tmp))
+        return group.triangulate_optim(pix, constraints=np.asarray(bones).tolist(), scores=np.nan_to_num(kp[..., 2]))
+
+
+def real_keypoints(args):
+    from rigcap.commands.triangulate import load_keypoints
+    from tests.real_keypoints import pose2sim_keypoints
+
+    if args.real_keypoints:
+        return load_keypoints(args.real_keypoints, args.real_fps)
+    names = [v.stem for v in sorted((REAL / "videos").glob("*.mp4"))]
+    return pose2sim_keypoints(REAL, names)  # cached in the temp folder after the first detection (~1 min)
+
+
+def real_methods(rig, kp, quick: bool) -> dict[str, tuple[np.ndarray, object]]:
+    """Each method's raw points (F, J, 3) on these keypoints (a Keypoints2D), and its extra note."""
+    from triangulate.engine import match_cameras
+    from triangulate.skeletons import skeleton_for_joints
+    from triangulate.swap import permute_joints
+
+    skel = skeleton_for_joints(kp.joint_names)
+    cams = match_cameras(rig, kp.camera_names)
+    arr = np.asarray(kp.keypoints, np.float64)
+    tri = Triangulator(cams, TriangulationConfig(auto_threshold=True), skel)
+    res = tri.run(arr)
+    out = {"rigcap default": (res.points, f"auto threshold {res.threshold_px:.0f} px")}
+    if kp.fps:  # rigcap triangulate's default: the engine, then the spatio-temporal solve
+        out["rigcap + spatio-temporal solve"] = (
+            triangulate(rig, kp, TriangulationConfig(auto_threshold=True, optimize=True)).raw_points, "command default")
+    out["plain DLT, all views"] = (plain_dlt(tri, arr), "")
+    fixed = arr.copy()
+    fixed[..., :2] = permute_joints(arr[..., :2], res.swap_state)
+    fixed[..., 2] = permute_joints(arr[..., 2], res.swap_state)
+    out["plain DLT after swap repair"] = (plain_dlt(tri, fixed), "")
+    out["Pose2Sim-like (15 px)"] = (pose2sim_like(tri, arr), "")
+    if not quick:
+        try:
+            import aniposelib  # noqa: F401
+
+            sub = Rig_of(cams)
+            t0 = time.process_time()
+            p = anipose_optim(sub, arr, skel.bones)
+            out["aniposelib triangulate_optim"] = (p, f"{time.process_time() - t0:.0f} s CPU")
+        except ImportError as exc:
+            out["aniposelib triangulate_optim"] = (None, f"not run: {exc}")
+    return out
+
+
+def Rig_of(cameras):
+    from calibration.rig import Rig
+
+    return Rig(list(cameras))
+
+
+def reprojection_px(rig, kp, points: np.ndarray) -> float:
+    """Median reprojection error (px, full lens model) over every confident view (the same views for every method)."""
+    from triangulate.engine import match_cameras
+
+    cams = match_cameras(rig, kp.camera_names)
+    lens = Triangulator(cams).lens
+    arr = np.asarray(kp.keypoints, np.float64)
+    proj = np.moveaxis(lens.project(points.reshape(-1, 3)).reshape(points.shape[:2] + (len(cams), 2)), 2, 0)
+    with np.errstate(invalid="ignore"):
+        use = arr[..., 2] >= 0.3
+    e = np.hypot(*(arr[..., :2] - proj).transpose(3, 0, 1, 2))[use & np.isfinite(points).all(-1)[None]]
+    return float(np.nanmedian(e)) if e.size else float("nan")
+
+
+def bench_measures_real(args) -> dict:
+    """Issue 11, real: every method's limb-length steadiness, coverage, reprojection, all 4 cameras and each 3."""
+    if not (REAL / "videos").is_dir() and not args.real_keypoints:
+        console.print(f"(m) real: no recording at {REAL}: skipped")
+        return {}
+    kp = real_keypoints(args)
+    rig = load_rig(Path(args.real_rig) if args.real_rig else REAL / "calibration" / "Calib.qca.txt")
+    from triangulate.formats import Keypoints2D
+
+    t = Table(title=f"Real demo ({REAL.name}: rigcap MediaPipe keypoints, {kp.n_cameras} cameras, "
+                    f"{kp.keypoints.shape[1]} frames at {kp.fps or args.real_fps:g} fps, Qualisys rig): frame-to-frame std "
+                    "of limb lengths, raw (no filter), mm")
+    cols = ["method", "cameras"] + [label for _, _, label in LIMBS] + ["mean 6", "mean 8", "triang. %",
+                                                                       "reproj. px (median)", "note"]
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("method", "note") else "right")
+    summary: dict = {}
+    subsets = [tuple(range(kp.n_cameras))]
+    if args.leave_out and kp.n_cameras > 3:
+        from itertools import combinations
+
+        subsets += list(combinations(range(kp.n_cameras), kp.n_cameras - 1))
+    for sub in subsets:
+        sk = Keypoints2D(kp.keypoints[list(sub)], [kp.camera_names[i] for i in sub], kp.joint_names, None, kp.fps)
+        label = "all" if len(sub) == kp.n_cameras else "+".join(str(i + 1) for i in sub)
+        for name, (pts, note) in real_methods(rig, sk, args.quick or len(sub) < kp.n_cameras).items():
+            if pts is None:
+                t.add_row(name, label, *[""] * (len(LIMBS) + 4), note)
+                continue
+            st = limb_stds(pts, kp.joint_names)
+            six = float(np.mean([v for k, v in st.items() if k.split()[0] in SIX]))
+            eight = float(np.mean(list(st.values())))
+            cov = 100.0 * np.isfinite(pts).all(-1).mean()
+            summary[(name, label)] = {"six": six, "eight": eight, "coverage": cov}
+            t.add_row(name, label, *[f"{st.get(lbl, float('nan')):.1f}" for _, _, lbl in LIMBS], f"{six:.1f}",
+                      f"{eight:.1f}", f"{cov:.1f}", f"{reprojection_px(rig, sk, pts):.1f}", note)
+        t.add_section()
+    Console(width=max(console.width, 200)).print(t)
+    console.print("plain DLT: confidence-weighted, least squares in pixels, every view of confidence >= 0.3; "
+                  "after swap repair: the same on rigcap's left/right-repaired labels; Pose2Sim-like: a likelihood-"
+                  "weighted DLT dropping cameras (best subset of each size) until the mean reprojection error is "
+                  "< 15 px, Pose2Sim's default; aniposelib: triangulate_optim with the skeleton's bones as constraints. "
+                  "mean 6: femur, tibia, humerus of both sides; mean 8: + forearms")
+    if subsets[1:]:
+        lo = {}
+        for (name, label), v in summary.items():
+            if label != "all":
+                lo.setdefault(name, []).append(v["six"])
+        console.print("leave one camera out (3 of 4), mean 6 over the four subsets: " +
+                      "; ".join(f"{n}: {np.mean(v):.1f} mm" for n, v in lo.items()))
+    return summary
+
+
+def bench_measures_synthetic(args) -> dict:
+    """Issue 11, synthetic: MPJPE against the oracle with each detector model."""
+    t = Table(title=f"Synthetic studio (4 cameras, {args.seconds:g} s at 30 fps, seeds {args.seeds}): MPJPE vs 3D truth, mm")
+    for c in ("noise model", "seed", "oracle (DLT on true inlier views)", "rigcap default", "x oracle",
+              "plain DLT all views", "Pose2Sim-like", "rigcap joints %"):
+        t.add_column(c, justify="left" if c == "noise model" else "right")
+    out = {}
+    for model in args.noise_models:
+        noise = ISSUE_NOISE if model == "gaussian" else DetectorNoise.real_detector(time_jitter_ms=0.0)
+        ratios = []
+        for seed in args.seeds:
+            studio = SyntheticStudio(n_cameras=4, duration_s=args.seconds, seed=seed, noise=noise, time_offsets_ms=None)
+            truth = studio.points3d
+            kp = studio.keypoints2d()
+            tri = Triangulator(studio.rig, TriangulationConfig(), studio.skeleton)
+            arr = np.asarray(kp.keypoints, np.float64)
+            ora = errors_mm(oracle(studio), truth)
+            rc = errors_mm(triangulate(studio.rig, kp, TriangulationConfig()).points3d.points, truth)
+            pl = errors_mm(plain_dlt(tri, arr), truth)
+            p2 = errors_mm(pose2sim_like(tri, arr), truth)
+            r = np.nanmean(rc) / np.nanmean(ora)
+            ratios.append(r)
+            t.add_row(model, str(seed), f"{np.nanmean(ora):.2f}", f"{np.nanmean(rc):.2f}", f"{r:.3f}",
+                      f"{np.nanmean(pl):.2f}", f"{np.nanmean(p2):.2f}", f"{100 * np.isfinite(rc).mean():.1f}")
+        out[model] = float(np.mean(ratios))
+        t.add_section()
+    console.print(t)
+    console.print("rigcap / oracle (mean over seeds): " + ", ".join(f"{m} {v:.3f}" for m, v in out.items()) +
+                  f" (target <= 1.15: {'met' if all(v <= 1.15 for v in out.values()) else 'NOT met'})")
+    return out
+
+
+def bench_measures(args) -> None:
+    real = bench_measures_real(args)
+    bench_measures_synthetic(args)
+    key = ("rigcap default", "all")
+    plain = ("plain DLT, all views", "all")
+    if key in real and plain in real:
+        r, p = real[key]["six"], real[plain]["six"]
+        console.print(f"real demo, mean 6 limbs: rigcap {r:.1f} mm vs plain DLT {p:.1f} mm "
+                      f"({100 * (1 - r / p):+.0f} %); target <= 11 mm: {'met' if r <= 11 else 'NOT met'}")
+
+
+# --------------------------------------------------------------------------- (e) spatio-temporal solve
+def bench_optimize(args) -> None:
+    """rigcap triangulate's engine alone vs with the spatio-temporal solve (the command's default when the
+    frame rate is known): synthetic MPJPE against the truth, bone-length spread, reprojection, CPU frames/s;
+    on the real demo the spread of the 8 limbs, coverage, and the error in a held-out camera (triangulate
+    with three, project into the fourth, compare with its own detections: a truth-free accuracy check)."""
+    from triangulate.engine import match_cameras
+    from triangulate.formats import Keypoints2D
+
+    modes = (("engine (--no-optimize)", False), ("engine + solve (default)", True))
+    t = Table(title=f"(e) spatio-temporal solve, synthetic 4 cameras, {args.seconds:g} s at 30 fps, seed {args.seed} "
+                    "(rigcap triangulate's auto threshold)")
+    for col in ("noise model", "method", "MPJPE mm", "p95 mm", "bone std mm", "reproj. px", "frames/s (CPU)"):
+        t.add_column(col, justify="left" if col in ("noise model", "method") else "right")
+    for model in args.noise_models:
+        noise = ISSUE_NOISE if model == "gaussian" else DetectorNoise.real_detector(time_jitter_ms=0.0)
+        studio = SyntheticStudio(n_cameras=4, duration_s=args.seconds, seed=args.seed, noise=noise,
+                                 time_offsets_ms=None)
+        kp = studio.keypoints2d()
+        bones = np.asarray(studio.skeleton.bones)
+        for label, opt in modes:
+            t0 = time.process_time()
+            res = triangulate(studio.rig, kp, TriangulationConfig(auto_threshold=True, optimize=opt))
+            dt = time.process_time() - t0
+            p = res.points3d.points
+            e = errors_mm(p, studio.points3d)
+            lengths = np.linalg.norm(p[:, bones[:, 0]] - p[:, bones[:, 1]], axis=-1)
+            t.add_row(model, label, f"{np.nanmean(e):.2f}", f"{np.nanpercentile(e, 95):.1f}",
+                      f"{1000 * np.nanmean(np.nanstd(lengths, axis=0)):.1f}",
+                      f"{np.nanmean(res.points3d.reprojection_error):.2f}", f"{studio.n_frames / dt:.0f}")
+        t.add_section()
+    console.print(t)
+    if not (REAL / "videos").is_dir() and not args.real_keypoints:
+        console.print(f"(e) real: no recording at {REAL}: skipped")
+        return
+    real = real_keypoints(args)
+    real.fps = real.fps or args.real_fps
+    rig = load_rig(Path(args.real_rig) if args.real_rig else REAL / "calibration" / "Calib.qca.txt")
+    cams = match_cameras(rig, real.camera_names)
+    t = Table(title=f"(e) spatio-temporal solve, real demo ({real.n_frames} frames, {real.n_cameras} cameras)")
+    for col in ("method", "8-limb std mm", "triang. %", "reproj. px", "held-out camera px median", "p90"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for label, opt in modes:
+        cfg = TriangulationConfig(auto_threshold=True, optimize=opt)
+        res = triangulate(rig, real, cfg)
+        held = []
+        for h in range(real.n_cameras):
+            keep = [c for c in range(real.n_cameras) if c != h]
+            sub = Keypoints2D(real.keypoints[keep], [real.camera_names[c] for c in keep], real.joint_names, None,
+                              real.fps)
+            pts = triangulate(rig, sub, cfg).raw_points
+            obs = real.keypoints[h]
+            proj = cams[h].project(pts.reshape(-1, 3)).reshape(pts.shape[:2] + (2,))
+            with np.errstate(invalid="ignore"):
+                ok = np.isfinite(proj).all(-1) & np.isfinite(obs[..., :2]).all(-1) & (obs[..., 2] >= 0.5)
+            held.append(np.linalg.norm(proj - obs[..., :2], axis=-1)[ok])
+        held = np.concatenate(held)
+        t.add_row(label, f"{np.mean(list(limb_stds(res.raw_points, real.joint_names).values())):.1f}",
+                  f"{100 * np.isfinite(res.raw_points).all(-1).mean():.1f}",
+                  f"{np.nanmean(res.points3d.reprojection_error):.2f}", f"{np.median(held):.1f}",
+                  f"{np.percentile(held, 90):.1f}")
+    console.print(t)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("accuracy", "throughput", "dlt", "real"), help="run one part")
+    ap.add_argument("--only", choices=("accuracy", "throughput", "dlt", "real", "measures", "optimize"), help="run one part")
+    ap.add_argument("--quick", action="store_true",
+                    help="measures: skip aniposelib's triangulate_optim (about a minute) and the leave-one-out runs; one seed")
+    ap.add_argument("--leave-out", action=argparse.BooleanOptionalAction, default=True,
+                    help="measures: also every 3 of the 4 real cameras (default on)")
+    ap.add_argument("--noise-models", nargs="+", choices=("gaussian", "real"), default=["gaussian", "real"],
+                    help="measures: the studio's detector models (default both)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="measures: studio seeds (default 0 1 2)")
     ap.add_argument("--seconds", type=float, default=10.0, help="synthetic recording length for (a) (default 10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--anipose-frames", type=int, default=30,
                     help="frames for aniposelib's triangulate_ransac (~1 s CPU per frame; 0: skip)")
     ap.add_argument("--throughput-frames", type=int, default=600, help="frames per timed call in (b)")
-    ap.add_argument("--cameras", type=int, nargs="+", default=[4, 8], help="camera counts for (b)")
+    ap.add_argument("--cameras", type=int, nargs="+", default=[4, 8, 16], help="camera counts for (b)")
+    ap.add_argument("--refine-cameras", type=int, nargs="*", default=[4, 8],
+                    help="camera counts for (b)'s refinement row (slow with many cameras)")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats, best kept")
     ap.add_argument("--real-keypoints", help="2D keypoints (.npz or OpenPose JSON folders) of the Pose2Sim demo videos")
     ap.add_argument("--real-detect", action="store_true",
@@ -396,9 +756,12 @@ def main(argv=None) -> int:
     ap.add_argument("--real-rig", help="rig for those (default: the demo's Qualisys Calib.qca.txt)")
     ap.add_argument("--real-fps", type=float, default=60.0, help="frame rate of the demo videos (default 60)")
     args = ap.parse_args(argv)
-    parts = [args.only] if args.only else ["accuracy", "throughput", "real"]
+    if args.quick:
+        args.leave_out, args.seeds = False, args.seeds[:1]
+    parts = [args.only] if args.only else ["accuracy", "throughput", "real", "measures", "optimize"]
     for part in parts:
-        {"accuracy": bench_accuracy, "throughput": bench_throughput, "dlt": bench_dlt, "real": bench_real}[part](args)
+        {"accuracy": bench_accuracy, "throughput": bench_throughput, "dlt": bench_dlt, "real": bench_real,
+         "measures": bench_measures, "optimize": bench_optimize}[part](args)
     return 0
 
 

@@ -550,7 +550,7 @@ def _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol, jaco
     return _Solution(res.x, res.fun, int(res.nfev), int(res.nfev))
 
 
-def _robust(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def robust_rho(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-observation cost rho and IRLS weight rho' for squared pixel errors ``err2`` (M,)."""
     if loss == "linear":
         return err2, np.ones_like(err2)
@@ -592,14 +592,14 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
     nfev = 1
 
     def cost_of(res):
-        rho, _ = _robust((res.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
+        rho, _ = robust_rho((res.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
         return float(rho.sum())
 
     cost = cost_of(r)
     lam = 1e-3
     it = 0
     for it in range(1, max_iter + 1):
-        _, w = _robust((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
+        _, w = robust_rho((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
         if blocks is not None:
             ne = normal.assemble(blocks(x), r, w)
         else:

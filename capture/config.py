@@ -12,6 +12,7 @@
     pub = "tcp://127.0.0.1:5555"     # publishers connect here (the backbone binds)
     sub = "tcp://127.0.0.1:5556"     # subscribers connect here
     clock = "tcp://127.0.0.1:5557"   # clock query server
+    # readers = "tcp://0.0.0.0:5558" # fusion machine: where viewer hosts read kp3d/angles/stats (the readers relay)
 
     [supervisor]
     max_restarts = 3                 # a camera process that dies more often is left out
@@ -24,6 +25,7 @@
     secret_key = "keys/cam-a.key_secret"   # this host's own key pair
     server_key = "keys/fusion.key"         # camera host: the fusion machine's public key
     allowed_keys = "keys/allowed/"         # fusion machine: folder of the camera hosts' public keys
+    readers = "keys/readers/"              # fusion machine: folder of the public keys of hosts that may read
 
     [[cameras]]
     name = "cam_0"
@@ -33,7 +35,7 @@
     fps = 30                         # usb, synthetic: requested frame rate
     mjpg = true                      # usb: request MJPG
     # video:     path = "videos/cam01.mp4", pace = true, loop = false, fps = (file's)
-    # synthetic: camera_index = 0, n_cameras = 4, seed = 0, duration_s = 10,
+    # synthetic: camera_index = 0, n_cameras = 4, seed = 0, duration_s = 10, persons = 1 (2-6: the crowd studio),
     #            render = false (true: rendered images for a real model / the video file),
     #            keypoints = true (the studio's noisy detections, for detector "synthetic")
     # any camera: detector = "..." overrides [detector] name for this camera
@@ -78,6 +80,7 @@ class CameraConfig:
     n_cameras: int = 4
     duration_s: float = 10.0
     seed: int = 0
+    persons: int = 1  # people in the studio (2-6: rigcap.studio.crowd.CrowdStudio; its detections in detection order)
     render: bool = False
     keypoints: bool = True
     # per-camera detector override
@@ -110,6 +113,7 @@ class SecurityConfig:
     secret_key: str | None = None
     server_key: str | None = None
     allowed_keys: str | None = None
+    readers: str | None = None  # folder: the hosts allowed to read this machine's readers relay
 
     @property
     def configured(self) -> bool:
@@ -124,12 +128,12 @@ class SecurityConfig:
         return ClientKeys(self.secret_key, self.server_key)
 
     def server_keys(self):
-        """The fusion machine's keys (CURVE server with the allow-list), or None without them."""
-        if self.secret_key is None or self.allowed_keys is None:
+        """The fusion machine's keys (CURVE server with the allow-lists), or None without any allow-list."""
+        if self.secret_key is None or (self.allowed_keys is None and self.readers is None):
             return None
         from rigcap.wire.security import ServerKeys
 
-        return ServerKeys(self.secret_key, self.allowed_keys)
+        return ServerKeys(self.secret_key, self.allowed_keys, self.readers)
 
 
 _SECURITY_KEYS = {f.name for f in fields(SecurityConfig)}
@@ -148,9 +152,10 @@ def _security(raw, path, base_dir: Path) -> SecurityConfig:
     for key, value in raw.items():
         p = Path(str(value))
         p = p if p.is_absolute() else base_dir / p
-        if key == "allowed_keys" and not p.is_dir():
-            raise InputFileError(path, f"[security] allowed_keys: folder not found: {p}")
-        if key != "allowed_keys" and not p.is_file():
+        folder = key in ("allowed_keys", "readers")
+        if folder and not p.is_dir():
+            raise InputFileError(path, f"[security] {key}: folder not found: {p}")
+        if not folder and not p.is_file():
             raise InputFileError(path, f"[security] {key}: key file not found: {p}")
         out[key] = str(p)
     return SecurityConfig(**out)
@@ -164,6 +169,7 @@ class CaptureConfig:
     pub_endpoint: str = DEFAULT_PUB_ENDPOINT
     sub_endpoint: str = DEFAULT_SUB_ENDPOINT
     clock_endpoint: str = DEFAULT_CLOCK_ENDPOINT
+    readers_endpoint: str | None = None  # the readers relay (None: no relay)
     rig_file: str | None = None
     max_restarts: int = 3
     restart_delay_s: float = 1.0
@@ -195,6 +201,18 @@ class CaptureConfig:
         check_detector(name, options)
         return name, options
 
+    def reader_keys(self, server_keys, insecure: bool):
+        """The readers relay's keys: ``server_keys`` (this machine's one :class:`ServerKeys`, from
+        :meth:`SecurityConfig.server_keys`) as the relay applies them, or None without ``[security]
+        readers``.  A relay on a non-loopback ``[endpoints] readers`` without them is refused unless
+        ``insecure`` (:func:`rigcap.wire.security.require_keys`)."""
+        from rigcap.wire.security import require_keys
+
+        keys = server_keys.readers() if server_keys is not None and self.security.readers else None
+        if self.readers_endpoint:
+            require_keys(self.readers_endpoint, keys, insecure)
+        return keys
+
     def camera(self, name: str) -> CameraConfig:
         for cam in self.cameras:
             if cam.name == name:
@@ -204,6 +222,7 @@ class CaptureConfig:
 
 _CAMERA_KEYS = {f.name for f in fields(CameraConfig)} - {"fps_override"}
 _TOP_KEYS = {"rig", "detector", "endpoints", "supervisor", "cameras", "fusion", "security"}
+_ENDPOINT_KEYS = {"pub", "sub", "clock", "readers"}
 
 
 def load_config(path: str | Path, check_devices: bool = True) -> CaptureConfig:
@@ -238,6 +257,11 @@ def config_from_dict(data: dict, path="<config>", base_dir: Path | None = None, 
     except DetectorError as exc:
         raise InputFileError(path, f"[detector]: {exc}") from None
     ends = data.get("endpoints", {})
+    if not isinstance(ends, dict) or set(ends) - _ENDPOINT_KEYS:
+        raise InputFileError(path, f"[endpoints]: a table of {', '.join(sorted(_ENDPOINT_KEYS))} = \"tcp://HOST:PORT\"")
+    security = _security(data.get("security", {}), path, base_dir)
+    if security.readers is not None and "readers" not in ends:
+        raise InputFileError(path, "[security] readers needs [endpoints] readers = \"tcp://HOST:PORT\" (where they read)")
     sup = data.get("supervisor", {})
     fusion = data.get("fusion", {})
     if not isinstance(fusion, dict):
@@ -255,9 +279,10 @@ def config_from_dict(data: dict, path="<config>", base_dir: Path | None = None, 
         pub_endpoint=str(ends.get("pub", DEFAULT_PUB_ENDPOINT)),
         sub_endpoint=str(ends.get("sub", DEFAULT_SUB_ENDPOINT)),
         clock_endpoint=str(ends.get("clock", DEFAULT_CLOCK_ENDPOINT)),
+        readers_endpoint=str(ends["readers"]) if "readers" in ends else None,
         rig_file=rig_file, max_restarts=int(sup.get("max_restarts", 3)),
         restart_delay_s=float(sup.get("restart_delay_s", 1.0)), path=str(path), raw=data, fusion=dict(fusion),
-        security=_security(data.get("security", {}), path, base_dir),
+        security=security,
     )
 
 
@@ -304,6 +329,10 @@ def _camera(raw, i: int, path, base_dir: Path, check_devices: bool) -> CameraCon
     elif source == "synthetic":
         if not 0 <= cam.camera_index < cam.n_cameras:
             raise InputFileError(path, f"{where}: camera_index {cam.camera_index} outside 0..{cam.n_cameras - 1}")
+        from rigcap.studio.crowd import MAX_PERSONS
+
+        if isinstance(cam.persons, bool) or not isinstance(cam.persons, int) or not 1 <= cam.persons <= MAX_PERSONS:
+            raise InputFileError(path, f"{where}: persons must be a whole number from 1 to {MAX_PERSONS}, got {cam.persons!r}")
     return cam
 
 

@@ -33,11 +33,17 @@ Crash safety
     [("frame", "<i8"), ("time_ns", "<i8"), ("n_persons", "<i4"), ("pad", "<i4"),
      ("keypoints", "<f4", (joints, 3))]
 
-``keypoints`` is the most confident person (NaN when no one was found);
-``n_persons`` how many the detector saw.  The joint count and names are in the
-segment's JSON.  ``pad`` holds the CRC-32 of the record's other bytes (pad
-taken as 0) when the JSON says ``"record_checksum": "crc32"``, so a zeroed or
-overwritten record is found and left out.
+One record per person the detector found, in its order (consecutive records
+with the same ``frame``), and one record with NaN ``keypoints`` for a frame
+where it found nobody; ``n_persons`` how many it found in that frame.  (Segments
+written before rigcap kept everybody -- no ``"record_layout": "per_person"`` in
+the JSON -- hold one record per frame, the most confident person.)  A session
+whose frames held at most one person reads as the single-person 2D form; with
+more, as the multi-person form (the person index = detection order).  The
+joint count and names are in the segment's JSON.  ``pad`` holds the CRC-32 of
+the record's other bytes (pad taken as 0) when the JSON says
+``"record_checksum": "crc32"``, so a zeroed or overwritten record is found and
+left out.
 
 Damage
     Reading never gives up on a whole session for one bad part: a segment whose
@@ -55,6 +61,7 @@ import json
 import os
 import time
 import tomllib
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +69,6 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from capture.pose import best_person
 from rigcap.errors import InputFileError
 from rigcap.wire.messages import MAX_FRAME_INDEX, MAX_TIME_NS
 
@@ -76,6 +82,7 @@ def record_dtype(n_joints: int) -> np.dtype:
 
 
 RECORD_CHECKSUM = "crc32"
+RECORD_LAYOUT = "per_person"  # one record per detected person (see the module docstring)
 # keypoints2d() refuses to allocate more than this for the shared timeline (a bogus frame index, not data)
 MAX_TIMELINE_BYTES = 4 * 1024**3
 
@@ -183,7 +190,7 @@ class CameraRecorder:
         self._dtype = record_dtype(skeleton.n_joints)
         meta = {"camera": camera, "segment": self.segment, "start_time_ns": time.time_ns(), "fps": self.fps,
                 "skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "record_dtype": self._dtype.descr.__repr__(),
-                "record_checksum": RECORD_CHECKSUM,
+                "record_checksum": RECORD_CHECKSUM, "record_layout": RECORD_LAYOUT,
                 "video": f"{self.stem.name}.avi" if video else None, "pid": os.getpid(), "source": source_info or {}}
         _write_json(self.stem.with_suffix(".json"), meta)
         size = (source_info or {}).get("width", 0) * (source_info or {}).get("height", 0)
@@ -195,9 +202,9 @@ class CameraRecorder:
         self._writer = None
         self._last_flush = time.monotonic()
         self.frames = 0
+        self.records = 0
         self.video_frames = 0
         self.last_time_ns: int | None = None
-        self._record = np.zeros((), self._dtype)
         self._pad_offset = self._dtype.fields["pad"][1]
 
     def _open_video(self, image: np.ndarray) -> None:
@@ -219,15 +226,16 @@ class CameraRecorder:
                 self._open_video(frame.image)
             self._writer.write(frame.image)
             self.video_frames += 1
-        rec = self._record
-        rec["frame"] = frame.index
-        rec["time_ns"] = frame.capture_time_ns
-        rec["n_persons"] = people.shape[0]
-        best = best_person(people)
-        rec["keypoints"] = np.nan if best is None else people[best]
-        rec["pad"] = 0
-        rec["pad"] = _record_crc(rec.tobytes(), self._pad_offset)
-        self._kp.write(rec.tobytes())
+        n = people.shape[0]
+        recs = np.zeros(max(n, 1), self._dtype)  # one per person; one with NaN when nobody was found
+        recs["frame"] = frame.index
+        recs["time_ns"] = frame.capture_time_ns
+        recs["n_persons"] = n
+        recs["keypoints"] = people if n else np.nan
+        raw, size = recs.tobytes(), self._dtype.itemsize
+        recs["pad"] = [_record_crc(raw[i * size:(i + 1) * size], self._pad_offset) for i in range(len(recs))]
+        self._kp.write(recs.tobytes())
+        self.records += len(recs)
         self._csv.write(f"{frame.index},{frame.capture_time_ns}\n")
         self.frames += 1
         self.last_time_ns = frame.capture_time_ns
@@ -247,7 +255,8 @@ class CameraRecorder:
         if not self._csv.closed:
             self._csv.close()
             self._kp.close()
-            end = {"frames": self.frames, "video_frames": self.video_frames, "last_time_ns": self.last_time_ns,
+            end = {"frames": self.frames, "records": self.records, "video_frames": self.video_frames,
+                   "last_time_ns": self.last_time_ns,
                    "stop_time_ns": time.time_ns()}
             _write_json(self.stem.with_suffix(".end.json"), end)
 
@@ -259,8 +268,8 @@ class SegmentRecord:
     meta: dict
     frames: np.ndarray  # (N,) int64
     times_ns: np.ndarray  # (N,) int64
-    n_persons: np.ndarray  # (N,) int32
-    keypoints: np.ndarray  # (N, J, 3) float32
+    n_persons: np.ndarray  # (N,) int32: how many the detector found
+    people: np.ndarray  # (N, P, J, 3) float32: everybody recorded, detection order, NaN-padded (P >= 1)
     clean: bool  # closed properly (end marker present, record count as it says, no damaged record)
     video: Path | None
     damage: list[str] = field(default_factory=list)  # one line per problem found
@@ -268,6 +277,29 @@ class SegmentRecord:
     @property
     def n_frames(self) -> int:
         return int(self.frames.size)
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """(N, J, 3) the most confident person per frame (NaN where nobody was found)."""
+        return most_confident(self.people)
+
+
+def most_confident(people: np.ndarray) -> np.ndarray:
+    """(N, P, J, 3) -> (N, J, 3): per frame the person with the highest mean confidence (NaN: nobody)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slots
+        score = np.nanmean(people[..., 2], axis=-1)
+    best = np.argmax(np.where(np.isfinite(score), score, -np.inf), axis=1)
+    return np.take_along_axis(people, best[:, None, None, None], axis=1)[:, 0]
+
+
+def _pad_people(people: np.ndarray, n_persons: int) -> np.ndarray:
+    """(N, P, J, 3) NaN-padded to (N, n_persons, J, 3)."""
+    if people.shape[1] == n_persons:
+        return people
+    out = np.full((people.shape[0], n_persons) + people.shape[2:], np.nan, np.float32)
+    out[:, : people.shape[1]] = people
+    return out
 
 
 @dataclass
@@ -286,9 +318,24 @@ class CameraRecording:
         return np.concatenate([s.times_ns for s in self.segments]) if self.segments else np.zeros(0, np.int64)
 
     @property
-    def keypoints(self) -> np.ndarray:
+    def people(self) -> np.ndarray:
+        """(N, P, J, 3) everybody recorded per frame (P: the most in any frame, at least 1; NaN-padded)."""
         j = len(self.joint_names)
-        return np.concatenate([s.keypoints for s in self.segments]) if self.segments else np.zeros((0, j, 3), np.float32)
+        if not self.segments:
+            return np.zeros((0, 1, j, 3), np.float32)
+        n_p = max(s.people.shape[1] for s in self.segments)
+        return np.concatenate([_pad_people(s.people, n_p) for s in self.segments])
+
+    @property
+    def max_persons(self) -> int:
+        """The most people recorded in one frame (0: nobody ever)."""
+        return max((int(np.isfinite(s.people[..., 0]).any(-1).sum(-1).max(initial=0)) for s in self.segments),
+                   default=0)
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """(N, J, 3) the most confident person per frame."""
+        return most_confident(self.people)
 
     @property
     def n_frames(self) -> int:
@@ -338,7 +385,10 @@ class Session:
         Row ``f`` of every camera is frame index ``f - first`` on the shared
         timeline (``first`` the smallest index recorded by any camera); frames a
         camera did not deliver are NaN with ``timestamps_ns`` -1.  Cameras must
-        share one skeleton.
+        share one skeleton.  The single-person form (cameras, frames, joints, 3)
+        when no frame held more than one person, else the multi-person form
+        (cameras, frames, persons, joints, 3), everybody each camera recorded in
+        detection order.
         """
         from triangulate.formats import Keypoints2D
 
@@ -351,17 +401,21 @@ class Session:
         first = min(int(c.frames.min()) for c in cams)
         last = max(int(c.frames.max()) for c in cams)
         n, j = last - first + 1, len(cams[0].joint_names)
-        if n * len(self.cameras) * j * 12 > MAX_TIMELINE_BYTES:
+        n_p = max(1, max(c.max_persons for c in cams))
+        if n * len(self.cameras) * n_p * j * 12 > MAX_TIMELINE_BYTES:
             raise InputFileError(self.path, f"frame indices span {n} frames ({first}..{last}) for "
                                  f"{sum(c.n_frames for c in cams)} records: a damaged frame index?")
-        kp = np.full((len(self.cameras), n, j, 3), np.nan, np.float32)
+        kp = np.full((len(self.cameras), n, n_p, j, 3), np.nan, np.float32)
         ts = np.full((len(self.cameras), n), -1, np.int64)
         for ci, cam in enumerate(self.cameras.values()):
             if not cam.n_frames:
                 continue
             rows = cam.frames - first
-            kp[ci, rows] = cam.keypoints
+            people = cam.people
+            kp[ci, rows, : min(n_p, people.shape[1])] = people[:, :n_p]
             ts[ci, rows] = cam.times_ns
+        if n_p == 1:
+            kp = kp[:, :, 0]
         fps = self.info.get("session", {}).get("fps") or next(
             (s.meta.get("fps") for c in cams for s in c.segments if s.meta.get("fps")), None)
         return Keypoints2D(kp, list(self.cameras), list(cams[0].joint_names), ts, fps)
@@ -374,6 +428,7 @@ class Session:
             when = _iso(last) if last else "-"
             state = "clean" if cam.clean else "CUT (process did not stop cleanly; readable up to the last flush)"
             extra = f", {cam.restarts} restart(s)" if cam.restarts else ""
+            extra += f", up to {cam.max_persons} people per frame" if cam.max_persons > 1 else ""
             lines.append(f"{name}: {cam.n_frames} frames, last {when}{extra}: {state}")
         lines += [f"damaged: {d}" for d in self.damage]
         if "stop" not in self.info:
@@ -447,19 +502,38 @@ def _read_segment(meta_path: Path) -> SegmentRecord:
     keep = np.array([int(f) in csv_times for f in recs["frame"]], bool) if csv_times else np.zeros(n, bool)
     if csv_times and not keep.all():
         recs = recs[keep]
+    frames, people, n_persons = _group_people(recs, meta.get("record_layout") == RECORD_LAYOUT)
     video = stem.with_suffix(".avi")
     end_path = stem.with_suffix(".end.json")
     if end_path.is_file():
         try:
-            end_frames = json.loads(end_path.read_text(encoding="utf-8")).get("frames")
+            end = json.loads(end_path.read_text(encoding="utf-8"))
+            end_frames, end_records = end.get("frames"), end.get("records", end.get("frames"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            end_frames = None
+            end_frames = end_records = None
             damage.append(f"{end_path}: unreadable")
-        if end_frames is not None and end_frames != n:
-            damage.append(f"{bin_path}: end.json says {end_frames} frames, {n} readable")
-    return SegmentRecord(stem, meta, recs["frame"].astype(np.int64), recs["time_ns"].astype(np.int64),
-                         recs["n_persons"].astype(np.int32), np.array(recs["keypoints"], np.float32),
-                         end_path.is_file() and not damage, video if video.is_file() else None, damage)
+        if end_records is not None and end_records != n:  # n: records that passed their checks
+            damage.append(f"{bin_path}: end.json says {end_frames} frames ({end_records} records), "
+                          f"{n} records readable")
+    return SegmentRecord(stem, meta, frames["frame"].astype(np.int64), frames["time_ns"].astype(np.int64),
+                         n_persons, people, end_path.is_file() and not damage, video if video.is_file() else None,
+                         damage)
+
+
+def _group_people(recs: np.ndarray, per_person: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Records -> (one record per frame, people (N, P, J, 3) float32, n_persons (N,) int32).
+
+    ``per_person``: consecutive records of one frame are its people, in order; otherwise (older
+    segments) each record is a frame with its most confident person."""
+    kp = np.asarray(recs["keypoints"], np.float32)
+    if not per_person or recs.size == 0:
+        return recs, kp[:, None], recs["n_persons"].astype(np.int32)
+    starts = np.flatnonzero(np.r_[True, recs["frame"][1:] != recs["frame"][:-1]])
+    run = np.diff(np.r_[starts, recs.size])
+    slot = np.arange(recs.size) - np.repeat(starts, run)
+    people = np.full((starts.size, int(run.max()), kp.shape[1], 3), np.nan, np.float32)
+    people[np.repeat(np.arange(starts.size), run), slot] = kp
+    return recs[starts], people, recs["n_persons"][starts].astype(np.int32)
 
 
 def _check_session_info(path: Path, info: dict) -> None:

@@ -338,7 +338,9 @@ class SyntheticCameraSource(FrameSource):
     delivered at wall time ``epoch_ns + studio.capture_time_ns(cam, f)``, which
     is also its capture time, so :meth:`SyntheticStudio.truth_at` applies to
     it directly.  ``keypoints=True`` attaches the studio's noisy detections
-    (``Frame.keypoints``, (1, joints, 3)) for the ``synthetic`` detector;
+    (``Frame.keypoints``, (persons, joints, 3)) for the ``synthetic`` detector;
+    ``persons`` >= 2 films the crowd studio (:class:`rigcap.studio.crowd.CrowdStudio`:
+    that many people, its detections in detection order);
     ``render=True`` attaches the rendered image (for a real model or a
     recording).  Past the studio's length the motion repeats.
     """
@@ -347,12 +349,13 @@ class SyntheticCameraSource(FrameSource):
 
     def __init__(self, name: str, camera_index: int, n_cameras: int = 4, fps: float = 30.0, duration_s: float = 10.0,
                  seed: int = 0, size=(1280, 720), render: bool = False, keypoints: bool = True,
-                 epoch_ns: int | None = None, studio=None):
+                 epoch_ns: int | None = None, studio=None, persons: int = 1):
         super().__init__(name, fps, size, epoch_ns)
         self.camera_index = int(camera_index)
         self.n_cameras = int(n_cameras)
         self.duration_s = float(duration_s)
         self.seed = int(seed)
+        self.persons = int(persons)
         self.render = render
         self.with_keypoints = keypoints
         self.studio = studio
@@ -360,17 +363,19 @@ class SyntheticCameraSource(FrameSource):
 
     def open(self) -> "SyntheticCameraSource":
         if self.studio is None:
-            from rigcap.studio.studio import SyntheticStudio
+            from rigcap.studio.studio import make_studio
 
-            self.studio = SyntheticStudio(n_cameras=self.n_cameras, fps=self.fps, duration_s=self.duration_s,
-                                          seed=self.seed, size=self.size)
+            self.studio = make_studio(self.persons, n_cameras=self.n_cameras, fps=self.fps,
+                                      duration_s=self.duration_s, seed=self.seed, size=self.size)
         if not 0 <= self.camera_index < len(self.studio.rig):
             raise SourceError(f"camera {self.name!r}: the synthetic studio has cameras 0..{len(self.studio.rig) - 1}, "
                               f"not {self.camera_index}")
         self.fps = float(self.studio.fps)
         if self.render:
             self.studio.image(self.camera_index, 0)  # the first image builds the renderer's caches (~1 s)
-        self._period_studio = int(round(self.studio.n_frames * 1e9 / self.fps))  # the studio's length, not n x a rounded period
+        from rigcap.studio.studio import motion_cycle_ns
+
+        self._period_studio = motion_cycle_ns(self.studio.n_frames, self.fps)
         # Start with the first frame whose time is still ahead (a restarted process picks up where the rig is).
         self._next = max(0, int((self.clock.now_ns() - self.epoch_ns) // self.period_ns))
         return self
@@ -399,13 +404,14 @@ class SyntheticCameraSource(FrameSource):
         image = self.studio.image(self.camera_index, f) if self.render else None
         kp = None
         if self.with_keypoints:
-            kp = np.asarray(self.studio.keypoints(self.camera_index, f), dtype=np.float32)[None]
+            kp = np.asarray(self.studio.keypoints(self.camera_index, f), dtype=np.float32)
+            kp = kp[None] if kp.ndim == 2 else kp  # one person, or the crowd's (persons, joints, 3)
         return Frame(index, wall, time.monotonic_ns(), image, kp)
 
     def info(self) -> SourceInfo:
         return SourceInfo(self.name, self.kind, self.fps, self.size,
                           {"camera_index": self.camera_index, "n_cameras": self.n_cameras, "seed": self.seed,
-                           "duration_s": self.duration_s, "render": self.render})
+                           "duration_s": self.duration_s, "render": self.render, "persons": self.persons})
 
 
 # ------------------------------------------------------------------- factory
@@ -420,5 +426,5 @@ def make_source(camera, epoch_ns: int | None = None) -> FrameSource:
     if kind == "synthetic":
         return SyntheticCameraSource(camera.name, camera.camera_index, camera.n_cameras, camera.fps,
                                      camera.duration_s, camera.seed, camera.size, render=camera.render,
-                                     keypoints=camera.keypoints, epoch_ns=epoch_ns)
+                                     keypoints=camera.keypoints, epoch_ns=epoch_ns, persons=camera.persons)
     raise SourceError(f"camera {camera.name!r}: unknown source type {kind!r} (usb, video, synthetic)")

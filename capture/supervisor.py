@@ -60,7 +60,8 @@ class Supervisor:
                  detector: str = "mediapipe", detector_options: dict | None = None, max_restarts: int = 3,
                  restart_delay_s: float = 1.0, own_backbone: bool = True, record_video: bool = True,
                  start_delay_s: float = 2.0, session_info: dict | None = None, on_event=None,
-                 clock_endpoint: str | None = None, keys=None):
+                 clock_endpoint: str | None = None, keys=None, readers_endpoint: str | None = None,
+                 reader_keys=None):
         if not cameras:
             raise ValueError("a supervisor needs at least one camera")
         self.cameras = list(cameras)
@@ -89,7 +90,12 @@ class Supervisor:
         # host's clock offset (rigcap live --hosts); None: no clock server.
         self.clock_endpoint = clock_endpoint
         self._clock = None
-        self.keys = keys  # rigcap.wire.security.ClientKeys: the backbone's XPUB is a CURVE client (or None: plain)
+        self.keys = keys  # rigcap.wire.security.ClientKeys: the backbone's XPUB and the clock server are CURVE clients
+        # The readers relay (rigcap.wire.Relay): the backbone's stream again at readers_endpoint, for hosts
+        # on the readers' allow-list (reader_keys: rigcap.wire.security.ReaderKeys); None: no relay.
+        self.readers_endpoint = readers_endpoint
+        self.reader_keys = reader_keys
+        self._relay = None
         self.events: list[dict] = []  # restarts, failures, errors (for reports)
         self.started = False
 
@@ -98,11 +104,37 @@ class Supervisor:
         args = dict(pub_endpoint=config.pub_endpoint, sub_endpoint=config.sub_endpoint, record_dir=record_dir,
                     detector=config.detector, detector_options=config.detector_options,
                     max_restarts=config.max_restarts, restart_delay_s=config.restart_delay_s,
-                    clock_endpoint=config.clock_endpoint, session_info={"config_file": config.path, "rig_file": config.rig_file, "config": config.raw})
+                    clock_endpoint=config.clock_endpoint, readers_endpoint=config.readers_endpoint, session_info={"config_file": config.path, "rig_file": config.rig_file, "config": config.raw})
         if "detector_options" not in kw:
             args["detector"], args["detector_options"] = config.detector_for(kw.pop("detector", None))
         args.update(kw)
         return cls(config.cameras, **args)
+
+    def _start_relay(self) -> None:
+        from rigcap.errors import RigcapError
+        from rigcap.wire import Relay
+
+        if self._keys_for(self.sub_endpoint) is not None:
+            raise RigcapError(f"[endpoints] readers: this host's backbone ({self.sub_endpoint}) is keyed to the fusion "
+                              "machine (server_key) and only it can read it; readers read the fusion machine's relay")
+        try:
+            self._relay = Relay(self.sub_endpoint, self.readers_endpoint, keys=self.reader_keys).start()
+        except EndpointError as exc:
+            if self._backbone is not None:
+                self._backbone.stop()
+            raise EndpointError(f"[endpoints] readers: {exc}") from None
+
+    @property
+    def readers_refused(self) -> int:
+        """Hosts refused at the readers relay (key not on the readers' list, or plain)."""
+        return self.reader_keys.refused if self.reader_keys is not None else 0
+
+    def _keys_for(self, endpoint: str):
+        """The keys for a link at ``endpoint``: none on loopback (as the fusion node's side: it reads a
+        loopback backbone or clock plain), else :attr:`keys`."""
+        from rigcap.wire.security import is_loopback
+
+        return None if is_loopback(endpoint) else self.keys
 
     @property
     def epoch_ns(self) -> int | None:
@@ -114,16 +146,18 @@ class Supervisor:
             return self
         if self.own_backbone:
             try:
-                self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint, keys=self.keys).start()
+                self._backbone = Backbone(self.pub_endpoint, self.sub_endpoint, keys=self._keys_for(self.sub_endpoint)).start()
             except EndpointError as exc:
                 raise EndpointError(f"another rigcap capture (or another program) already serves "
                                     f"{self.pub_endpoint} / {self.sub_endpoint}: stop it first, or choose other "
                                     f"endpoints ({exc})") from None
+        if self.readers_endpoint:
+            self._start_relay()
         if self.clock_endpoint:
             from rigcap.wire import ClockServer
 
             try:
-                self._clock = ClockServer(self.clock_endpoint).start()
+                self._clock = ClockServer(self.clock_endpoint, keys=self._keys_for(self.clock_endpoint)).start()
             except OSError as exc:  # another process serves the clock here already: not fatal
                 self._event({"camera": None, "event": "clock_server", "message": str(exc)})
         self.options.epoch_ns = time.time_ns() + int(self.start_delay_s * 1e9)
@@ -285,6 +319,9 @@ class Supervisor:
 
             finalize_session(self.record_dir, {"cameras": {s.name: {"state": s.state, "restarts": s.restarts}
                                                             for s in self.status()}})
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         if self._backbone is not None:
             self._backbone.stop()
             self._backbone = None

@@ -1,5 +1,5 @@
-"""argparse types for numbers that must be positive: a bad value is a usage error at once,
-not a crash when the first message arrives."""
+"""argparse types for values that must be checked (positive numbers, an up axis): a bad value
+is a usage error at once, not a crash when the first message arrives or a worker starts."""
 
 from __future__ import annotations
 
@@ -22,6 +22,20 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _bounded(text, lambda v: v >= 0, ">= 0")
+
+
+def up_axis(text: str) -> str:
+    """``--up``: auto, x, y, z, -x, -y or -z, checked by the one parser (analysis.angles.parse_up).
+
+    Returns the text, not the vector: batch passes it to its workers and records it with
+    each session's results, so a rerun can tell whether the setting changed."""
+    from rigcap.analysis.angles import parse_up
+
+    try:
+        parse_up(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip().lower()
 
 
 #: The configs/ folder rigcap ships (beside the packages in a checkout or an editable install).

@@ -213,6 +213,8 @@ def parse_steps(text: str) -> tuple[str, ...]:
 
 
 def _triangulate_run(ctx: StepContext) -> dict:
+    from dataclasses import replace
+
     import numpy as np
 
     from calibration.rigfile import load_rig
@@ -233,10 +235,14 @@ def _triangulate_run(ctx: StepContext) -> dict:
         match_cameras(rig, kp.camera_names)
     except RigcapError as exc:
         raise InputFileError(ctx.session.folder, f"keypoints vs {rig_path}: {exc}") from None
+    config, notes = opts.config, []
+    if config.optimize and not kp.fps:  # one session without a frame rate does not stop the batch
+        config = replace(config, optimize=False)
+        notes.append("the keypoints carry no frame rate: the spatio-temporal solve is skipped")
     if opts.persons != 1 or kp.multi_person:
-        result, p3d = people_points3d(rig, kp, opts.config, opts.persons)
+        result, p3d = people_points3d(rig, kp, config, opts.persons)
     else:
-        result = triangulate(rig, kp, opts.config)
+        result = triangulate(rig, kp, config)
         p3d = result.points3d
     out = ctx.staging / POINTS_FILE
     p3d.save(out)
@@ -245,7 +251,7 @@ def _triangulate_run(ctx: StepContext) -> dict:
     return {"rig": str(rig_path), "cameras": list(result.camera_names), "frames": int(p3d.n_frames),
             "triangulated_pct": round(100.0 * float(ok.mean()), 3) if ok.size else 0.0,
             "mean_error_px": round(float(np.nanmean(p3d.reprojection_error)), 4) if ok.any() else None,
-            "warnings": list(result.warnings)}
+            "warnings": notes + list(result.warnings)}
 
 
 register_step(Step(
@@ -287,7 +293,8 @@ class SessionReport:
     steps: dict = field(default_factory=dict)  # step -> done | skipped
     summaries: dict = field(default_factory=dict)  # step -> its summary
     error: str | None = None  # one line
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the task, in the worker
+    cpu_seconds: float = 0.0  # CPU time of the worker process meanwhile (wall >> CPU: the machine is busy)
     worker: str = ""
 
 
@@ -331,7 +338,7 @@ def _one_line(exc: BaseException) -> str:
 
 def process_session(session: SessionInput, steps: tuple[str, ...], options: BatchOptions) -> SessionReport:
     """Run ``steps`` on one session; never raises for the session's own problems (see the module)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out_dir = options.out_dir(session)
     report = SessionReport(session.name, str(out_dir), worker=f"{os.uname().nodename}:{os.getpid()}")
     try:
@@ -371,6 +378,7 @@ def process_session(session: SessionInput, steps: tuple[str, ...], options: Batc
         except OSError:
             pass
     report.seconds = time.perf_counter() - t0
+    report.cpu_seconds = time.process_time() - c0
     return report
 
 
@@ -379,8 +387,9 @@ def process_session(session: SessionInput, steps: tuple[str, ...], options: Batc
 class BatchResult:
     reports: list[SessionReport]
     seconds: float  # submitting the first session -> the last report (cluster start excluded)
-    start_seconds: float  # starting or connecting to the cluster, importing the steps' modules on every worker
+    start_seconds: float  # starting or connecting to the cluster, warming the steps up on every worker
     workers: int
+    worker_env: dict = field(default_factory=dict)  # worker -> its WORKER_ENV variables and MALLOC_TRIM_THRESHOLD_
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.reports)
@@ -395,7 +404,7 @@ def default_workers() -> int:
 
 
 def preload() -> None:
-    """Import what the steps use (run on every worker at start, so the first session's time is its own)."""
+    """Import the modules the steps import at their top (see :func:`warm_up`)."""
     import calibration.rigfile  # noqa: F401
     import rigcap.analysis.angles  # noqa: F401
     import rigcap.analysis.angles_io  # noqa: F401
@@ -403,6 +412,52 @@ def preload() -> None:
     import triangulate.engine  # noqa: F401
     import triangulate.exports  # noqa: F401
     import triangulate.people  # noqa: F401
+
+
+# The environment of the local cluster's worker processes, set before each starts (Dask's
+# ``distributed.nanny.pre-spawn-environ``).  One BLAS/OpenMP thread per worker: the workers are the
+# parallelism, and a second BLAS thread per process only spins against the other worker (measured
+# on one 20 s session here: CPU 0.88 s with OpenBLAS's default threads, 0.54 s with one).  And NOT
+# Dask's default MALLOC_TRIM_THRESHOLD_=65536: setting it switches off glibc's dynamic mmap
+# threshold, so every numpy array over 128 KiB is mmapped and unmapped afresh; the same session
+# cost 1.10 s CPU with it (the "+300 ms per session inside a worker" of the first benchmark).
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def worker_env() -> dict:
+    """The variables of :data:`WORKER_ENV` (and Dask's MALLOC_TRIM_THRESHOLD_) as a worker has them."""
+    return {k: os.environ.get(k) for k in (*WORKER_ENV, "MALLOC_TRIM_THRESHOLD_")}
+
+
+def warm_up(steps: tuple[str, ...], options: BatchOptions) -> SessionReport:
+    """Run ``steps`` once on a tiny synthetic session (3 cameras, 1 s) in a temporary folder: the
+    imports the steps make on first use (the C3D writer, the importers: 0.2 s CPU of the first
+    session in a fresh worker, measured) and first-call caches are paid here, not by a session."""
+    import tempfile
+    from dataclasses import replace
+
+    from rigcap.studio.sessions import write_synthetic_session
+
+    preload()
+    with tempfile.TemporaryDirectory(prefix="rigcap-batch-warm-up-") as tmp:
+        folder = write_synthetic_session(Path(tmp) / "warm-up", seed=0, seconds=1.0, cameras=3)
+        return process_session(SessionInput("warm-up", folder, False), steps,
+                               replace(options, rig=None, out_root=Path(tmp) / "out", force=True))
+
+
+def _worker_plugin(steps: tuple[str, ...], options: BatchOptions):
+    from distributed import WorkerPlugin
+
+    class WarmUpSteps(WorkerPlugin):
+        """:func:`warm_up` when a worker starts, also one that joins or restarts later (a
+        ``--scheduler`` cluster, a worker that died): no session pays for imports."""
+
+        name = "rigcap-batch-warm-up"
+
+        def setup(self, worker):
+            warm_up(steps, options)
+
+    return WarmUpSteps()
 
 
 def run_batch(sessions: list[SessionInput], steps: tuple[str, ...], options: BatchOptions, scheduler: str | None = None,
@@ -424,12 +479,16 @@ def run_batch(sessions: list[SessionInput], steps: tuple[str, ...], options: Bat
             raise RigcapError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({_one_line(exc)})") from None
     else:
         n = workers or default_workers()
+        import dask
+
         # One thread per worker process: the engine is numpy, which holds the GIL between calls.
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.CRITICAL)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENV)}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
-        client.run(preload)
+        client.register_plugin(_worker_plugin(steps, options))
+        env = client.run(worker_env)
         n_workers = len(client.nthreads())
         start_s = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -448,7 +507,7 @@ def run_batch(sessions: list[SessionInput], steps: tuple[str, ...], options: Bat
                 on_report(rep)
         order = {s.name: i for i, s in enumerate(sessions)}
         reports.sort(key=lambda r: order[r.name])
-        return BatchResult(reports, time.perf_counter() - t1, start_s, n_workers)
+        return BatchResult(reports, time.perf_counter() - t1, start_s, n_workers, env)
     finally:
         client.close()
         if cluster is not None:

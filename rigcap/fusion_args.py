@@ -25,6 +25,17 @@ def persons_count(text: str) -> int:
     return n
 
 
+def robust_loss_name(text: str) -> str:
+    """``--robust-loss``: one of the soft weights the triangulation knows."""
+    import argparse
+
+    from triangulate.robust import ROBUST_LOSSES
+
+    if text not in ROBUST_LOSSES:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(ROBUST_LOSSES)}, got {text!r}")
+    return text
+
+
 # flag -> (options field, argparse type, help)
 _FLAGS = {
     "--tolerance-ms": ("tolerance_ms", positive_float, "capture times within this belong to one instant (default: half a frame)"),
@@ -40,12 +51,18 @@ _FLAGS = {
     "--persons": ("persons", persons_count,
                   "people to fuse: 1 (default) the most confident per camera; N or 'auto' associates everybody "
                   "across cameras and tracks them with stable ids (kp3d points [persons, joints, 3] + person_ids)"),
+    "--robust-loss": ("robust_loss", robust_loss_name,
+                      "soft weight of every non-gross view by its reprojection error after outlier rejection: cauchy, "
+                      f"huber or none (the hard choice only) (default {FusionOptions.robust_loss})"),
 }
 
 
-def add_fusion_arguments(parser) -> None:
+def add_fusion_arguments(parser, skip=()) -> None:
+    """The fusion flags (``skip``: flags the command defines otherwise, e.g. the demo's ``--persons``)."""
     group = parser.add_argument_group("fusion (over the config's [fusion] table)")
     for flag, (dest, kind, text) in _FLAGS.items():
+        if flag in skip:
+            continue
         group.add_argument(flag, dest=dest, type=kind, default=None, metavar=flag.rsplit("-", 1)[-1].upper(), help=text)
     group.add_argument("--no-smoothing", dest="smoothing", action="store_false", default=None,
                        help="publish the raw triangulation (no One-Euro filter)")

@@ -49,12 +49,15 @@ class RemoteHosts:
     initial: list = field(default_factory=list)
     clock_interval_s: float = 2.0
 
-    def trackers(self) -> list:
-        """One started ClockTracker per host (none without ``clock_endpoints``); the caller stops them."""
+    def trackers(self, keys=None) -> list:
+        """One started ClockTracker per host (none without ``clock_endpoints``); the caller stops them.
+        ``keys`` (ServerKeys): the clock queries to non-loopback hosts are CURVE, as their kp2d links."""
         from rigcap.wire import ClockTracker
+        from rigcap.wire.security import is_loopback
 
         initial = self.initial or [None] * len(self.clock_endpoints)
-        return [ClockTracker(e, interval_s=self.clock_interval_s, initial=i).start()
+        return [ClockTracker(e, interval_s=self.clock_interval_s, initial=i,
+                             keys=None if is_loopback(e) else keys).start()
                 for e, i in zip(self.clock_endpoints, initial)]
 
 
@@ -71,7 +74,7 @@ def fusion_process_main(rig: Rig, sub_endpoint: str, pub_endpoint: str, options:
     # Ctrl-C reaches the whole process group: the parent decides and sets stop_event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    trackers = remote.trackers()
+    trackers = remote.trackers(keys)
     try:
         node = FusionNode(rig, [sub_endpoint, *remote.endpoints], pub_endpoint, options, record_dir=record_dir,
                           clock_offsets_ns=[0, *(trackers or remote.offsets_ns)], skeleton=skeleton,
@@ -88,14 +91,17 @@ class LiveSession:
     """Start: backbone + camera processes + fusion process.  Stop: all of them, cleanly.
 
     ``latest_fusion_stats`` is refreshed once a second; ``stop()`` returns the
-    fusion node's final summary and the cameras' statuses.
+    fusion node's final summary and the cameras' statuses.  ``readers_endpoint``
+    and ``reader_keys``: the supervisor's readers relay (other machines read the
+    stream there; :class:`capture.supervisor.Supervisor`).
     """
 
     def __init__(self, rig: Rig, cameras: list[CameraConfig], pub_endpoint: str, sub_endpoint: str,
                  detector: str = "synthetic", detector_options: dict | None = None, record_dir=None,
                  fusion: FusionOptions | None = None, max_restarts: int = 3, start_delay_s: float = 2.0,
                  record_video: bool = True, session_info: dict | None = None, clock_endpoint: str | None = None,
-                 restart_delay_s: float = 1.0, remote: RemoteHosts | None = None, instant_hooks=(), keys=None):
+                 restart_delay_s: float = 1.0, remote: RemoteHosts | None = None, instant_hooks=(), keys=None,
+                 readers_endpoint: str | None = None, reader_keys=None):
         missing = [c.name for c in cameras if c.name not in rig.names]
         if missing:
             raise RigcapError(f"camera(s) {', '.join(missing)} are not in the rig ({', '.join(rig.names)})")
@@ -107,7 +113,8 @@ class LiveSession:
                                      detector_options=detector_options, max_restarts=max_restarts,
                                      start_delay_s=start_delay_s, record_video=record_video,
                                      session_info=session_info, clock_endpoint=clock_endpoint,
-                                     restart_delay_s=restart_delay_s)
+                                     restart_delay_s=restart_delay_s, readers_endpoint=readers_endpoint,
+                                     reader_keys=reader_keys)
         self.pub_endpoint = pub_endpoint
         self.sub_endpoint = sub_endpoint
         # The skeleton is known from the detector when every camera here uses it and no remote host

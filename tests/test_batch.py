@@ -151,6 +151,23 @@ def test_rerun_redoes_what_changed_and_a_failed_step_leaves_nothing(tmp_path, mo
     assert "killed half-way" in (out / batch.ERROR_FILE).read_text()
 
 
+def test_workers_run_one_blas_thread_without_the_trim_threshold_and_are_warmed_up(tmp_path):
+    """The worker environment (rigcap.batch.WORKER_ENV, no MALLOC_TRIM_THRESHOLD_) and the warm-up, which runs
+    the real steps on a tiny session and leaves nothing behind."""
+    import tempfile
+
+    rep = batch.warm_up(("triangulate", "angles"), options_for())
+    assert rep.status == "done" and rep.steps == {"triangulate": "done", "angles": "done"}, rep.error
+    assert rep.summaries["triangulate"]["triangulated_pct"] > 50  # a real triangulation of the tiny session
+    assert not list(Path(tempfile.gettempdir()).glob("rigcap-batch-warm-up-*"))
+    folder = write_synthetic_session(tmp_path / "s", seed=1, seconds=1.0, cameras=3)
+    res = batch.run_batch(batch.find_sessions(folder), ("triangulate",), options_for(), workers=1)
+    (env,) = res.worker_env.values()
+    assert env == {**batch.WORKER_ENV, "MALLOC_TRIM_THRESHOLD_": None}
+    (r,) = res.reports
+    assert r.status == "done" and 0 < r.cpu_seconds
+
+
 def test_bad_arguments_are_one_line(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "nowhere")]) == 2
     assert "not a folder" in capsys.readouterr().err

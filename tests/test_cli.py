@@ -36,6 +36,17 @@ def test_bad_numbers_are_usage_errors_not_crashes(capsys):
         assert "must be > 0" in capsys.readouterr().err
 
 
+def test_a_bad_up_axis_is_a_usage_error_in_every_command_that_takes_one(capsys):
+    import pytest
+
+    for argv in (["angles", "--points", "p.npz"], ["analyze", "--points", "p.npz", "--exercise", "squat"],
+                 ["bvh", "--points", "p.npz"], ["batch", "sessions"]):
+        with pytest.raises(SystemExit) as info:
+            main([*argv, "--up", "sideways"])
+        assert info.value.code == 2
+        assert "--up" in capsys.readouterr().err
+
+
 def test_fuse_record_into_a_file_fails_before_listening(tmp_path, capsys):
     from calibration import save_rig
     from rigcap.studio.studio_rig import make_studio_rig

@@ -72,6 +72,8 @@ def test_no_flag_no_table_gives_the_dataclass_defaults():
     ("alive_window_s = 'long'", "must be a number"),
     ("smoothing = 1", "true or false"),
     ("alive_window_s = -1.0", "must be > 0"),
+    ("robust_loss = 'tukey'", "robust_loss must be one of"),
+    ("robust_loss = 2", "robust_loss must be a string"),
 ])
 def test_a_bad_fusion_table_is_one_line_naming_the_file(tmp_path, table, problem):
     path = tmp_path / "bad.toml"
@@ -79,3 +81,16 @@ def test_a_bad_fusion_table_is_one_line_naming_the_file(tmp_path, table, problem
     with pytest.raises(InputFileError, match=problem) as info:
         load_config(path, check_devices=False)
     assert str(info.value).startswith(str(path))
+
+
+def test_robust_loss_from_the_table_and_the_flag(tmp_path, config_file):
+    path = tmp_path / "huber.toml"
+    path.write_text(CONFIG.replace("alive_window_s = 0.7", "alive_window_s = 0.7\nrobust_loss = 'huber'"), encoding="utf-8")
+    config = load_config(path, check_devices=False)
+    parser = build_parser()
+    assert fusion_options(parser.parse_args(["live", "--config", str(path)]), config).robust_loss == "huber"
+    args = parser.parse_args(["live", "--config", str(path), "--robust-loss", "none"])
+    assert fusion_options(args, config).robust_loss == "none"
+    assert FusionOptions().robust_loss == "cauchy"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["live", "--config", str(path), "--robust-loss", "tukey"])

@@ -196,7 +196,7 @@ def test_cli_synth_persons(tmp_path, capsys):
 def feed_live(studio, engine, transit_ns=1_500_000):
     """Every camera's multi-person messages in arrival order -> fused instants."""
     msgs = sorted((int(studio.timestamps_ns[c, f]) + transit_ns + c * 100_000, c, f)
-                  for c in range(studio.n_cameras) for f in range(studio.n_frames) if not studio.dropped[c, f])
+                  for c in range(studio.n_cameras) for f in range(studio.n_frames) if not studio.dropped(c, f))
     out = []
     for arrival, c, f in msgs:
         out += engine.push(studio.rig.names[c], f, int(studio.timestamps_ns[c, f]), studio.keypoints(c, f), arrival)

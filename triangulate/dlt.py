@@ -35,6 +35,8 @@ reductions over a short contiguous axis.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # (row, col) of the ten unique entries of a symmetric 4x4 matrix, in storage order.
@@ -92,12 +94,19 @@ def view_terms(xn: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 
 def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Finite point ``X`` (..., 3) from normal-matrix entries q (..., 10).
+    """Finite point ``X`` (..., 3) from normal-matrix entries q (..., 10): :func:`solve_normal` with the terms last."""
+    return np.moveaxis(solve_normal(np.moveaxis(q, -1, 0), eps), 0, -1)
+
+
+def solve_normal(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Finite point ``X`` (3, ...) from normal-matrix entries q (10, ...), terms first.
 
     Solves ``Q[:3,:3] X = -Q[:3,3]`` by the adjugate, elementwise.  Singular
-    systems (fewer than two independent views) give NaN.
+    systems (fewer than two independent views) give NaN.  Terms first, so
+    every entry ``q[m]`` is a contiguous plane: the ~50 elementwise steps run
+    at memory speed (terms last they are strided, several times slower).
     """
-    q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[..., m] for m in range(9))
+    q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[m] for m in range(9))
     c00 = q11 * q22 - q12 * q12
     c01 = q02 * q12 - q01 * q22
     c02 = q01 * q12 - q02 * q11
@@ -110,10 +119,10 @@ def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     ok = np.abs(det) > eps * trace * trace * trace
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(ok, -1.0 / det, np.nan)
-    out = np.empty(q.shape[:-1] + (3,))
-    out[..., 0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
-    out[..., 1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
-    out[..., 2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
+    out = np.empty((3,) + q.shape[1:])
+    out[0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
+    out[1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
+    out[2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
     return out
 
 
@@ -142,6 +151,13 @@ class LinearTriangulator:
         self.fx = self.intrinsics[:, 0, 0]
         self.fy = self.intrinsics[:, 1, 1]
         self.focal = 0.5 * (self.fx + self.fy)
+        # Points-last layout (:class:`Views`): (10, 4C) maps the stacked, weighted features
+        # (feature-major, camera-minor) to the ten normal-matrix entries, one matrix product for all
+        # points; (3C, 3) and (3C, 1) give every camera's frame coordinates, component-major.
+        n = self.n_cameras
+        self.basis_planar = self.basis.transpose(2, 1, 0).reshape(len(TERM_INDEX), 4 * n)
+        self.rot_planar = self.extrinsics[:, :, :3].transpose(1, 0, 2).reshape(3 * n, 3)
+        self.trans_planar = self.extrinsics[:, :, 3].T.reshape(3 * n, 1)
 
     def terms(self, xn: np.ndarray) -> np.ndarray:
         return view_terms(xn, self.basis)
@@ -184,6 +200,91 @@ class LinearTriangulator:
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(z > 0, self.focal / z, 0.0)
         return np.where(np.isfinite(scale), weights * scale, 0.0)
+
+
+    # ------------------------------------------------------------ points last (Views)
+    def normal(self, feats: np.ndarray, w2: np.ndarray) -> np.ndarray:
+        """Normal-matrix entries (10, N) of features (4, C, N) with squared row weights w2 (C, N)."""
+        return self.basis_planar @ (feats * w2).reshape(-1, feats.shape[-1])
+
+    def fit(self, views: "Views", weights: np.ndarray) -> np.ndarray:
+        """Weighted linear fit (3, N) of the views with row weights (C, N) (0 = view unused)."""
+        return solve_normal(self.normal(views.feats, weights * weights))
+
+    def camera_terms(self, feats: np.ndarray) -> np.ndarray:
+        """Every view's own normal-matrix entries (C, 10, N) from features (4, C, N) (for unweighted subsets)."""
+        return np.matmul(self.basis.transpose(0, 2, 1), feats.transpose(1, 0, 2))
+
+    def camera_planes(self, points: np.ndarray) -> np.ndarray:
+        """Points (3, ...) -> camera-frame coordinates (3, C, ...) in every camera."""
+        lead = points.shape[1:]
+        flat = self.rot_planar @ points.reshape(3, -1) + self.trans_planar
+        return flat.reshape((3, self.n_cameras) + lead)
+
+    def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray):
+        """Squared undistorted-pixel error and pixel scale (C, ...) of points (3, ...) in every camera.
+
+        ``x``, ``y`` the observations, broadcastable to (C, ...) (e.g. (C, N)
+        for points (3, N), (C, 1, N) for hypotheses (3, K, N)).  A point
+        behind a camera (or NaN) gets an infinite error.  The scale is
+        ``focal / depth`` (0 behind the camera): row weights times it turn
+        the linear fit around these points into a least-squares fit in pixels.
+        """
+        u, v, z = self.camera_planes(points)
+        shape = (self.n_cameras,) + (1,) * (points.ndim - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_z = 1.0 / z
+            dx = (u * inv_z - x) * self.fx.reshape(shape)
+            dy = (v * inv_z - y) * self.fy.reshape(shape)
+            err2 = dx * dx + dy * dy
+            scale = inv_z * self.focal.reshape(shape)
+        behind = ~(z > 0)
+        np.copyto(err2, np.inf, where=behind)  # copyto, not err2[behind] = ...: boolean indexing is slower
+        np.copyto(scale, 0.0, where=behind | ~np.isfinite(scale))
+        return err2, scale
+
+
+@dataclass
+class Views:
+    """Observations of N points by C cameras, points last: every array (C, N), features (4, C, N).
+
+    The layout the robust fits work in (:mod:`triangulate.robust`): the
+    engine's keypoints are camera-first already, and each camera's row is a
+    contiguous plane, so every elementwise step runs at memory speed and
+    the normal equations of all points are one matrix product
+    (:meth:`LinearTriangulator.normal`).
+    """
+
+    x: np.ndarray  # normalised undistorted x, 0 where not valid
+    y: np.ndarray
+    valid: np.ndarray  # bool
+    w: np.ndarray  # row weights (detector confidence), 0 where not valid
+    feats: np.ndarray  # (4, C, N): x^2 + y^2, x, y, 1
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> "Views":
+        """Views from (C, N) arrays (any value where not ``valid``)."""
+        valid = np.asarray(valid, dtype=bool)
+        x = np.where(valid, x, 0.0)
+        y = np.where(valid, y, 0.0)
+        feats = np.empty((4,) + valid.shape)
+        np.multiply(x, x, out=feats[0])
+        feats[0] += y * y
+        feats[1], feats[2], feats[3] = x, y, 1.0
+        return cls(x, y, valid, np.where(valid, weights, 0.0), feats)
+
+    @property
+    def n_points(self) -> int:
+        return self.valid.shape[1]
+
+    def __getitem__(self, idx) -> "Views":
+        """The views of a subset of the points (an index array, mask or slice)."""
+        return Views(self.x[:, idx], self.y[:, idx], self.valid[:, idx], self.w[:, idx], self.feats[:, :, idx])
+
+    def assign(self, idx, other: "Views") -> None:
+        """Overwrite the views of the points ``idx`` with ``other`` (views of just those)."""
+        self.x[:, idx], self.y[:, idx], self.valid[:, idx], self.w[:, idx] = other.x, other.y, other.valid, other.w
+        self.feats[:, :, idx] = other.feats
 
 
 def triangulate_dlt(

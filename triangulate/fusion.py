@@ -34,12 +34,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration import Rig
-from triangulate.dlt import LinearTriangulator, solve_terms
-from triangulate.engine import TriangulationConfig, Triangulator
+from triangulate.dlt import LinearTriangulator, Views, solve_terms
+from triangulate.engine import TriangulationConfig, Triangulator, soft_scale_px
 from triangulate.filters import OneEuroFilter
 from triangulate.fusion_options import FusionOptions
 from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
+from triangulate.robust import soft_refit
 from triangulate.skeletons import Skeleton
 
 # One-Euro settings of the live path, tuned on the synthetic studio at 30 fps
@@ -205,7 +206,17 @@ class LiveTriangulator:
         mean_err[bad] = np.nan
         n_views = np.where(bad, 0, n_views)
         active[bad] = False
+        if cfg.robust_loss != "none" and not bad.all():
+            return self._soft(xn, w, points, cfg)
         return LiveResult(points, mean_err, n_views, active)
+
+    def _soft(self, xn: np.ndarray, w: np.ndarray, points: np.ndarray, cfg: TriangulationConfig) -> LiveResult:
+        """The offline engine's soft robust refit of the points the outlier rejection kept (same scale rule:
+        the loss's constant x a third of the threshold, gross views beyond ``gross_factor`` x the threshold)."""
+        views = Views.of(xn[..., 0].T, xn[..., 1].T, (w > 0).T, w.T)
+        sel, _ = soft_refit(self.lin, views, points, soft_scale_px(cfg, cfg.threshold_px),
+                            cfg.gross_factor * cfg.threshold_px, cfg.robust_loss)
+        return LiveResult(sel.points, sel.error_px, sel.n_views, sel.inliers.T)
 
 
 def _solve(q: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -242,7 +253,7 @@ class FusionEngine:
         self.skeleton = skeleton
         self.method = method
         # Live instants are independent: no temporal prior, no refinement (latency).
-        self.config = config or TriangulationConfig(temporal_window=0, refine=False)
+        self.config = config or TriangulationConfig(temporal_window=0, refine=False, robust_loss=options.robust_loss)
         if method == "live":
             self.live = LiveTriangulator(rig, self.config)
         else:

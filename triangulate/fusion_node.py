@@ -27,7 +27,8 @@ Recording (``record_dir``, format and readers in :mod:`triangulate.fused_recordi
 records appended and flushed every second (SIGKILL loses at most that), plus
 ``fusion/meta.json``; a clean stop writes ``<session>/points3d.npz``
 (:class:`triangulate.formats.Points3D`).  :func:`read_fused_recording` reads
-either.
+either.  With several people (``options.persons`` != 1) every published person
+is recorded (one record each) and both read as the multi-person 3D form.
 """
 
 from __future__ import annotations
@@ -45,35 +46,56 @@ from calibration import Rig
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, Publisher, Subscriber, joints_sha1
 from rigcap.errors import InputFileError
 from triangulate.formats import Points3D
-from triangulate.fused_recording import FUSION_DIR, POINTS_FILE, RECORD_FILE, fused_record_dtype, read_fused_recording
+from triangulate.fused_recording import (FUSION_DIR, NOBODY, PER_PERSON, POINTS_FILE, RECORD_FILE,
+                                         fused_people_record_dtype, fused_record_dtype, read_fused_recording)
 from triangulate.fusion import FusedInstant, FusionEngine
 from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS, Skeleton
 
 class FusedRecorder:
-    """Append-only, once-a-second-flushed record of the 3D stream (see module docstring)."""
+    """Append-only, once-a-second-flushed record of the 3D stream (see module docstring).
 
-    def __init__(self, session_dir: str | Path, skeleton: Skeleton, fps: float, flush_interval_s: float = 1.0):
+    ``multi_person``: every person of every instant, one record each (the layout
+    :mod:`triangulate.fused_recording` reads back as the multi-person 3D form)."""
+
+    def __init__(self, session_dir: str | Path, skeleton: Skeleton, fps: float, flush_interval_s: float = 1.0,
+                 multi_person: bool = False):
         self.session_dir = Path(session_dir)
         self.dir = self.session_dir / FUSION_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
         self.skeleton = skeleton
         self.fps = fps
-        self.dtype = fused_record_dtype(skeleton.n_joints)
+        self.multi_person = multi_person
+        n_j = skeleton.n_joints
+        self.dtype = fused_people_record_dtype(n_j) if multi_person else fused_record_dtype(n_j)
         meta = {"skeleton": skeleton.name, "joint_names": list(skeleton.joint_names), "fps": fps,
                 "start_time_ns": time.time_ns()}
+        if multi_person:
+            meta["record_layout"] = PER_PERSON
         (self.dir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         self._file = open(self.dir / RECORD_FILE, "ab")
         self._record = np.zeros((), self.dtype)
         self._last_flush = time.monotonic()
         self.flush_interval_s = flush_interval_s
-        self.count = 0
+        self.count = 0  # instants written
 
     def write(self, inst: FusedInstant) -> None:
-        rec = self._record
-        rec["time_ns"], rec["spread_ns"] = inst.time_ns, inst.spread_ns
-        rec["points"], rec["error_px"], rec["n_views"] = inst.points, inst.error_px, inst.n_views
-        self._file.write(rec.tobytes())
+        if self.multi_person:
+            ids = np.zeros(0, np.int32) if inst.person_ids is None else np.asarray(inst.person_ids)
+            pts = np.asarray(inst.points).reshape(len(ids), -1, 3) if len(ids) else None
+            recs = np.zeros(max(len(ids), 1), self.dtype)
+            recs["instant"], recs["time_ns"], recs["spread_ns"] = self.count, inst.time_ns, inst.spread_ns
+            if len(ids):
+                recs["person_id"], recs["points"] = ids, pts
+                recs["error_px"], recs["n_views"] = inst.error_px, inst.n_views
+            else:
+                recs["person_id"], recs["points"], recs["error_px"] = NOBODY, np.nan, np.nan
+            self._file.write(recs.tobytes())
+        else:
+            rec = self._record
+            rec["time_ns"], rec["spread_ns"] = inst.time_ns, inst.spread_ns
+            rec["points"], rec["error_px"], rec["n_views"] = inst.points, inst.error_px, inst.n_views
+            self._file.write(rec.tobytes())
         self.count += 1
         if time.monotonic() - self._last_flush >= self.flush_interval_s:
             self._file.flush()
@@ -233,7 +255,8 @@ class FusionNode:
         self.engine = FusionEngine(self.rig, skeleton, self.options)
         if self.record_dir is not None:
             try:
-                self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps)
+                self.recorder = FusedRecorder(self.record_dir, skeleton, self.fps,
+                                              multi_person=self.options.persons != 1)
             except OSError as exc:
                 self.recorder = None
                 self._recording_stopped(exc)
@@ -384,7 +407,7 @@ class FusionNode:
         s.total_latency_ns.append(now - inst.time_ns)
         s.spread_ns.append(inst.spread_ns)
         s.views.append(len(inst.cameras))
-        if self.recorder is not None and inst.person_ids is None:  # the recording holds one person
+        if self.recorder is not None:
             try:
                 self.recorder.write(inst)
             except OSError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from rigcap.errors import InputFileError
+from triangulate.robust import ROBUST_LOSSES
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class FusionOptions:
     as always); 0 ("auto") or N associates everybody across cameras and tracks
     them with stable ids (:mod:`triangulate.association`,
     :mod:`triangulate.tracking`), publishing at most N (0: all) confirmed people.
+    ``robust_loss``: after the live outlier rejection, every view that is not a
+    gross outlier is fitted again with this soft weight on its reprojection
+    error (``cauchy``, ``huber``; ``none``: keep the hard choice), as the
+    offline engine does (:func:`triangulate.robust.soft_refit`).
     """
 
     fps: float = 30.0
@@ -51,8 +56,12 @@ class FusionOptions:
     prior_gate_m: float | None = 0.15
     batch_limit: int = 256
     persons: int = 1
+    robust_loss: str = "cauchy"
 
     def __post_init__(self) -> None:
+        if self.robust_loss not in ROBUST_LOSSES:
+            raise ValueError(f"fusion option robust_loss must be one of {', '.join(ROBUST_LOSSES)}, "
+                             f"got {self.robust_loss!r}")
         for name in ("fps", "alive_window_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"fusion option {name} must be > 0, got {getattr(self, name)!r}")
@@ -100,7 +109,10 @@ class FusionOptions:
             raise InputFileError(source, f"[fusion] has unknown key(s) {unknown}; known: {sorted(known)}")
         values = {}
         for key, value in table.items():
-            if isinstance(value, bool) != (key == "smoothing") or not isinstance(value, (int, float, bool)):
+            if key == "robust_loss":
+                if not isinstance(value, str):
+                    raise InputFileError(source, f"[fusion] robust_loss must be a string, got {value!r}")
+            elif isinstance(value, bool) != (key == "smoothing") or not isinstance(value, (int, float, bool)):
                 kind = "true or false" if key == "smoothing" else "a number"
                 raise InputFileError(source, f"[fusion] {key} must be {kind}, got {value!r}")
             values[key] = value

@@ -94,10 +94,10 @@ class LiveStats:
 
     WINDOW_S = 2.0
 
-    def __init__(self, endpoint: str, bind: bool = False):
+    def __init__(self, endpoint: str, bind: bool = False, keys=None):
         from rigcap.wire import Subscriber
 
-        self.sub = Subscriber(endpoint, topics="stats.", bind=bind)
+        self.sub = Subscriber(endpoint, topics="stats.", bind=bind, keys=keys)
         self.cameras: dict[str, dict] = {}
         self._arrivals: list[float] = []
         self.latency_ms: float | None = None
@@ -140,10 +140,12 @@ class Kp3dSource:
     dropped by ZeroMQ), ``malformed`` (refused by the validator).
     """
 
-    def __init__(self, endpoint: str, topic: str = "kp3d", bind: bool = False, drain_budget_s: float = 0.002):
+    def __init__(self, endpoint: str, topic: str = "kp3d", bind: bool = False, drain_budget_s: float = 0.002,
+                 keys=None):
         from rigcap.wire import Subscriber
 
-        self.sub = Subscriber(endpoint, topics=topic, latest_only=True, bind=bind, drain_budget_s=drain_budget_s)
+        self.sub = Subscriber(endpoint, topics=topic, latest_only=True, bind=bind, drain_budget_s=drain_budget_s,
+                              keys=keys)
         self.skeleton_name: str | None = None
         self.last_seq: int | None = None
         self.skipped = 0
@@ -175,10 +177,10 @@ class AnglesSource:
     """Latest-only ``angles`` subscriber (the fusion node publishes them with ``rigcap fuse --angles``);
     call it for the newest message's text, or ``None`` when nothing new came."""
 
-    def __init__(self, endpoint: str, chosen: tuple[str, ...] = ()):
+    def __init__(self, endpoint: str, chosen: tuple[str, ...] = (), keys=None):
         from rigcap.wire import Subscriber
 
-        self.sub = Subscriber(endpoint, topics="angles", latest_only=True)
+        self.sub = Subscriber(endpoint, topics="angles", latest_only=True, keys=keys)
         self.chosen = tuple(chosen)
 
     def __call__(self) -> str | None:
@@ -207,21 +209,23 @@ def angles_text(msg, chosen: tuple[str, ...] = ()) -> str:
 def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1280, 720),
               rate_hz: float = 60.0, visible: bool = True,
               max_seconds: float | None = None, angles: tuple[str, ...] | None = None,
-              on_tick=None) -> tuple[SceneWindow, Kp3dSource]:
+              keys=None, on_tick=None) -> tuple[SceneWindow, Kp3dSource]:
     """Open a window drawing the newest ``kp3d`` skeleton published at ``endpoint`` until it closes.
 
     The skeleton comes from ``skeleton``, else the messages' ``skeleton`` header
     field, else the joint count.  ``angles``: show these angles of the ``angles``
     topic (and its rep count) as text beside the skeleton (``()``: the first four).
+    ``keys`` (:class:`rigcap.wire.security.ClientKeys`, this viewer host's): every subscription is a
+    CURVE client of the fusion machine's readers relay.
     ``on_tick(window)`` runs after each of the window's ticks (tests).
     Returns the (closed) window and the (closed) source, for their counters.
     """
-    source = Kp3dSource(endpoint)
-    text_source = AnglesSource(endpoint, angles) if angles is not None else None
+    source = Kp3dSource(endpoint, keys=keys)
+    text_source = AnglesSource(endpoint, angles, keys=keys) if angles is not None else None
     if visible:
         from viewer.gui import GuiWindow, open_window
 
-        live_stats = LiveStats(endpoint)
+        live_stats = LiveStats(endpoint, keys=keys)
         angle_text = {"last": None}
 
         def panel_lines() -> list[str]:

@@ -31,8 +31,8 @@ from calibration.rig import Rig
 from rigcap.errors import RigcapError
 from triangulate.skeletons import Skeleton
 from viewer import views
-from viewer.legend import annotate
-from viewer.scene import SceneStyle, SkeletonScene
+from viewer.legend import annotate, draw_labels
+from viewer.scene import SceneStyle, SkeletonScene, person_colors
 
 MESA_PACKAGES = "libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -179,20 +179,32 @@ class Renderer:
         ctr.set_constant_z_far(1000.0)
 
     def render(self, points: np.ndarray, n_views: np.ndarray | None = None, person_ids=None) -> np.ndarray:
-        """Draw the skeleton at ``points`` (J, 3) (or people (P, J, 3)); returns the image, uint8 RGB (h, w, 3)."""
+        """Draw the skeleton at ``points`` (J, 3) (or people (P, J, 3), each one's id written above their
+        head in their colour); returns the image, uint8 RGB (h, w, 3)."""
         self.scene.update(points, n_views, person_ids)
         for g in self.scene.dynamic_geometries:
             self._vis.update_geometry(g)
         # do_render=True draws once and reads back; poll_events/update_renderer would draw a second time
         buf = np.asarray(self._vis.capture_screen_float_buffer(do_render=True))
         img = (np.clip(buf, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        if self._warp is None:
-            return img
-        import cv2
+        if self._warp is not None:
+            import cv2
 
-        bg = tuple(int(round(c * 255)) for c in self.scene.style.background)
-        return cv2.warpAffine(img, self._warp, self.view.size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=bg)
+            bg = tuple(int(round(c * 255)) for c in self.scene.style.background)
+            img = cv2.warpAffine(img, self._warp, self.view.size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=bg)
+        return self._draw_labels(img)
+
+    def _draw_labels(self, img: np.ndarray) -> np.ndarray:
+        """The scene's id labels (several people) written where the view sees their 3D positions."""
+        labels = self.scene.labels
+        if not labels:
+            return img
+        pos = np.array([p for p, _ in labels], dtype=np.float64)
+        ids = [int(t[1:]) for _, t in labels]
+        pix = self.view.project(pos)
+        pix[self.view.world_to_camera(pos)[:, 2] <= 0] = np.nan  # behind the view
+        return draw_labels(np.ascontiguousarray(img), pix, [t for _, t in labels], person_colors(ids))
 
     def close(self) -> None:
         if self._vis is not None:
@@ -255,7 +267,7 @@ def render_snapshot(rig: Rig, skeleton: Skeleton | None, points: np.ndarray, n_v
     with Renderer(rig, skeleton, cam, n_joints=points.shape[-2], style=style) as r:
         img = r.render(points, n_views, person_ids)
         if title or legend:
-            img = annotate(img, title, r.scene.max_views if legend else None)
+            img = annotate(img, title, r.scene.max_views if legend else None, person_ids, r.scene.style.color_by)
     if out_png is not None:
         write_image(out_png, img)
     return img
@@ -302,24 +314,31 @@ class FrameSink:
 
 def render_video(rig: Rig, skeleton: Skeleton | None, points: np.ndarray, n_views: np.ndarray | None = None,
                  out="out.mp4", fps: float = 30.0, size=None, view=None, frames=None,
-                 style: SceneStyle | None = None, progress=None, title=None, **overview_kw) -> Path:
+                 style: SceneStyle | None = None, progress=None, title=None, person_ids=None,
+                 **overview_kw) -> Path:
     """Render a sequence ``points`` (F, J, 3) to a video (``out`` with a video suffix) or PNG folder.
 
-    One fixed view for the whole sequence (the overview frames every finite
-    point of every frame); ``frames`` picks a subset of frame indices;
-    ``progress(i, n)`` is called after each frame.  ``title(i)``, if given,
-    returns frame ``i``'s title line; the frames then carry it and the legend.
+    Several people: ``points`` (P, F, J, 3), ``n_views`` (P, F, J) and
+    ``person_ids`` (P,), everybody in every frame, each in their own colour
+    with their id.  One fixed view for the whole sequence (the overview frames
+    every finite point of every frame); ``frames`` picks a subset of frame
+    indices; ``progress(i, n)`` is called after each frame.  ``title(i)``, if
+    given, returns frame ``i``'s title line; the frames then carry it and the legend.
     """
     points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 3 or points.shape[-1] != 3:
-        raise ValueError(f"points must have shape (frames, joints, 3), got {points.shape}")
-    idx = np.arange(len(points)) if frames is None else np.asarray(frames, dtype=int)
-    fit = points[idx][:: max(1, len(idx) // 200)]  # enough frames to frame the motion
+    people = person_ids is not None
+    if points.ndim != (4 if people else 3) or points.shape[-1] != 3:
+        raise ValueError(f"points must have shape {'(persons, ' if people else '('}frames, joints, 3), got {points.shape}")
+    by_frame = np.moveaxis(points, 1, 0) if people else points  # (F, [P,] J, 3)
+    views = None if n_views is None else (np.moveaxis(np.asarray(n_views), 1, 0) if people else n_views)
+    idx = np.arange(len(by_frame)) if frames is None else np.asarray(frames, dtype=int)
+    fit = by_frame[idx][:: max(1, len(idx) // 200)].reshape(-1, 3)  # enough frames to frame the motion
     cam = resolve_view(rig, view, size, fit, **overview_kw)
-    with Renderer(rig, skeleton, cam, n_joints=points.shape[1], style=style) as r, FrameSink(out, fps, cam.size) as sink:
+    with Renderer(rig, skeleton, cam, n_joints=points.shape[-2], style=style) as r, FrameSink(out, fps, cam.size) as sink:
         for n, i in enumerate(idx):
-            img = r.render(points[i], None if n_views is None else n_views[i])
-            sink.write(img if title is None else annotate(img, title(int(i)), r.scene.max_views))
+            img = r.render(by_frame[i], None if views is None else views[i], person_ids)
+            sink.write(img if title is None else annotate(img, title(int(i)), r.scene.max_views, person_ids,
+                                                          r.scene.style.color_by))
             if progress is not None:
                 progress(n + 1, len(idx))
     return Path(out)

@@ -49,12 +49,14 @@ def frame_at(points3d: Points3D, seconds: float, fps: float, loop: bool = True) 
 
 def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None, fps: float | None = None,
                   loop: bool = True, size=(1280, 720), visible: bool = True,
-                  max_seconds: float | None = None, source: str = "replay", on_tick=None):
+                  max_seconds: float | None = None, source: str = "replay", on_tick=None, style=None):
     """Play ``points3d`` in a window at ``fps`` (default: the file's, else 30) until it is closed.
 
     The Open3D GUI window (:class:`viewer.gui.GuiWindow`: timeline, panel,
     labels) where it can start, else the plain window; ``visible=False``
-    always uses the plain window offscreen (tests).  Returns the closed window.
+    always uses the plain window offscreen (tests).  ``style``
+    (:class:`viewer.scene.SceneStyle`, e.g. ``color_by``) is the plain
+    window's.  Returns the closed window.
     """
     skeleton = skeleton or skeleton_of(points3d)
     fps = float(fps or points3d.fps or DEFAULT_FPS)
@@ -84,8 +86,9 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
         if isinstance(window, GuiWindow):
             window.run(frame_update, rate_hz=max(fps, 30.0), max_seconds=max_seconds, on_tick=on_tick)
             return window
+        window.style = style
     else:
-        window = SceneWindow(rig, skeleton, size, title="rigcap replay", visible=False, view_points=fit)
+        window = SceneWindow(rig, skeleton, size, title="rigcap replay", visible=False, view_points=fit, style=style)
     state = {"last": None, "frame": -1}
 
     def poll() -> Update | None:
@@ -105,17 +108,19 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
 
 def replay_to_video(rig: Rig, points3d: Points3D, out, skeleton: Skeleton | None = None, size=None,
                     view=None, fps: float | None = None, frames=None, progress=None, source: str | None = None,
-                    **overview_kw) -> Path:
+                    style=None, **overview_kw) -> Path:
     """Render every frame (or ``frames``) of ``points3d`` to a video file or a folder of PNGs.
 
     ``source`` (the file's name): each frame then carries a title line (source,
-    frame, time) and the colour legend.
+    frame, time) and the colour legend.  A multi-person file: everybody, each in
+    their own colour with their id.
     """
     skeleton = skeleton or skeleton_of(points3d)
     fps = float(fps or points3d.fps or DEFAULT_FPS)
     title = None if source is None else (lambda i: frame_title(points3d, source, i, fps))
     return render_video(rig, skeleton, points3d.points, points3d.n_views, out, fps=fps, size=size, view=view,
-                        frames=frames, progress=progress, title=title, **overview_kw)
+                        frames=frames, progress=progress, title=title, style=style,
+                        person_ids=points3d.person_ids if points3d.multi_person else None, **overview_kw)
 
 
 def frame_seconds(points3d: Points3D, frame: int, fps: float | None = None) -> float:

@@ -24,6 +24,11 @@ what :class:`triangulate.formats.Points3D` stores when the file has none), dark
 grey when 0 (e.g. a filter's prediction), not drawn when the point is NaN.
 Bones: blue on the subject's left, pink on the right, white in the middle, so a
 left/right swap shows at a glance.  A bone is drawn when both its joints are.
+Several people (``SceneStyle.color_by``): ``"person"`` (default) draws each
+person's bones in their own colour (:func:`person_colors`, by id) with the
+joints still coloured by views; ``"views"`` keeps the one-person colours for
+everybody.  Either way each person's id (``P<id>``) is drawn in their colour
+above their head (:attr:`SkeletonScene.labels`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,9 @@ def bone_colors(skeleton: Skeleton) -> np.ndarray:
             out[i] = BONE_CENTER
     return out
 
+
+#: How several people are coloured (see the module docstring).
+COLOR_MODES = ("person", "views")
 
 #: Person colours by id (id 1 the first), distinct from the left/right and views colours.
 PERSON_PALETTE = np.array([[0.98, 0.60, 0.10], [0.20, 0.80, 0.95], [0.85, 0.35, 0.95], [0.55, 0.95, 0.30],
@@ -246,6 +254,11 @@ class SceneStyle:
     grid_spacing: float | None = None
     axes_size: float | None = None
     background: np.ndarray = field(default_factory=lambda: BACKGROUND.copy())
+    color_by: str = "person"  # several people: "person" (bones in each one's colour) or "views" (see COLOR_MODES)
+
+    def __post_init__(self) -> None:
+        if self.color_by not in COLOR_MODES:
+            raise ValueError(f"color_by must be one of {', '.join(COLOR_MODES)}, got {self.color_by!r}")
 
 
 def rig_extent(rig: Rig) -> float:
@@ -353,9 +366,9 @@ class SkeletonScene:
 
         Several people: ``points`` (P, J, 3), ``n_views`` (P, J), ``person_ids``
         (P,): joints keep their views colours, each person's bones take the
-        person's own colour (:func:`person_colors`), and :attr:`labels` says
-        where each id goes.  A change in the number of people rebuilds the
-        topology (cheap)."""
+        person's own colour (:func:`person_colors`; with ``style.color_by ==
+        "views"`` the one-person colours), and :attr:`labels` says where each
+        id goes.  A change in the number of people rebuilds the topology (cheap)."""
         vec3 = self._o3d.utility.Vector3dVector
         points = np.asarray(points, dtype=np.float64)
         if points.ndim == 3:
@@ -368,7 +381,7 @@ class SkeletonScene:
             self.labels = person_labels(points, ids)
             nv = None if n_views is None else np.asarray(n_views).reshape(-1)
             self._draw(points.reshape(-1, 3), nv)
-            if self._person_bones:
+            if self._person_bones and self.style.color_by == "person":
                 colors = np.repeat(person_colors(ids), self._person_bones, axis=0)
                 self.bone_mesh.vertex_colors = vec3(np.repeat(colors, 2 * self.style.tube_sides, axis=0))
             return

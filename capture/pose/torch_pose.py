@@ -14,9 +14,17 @@ What the file must be
     or SimCC ``(x (1, J, W * k), y (1, J, H * k))`` (RTMPose, ``k`` = the
     split ratio, 2 by default).
 
-The person box is the previous frame's confident joints grown by 25 % (a
-tracker, as in MediaPipe's video mode) or, when there are none, the whole
-image; the box keeps the model's aspect ratio so nothing is stretched.
+Person boxes (``boxes``): ``"detector"`` (default) takes them from the same
+:class:`capture.pose.blazepose_multi.PersonProposer` the ``mediapipe_multi``
+detector crops its landmark model with -- BlazePose's person detector (weights
+in the mediapipe wheel), the previous frame's people as tracks (their
+confident joints grown by 25 %), boxes given to :meth:`TorchScriptPoseDetector.propose`
+(e.g. 3D tracks projected into this camera), tiles for small people -- so the
+model runs once per person and several people come out.  ``"whole_image"``:
+one person, the previous frame's joints grown by 25 % or else the whole image
+(for a subject BlazePose's person detector does not know, or a model of your
+own that finds its subject anywhere).  Every box is upright and keeps the
+model's aspect ratio, so nothing is stretched.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import numpy as np
 
 from capture.pose import Detector, DetectorError
 from triangulate.skeletons import get_skeleton
+
+BOX_SOURCES = ("detector", "whole_image")
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -114,21 +124,56 @@ def load_model(path: Path, device: str):
         raise DetectorError(f"{path}: not a {kind} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
+def region_box(region, aspect: float) -> np.ndarray:
+    """Upright box (x0, y0, x1, y1) for a top-down model around a proposer's region: centred on it,
+    as tall as its side (BlazePose's regions are 1.3-1.45 x the person's height), ``aspect`` = w / h."""
+    half_h = region.size / 2
+    half_w = half_h * aspect
+    return np.array([region.cx - half_w, region.cy - half_h, region.cx + half_w, region.cy + half_h])
+
+
+def joints_box(joints: np.ndarray, good: np.ndarray, pad: float = 0.125) -> np.ndarray:
+    """The box around the confident joints, grown by ``pad`` of its size on each side (the next frame's box)."""
+    lo, hi = joints[good, :2].min(axis=0), joints[good, :2].max(axis=0)
+    grow = pad * (hi - lo)
+    return np.r_[lo - grow, hi + grow].astype(np.float64)
+
+
 class TorchScriptPoseDetector(Detector):
-    """Run a user-supplied TorchScript top-down pose model (see the module docstring)."""
+    """Run a user-supplied TorchScript top-down pose model (see the module docstring).
+
+    ``boxes``: ``"detector"`` (the shared person proposer; ``max_persons``,
+    ``min_detection_confidence``, ``detect_every``, ``tile_every``, ``tiles``,
+    ``duplicate_iou`` as for ``mediapipe_multi``) or ``"whole_image"`` (one
+    person).  A person is reported where at least ``MIN_JOINTS`` joints reach
+    ``min_confidence``.
+    """
 
     name = "torchscript"
+    MIN_JOINTS = 3
 
     def __init__(self, model: str, skeleton: str = "coco17", input_size=(192, 256), device: str = "auto",
                  mean=IMAGENET_MEAN, std=IMAGENET_STD, split_ratio: float = 2.0, min_confidence: float = 0.3,
-                 track: bool = True):
+                 track: bool = True, boxes: str = "detector", max_persons: int = 8,
+                 min_detection_confidence: float = 0.5, detect_every: int = 10, tile_every: int = 30, tiles: int = 3,
+                 duplicate_iou: float = 0.5):
         try:
             import torch
         except ImportError:
             raise DetectorError("detector 'torchscript' needs torch: pip install 'rigcap[torch]'") from None
+        if boxes not in BOX_SOURCES:
+            raise DetectorError(f"detector 'torchscript': boxes must be one of {', '.join(BOX_SOURCES)}, got {boxes!r}")
+        if max_persons < 1:
+            raise DetectorError("detector 'torchscript': max_persons must be >= 1")
         path = Path(model)
         if not path.is_file():
             raise DetectorError(f"{path}: TorchScript pose model not found")
+        self.proposer = None
+        if boxes == "detector":
+            from capture.pose.blazepose_multi import PersonProposer
+
+            self.proposer = PersonProposer(min_detection_confidence, detect_every, tile_every, tiles,
+                                           owner="torchscript")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_model(path, device)
@@ -140,13 +185,30 @@ class TorchScriptPoseDetector(Detector):
         self.split_ratio = float(split_ratio)
         self.min_confidence = float(min_confidence)
         self.track = track
-        self._box: np.ndarray | None = None
+        self.max_persons = int(max_persons) if boxes == "detector" else 1
+        self.duplicate_iou = float(duplicate_iou)
+        self._box: np.ndarray | None = None  # "whole_image": the tracked box
 
-    def _person_box(self, image: np.ndarray) -> np.ndarray:
+    @property
+    def aspect(self) -> float:
+        return self.input_size[0] / self.input_size[1]
+
+    def propose(self, boxes) -> None:
+        """Crop these people on the next frame (``boxes`` (N, 4) x0, y0, x1, y1; ``boxes="detector"`` only)."""
+        if self.proposer is not None:
+            self.proposer.propose(boxes)
+
+    def reset(self) -> None:
+        """Forget the tracks (a new, unrelated image sequence)."""
+        self._box = None
+        if self.proposer is not None:
+            self.proposer.reset()
+
+    def _person_boxes(self, image: np.ndarray) -> list[np.ndarray]:
+        if self.proposer is not None:
+            return [region_box(r, self.aspect) for r in self.proposer.regions(image)]
         h, w = image.shape[:2]
-        if self._box is not None:
-            return self._box
-        return np.array([-0.5, -0.5, w - 0.5, h - 0.5])
+        return [self._box if self._box is not None else np.array([-0.5, -0.5, w - 0.5, h - 0.5])]
 
     def _run(self, batch: np.ndarray):
         with self.torch.inference_mode():
@@ -176,8 +238,8 @@ class TorchScriptPoseDetector(Detector):
         shapes = [o.shape for o in out] if isinstance(out, list) else getattr(out, "shape", type(out))
         raise DetectorError(f"{self.path}: expected heatmaps (1, {j}, h, w) or SimCC (x, y) output, got {shapes}")
 
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        box = self._person_box(image)
+    def pose_in_box(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """(J, 3) float32 joints (x, y image pixels, confidence) the model finds in ``box``."""
         affine = box_to_affine(box, self.input_size)
         crop = cv2.warpAffine(image, affine, self.input_size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
         rgb = crop[:, :, ::-1].astype(np.float32)
@@ -185,14 +247,28 @@ class TorchScriptPoseDetector(Detector):
         kp = self._decode(self._run(batch))
         back = cv2.invertAffineTransform(affine)
         xy = kp[:, :2] @ back[:, :2].T + back[:, 2]
-        people = np.concatenate([xy, np.clip(kp[:, 2:3], 0, 1)], axis=1).astype(np.float32)[None]
-        good = people[0, :, 2] >= self.min_confidence
-        if self.track and good.sum() >= 3:
-            lo, hi = people[0, good, :2].min(axis=0), people[0, good, :2].max(axis=0)
-            pad = 0.125 * (hi - lo)
-            self._box = np.r_[lo - pad, hi + pad]
+        return np.concatenate([xy, np.clip(kp[:, 2:3], 0, 1)], axis=1).astype(np.float32)
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        from capture.pose.blazepose_multi import Region, unique_people
+
+        people, scores, nexts = [], [], []
+        for box in self._person_boxes(image):
+            joints = self.pose_in_box(image, box)
+            good = joints[:, 2] >= self.min_confidence
+            if good.sum() < self.MIN_JOINTS:
+                continue
+            people.append(joints)
+            scores.append(float(joints[good, 2].mean()) * good.mean())
+            nexts.append(joints_box(joints, good))
+        keep = unique_people(people, scores, self.duplicate_iou, self.max_persons)
+        tracked = [nexts[i] for i in keep] if self.track else []
+        if self.proposer is not None:
+            # the next frame's crops: each person's joint box, as a region the proposer de-duplicates
+            self.proposer.follow([Region((b[0] + b[2]) / 2, (b[1] + b[3]) / 2,
+                                         max(b[3] - b[1], (b[2] - b[0]) / self.aspect)) for b in tracked])
         else:
-            self._box = None
-        if not good.any():
+            self._box = tracked[0] if tracked else None
+        if not keep:
             return self.empty()
-        return people
+        return np.stack([people[i] for i in keep])

@@ -3,9 +3,9 @@ and the form rules each rep broke (with frame numbers); a report PNG."""
 
 from __future__ import annotations
 
-from rigcap.argtypes import positive_float
-
 from pathlib import Path
+
+from rigcap.argtypes import positive_float, up_axis
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the reps and hits as JSON")
     p.add_argument("--person", type=int, default=None,
                    help="analyse this person of a multi-person file (default: every person)")
-    p.add_argument("--up", default="auto", help="the world's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
+    p.add_argument("--up", type=up_axis, default="auto", help="the world's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
     p.add_argument("--fps", type=positive_float, default=None, help="frame rate, when the file has none (default: the file's)")
     p.add_argument("--no-plot", action="store_true", help="print only")
     p.set_defaults(func=run)
@@ -42,10 +42,7 @@ def run(args) -> int:
 
     console = Console()
     exercise = load_exercise(args.exercise)  # a bad exercise file fails before the points are read
-    try:
-        up = parse_up(args.up)
-    except ValueError as exc:
-        raise RigcapError(f"--up: {exc}") from None
+    up = parse_up(args.up)
     data = load_points(args.points)
     fps = args.fps or data.fps
     persons = range(data.n_persons)

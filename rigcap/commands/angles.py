@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rigcap.argtypes import up_axis
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--points", metavar="NPZ", help="3D points file (rigcap triangulate / fuse --record)")
     p.add_argument("--out", metavar="CSV", help="angles CSV to write (default: <points>.angles.csv); a PNG of "
                    "the curves is written beside it (one per person for multi-person files)")
-    p.add_argument("--up", default="auto",
+    p.add_argument("--up", type=up_axis, default="auto",
                    help="the world's vertical: x, y, z, -x, -y, -z, or auto (from the body; snapped to an axis "
                    "within 25 deg) (default: %(default)s)")
     p.add_argument("--no-plot", action="store_true", help="write the CSV only")
@@ -54,10 +56,7 @@ def run(args) -> int:
         return 0
     if not args.points:
         raise RigcapError("--points is required (or --list)")
-    try:
-        up = parse_up(args.up)
-    except ValueError as exc:
-        raise RigcapError(f"--up: {exc}") from None
+    up = parse_up(args.up)
     out = Path(args.out) if args.out else Path(args.points).with_suffix(".angles.csv")
     if out.suffix.lower() != ".csv":
         raise RigcapError(f"--out must name a .csv file, got {out}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rigcap.argtypes import up_axis
+
 
 def register(subparsers) -> None:
     from rigcap.commands.triangulate import add_engine_arguments
@@ -33,7 +35,7 @@ def register(subparsers) -> None:
                    "the rig its session.toml names)")
     p.add_argument("--force", action="store_true", help="redo steps already done")
     add_engine_arguments(p)
-    p.add_argument("--up", default="auto", help="angles: the world's vertical, as rigcap angles --up (default: %(default)s)")
+    p.add_argument("--up", type=up_axis, default="auto", help="angles: the world's vertical, as rigcap angles --up (default: %(default)s)")
     p.add_argument("--no-plot", action="store_true", help="angles: write the CSV only, no PNG")
     p.set_defaults(func=run)
 
@@ -43,7 +45,6 @@ def run(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from rigcap.analysis.angles import parse_up
     from rigcap.batch import BatchOptions, find_sessions, parse_steps, run_batch
     from rigcap.commands.triangulate import engine_settings
     from rigcap.errors import InputFileError, RigcapError
@@ -51,10 +52,6 @@ def run(args) -> int:
     console = Console()
     steps = parse_steps(args.steps)
     config, formats, persons = engine_settings(args)
-    try:
-        parse_up(args.up)
-    except ValueError as exc:
-        raise RigcapError(f"--up: {exc}") from None
     if args.workers is not None and args.workers < 1:
         raise RigcapError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler and args.workers:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rigcap.argtypes import positive_float
-
 from pathlib import Path
+
+from rigcap.argtypes import positive_float, up_axis
 
 
 def register(subparsers) -> None:
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--points", required=True, metavar="NPZ", help="3D points file (rigcap triangulate / fuse --record)")
     p.add_argument("--out", metavar="BVH", help="file to write (default: <points>.bvh; <out>.person<N>.bvh per person)")
     p.add_argument("--units", choices=("cm", "m"), default="cm", help="BVH units (default: %(default)s)")
-    p.add_argument("--up", default="auto", help="the rig's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
+    p.add_argument("--up", type=up_axis, default="auto", help="the rig's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
     p.add_argument("--fps", type=positive_float, default=None, help="frame rate, when the file has none (default: the file's)")
     p.set_defaults(func=run)
 
@@ -32,10 +32,7 @@ def run(args) -> int:
     from rigcap.analysis.points import load_points
     from rigcap.errors import RigcapError
 
-    try:
-        up = parse_up(args.up)
-    except ValueError as exc:
-        raise RigcapError(f"--up: {exc}") from None
+    up = parse_up(args.up)
     data = load_points(args.points)
     fps = args.fps or data.fps
     if not fps:

@@ -42,7 +42,9 @@ def _inspect(folder: str) -> int:
         had_npz = (session.path / POINTS_FILE).is_file()
         points = rebuild_points_npz(session.path)
         note = "" if had_npz else f" ({POINTS_FILE} rebuilt from fusion/points3d.bin)"
-        print(f"  3D stream: {points.points.shape[0]} instants{note}")
+        people = (f", {points.n_persons} people ({', '.join(f'P{i}' for i in points.person_ids)})"
+                  if points.multi_person else "")
+        print(f"  3D stream: {points.n_frames} instants{people}{note}")
     return 0
 
 
@@ -110,16 +112,20 @@ def run(args) -> int:
     from capture.supervisor import Supervisor
 
     config = load_config(args.config)
-    from rigcap.wire.security import require_keys
+    from rigcap.wire.security import require_keys, require_local
 
-    keys = config.security.client_keys()  # this host's backbone is a CURVE client of the fusion machine
+    keys = config.security.client_keys()  # this host's backbone and clock are CURVE clients of the fusion machine
     require_keys(config.sub_endpoint, keys, args.insecure)
+    require_keys(config.clock_endpoint, keys, args.insecure)
+    require_local(config.pub_endpoint, "the backbone's publisher endpoint, where this host's cameras publish",
+                  "bind it on 127.0.0.1 (the camera processes run on this machine)", args.insecure)
+    reader_keys = config.reader_keys(config.security.server_keys(), args.insecure)
     detector, detector_options = config.detector_for(args.detector)
     console = Console()
     events = []
     sup = Supervisor.from_config(config, record_dir=args.record, record_video=not args.no_video,
                                  on_event=events.append, detector=detector, detector_options=detector_options,
-                                 keys=keys)
+                                 keys=keys, reader_keys=reader_keys)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C
     sub = Subscriber(config.sub_endpoint, topics="kp2d.")
     spread = RigSpread(len(config.cameras))
@@ -176,6 +182,9 @@ def run(args) -> int:
         console.print(_table(statuses, rig_spread(), time.monotonic() - t0, 0))
     else:
         print("\n".join(_plain_lines(statuses, rig_spread(), time.monotonic() - t0, 0)), flush=True)
+    if reader_keys is not None:
+        print(f"readers relay {config.readers_endpoint}: {sup.readers_refused} refused", flush=True)
+        reader_keys.keys.stop()
     if args.record:
         _inspect(args.record)
     failed = [s.name for s in statuses if s.state == "failed"]

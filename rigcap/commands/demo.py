@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   rigcap demo                                   # 4 cameras, 30 fps, 10 s
   rigcap demo --cameras 8 --seconds 20 --out demo-out --video 5
   rigcap demo --kill-camera cam_2               # SIGKILL one camera 40 % into the run
+  rigcap demo --persons 3                       # three people, tracked with stable ids, scored per person
 """
 
 DEFAULT_OUT = "demo-out"  # README names it
@@ -32,6 +33,9 @@ def register(sub) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of the scored run (default 10; start-up excluded)")
     p.add_argument("--seed", type=int, default=0, help="studio seed: rig, motion, detector noise (default 0)")
+    p.add_argument("--persons", dest="studio_persons", type=int, default=1, metavar="N",
+                   help="people in the studio, 1-6 (default 1); from 2 the fusion node associates and tracks "
+                        "everybody and the score is per person: identity switches, missed, invented, MPJPE")
     p.add_argument("--kill-camera", metavar="NAME", help="SIGKILL this camera's process during the run (e.g. cam_2)")
     p.add_argument("--kill-after", type=float, metavar="S", help="seconds into the run for --kill-camera (default 40 %%)")
     p.add_argument("--out", metavar="DIR",
@@ -40,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--video", type=float, default=0.0, metavar="S",
                    help="also render the last S seconds to DIR/demo.mp4 (headless)")
     p.add_argument("--headless", action="store_true", help="no viewer window even when a display exists")
-    add_fusion_arguments(p)
+    add_fusion_arguments(p, skip=("--persons",))
     p.set_defaults(func=run)
 
 
@@ -59,6 +63,19 @@ def summary_table(result, title="rigcap demo"):
     t.add_column("value", justify="right")
     t.add_column("note")
     t.add_row("cameras", str(s["cameras"]), f"{s['cameras_per_instant']:.2f} per instant on average")
+    if "persons" in s:
+        loops = (f"; the synthetic motion restarted {s['motion_cycles'] - 1}x, everybody jumping back "
+                 "(new ids, not switches)" if s["motion_cycles"] > 1 else "")
+        t.add_row("people", f"{s['persons']} in the studio",
+                  f"{s['tracks']} ids published ({', '.join(f'P{i}' for i in s['person_ids'])}); "
+                  f"offline: {s['offline_tracks']}{loops}")
+        t.add_row("identity switches", str(s["switches"]), f"offline engine on the same data: {s['offline_switches']}")
+        t.add_row("missed / invented", f"{s['missed']} / {s['invented']}",
+                  f"person-instants, of {s['person_frames']} seen by >= 2 cameras (offline "
+                  f"{s['offline_missed']} / {s['offline_invented']})")
+        per = ", ".join(_fmt(v) for v in s["mpjpe_mm_per_person"])
+        off = ", ".join(_fmt(v) for v in s["offline_mpjpe_mm_per_person"])
+        t.add_row("MPJPE per person", f"{per} mm", f"offline: {off} mm")
     t.add_row("scored run", _fmt(s["seconds"], " s"), f"{s['instants']} instants (start-up excluded)")
     t.add_row("live MPJPE vs truth", _fmt(s["mpjpe_mm"], " mm"),
               f"published (filtered) joints, {s['triangulated_pct']:.0f} % triangulated")
@@ -117,14 +134,16 @@ def render_outputs(result, options) -> dict:
         from viewer.render import render_snapshot, render_video
 
         frame = best_frame(result)
-        render_snapshot(result.rig, result.skeleton, result.points[frame], result.n_views[frame],
-                        out / "snapshot.png", size=(1280, 720))
+        at = result.per_instant
+        render_snapshot(result.rig, result.skeleton, at(result.points)[frame], at(result.n_views)[frame],
+                        out / "snapshot.png", size=(1280, 720), person_ids=result.person_ids)
         files["snapshot"] = str(out / "snapshot.png")
         if options.video_seconds > 0:
-            n = min(len(result.points), int(round(options.video_seconds * options.fps)))
-            frames = list(range(len(result.points) - n, len(result.points)))
+            n_instants = len(result.times_s)
+            n = min(n_instants, int(round(options.video_seconds * options.fps)))
+            frames = list(range(n_instants - n, n_instants))
             render_video(result.rig, result.skeleton, result.points, result.n_views, out / "demo.mp4",
-                         fps=options.fps, size=(960, 540), frames=frames)
+                         fps=options.fps, size=(960, 540), frames=frames, person_ids=result.person_ids)
             files["video"] = str(out / "demo.mp4")
     except Exception as exc:
         files["render_error"] = f"{type(exc).__name__}: {exc}"
@@ -149,9 +168,10 @@ def run(args) -> int:
         check_output_folder(out, "--out")
     console = Console()
     options = DemoOptions(n_cameras=args.cameras, fps=args.fps, seconds=args.seconds, seed=args.seed,
-                          kill_camera=args.kill_camera, kill_after_s=args.kill_after, out_dir=out,
+                          persons=args.studio_persons, kill_camera=args.kill_camera, kill_after_s=args.kill_after, out_dir=out,
                           video_seconds=args.video, fusion=fusion_options(args, fps=args.fps))
-    console.print(f"rigcap demo: {args.cameras} synthetic cameras at {args.fps:g} fps, one process each -> ZeroMQ -> "
+    people = f", {args.studio_persons} people" if args.studio_persons > 1 else ""
+    console.print(f"rigcap demo: {args.cameras} synthetic cameras at {args.fps:g} fps{people}, one process each -> ZeroMQ -> "
                   f"fusion process -> {'viewer window' if window else 'headless snapshot'}; "
                   f"scoring {args.seconds:g} s once every camera is in")
     last = [-1]

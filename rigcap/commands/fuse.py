@@ -22,7 +22,7 @@ import threading
 from rigcap.wire import DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT
 from rigcap.argtypes import positive_float
 from rigcap.errors import check_output_folder
-from rigcap.wire.security import require_keys
+from rigcap.wire.security import require_keys, require_local
 from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 from triangulate.fusion_options import FusionOptions
 from triangulate.skeletons import SKELETONS
@@ -31,7 +31,7 @@ EXAMPLES = """examples:
   rigcap capture --config configs/studio.toml &       # cameras + backbone
   rigcap fuse --rig rig.toml                          # fuse them; Ctrl-C stops
   rigcap fuse --rig rig.toml --record sessions/take1 --seconds 60
-  rigcap fuse --rig rig.toml --sub tcp://10.0.0.12:5556 --pub tcp://10.0.0.12:5555
+  rigcap fuse --rig rig.toml --config fusion.toml --sub tcp://10.0.0.12:5556   # a camera host's kp2d, keyed
 """
 
 
@@ -118,6 +118,9 @@ def run(args) -> int:
     keys = config.security.server_keys() if config is not None else None
     for endpoint in subs:
         require_keys(endpoint, keys, args.insecure)
+    require_local(args.pub, "kp3d out, into a backbone's publisher endpoint",
+                  "publish into this machine's backbone (rigcap capture or rigcap live here) and let other machines "
+                  "read through its [endpoints] readers", args.insecure)
     node = FusionNode(rig, subs, args.pub, fusion_options(args, config, fps=args.fps), record_dir=args.record,
                       skeleton=_skeleton(args, config), instant_hooks=instant_hooks(args), keys=keys)
     stop = threading.Event()

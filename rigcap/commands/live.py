@@ -9,11 +9,11 @@ Ctrl-C (or ``--seconds``) stops everything cleanly.  ``--record DIR`` records
 the cameras (as ``rigcap capture --record``) and the 3D stream.
 
 Cameras on other machines (``--hosts``)
-    Run ``rigcap capture --config cams.toml`` on each camera host, with its
-    endpoints bound where this machine can reach them (e.g. ``pub =
-    "tcp://0.0.0.0:5555"``, ``sub = "tcp://0.0.0.0:5556"``, ``clock =
-    "tcp://0.0.0.0:5557"``); its supervisor runs the backbone and a clock
-    server.  Here, ``--hosts`` names those machines: ``10.0.0.12`` (ports from
+    Run ``rigcap capture --config cams.toml`` on each camera host, with the
+    endpoints this machine reads bound where it can reach them (``sub =
+    "tcp://0.0.0.0:5556"``, ``clock = "tcp://0.0.0.0:5557"``; ``pub`` stays
+    on 127.0.0.1: only the host's own cameras publish there); its supervisor
+    runs the backbone and a clock server.  Here, ``--hosts`` names those machines: ``10.0.0.12`` (ports from
     this config's ``sub`` and ``clock`` endpoints) or
     ``tcp://10.0.0.12:5556@tcp://10.0.0.12:5557`` (subscriber endpoint @ clock
     endpoint).  The fusion node subscribes to each host's backbone as well as
@@ -45,7 +45,7 @@ import time
 from urllib.parse import urlparse
 
 from rigcap.errors import RigcapError
-from rigcap.wire.security import require_keys
+from rigcap.wire.security import require_keys, require_local
 from rigcap.fusion_args import add_angle_arguments, add_fusion_arguments, fusion_options, instant_hooks
 
 EXAMPLES = """examples:
@@ -102,16 +102,24 @@ def parse_hosts(values: list[str] | None, sub_endpoint: str, clock_endpoint: str
     return out
 
 
-def measure_hosts(hosts: list[tuple[str, str]], timeout_ms: int = 1500) -> list:
+def measure_hosts(hosts: list[tuple[str, str]], timeout_ms: int = 1500, keys=None) -> list:
+    """Each host's clock offset; ``keys`` (ServerKeys): the queries are CURVE (see measure_clock_offset)."""
     from rigcap.wire import measure_clock_offset
+    from rigcap.wire.security import is_loopback
 
     offsets = []
     for sub, clock in hosts:
+        k = None if is_loopback(clock) else keys
+        refused = k.refused if k is not None else 0
         try:
-            offsets.append(measure_clock_offset(clock, n=20, timeout_ms=timeout_ms))
+            offsets.append(measure_clock_offset(clock, n=20, timeout_ms=timeout_ms, keys=k))
         except TimeoutError:
+            why = ""
+            if k is not None and k.refused > refused:
+                why = (f"; {k.refused - refused} handshake(s) refused: its key is not in allowed_keys, or it runs "
+                       "without [security] keys")
             raise RigcapError(f"--hosts: no clock server answers at {clock} (is `rigcap capture` running there, "
-                              f"with its clock endpoint reachable from here?)") from None
+                              f"with its clock endpoint reachable from here?{why})") from None
     return offsets
 
 
@@ -143,10 +151,19 @@ def run(args) -> int:
     for line in size_mismatch_warnings(rig, {c.name: c.image_size() for c in config.cameras}, "its capture source"):
         print(f"warning: {line}", flush=True)
     hosts = parse_hosts(args.hosts, config.sub_endpoint, config.clock_endpoint)
-    keys = config.security.server_keys() if hosts else None
-    for sub, _ in hosts:
+    # One ServerKeys for this process (one ZAP handler per process): the hosts' links and the readers relay.
+    server_keys = config.security.server_keys()
+    keys = server_keys if hosts and config.security.allowed_keys else None
+    require_local(config.pub_endpoint, "this machine's backbone publisher endpoint",
+                  "bind it on 127.0.0.1 (the processes that publish run on this machine)", args.insecure)
+    require_local(config.sub_endpoint, "this machine's backbone: kp2d, kp3d, angles, stats",
+                  "keep it on 127.0.0.1 and let other machines read through [endpoints] readers, keyed by "
+                  "[security] readers", args.insecure)
+    reader_keys = config.reader_keys(server_keys, args.insecure)
+    for sub, clock in hosts:
         require_keys(sub, keys, args.insecure)
-    offsets = measure_hosts(hosts)
+        require_keys(clock, keys, args.insecure)
+    offsets = measure_hosts(hosts, keys=keys)
     for (sub, clock), off in zip(hosts, offsets):
         print(f"host {sub}: clock offset {off.offset_ns / 1e6:+.3f} ms (theirs - ours), "
               f"uncertainty +-{off.round_trip_ns / 2e6:.3f} ms, best of {off.samples}", flush=True)
@@ -158,6 +175,7 @@ def run(args) -> int:
                           detector=detector, detector_options=detector_options,
                           record_dir=args.record, record_video=not args.no_video, fusion=fusion, remote=remote,
                           instant_hooks=instant_hooks(args), max_restarts=config.max_restarts, keys=keys,
+                          readers_endpoint=config.readers_endpoint, reader_keys=reader_keys,
                           restart_delay_s=config.restart_delay_s,
                           session_info={"config_file": config.path, "rig_file": str(rig_path), "config": config.raw,
                                         "hosts": [h[0] for h in hosts],
@@ -179,7 +197,8 @@ def run(args) -> int:
     prev: list = [None]
 
     def status(stats, statuses):
-        print(_status_line(stats, prev[0], statuses), flush=True)
+        print(_status_line(stats, prev[0], statuses)
+              + (f"  readers refused {session.supervisor.readers_refused}" if reader_keys is not None else ""), flush=True)
         prev[0] = stats or None
 
     t0 = time.monotonic()
@@ -196,6 +215,10 @@ def run(args) -> int:
         print(f"  {s.name}: {s.state}, {s.stats.get('frames', 0)} frames, {s.stats.get('dropped', 0)} dropped"
               + (f", restarts {s.restarts}" if s.restarts else "") + (f" ({s.message})" if s.message else ""))
     print(f"3D instants received here: {live.received}")
+    if reader_keys is not None:
+        print(f"readers relay {config.readers_endpoint}: {session.supervisor.readers_refused} refused")
+    if server_keys is not None:
+        server_keys.stop()
     if args.record:
         print(f"recorded to {args.record} (3D: {args.record}/points3d.npz)")
     if args.snapshot:

@@ -41,10 +41,18 @@ def register(subparsers) -> None:
     q.add_argument("--seconds", type=float, default=10.0, help="duration (default: %(default)s)")
     q.add_argument("--fps", type=float, default=30.0, help="frame rate (default: %(default)s)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    q.add_argument("--noise-px", type=float, default=2.0, help="2D pixel noise sigma (default: %(default)s)")
-    q.add_argument("--missing", type=float, default=0.10, help="fraction of joints missing (default: %(default)s)")
-    q.add_argument("--outliers", type=float, default=0.03, help="fraction of gross outliers (default: %(default)s)")
-    q.add_argument("--swaps", type=float, default=0.02, help="fraction of left/right swapped camera-frames (default: %(default)s)")
+    q.add_argument("--noise", choices=("gaussian", "real"), default="gaussian",
+                   help="detector error model: gaussian (--noise-px pixel noise, --outliers gross outliers) or real "
+                   "(the errors measured on rigcap's MediaPipe detector on a real recording: proportional to the "
+                   "person's size, per joint, larger at low confidence, correlated in time, heavy tails, a constant "
+                   "per camera-joint bias; see benchmarks/fit_detector_noise.py) (default: %(default)s)")
+    q.add_argument("--noise-px", type=float, default=2.0, help="gaussian model: 2D pixel noise sigma (default: %(default)s)")
+    q.add_argument("--missing", type=float, default=None,
+                   help="fraction of joints missing (default: 0.10 gaussian, 0 real: it reports every joint)")
+    q.add_argument("--outliers", type=float, default=None,
+                   help="fraction of gross outliers (default: 0.03 gaussian, 0 real: its tails are the outliers)")
+    q.add_argument("--swaps", type=float, default=None,
+                   help="fraction of left/right swapped camera-frames (default: 0.02 gaussian, the measured 0.09 real)")
     q.add_argument("--drop-rate", type=float, default=0.0, help="fraction of dropped camera-frames (default: %(default)s)")
     q.add_argument("--time-offset-ms", type=float, default=4.0,
                    help="per-camera clock offsets drawn within +- this many ms (default: %(default)s)")
@@ -138,8 +146,13 @@ def run_person(args) -> int:
     if args.clean:
         noise, offsets = DetectorNoise.none(), None
     else:
-        noise = DetectorNoise(pixel_sigma=args.noise_px, missing_rate=args.missing, outlier_rate=args.outliers,
-                              swap_rate=args.swaps)
+        given = {k: v for k, v in (("missing_rate", args.missing), ("outlier_rate", args.outliers),
+                                   ("swap_rate", args.swaps)) if v is not None}
+        if args.noise == "gaussian":
+            noise = DetectorNoise(pixel_sigma=args.noise_px, **{"missing_rate": 0.10, "outlier_rate": 0.03,
+                                                                "swap_rate": 0.02, **given})
+        else:
+            noise = DetectorNoise.real_detector(**given)
         offsets = args.time_offset_ms
     if args.persons > 1:
         return run_crowd(args, noise, offsets)
@@ -192,7 +205,10 @@ def run_person(args) -> int:
     console.print(table)
     files = ["rig_true.toml", "keypoints2d.npz", "points3d_true.npz", "keypoints_truth.npz"] + videos
     files += ["reps_true.json"] if args.program == "workout" else []
-    console.print(f"wrote {', '.join(files)}; pixel noise sigma {noise.pixel_sigma:g} px")
+    what = (f"pixel noise sigma {noise.pixel_sigma:g} px" if noise.model == "gaussian" else
+            f"real detector errors (t scale {100 * noise.real.sigma_rel:.2f} % of the body size, nu {noise.real.tail_nu:g}, "
+            f"bias {100 * noise.real.bias_rel:.2f} %, {noise.real.tau_ms:.0f} ms)")
+    console.print(f"wrote {', '.join(files)}; {what}")
     return 0
 
 

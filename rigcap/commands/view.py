@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   rigcap view --rig rig.toml --points points3d.npz --snapshot cam0.png --from-camera cam_0
   rigcap view --rig rig.toml --points points3d.npz --video out.mp4      # or a folder: PNG frames
   rigcap view --rig rig.toml --live tcp://127.0.0.1:5556                # follow the fusion node
+  rigcap view --rig rig.toml --live tcp://10.0.0.11:5558 --secret-key keys/viewer.key_secret --server-key keys/fusion.key
 """
 
 
@@ -56,6 +57,16 @@ def register(sub) -> None:
     p.add_argument("--elevation", type=float, default=25.0, help="overview: degrees above the floor (default 25)")
     p.add_argument("--fps", type=positive_float, help="playback / video frame rate (default: the file's, else 30)")
     p.add_argument("--skeleton", help="skeleton name (default: from the joint names or the stream)")
+    p.add_argument("--color-by", choices=("person", "views"), default="person",
+                   help="several people: 'person' (default) each one's bones in their own colour, joints by views "
+                        "used; 'views' everybody in the one-person colours (joints by views, bones by side); "
+                        "ids are written above the heads either way (snapshot, video, plain window)")
+    p.add_argument("--secret-key", type=Path, metavar="FILE",
+                   help="--live from another machine: this viewer host's secret key (rigcap keys); with --server-key")
+    p.add_argument("--server-key", type=Path, metavar="FILE",
+                   help="--live: the fusion machine's public key (its readers relay lists this host in [security] readers)")
+    p.add_argument("--insecure", action="store_true",
+                   help="--live: allow a plain (unauthenticated) stream from another machine")
     p.add_argument("--angles", metavar="NAMES",
                    help="--live: show these joint angles (comma-separated, rigcap angles --list; 'all' = the first "
                    "four) and the rep count from the 'angles' topic (rigcap fuse --angles) beside the skeleton")
@@ -82,12 +93,17 @@ def _live(args, rig, skeleton) -> int:
     if args.headless or args.snapshot or args.video or args.frame is not None:
         raise RigcapError("--live draws in a window only; record the stream and replay it with "
                           "--points FILE --headless --snapshot/--video")
+    from rigcap.wire.security import ClientKeys, require_keys
     from viewer.live import view_live
     from viewer.window import require_display
 
+    if (args.secret_key is None) != (args.server_key is None):
+        raise RigcapError("--secret-key and --server-key go together (this host's secret key, the fusion machine's public key)")
+    keys = ClientKeys(args.secret_key, args.server_key) if args.secret_key else None
+    require_keys(args.live, keys, args.insecure)
     require_display()
     chosen = None if not args.angles else tuple(a.strip() for a in args.angles.split(",") if a.strip() != "all")
-    window, source = view_live(rig, args.live, skeleton, size=args.size or DEFAULT_SIZE, angles=chosen)
+    window, source = view_live(rig, args.live, skeleton, size=args.size or DEFAULT_SIZE, angles=chosen, keys=keys)
     print(f"live: {source.received} skeletons received, {window.updates} drawn, {source.skipped} published "
           f"but not drawn (a newer one was ready), {source.malformed} malformed")
     return 0
@@ -123,6 +139,9 @@ def _points(args, rig, skeleton) -> int:
     if view is not None:
         render.resolve_view(rig, view)  # fails early, naming the rig's cameras
     size = args.size or (None if view is not None else DEFAULT_SIZE)  # a camera view: that camera's size
+    from viewer.scene import SceneStyle
+
+    style = SceneStyle(color_by=args.color_by)
     overview = dict(azimuth_deg=args.azimuth, elevation_deg=args.elevation)
     if args.snapshot:
         frame = replay.first_populated_frame(points3d) if args.frame is None else args.frame
@@ -135,19 +154,16 @@ def _points(args, rig, skeleton) -> int:
         cam = render.resolve_view(rig, view, size, pts.reshape(-1, 3), **overview)
         title = replay.frame_title(points3d, args.points.name, frame, args.fps)
         render.render_snapshot(rig, skeleton, pts, views, args.snapshot, view=cam, person_ids=ids,
-                               title=title, legend=True)
+                               title=title, legend=True, style=style)
         print(f"wrote {args.snapshot} (frame {frame % points3d.n_frames}, {cam.size[0]}x{cam.size[1]})")
-    if args.video and points3d.multi_person:
-        raise RigcapError(f"{args.points}: --video draws one person; a multi-person file plays in the window "
-                          "or makes a --snapshot (or pass one person's file)")
     if args.video:
         out = replay.replay_to_video(rig, points3d, args.video, skeleton, size=size, view=view,
-                                     fps=args.fps, source=args.points.name, **overview)
+                                     fps=args.fps, source=args.points.name, style=style, **overview)
         print(f"wrote {out} ({points3d.n_frames} frames)")
     if not (args.snapshot or args.video):
         from viewer.window import require_display
 
         require_display()
         replay.replay_window(rig, points3d, skeleton, fps=args.fps, size=args.size or DEFAULT_SIZE,
-                             source=args.points.name)
+                             source=args.points.name, style=style)
     return 0

@@ -187,11 +187,11 @@ class CrowdStudio:
                 skeleton=self.skeleton, capture_times_s=times, hidden_by_others=hidden))
         self.timestamps_ns = np.round(times * 1e9).astype(np.int64)
         self.time_offsets_ms = offsets
-        self.dropped = rng.random((self.n_cameras, self.n_frames)) < drop_rate
+        self.dropped_mask = rng.random((self.n_cameras, self.n_frames)) < drop_rate  # (C, F) frames never delivered
 
         # ---- what the detector lists per camera-frame: the people it found, in random order
         each = np.stack([d.keypoints.keypoints for d in self.per_person], axis=2)  # (C, F, P, J, 3)
-        found = (np.isfinite(each[..., 0]).sum(-1) >= min_joints) & ~self.dropped[..., None]  # (C, F, P)
+        found = (np.isfinite(each[..., 0]).sum(-1) >= min_joints) & ~self.dropped_mask[..., None]  # (C, F, P)
         order = np.argsort(np.where(found, rng.random(found.shape), 2.0), axis=-1, kind="stable")
         slot_found = np.take_along_axis(found, order, axis=-1)
         self.detection_person = np.where(slot_found, order, -1).astype(np.int8)  # (C, F, P)
@@ -208,6 +208,10 @@ class CrowdStudio:
 
     def capture_time_ns(self, cam_index: int, frame_index: int) -> int:
         return int(self.timestamps_ns[cam_index, frame_index])
+
+    def dropped(self, cam_index: int, frame_index: int) -> bool:
+        """True for a frame that camera never delivers (as :meth:`SyntheticStudio.dropped`)."""
+        return bool(self.dropped_mask[cam_index, frame_index])
 
     def truth_at(self, time_ns) -> np.ndarray:
         """(P, ..., J, 3) true joints at times in ns from the start; NaN for who is away."""
@@ -233,7 +237,7 @@ class CrowdStudio:
     def oracle_keypoints2d(self, person: int) -> Keypoints2D:
         """One person's detections (C, F, J, 3) as if association were perfect (the single-person oracle)."""
         kp = self.per_person[person].keypoints.keypoints.copy()
-        kp[self.dropped | ~self.found[..., person]] = np.nan
+        kp[self.dropped_mask | ~self.found[..., person]] = np.nan
         return Keypoints2D(kp, self.rig.names, list(self.skeleton.joint_names), self.timestamps_ns, self.fps)
 
     def points3d_true(self) -> Points3D:
@@ -247,7 +251,7 @@ class CrowdStudio:
     def save_truth(self, path) -> None:
         """Who each detection slot is, each person's visibility masks and exact pixels, the heights."""
         np.savez_compressed(path, detection_person=self.detection_person, found=self.found,
-                            dropped=self.dropped, heights_m=self.crowd.heights,
+                            dropped=self.dropped_mask, heights_m=self.crowd.heights,
                             absences_s=np.array([a if a else (np.nan, np.nan) for a in self.crowd.absences]),
                             true_pixels=np.stack([d.true_pixels for d in self.per_person], axis=2),
                             in_image=np.stack([d.in_image for d in self.per_person], axis=2),

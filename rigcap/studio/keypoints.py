@@ -19,7 +19,14 @@ model would report, in the 2D keypoint file format (:class:`Keypoints2D`):
   it has lower confidence and ``occluded_sigma_scale`` x the pixel noise;
 * **random misses** make up the rest of ``missing_rate`` (fraction of the
   in-image joints reported as NaN);
-* **pixel noise**: Gaussian, ``pixel_sigma`` px per axis;
+* **pixel noise**: ``model="gaussian"`` (the default): Gaussian, ``pixel_sigma``
+  px per axis.  ``model="real"`` (:meth:`DetectorNoise.real_detector`):
+  the errors measured on a real detector (:mod:`rigcap.studio.detector_error`,
+  parameters ``real``): proportional to the person's size in the image, per
+  joint, larger at low confidence, correlated in time, Student-t tails, a
+  constant per camera-joint bias; confidences from the measured distribution
+  (occluded joints from its low end); no misses beyond occlusion (``missing_rate``
+  0: the real detector always guesses) and no separate outliers (the tails);
 * **gross outliers**: ``outlier_rate`` of the reported joints are displaced by
   ``outlier_px`` (uniform range, random direction), with middling confidence;
 * **left/right swaps**: ``swap_rate`` of the camera-frames have every left
@@ -42,6 +49,8 @@ import numpy as np
 
 from calibration.rig import Rig
 from rigcap.studio.body import hidden_joints
+from rigcap.studio.detector_error import (MEDIAPIPE_POSE2SIM, RealDetectorError, body_size_px, real_confidences,
+                                          real_pixel_errors)
 from rigcap.studio.studio_rig import visible_in_image
 from triangulate.formats import Keypoints2D
 from triangulate.skeletons import HALPE26, Skeleton
@@ -62,6 +71,31 @@ class DetectorNoise:
     occluded_sigma_scale: float = 2.0
     time_jitter_ms: float = 0.5  # per-frame capture-time jitter (std), ms
     occlusion: bool = True  # model self-occlusion at all
+    model: str = "gaussian"  # pixel errors: "gaussian" (pixel_sigma) or "real" (the measured model, ``real``)
+    real: RealDetectorError = MEDIAPIPE_POSE2SIM  # parameters of model "real"
+
+    def __post_init__(self) -> None:
+        if self.model not in NOISE_MODELS:
+            raise ValueError(f"noise model must be one of {', '.join(NOISE_MODELS)}, got {self.model!r}")
+
+    @classmethod
+    def real_detector(cls, params: RealDetectorError = MEDIAPIPE_POSE2SIM, **changes) -> "DetectorNoise":
+        """The real detector's errors as measured (:data:`~rigcap.studio.detector_error.MEDIAPIPE_POSE2SIM`).
+
+        No random misses (MediaPipe reports every joint, a hidden one with a
+        low confidence), no outliers beyond the t tails, its swap rate.
+        """
+        base = dict(model="real", real=params, pixel_sigma=0.0, missing_rate=0.0, outlier_rate=0.0,
+                    swap_rate=params.swap_rate, occluded_drop=0.0, occluded_sigma_scale=1.0)
+        base.update(changes)
+        return cls(**base)
+
+    @classmethod
+    def named(cls, name: str, **changes) -> "DetectorNoise":
+        """A model by name: ``gaussian`` (the defaults) or ``real`` (:meth:`real_detector`)."""
+        if name not in NOISE_MODELS:
+            raise ValueError(f"noise model must be one of {', '.join(NOISE_MODELS)}, got {name!r}")
+        return cls.real_detector(**changes) if name == "real" else cls(**changes)
 
     @classmethod
     def none(cls) -> "DetectorNoise":
@@ -72,6 +106,9 @@ class DetectorNoise:
 
     def replace(self, **changes) -> "DetectorNoise":
         return replace(self, **changes)
+
+
+NOISE_MODELS = ("gaussian", "real")
 
 
 @dataclass
@@ -157,7 +194,7 @@ def synthesize_keypoints(rig: Rig, points3d: np.ndarray, noise: DetectorNoise | 
     if n_j != skeleton.n_joints:
         raise ValueError(f"points3d has {n_j} joints; skeleton {skeleton.name} has {skeleton.n_joints}")
     n_c = len(rig)
-    (r_time, r_miss, r_noise, r_out, r_swap, r_drop, r_conf) = _streams(seed, 7)
+    (r_time, r_miss, r_noise, r_out, r_swap, r_drop, r_conf, r_real) = _streams(seed, 8)
 
     offsets = _resolve_offsets(time_offsets_ms, n_c, r_time)
     if capture_times_s is None:
@@ -195,9 +232,15 @@ def synthesize_keypoints(rig: Rig, points3d: np.ndarray, noise: DetectorNoise | 
     reported = in_image & ~miss_phys
 
     # ---- positions: noise, then gross outliers
-    sigma = np.where(occluded, noise.pixel_sigma * noise.occluded_sigma_scale, noise.pixel_sigma)
     px = true_px.copy()
-    if noise.pixel_sigma > 0:
+    if noise.model == "real":
+        conf_real = real_confidences(noise.real, r_real, (n_c, n_f, n_j), fps, occluded)
+        size = body_size_px(np.array([0.5 * (c.matrix[0, 0] + c.matrix[1, 1]) for c in rig.cameras]),
+                            np.array([np.hstack([c.R, c.tvec[:, None]]) for c in rig.cameras]), sampled,
+                            skeleton.joint_names)
+        px += real_pixel_errors(noise.real, r_real, conf_real, size, skeleton.joint_names, fps)
+    elif noise.pixel_sigma > 0:
+        sigma = np.where(occluded, noise.pixel_sigma * noise.occluded_sigma_scale, noise.pixel_sigma)
         px += r_noise.normal(0, 1, px.shape) * sigma[..., None]
     outlier_phys = reported & (r_out.random((n_c, n_f, n_j)) < noise.outlier_rate)
     if outlier_phys.any():
@@ -206,7 +249,9 @@ def synthesize_keypoints(rig: Rig, points3d: np.ndarray, noise: DetectorNoise | 
         px[outlier_phys] = true_px[outlier_phys] + np.stack([np.cos(ang), np.sin(ang)], -1) * mag[:, None]
 
     # ---- confidences
-    if noise.conf_sigma > 0 or noise.conf_mean < 1:
+    if noise.model == "real":
+        conf = np.where(outlier_phys, r_conf.uniform(0.15, 0.75, (n_c, n_f, n_j)), conf_real)
+    elif noise.conf_sigma > 0 or noise.conf_mean < 1:
         conf = np.clip(r_conf.normal(noise.conf_mean, noise.conf_sigma, (n_c, n_f, n_j)), 0.3, 0.99)
         conf_occ = np.clip(r_conf.normal(noise.conf_mean - 0.35, 0.12, (n_c, n_f, n_j)), 0.05, 0.9)
         conf = np.where(occluded, conf_occ, conf)

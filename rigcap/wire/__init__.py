@@ -90,7 +90,7 @@ matching its shape.  Anything else raises :class:`ProtocolError`;
 Clock offsets between hosts
 ---------------------------
 :class:`ClockServer` answers REQ-shaped time queries on a ROUTER socket, dropping any other shape (default
-``tcp://127.0.0.1:5557``); :func:`measure_clock_offset` sends ``n`` queries and
+``tcp://127.0.0.1:5557``); :func:`measure_clock_offset` sends ``n`` queries (from a DEALER, REQ-shaped) and
 keeps the one with the smallest round trip.  Request: 8 bytes, little-endian
 int64 ``t0`` (client clock at send).  Reply: 24 bytes, ``t0, t1, t2``
 (``t1`` server clock at receive, ``t2`` at reply).  With ``t3`` the client
@@ -102,7 +102,7 @@ clock at receive, NTP's estimate is ``offset = ((t1 - t0) + (t2 - t3)) / 2``
 from rigcap.wire.messages import (DEFAULT_CLOCK_ENDPOINT, DEFAULT_PUB_ENDPOINT, DEFAULT_SUB_ENDPOINT, KINDS,
                                   MAX_HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES, VERSION, Message, ProtocolError,
                                   decode, encode, encode_angles, encode_kp2d, encode_kp3d, joints_sha1)
-from rigcap.wire.sockets import (Backbone, EndpointError, Publisher, Subscriber, attach, context,
+from rigcap.wire.sockets import (Backbone, EndpointError, Publisher, Relay, Subscriber, attach, context,
                                  free_tcp_endpoint)
 from rigcap.wire.clock import ClockOffset, ClockServer, measure_clock_offset
 from rigcap.wire.clock_tracking import ClockFit, ClockTracker, fit_offsets

@@ -24,11 +24,18 @@ class ClockServer(_BindsInAThread):
     request (a DEALER sending a multi-frame body) leaves unable to send, which
     ended the thread.  The ROUTER reads each request whole, answers the ones
     shaped like a REQ's (``[identity, b"", 8 bytes]``) and drops anything else.
+
+    ``keys`` (:class:`rigcap.wire.security.ClientKeys`, a camera host's): the socket is a CURVE
+    client holding the fusion machine's public key, as the host's backbone, so only the fusion
+    machine gets answers; the fusion machine's query checks this host's key against its allow-list.
     """
 
-    def __init__(self, endpoint: str = DEFAULT_CLOCK_ENDPOINT, clock=time.time_ns):
+    thread_name = "rigcap-clock-server"
+
+    def __init__(self, endpoint: str = DEFAULT_CLOCK_ENDPOINT, clock=time.time_ns, keys=None):
         self.endpoint = endpoint
         self.clock = clock
+        self.keys = keys
         super().__init__()
         self._stop = threading.Event()
         self.dropped = 0  # requests not shaped like measure_clock_offset's, or answers that could not go
@@ -38,6 +45,8 @@ class ClockServer(_BindsInAThread):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, 1024)  # a request is 8 bytes; refuse big frames before they are read
         sock.setsockopt(zmq.SNDHWM, 1000)
+        if self.keys is not None:
+            self.keys.apply(sock)
         try:
             sock.bind(self.endpoint)
         except zmq.ZMQError as exc:
@@ -79,27 +88,51 @@ class ClockOffset:
 
 
 def measure_clock_offset(endpoint: str = DEFAULT_CLOCK_ENDPOINT, n: int = 20, timeout_ms: int = 1000,
-                         clock=time.time_ns) -> ClockOffset:
-    """NTP-style offset of the clock server's wall clock relative to ours (min round trip of ``n``)."""
-    sock = context().socket(zmq.REQ)
+                         clock=time.time_ns, keys=None) -> ClockOffset:
+    """NTP-style offset of the clock server's wall clock relative to ours (min round trip of ``n``).
+
+    The query is a DEALER sending what a REQ would (``[b"", t0]``), not a REQ: a REQ that is a CURVE
+    server with a ZAP handler never receives its reply (libzmq 4.3.5, measured), and a DEALER also
+    lets a late answer to an earlier exchange be told apart (it echoes that exchange's ``t0``) and
+    skipped instead of being taken for the current one.
+
+    ``keys`` (:class:`rigcap.wire.security.ServerKeys`, the fusion machine's): the query is a CURVE
+    server checking the clock server's key against the camera hosts' allow-list; a host not on it
+    (or a plain one) gets no query through, so no answer comes (``TimeoutError``) and the refusal is
+    counted in ``keys.refused``."""
+    sock = context().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-    attach(sock, endpoint, False, "clock")
+    sock.setsockopt(zmq.MAXMSGSIZE, 1024)  # an answer is 24 bytes
+    if keys is not None:
+        keys.apply(sock)
+    try:
+        attach(sock, endpoint, False, "clock")
+    except BaseException:
+        if keys is not None:
+            keys.release(sock)
+        raise
     best = None
     try:
         for _ in range(n):
             t0 = clock()
-            sock.send(_CLOCK_REQ.pack(t0))
-            try:
-                rep = sock.recv()
-            except zmq.Again:
-                raise TimeoutError(f"no answer from the clock server at {endpoint} within {timeout_ms} ms") from None
-            t3 = clock()
-            _, t1, t2 = _CLOCK_REP.unpack(rep)
+            sock.send_multipart([b"", _CLOCK_REQ.pack(t0)])
+            deadline = time.monotonic() + timeout_ms / 1000
+            while True:
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0 or not sock.poll(left_ms):
+                    raise TimeoutError(f"no answer from the clock server at {endpoint} within {timeout_ms} ms")
+                frames = sock.recv_multipart()
+                t3 = clock()
+                if len(frames) == 2 and frames[0] == b"" and len(frames[1]) == _CLOCK_REP.size:
+                    echoed, t1, t2 = _CLOCK_REP.unpack(frames[1])
+                    if echoed == t0:
+                        break  # else: a late answer to an earlier exchange
             rtt = (t3 - t0) - (t2 - t1)
             offset = ((t1 - t0) + (t2 - t3)) // 2
             if best is None or rtt < best[0]:
                 best = (rtt, offset, (t0 + t3) // 2)
     finally:
+        if keys is not None:
+            keys.release(sock)
         sock.close()
     return ClockOffset(offset_ns=best[1], round_trip_ns=best[0], samples=n, local_time_ns=best[2])

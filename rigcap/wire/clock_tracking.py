@@ -87,8 +87,9 @@ class ClockTracker:
     """
 
     def __init__(self, endpoint: str, interval_s: float = 2.0, exchanges: int = 8, window_s: float = 60.0,
-                 timeout_ms: int = 500, initial: ClockOffset | None = None, clock=time.time_ns):
+                 timeout_ms: int = 500, initial: ClockOffset | None = None, clock=time.time_ns, keys=None):
         self.endpoint = endpoint
+        self.keys = keys  # rigcap.wire.security.ServerKeys: each round's query is CURVE (see measure_clock_offset)
         self.interval_s = float(interval_s)
         self.exchanges = int(exchanges)
         self.window_s = float(window_s)
@@ -115,7 +116,8 @@ class ClockTracker:
 
     def measure_once(self) -> ClockOffset:
         """One round now (``exchanges`` exchanges, min round trip kept); folded into the fit."""
-        off = measure_clock_offset(self.endpoint, n=self.exchanges, timeout_ms=self.timeout_ms, clock=self.clock)
+        off = measure_clock_offset(self.endpoint, n=self.exchanges, timeout_ms=self.timeout_ms, clock=self.clock,
+                                   keys=self.keys)
         self._add(off)
         return off
 

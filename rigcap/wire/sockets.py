@@ -280,6 +280,7 @@ class Backbone(_BindsInAThread):
     """
 
     thread_name = "rigcap-backbone"
+    what = "ZeroMQ backbone"
 
     def __init__(self, pub_endpoint: str = DEFAULT_PUB_ENDPOINT, sub_endpoint: str = DEFAULT_SUB_ENDPOINT,
                  hwm: int = DEFAULT_HWM, keys=None):
@@ -303,11 +304,11 @@ class Backbone(_BindsInAThread):
                 s.setsockopt(zmq.LINGER, 0)
             if self.keys is not None:
                 self.keys.apply(xpub)
-            xsub.bind(self.pub_endpoint)
+            self._attach_xsub(xsub)
             xpub.bind(self.sub_endpoint)
             ctrl.bind(self._control_endpoint)
         except zmq.ZMQError as exc:
-            self._error = EndpointError(f"cannot bind the ZeroMQ backbone on {self.pub_endpoint} / {self.sub_endpoint}: {exc}")
+            self._error = EndpointError(f"cannot bind the {self.what} on {self.pub_endpoint} / {self.sub_endpoint}: {exc}")
             for s in (xsub, xpub, ctrl):
                 s.close()
             self._ready.set()
@@ -321,6 +322,9 @@ class Backbone(_BindsInAThread):
             for s in (xsub, xpub, ctrl):
                 s.close()
 
+    def _attach_xsub(self, xsub: zmq.Socket) -> None:
+        xsub.bind(self.pub_endpoint)  # publishers connect here
+
     def stop(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             return
@@ -333,4 +337,24 @@ class Backbone(_BindsInAThread):
         self._thread = None
 
 
+class Relay(Backbone):
+    """A backbone's stream offered at a second endpoint: an XSUB *connected* to ``upstream`` (a
+    backbone's subscriber endpoint) forwarding to an XPUB bound at ``endpoint``.
 
+    The fusion machine's readers relay (``[endpoints] readers``): its backbone stays on loopback and
+    plain for the processes of the machine (the fusion node, the viewer, scripts), and readers on
+    other machines subscribe here, where ``keys`` (:class:`rigcap.wire.security.ReaderKeys`) make
+    the XPUB a CURVE server checking the readers' allow-list.  Subscriptions travel up (a reader
+    gets only the topics it asked for); drops happen per reader at the XPUB's high-water mark, as
+    on the backbone.
+    """
+
+    thread_name = "rigcap-relay"
+    what = "readers relay"
+
+    def __init__(self, upstream: str, endpoint: str, hwm: int = DEFAULT_HWM, keys=None):
+        super().__init__(upstream, endpoint, hwm=hwm, keys=keys)
+        self.upstream, self.endpoint = upstream, endpoint
+
+    def _attach_xsub(self, xsub: zmq.Socket) -> None:
+        xsub.connect(self.upstream)

@@ -49,7 +49,7 @@ from viewer import views
 from viewer.legend import legend_entries
 from viewer.playback import SPEEDS, Playback
 from viewer.render import RenderUnavailable, quiet_native_stderr
-from viewer.scene import SceneStyle, SkeletonScene
+from viewer.scene import SceneStyle, SkeletonScene, person_colors
 
 PANEL_WIDTH = 300
 GUI_PACKAGES = "libvulkan1 mesa-vulkan-drivers"
@@ -204,11 +204,18 @@ class GuiWindow:
         panel.add_child(self._stats)
         panel.add_fixed(0.4 * em)
         panel.add_child(self._heading("Colours"))
+        self._side_rows = []
         for text, col in legend_entries(self.scene.max_views):
             row = gui.Horiz(0.4 * em)
             row.add_child(self._swatch(col, int(round(0.8 * em))))
             row.add_child(gui.Label(text))
             panel.add_child(row)
+            if text.startswith("bone"):
+                self._side_rows.append(row)
+        self._person_row = gui.Label("bones: each person in their own colour,\nthe id above their head")
+        self._person_row.visible = False
+        panel.add_child(self._person_row)
+        self._by_person = False
         self.panel = panel
         w.add_child(panel)
         w.set_on_layout(self._layout)
@@ -309,7 +316,8 @@ class GuiWindow:
     # -------------------------------------------------------------- drawing
     def show(self, update) -> None:
         """Draw ``(points, n_views[, person_ids])``: points (J, 3), or (P, J, 3) for several people
-        (each person's bones in their own colour, an id label above each: :class:`SkeletonScene`)."""
+        (each person's bones in their own colour with ``style.color_by == "person"``, an id label
+        above each in that colour: :class:`SkeletonScene`)."""
         points = np.asarray(update[0], dtype=np.float64)
         n_views = None if len(update) < 2 or update[1] is None else np.asarray(update[1])
         ids = None if len(update) < 3 else update[2]
@@ -329,15 +337,31 @@ class GuiWindow:
         s.update(points, n_views, ids if points.ndim == 3 else None)
         for part, mesh in (("joints", s.joints), ("bones", s.bone_mesh)):
             self._draw_part(part, mesh)
-        labels = s.labels if points.ndim == 3 else []
+        self._show_person_labels(s.labels if points.ndim == 3 else [])
+        self._legend_by_person(points.ndim == 3 and s.style.color_by == "person")
+        self.updates += 1
+
+    def _show_person_labels(self, labels) -> None:
+        """``P<id>`` above each person, in their colour; spare labels go blank."""
         while len(self._person_labels) < len(labels):
             self._person_labels.append(self.widget.add_3d_label([0.0, 0.0, 0.0], ""))
         for i, label in enumerate(self._person_labels):
             if i < len(labels):
-                label.position, label.text = labels[i][0], labels[i][1]
+                pos, text = labels[i]
+                label.position, label.text = pos, text
+                label.color = self._gui.Color(*map(float, person_colors([int(text[1:])])[0]), 1.0)
             else:
                 label.text = ""
-        self.updates += 1
+
+    def _legend_by_person(self, by_person: bool) -> None:
+        """The legend's bone rows: left/right/middle, or one line saying each person has their colour."""
+        if by_person == self._by_person:
+            return
+        self._by_person = by_person
+        for row in self._side_rows:
+            row.visible = not by_person
+        self._person_row.visible = by_person
+        self._window.set_needs_layout()
 
     def _padded(self, points, n_views, ids):
         """Several people padded with hidden ones to the meshes' room (a power of two), so the
@@ -470,9 +494,9 @@ def open_window(rig: Rig, skeleton=None, size=(1280, 720), title="rigcap", **kw)
 
     require_display()
     if os.environ.get(GUI_ENV) == "0":
-        return SceneWindow(rig, skeleton, size, title=title, view_points=kw.get("view_points"))
+        return SceneWindow(rig, skeleton, size, title=title, view_points=kw.get("view_points"), style=kw.get("style"))
     try:
         return GuiWindow(rig, skeleton, size, title, **kw)
     except RenderUnavailable as exc:
         print(f"rigcap view: note: {exc}; using the plain window (no labels, panel or timeline)", file=sys.stderr)
-        return SceneWindow(rig, skeleton, size, title=title, view_points=kw.get("view_points"))
+        return SceneWindow(rig, skeleton, size, title=title, view_points=kw.get("view_points"), style=kw.get("style"))

@@ -37,7 +37,9 @@ mouse drag rotates, wheel zooms.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -162,7 +164,8 @@ class GuiWindow:
         app = gui.Application.instance
         noise: list = []
         try:
-            with quiet_native_stderr(noise), o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+            with quiet_native_stderr(noise), quiet_native_stderr(noise, fd=1), \
+                    o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
                 if not _APP_STARTED:
                     app.initialize()
                     _APP_STARTED = True
@@ -435,10 +438,14 @@ class GuiWindow:
         period = 1.0 / rate_hz
         start = time.monotonic()
         clock = {"last": start, "poll": 0.0}
+        interrupted: list = []  # Ctrl-C seen
 
         def tick_event() -> bool:
             tick = time.monotonic()
             if self._closed:
+                return False
+            if interrupted:
+                self.close()
                 return False
             if max_seconds is not None and tick - start >= max_seconds:
                 self.close()
@@ -466,10 +473,20 @@ class GuiWindow:
             return changed
 
         self._window.set_on_tick_event(tick_event)
+
+        def on_sigint(_sig, _frame) -> None:  # runs inside some tick: the next tick closes the window
+            interrupted.append(True)
+
+        previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() \
+            else None
         try:
             self._app.run()
         finally:
             self._closed = True
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt  # after the window is gone: the command says "interrupted", exit 130
 
     def request_view_image(self, callback: Callable[[np.ndarray], None]) -> None:
         """Open3D's own screenshot of the 3D view, uint8 RGB (h, w, 3), handed to ``callback`` once drawn."""
@@ -477,8 +494,10 @@ class GuiWindow:
         self._window.post_redraw()
 
     def close(self) -> None:
+        """Close the window from the GUI's own queue: closing it inside a tick callback while it is
+        playing crashed Open3D (segfault in ``Application.run``)."""
         if self._window is not None and not self._closed:
-            self._window.close()
+            self._app.post_to_main_thread(self._window, self._window.close)
         self._closed = True
 
 

@@ -4,7 +4,8 @@ Runs tests/viewer_window_probe.py in its own process under ``xvfb-run`` (the
 GUI starts once per process).  Needs Debian's ``xvfb``, ``libvulkan1`` and
 ``mesa-vulkan-drivers`` (``bash install.sh --with-test-display``, as
 ``.ci/run`` does); skips with the reason where they are missing.
-``RIGCAP_WRITE_DOCS=1`` copies the window's screenshot to docs/viewer_window.png.
+``RIGCAP_WRITE_DOCS=1`` copies the windows' screenshots to docs/viewer_window.png (replay) and
+docs/viewer_window_live.png (live).
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ def test_gui_live_window_draws_everybody_in_their_colour_as_people_come_and_go(t
     assert int(data["people"]) == 2
     # joints + bones uploaded for one person, once more when 3 came (room for 4), moved in place since
     assert int(data["uploads"]) == 4
+    # the side panel: each camera's stats.<camera> message (camera c: 29.5 + c fps, c dropped, 10 + c ms)
+    stats = str(data["stats"]).splitlines()
+    for c in range(4):
+        assert any(line.startswith(f"cam_{c}:") and f"{29.5 + c:.1f} fps" in line and f"drop {c}" in line
+                   and f"lat {10 + c} ms" in line for line in stats), stats
+    assert "people: 2" in stats
     img = data["image"].astype(int)
     view = _view_of(data)
     boxes = []
@@ -142,3 +149,6 @@ def test_gui_live_window_draws_everybody_in_their_colour_as_people_come_and_go(t
         inside = (xs >= lo[0]) & (xs <= hi[0]) & (ys >= lo[1]) & (ys <= hi[1])
         assert inside.sum() > 30, f"person {data['ids'][i]}: bones in their colour"
         assert inside.mean() > 0.95  # and nowhere else (the other person has another colour)
+    shot = tmp_path / "window.png"
+    if os.environ.get("RIGCAP_WRITE_DOCS") and shot.exists():
+        shutil.copy(shot, ROOT / "docs" / "viewer_window_live.png")

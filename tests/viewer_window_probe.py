@@ -79,6 +79,14 @@ def live_people() -> tuple[np.ndarray, np.ndarray]:
     return pts, np.array([3, 7, 9])
 
 
+def camera_stats(name: str, c: int, i: int) -> dict:
+    """A ``stats.<camera>`` header as :meth:`capture.stats.CameraStats.snapshot` makes it; camera ``c``
+    runs at ``29.5 + c`` fps, has dropped ``c`` frames and takes ``10 + c`` ms from grab to publish."""
+    return {"camera": name, "frames": i, "dropped": c, "detected": i, "fps": 29.5 + c, "nominal_fps": 30.0,
+            "last_frame": i, "detect_ms_p50": 5.0, "detect_ms_p99": 9.0,
+            "grab_to_publish_ms_p50": 10.0 + c, "grab_to_publish_ms_p99": 20.0 + c}
+
+
 def main_live(out: Path) -> None:
     from rigcap.wire import Publisher
     from viewer.live import view_live
@@ -98,6 +106,9 @@ def main_live(out: Path) -> None:
             pub.publish_kp3d(time.time_ns(), everyone[k].astype(np.float32), cameras=["cam_0"], frames={"cam_0": i},
                              skeleton_name="halpe26", joints_sha1_hex="0" * 8,
                              n_views=np.full((len(k), everyone.shape[1]), 4, np.int16), person_ids=ids[k])
+            if i % 25 == 0:  # what each camera process sends about twice a second
+                for c, cam in enumerate(rig):
+                    pub.publish(f"stats.{cam.name}", camera_stats(cam.name, c, i))
             i += 1
             time.sleep(0.01)
 
@@ -116,7 +127,8 @@ def main_live(out: Path) -> None:
         grab_screen(win, out / "window.png")
         v = win.view
         np.savez(out / "probe.npz", image=img, K=v.matrix, R=v.R, t=v.tvec, size=np.array(v.size),
-                 points=everyone[:2], ids=ids[:2], uploads=win.uploads, people=win.people_shown)
+                 points=everyone[:2], ids=ids[:2], uploads=win.uploads, people=win.people_shown,
+                 stats=win._stats.text)
         win.close()
 
     sender = threading.Thread(target=publish, daemon=True)

@@ -140,7 +140,8 @@ class _Layout:
     """
 
     def __init__(self, n_cams: int, n_boards: int, refine_intrinsics: bool, fixed_cam: int = 0,
-                 intrinsics_free: np.ndarray | None = None, block: int = 6, pose_free: np.ndarray | None = None):
+                 intrinsics_free: np.ndarray | None = None, block: int = 6, pose_free: np.ndarray | None = None,
+                 offset_groups: int = 0):
         self.n_cams, self.n_boards, self.block = n_cams, n_boards, int(block)
         # which of fx fy cx cy k1 k2 p1 p2 k3 are refined, per camera (C, 9) (all by default)
         free = np.ones(N_INTR, bool) if intrinsics_free is None else np.asarray(intrinsics_free, bool)
@@ -162,17 +163,27 @@ class _Layout:
         self.intr_col = np.full((n_cams, N_INTR), -1, dtype=np.int64)
         self.intr_col[self.imask] = off + np.arange(self.n_intr)
         off += self.n_intr
+        # per camera, a 2D pixel offset per observation group (obs.corner): see :class:`OffsetPrior`
+        self.n_groups = int(offset_groups)
+        self.offset_off = off
+        self.offset_col = off + np.arange(n_cams * 2 * self.n_groups, dtype=np.int64).reshape(n_cams, 2 * self.n_groups)
+        off += n_cams * 2 * self.n_groups
         self.board_off = off
         self.size = off + self.block * n_boards
 
     def camera_columns(self, c: int) -> np.ndarray:
         """Parameter indices of camera ``c``'s free values: pose first, then intrinsics."""
-        return np.concatenate([self.cam_col[c][self.pmask[c]], self.intr_col[c][self.imask[c]]])
+        return np.concatenate([self.cam_col[c][self.pmask[c]], self.intr_col[c][self.imask[c]], self.offset_col[c]])
+
+    def offsets(self, x: np.ndarray) -> np.ndarray:
+        """(C, G, 2) the per-camera group offsets in ``x`` (G = 0: none)."""
+        return x[self.offset_off: self.board_off].reshape(self.n_cams, self.n_groups, 2)
 
     def pack(self, cam_rt: np.ndarray, intr: np.ndarray, board_rt: np.ndarray) -> np.ndarray:
         parts = [cam_rt[self.pmask]]
         if self.refine:
             parts.append(intr[self.imask])
+        parts.append(np.zeros(self.n_cams * 2 * self.n_groups))
         parts.append(np.asarray(board_rt).ravel())
         return np.concatenate(parts)
 
@@ -403,6 +414,12 @@ class _NormalEquations:
             parts.append(cam_vals[idx][:, :, self.layout.pmask[c]])
         if iv is not None and self.layout.imask[c].any():
             parts.append(iv[idx][:, :, self.layout.imask[c]])
+        if self.layout.n_groups:  # d residual / d offset of (camera, group): the identity
+            ov = np.zeros((idx.size, 2, 2 * self.layout.n_groups))
+            rows = np.arange(idx.size)
+            ov[rows, 0, 2 * self.obs.corner[idx]] = 1.0
+            ov[rows, 1, 2 * self.obs.corner[idx] + 1] = 1.0
+            parts.append(ov)
         return np.concatenate(parts, axis=2) if parts else np.zeros((idx.size, 2, 0))
 
     def assemble(self, blocks, r: np.ndarray, w: np.ndarray) -> _Normal:
@@ -523,7 +540,10 @@ def _residual_fn(layout, cam_rt0, intr0, points, obs):
     def residuals(x):
         cam_p, intr, board_p = layout.unpack(x, cam_rt0, intr0)
         rc = rodrigues_to_matrix(cam_p[:, :3])
-        return (_project_world(rc, cam_p[:, 3:], intr, structure.world(board_p, obs), obs) - obs.uv).ravel()
+        uv = _project_world(rc, cam_p[:, 3:], intr, structure.world(board_p, obs), obs)
+        if layout.n_groups:
+            uv = uv + layout.offsets(x)[obs.cam, obs.corner]
+        return (uv - obs.uv).ravel()
 
     return residuals
 
@@ -550,7 +570,7 @@ def _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol, jaco
     return _Solution(res.x, res.fun, int(res.nfev), int(res.nfev))
 
 
-def _robust(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def robust_rho(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-observation cost rho and IRLS weight rho' for squared pixel errors ``err2`` (M,)."""
     if loss == "linear":
         return err2, np.ones_like(err2)
@@ -564,7 +584,8 @@ def _robust(err2: np.ndarray, loss: str, f_scale: float) -> tuple[np.ndarray, np
     raise ValueError(f"unknown loss {loss!r} (linear, soft_l1, huber, cauchy)")
 
 
-def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, blocks=None, progress=None) -> _Solution:
+def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, blocks=None, progress=None,
+                 offset_weight: float = 0.0) -> _Solution:
     """Levenberg-Marquardt on the normal equations, the structure (board poses or free points)
     eliminated by the Schur complement.
 
@@ -578,6 +599,8 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
     camera, see :class:`_SchurSystem`): milliseconds for 8+ cameras and
     thousands of sightings.  Robust losses by iteratively reweighted least
     squares.  ``progress(iteration, cost)`` is called after every iteration.
+    ``offset_weight``: the ridge ``w * sum(offset^2)`` added to the cost when the layout has
+    per-camera group offsets (their Gaussian prior, see :class:`OffsetPrior`).
     """
     from scipy.optimize._numdiff import approx_derivative, group_columns
 
@@ -591,15 +614,17 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
     r = residuals(x)
     nfev = 1
 
-    def cost_of(res):
-        rho, _ = _robust((res.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
-        return float(rho.sum())
+    prior_cols = layout.offset_col.ravel() if layout.n_groups else np.zeros(0, np.int64)
 
-    cost = cost_of(r)
+    def cost_of(res, x):
+        rho, _ = robust_rho((res.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
+        return float(rho.sum()) + offset_weight * float(np.sum(x[prior_cols] ** 2))
+
+    cost = cost_of(r, x)
     lam = 1e-3
     it = 0
     for it in range(1, max_iter + 1):
-        _, w = _robust((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
+        _, w = robust_rho((r.reshape(-1, 2) ** 2).sum(axis=1), loss, f_scale)
         if blocks is not None:
             ne = normal.assemble(blocks(x), r, w)
         else:
@@ -607,6 +632,9 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
             nfev += int(groups.max()) + 1
             jw = jac.multiply(np.repeat(w, 2)[:, None]).tocsr()
             ne = _from_hessian(layout, obs, jac.T @ jw, jw.T @ r)
+        if prior_cols.size:
+            ne.a[prior_cols, prior_cols] += offset_weight
+            ne.g_c[prior_cols] += offset_weight * x[prior_cols]
         improved = False
         while lam < 1e12:
             try:
@@ -617,7 +645,7 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
             x_new = x + step
             r_new = residuals(x_new)
             nfev += 1
-            cost_new = cost_of(r_new) if np.all(np.isfinite(r_new)) else np.inf
+            cost_new = cost_of(r_new, x_new) if np.all(np.isfinite(r_new)) else np.inf
             if cost_new < cost:
                 improved = True
                 rel = (cost - cost_new) / max(cost, 1e-300)
@@ -632,8 +660,11 @@ def _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_iter, ftol, bloc
     return _Solution(x, r, nfev, it)
 
 
-def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, ftol, solver="schur", progress=None):
+def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, ftol, solver="schur", progress=None,
+           offset_weight: float = 0.0):
     residuals = _residual_fn(layout, cam_rt0, intr0, points, obs)
+    if layout.n_groups and solver != "schur":
+        raise ValueError(f"per-camera group offsets need the schur solver, not {solver!r}")
     if solver == "scipy":
         return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
                             _jacobian_fn(layout, cam_rt0, intr0, points, obs))
@@ -641,7 +672,7 @@ def _solve(layout, x0, cam_rt0, intr0, points, obs, loss, f_scale, max_nfev, fto
         return _solve_scipy(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol)
     if solver == "schur":
         return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol,
-                            _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs), progress)
+                            _jacobian_blocks_fn(layout, cam_rt0, intr0, points, obs), progress, offset_weight)
     if solver == "schur-numeric":
         return _solve_schur(layout, x0, residuals, obs, loss, f_scale, max_nfev, ftol, progress=progress)
     raise ValueError(f"unknown solver {solver!r} (schur, schur-numeric, scipy, scipy-numeric)")
@@ -660,7 +691,7 @@ def _robust_sigma(err: np.ndarray) -> float:
 
 def _robust_then_trim(layout, structure, cam_rt0, intr0, x0, obs, *, loss, f_scale, trim_px, trim_sigma,
                       views, view_trim, min_per_element, max_nfev, ftol, solver, log, robust_passes=1,
-                      progress=None):
+                      progress=None, offsets: "OffsetPrior | None" = None):
     """The robust pass(es), the trimming of bad observations (and bad views), and the final
     squared-loss pass on the inliers; the shared outer loop of both bundle adjustments.
 
@@ -669,12 +700,22 @@ def _robust_then_trim(layout, structure, cam_rt0, intr0, x0, obs, *, loss, f_sca
     element needs to stay in the problem.  With ``robust_passes`` > 1 every
     further robust pass takes ``f_scale`` = the noise sigma the previous pass
     left (for a start far from the optimum, where 1 px means nothing yet).
+    ``offsets``: the prior of the per-camera group offsets in the layout; each pass weighs it
+    by the noise the previous one left (:meth:`OffsetPrior.weight`).
     Returns (solution, inlier mask, evaluations).
     """
     n_eval = 0
     keep = np.ones(len(obs), bool)
     tick = (lambda name: (lambda it, cost: progress(name, it, cost))) if progress else (lambda name: None)
-    res = _solve(layout, x0, cam_rt0, intr0, structure, obs, loss, f_scale, max_nfev, ftol, solver, tick("robust pass 1"))
+
+    def prior_weight(x, o):
+        if offsets is None:
+            return 0.0
+        err = np.linalg.norm(_residual_fn(layout, cam_rt0, intr0, structure, o)(x).reshape(-1, 2), axis=1)
+        return offsets.weight(_robust_sigma(err))
+
+    res = _solve(layout, x0, cam_rt0, intr0, structure, obs, loss, f_scale, max_nfev, ftol, solver, tick("robust pass 1"),
+                 prior_weight(x0, obs))
     n_eval += res.nfev
     if loss == "linear":
         return res, keep, n_eval
@@ -684,7 +725,7 @@ def _robust_then_trim(layout, structure, cam_rt0, intr0, x0, obs, *, loss, f_sca
         scale = max(f_scale, _robust_sigma(err))
         log.append(f"robust pass {p - 1}: {res.iterations} iterations, median error {np.median(err):.3f} px")
         res = _solve(layout, res.x, cam_rt0, intr0, structure, obs, loss, scale, max_nfev, ftol, solver,
-                     tick(f"robust pass {p}"))
+                     tick(f"robust pass {p}"), prior_weight(res.x, obs))
         n_eval += res.nfev
     err = np.linalg.norm(res.fun.reshape(-1, 2), axis=1)
     threshold = max(trim_px, trim_sigma * _robust_sigma(err))
@@ -705,7 +746,7 @@ def _robust_then_trim(layout, structure, cam_rt0, intr0, x0, obs, *, loss, f_sca
     per_element = np.bincount(obs.board[keep], minlength=layout.n_boards)
     keep &= per_element[obs.board] >= min_per_element
     res = _solve(layout, res.x, cam_rt0, intr0, structure, obs.subset(keep), "linear", f_scale, max_nfev, ftol, solver,
-                 tick("final pass"))
+                 tick("final pass"), prior_weight(res.x, obs.subset(keep)))
     n_eval += res.nfev
     log.append(f"final pass (squared loss, inliers): {res.iterations} iterations, {res.nfev} evaluations")
     return res, keep, n_eval
@@ -791,6 +832,27 @@ def bundle_adjust(
 
 # ---------------------------------------------------------------- free points
 @dataclass
+class OffsetPrior:
+    """A 2D pixel offset per camera and observation group (``obs.corner``: a joint), solved with
+    the rig: a detector's systematic error where its "joint" is not the same anatomical point
+    in every view (the hip seen from the front or the side).  Each offset has a zero-mean
+    Gaussian prior of ``sigma_px`` per axis: the data would otherwise trade it against the
+    camera pose (a common offset of every group is a small rotation) and against the points
+    (a joint displaced in 3D moves its image in every camera).  The ridge weighs
+    ``(noise sigma / sigma_px)^2`` against the squared pixel residuals, the noise taken from
+    the residuals before each pass (or ``noise_px`` when given)."""
+
+    groups: int
+    sigma_px: float
+    noise_px: float | None = None
+
+    def weight(self, noise_sigma_px: float) -> float:
+        noise = self.noise_px if self.noise_px else noise_sigma_px
+        noise = noise if np.isfinite(noise) and noise > 0 else 1.0
+        return float((noise / self.sigma_px) ** 2)
+
+
+@dataclass
 class PointBundleResult:
     cameras: list[Camera]
     points: np.ndarray  # (P, 3) adjusted world points (NaN: too few inlier views left)
@@ -801,6 +863,7 @@ class PointBundleResult:
     seconds: float
     n_evaluations: int
     log: list[str] = field(default_factory=list)
+    offsets: np.ndarray | None = None  # (C, G, 2) px, the per-camera group offsets (with an OffsetPrior)
 
 
 def scale_gauge(cameras: list[Camera], fixed_cam: int = 0, scale_cam: int | None = None) -> np.ndarray:
@@ -836,6 +899,7 @@ def bundle_adjust_points(
     ftol: float = 1e-7,
     solver: str = "schur",
     progress=None,
+    offsets: OffsetPrior | None = None,
 ) -> PointBundleResult:
     """Jointly refine camera poses, free 3D points and optionally intrinsics: the same solver
     as :func:`bundle_adjust`, with each structure element a point (3 unknowns) instead of a
@@ -848,7 +912,8 @@ def bundle_adjust_points(
     ``robust_passes``: robust solves before trimming, each after the first at
     ``f_scale`` = the noise the previous one left.  Points left with fewer
     than 2 inlier views are dropped (NaN).  ``progress(pass_name, iteration,
-    cost)`` after every iteration.
+    cost)`` after every iteration.  ``offsets``: also solve a pixel offset per camera and
+    ``obs.corner`` group (a detector's per-camera, per-joint bias), under its prior.
     """
     t0 = time.perf_counter()
     _check_pinhole(cameras)
@@ -857,18 +922,19 @@ def bundle_adjust_points(
     cam_rt0 = np.array([np.concatenate([c.rvec, c.center]) for c in cameras])
     intr0 = np.array([intrinsics_vector(c) for c in cameras])
     layout = _Layout(len(cameras), len(points), refine_intrinsics, intrinsics_free=intrinsics_free, block=3,
-                     pose_free=scale_gauge(cameras) if pose_free is None else pose_free)
+                     pose_free=scale_gauge(cameras) if pose_free is None else pose_free,
+                     offset_groups=0 if offsets is None else offsets.groups)
     x0 = layout.pack(cam_rt0, intr0, points)
     structure = PointStructure()
     res, keep, n_eval = _robust_then_trim(
         layout, structure, cam_rt0, intr0, x0, obs, loss=loss, f_scale=f_scale, trim_px=trim_px,
         trim_sigma=trim_sigma, views=None, view_trim=None, min_per_element=2, max_nfev=max_nfev, ftol=ftol,
-        solver=solver, log=log, robust_passes=robust_passes, progress=progress)
+        solver=solver, log=log, robust_passes=robust_passes, progress=progress, offsets=offsets)
     cam_p, intr, pts = layout.unpack(res.x, cam_rt0, intr0)
-    rc = rodrigues_to_matrix(cam_p[:, :3])
-    errors = np.linalg.norm(_project_world(rc, cam_p[:, 3:], intr, pts[obs.board], obs) - obs.uv, axis=1)
+    errors = np.linalg.norm(_residual_fn(layout, cam_rt0, intr0, structure, obs)(res.x).reshape(-1, 2), axis=1)
     pts = pts.copy()
     pts[np.bincount(obs.board[keep], minlength=len(points)) < 2] = np.nan
     rmse = float(np.sqrt(np.mean(errors[keep] ** 2))) if keep.any() else float("nan")
     return PointBundleResult(_cameras_from(cameras, layout, cam_p, intr), pts, keep, errors, rmse,
-                             _robust_sigma(errors[keep]), time.perf_counter() - t0, n_eval, log)
+                             _robust_sigma(errors[keep]), time.perf_counter() - t0, n_eval, log,
+                             layout.offsets(res.x).copy() if layout.n_groups else None)

@@ -15,9 +15,10 @@ drops them, and no camera needs to see every point (2+ views per point).
 Start: the given rig's poses and lenses.  Points start from a DLT of all
 views, then again without the views that disagree with it by more than
 three times the median (a swap or a wrong detection would drag the linear
-solution).  Intrinsics: each camera gets the lens model its keypoints'
-image coverage supports (:func:`calibration.intrinsics.choose_lens_model`,
-as the board path does); ``refine_intrinsics=False`` holds them.
+solution).  Intrinsics (:func:`keypoint_lens_model`): held when the start
+rig's lenses come from a calibration (a board, a Qualisys wand: far better
+than keypoints pin them), else the focal lengths alone are refined;
+``refine_intrinsics=False`` holds them always.
 
 Gauge and scale: camera 0's pose and one centre coordinate of the camera
 farthest from it are held during the solve (free points carry no scale),
@@ -31,6 +32,8 @@ and its errors average over the cameras.  The scale then comes from
   calibration, or a tape-measured layout;
 * ``"distance:A,B,METRES"``: the median over instants of the distance
   between joints ``A`` and ``B`` (a wand's two markers, a tape-measured bone);
+* ``"baseline:CAM_A,CAM_B,METRES"``: the distance between two cameras'
+  centres (tape-measured, or read off an existing rig);
 * ``"height:METRES"``: a person's stature, from the 95th percentile over
   instants of the vertical extent (world z up) of its joints, with the
   fraction of stature the top joint sits at (1.0 for a head-top joint,
@@ -44,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from calibration.bundle_adjust import Observations, PointBundleResult, bundle_adjust_points
+from calibration.bundle_adjust import Observations, OffsetPrior, PointBundleResult, bundle_adjust_points
 from calibration.intrinsics import lens_free_mask, point_coverage
 from calibration.report import CameraReport, metadata, triangulate_views
 from calibration.rig import Rig
@@ -74,6 +77,7 @@ class KeypointCalibrationResult:
     n_points: int
     bundle: PointBundleResult
     seconds: dict = field(default_factory=dict)
+    joint_bias: np.ndarray | None = None  # (C, J, 2) px, each camera's offset per joint (``joint_bias_px``)
 
     @property
     def outlier_fraction(self) -> float:
@@ -85,7 +89,7 @@ def observations_from_keypoints(xy: np.ndarray, confidence: np.ndarray | None = 
     """Observations of every (frame, joint) seen by ``min_views`` cameras or more.
 
     ``xy (C, F, J, 2)`` pixels, NaN where missing; ``confidence (C, F, J)``.
-    Returns the observations (``obs.board`` = point index) and ``point_ids (P, 2)``
+    Returns the observations (``obs.board`` = point index, ``obs.corner`` = joint) and ``point_ids (P, 2)``
     = (frame, joint) of each point.
     """
     xy = np.asarray(xy, dtype=np.float64)
@@ -98,7 +102,7 @@ def observations_from_keypoints(xy: np.ndarray, confidence: np.ndarray | None = 
     index = np.full(usable.shape, -1, dtype=np.int64)
     index[usable] = np.arange(point_ids.shape[0])
     c, f, j = np.nonzero(seen & usable[None])
-    obs = Observations(c.astype(np.int64), index[f, j], np.zeros(c.size, np.int64), xy[c, f, j])
+    obs = Observations(c.astype(np.int64), index[f, j], j.astype(np.int64), xy[c, f, j])
     return obs, point_ids
 
 
@@ -142,7 +146,8 @@ def _joint(joint_names: list[str], name: str, what: str) -> int:
 
 
 def parse_scale_from(text: str) -> tuple[str, tuple]:
-    """``rig`` | ``distance:A,B,METRES`` | ``height:METRES`` -> (kind, values); a clear error otherwise."""
+    """``rig`` | ``distance:A,B,METRES`` | ``baseline:CAM_A,CAM_B,METRES`` | ``height:METRES`` -> (kind, values);
+    a clear error otherwise."""
     text = str(text).strip()
     kind, _, rest = text.partition(":")
     kind = kind.lower()
@@ -160,10 +165,26 @@ def parse_scale_from(text: str) -> tuple[str, tuple]:
             if not 0.3 < value < 3.0:
                 raise ValueError
             return "height", (value,)
+        if kind == "baseline":
+            a, b, metres = [p.strip() for p in rest.split(",")]
+            value = float(metres)
+            if not value > 0 or a == b:
+                raise ValueError
+            return "baseline", (a, b, value)
     except ValueError:
         pass
-    raise RigcapError(f"--scale-from {text!r}: give 'rig' (the start rig's size), 'distance:JOINT_A,JOINT_B,METRES' "
-                      "or 'height:METRES' (a person's stature, 0.3-3 m)")
+    raise RigcapError(f"--scale-from {text!r}: give 'rig' (the start rig's size), 'distance:JOINT_A,JOINT_B,METRES', "
+                      "'baseline:CAMERA_A,CAMERA_B,METRES' (two camera centres) or 'height:METRES' (a person's stature, "
+                      "0.3-3 m)")
+
+
+def baseline_scale(rig: Rig, a: str, b: str, metres: float) -> tuple[float, str]:
+    """Factor that puts cameras ``a`` and ``b`` of ``rig`` ``metres`` apart, and its source in words."""
+    for name in (a, b):
+        if name not in rig.names:
+            raise RigcapError(f"--scale-from baseline: no camera named {name!r} (cameras: {', '.join(rig.names)})")
+    d = float(np.linalg.norm(rig[a].center - rig[b].center))
+    return metres / d, f"baseline {a}-{b} = {metres:g} m (distance between the two camera centres)"
 
 
 def metric_scale(points: np.ndarray, joint_names: list[str], kind: str, values: tuple) -> tuple[float, str]:
@@ -215,8 +236,33 @@ def keypoint_lens_mask(model: str) -> np.ndarray:
     return lens_free_mask(model)
 
 
-def keypoint_lens_model(coverage: float, asked: str = "auto") -> tuple[str, str]:
-    """(model, reason) for one camera.  ``auto``: focal lengths only, whatever the coverage.
+def lenses_calibrated(rig: Rig) -> str | None:
+    """What calibrated ``rig``'s lenses, in words, or None when nothing says they were (a
+    tape-measured layout, a synthetic rig, a hand-written TOML).
+
+    A rigcap calibration (board, keypoints, ``--intrinsics-only``) writes its report into
+    ``[metadata]``; the importers name the format they read (a Qualisys ``.qca``, a caliscope
+    array): those lenses came from a board or a wand, far better than keypoints can pin them.
+    """
+    meta = rig.metadata or {}
+    if isinstance(meta.get("calibration"), dict):
+        return f"a {meta['calibration'].get('tool', 'rigcap')} calibration"
+    if meta.get("intrinsics_only"):
+        return "rigcap's lens calibration (--intrinsics-only)"
+    if meta.get("format"):
+        return f"a {meta['format']} calibration"
+    return None
+
+
+def keypoint_lens_model(coverage: float, asked: str = "auto", calibrated: str | None = None) -> tuple[str, str]:
+    """(model, reason) for one camera.  ``auto``: the start rig's lenses held when they come from
+    a calibration (``calibrated`` says which, :func:`lenses_calibrated`), else focal lengths only,
+    whatever the coverage.
+
+    Held when calibrated: on the real Pose2Sim demo (Qualisys lenses, MediaPipe keypoints, BA
+    started from the Qualisys rig itself) the camera centres land 31 mm from Qualisys with the
+    lenses held and 72 mm with the focal lengths refined (6.6 % focal change): keypoint errors
+    pull the focal lengths as far as they pull the poses.
 
     Keypoints are ~20x noisier than board corners (2-10 px against 0.1 px) and a person fills a
     small depth range, so the distortion and principal point they can pin are far looser than
@@ -226,6 +272,8 @@ def keypoint_lens_model(coverage: float, asked: str = "auto") -> tuple[str, str]
     (:func:`calibration.intrinsics.choose_lens_model`) would pick the full model here.  Focal
     lengths alone are well determined and are what a rough start gets wrong most.
     """
+    if asked == "auto" and calibrated:
+        return "held", f"lenses held from the start rig ({calibrated}); keypoints pin them worse"
     if asked == "auto":
         return "focal", (f"keypoints cover {coverage:.0%} of the image; keypoint noise pins focal length only "
                          "(principal point and distortion held from the start rig)")
@@ -242,10 +290,22 @@ def calibrate_from_keypoints(
     refine_intrinsics: bool = True,
     lens_model: str = "auto",
     min_confidence: float = 0.3,
+    joint_bias_px: float | None = None,
     progress=None,
 ) -> KeypointCalibrationResult:
     """Refine ``start`` (cameras in ``keypoints``' order) on ``keypoints (C, F, J, 3)`` (x, y,
-    confidence; NaN missing).  See the module docstring; ``progress(pass, iteration, cost)``."""
+    confidence; NaN missing).  See the module docstring; ``progress(pass, iteration, cost)``.
+
+    ``lens_model``: ``"auto"`` holds the start rig's lenses when they come from a calibration
+    (:func:`lenses_calibrated`), else refines the focal lengths; or a model by name.
+    ``joint_bias_px``: also solve a 2D offset per camera and joint under a zero-mean Gaussian
+    prior of that many pixels (:class:`calibration.bundle_adjust.OffsetPrior`), for a detector
+    whose "joint" sits at a different anatomical point in each view by the same amount all
+    recording long.  Measured (``benchmarks/bench_keypoint_calibration.py``): with such a bias
+    planted on the synthetic studio (5 px per camera-joint) camera centres 14-20 -> 2-4 mm; with
+    MediaPipe on the real Pose2Sim demo worse, 31 -> 48 mm (3 px) and 76 mm (10 px): its errors
+    drift over the gait (per camera-joint means of the two halves of the recording correlate
+    0.57) instead of staying put.  Off by default; 5-10x slower."""
     t0 = time.perf_counter()
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 4 or kp.shape[-1] != 3 or kp.shape[0] != len(start):
@@ -264,7 +324,8 @@ def calibrate_from_keypoints(
                           "nothing ties it to the rig")
     cams = [c.copy() for c in start.cameras]
     coverage = np.array([point_coverage(kp[c, ..., :2].reshape(-1, 2), cams[c].size)[0] for c in range(len(cams))])
-    models = [keypoint_lens_model(float(cov), lens_model) for cov in coverage]
+    calibrated = lenses_calibrated(start)
+    models = [keypoint_lens_model(float(cov), lens_model, calibrated) for cov in coverage]
     free = np.array([keypoint_lens_mask(m) for m, _ in models])
     pts0 = initial_points(start, obs, n_points)
     ok = np.isfinite(pts0).all(axis=1)
@@ -275,8 +336,18 @@ def calibrate_from_keypoints(
         point_ids, pts0 = point_ids[ok], pts0[ok]
     seconds = {"initialisation": time.perf_counter() - t0}
     t1 = time.perf_counter()
-    res = bundle_adjust_points(cams, pts0, obs, refine_intrinsics=refine_intrinsics, intrinsics_free=free,
-                               progress=progress)
+    prior, ba_obs = None, obs
+    if joint_bias_px:  # offsets only for the joints observed (each is 2 unknowns per camera)
+        joints_seen, compact = np.unique(obs.corner, return_inverse=True)
+        prior = OffsetPrior(joints_seen.size, float(joint_bias_px))
+        ba_obs = Observations(obs.cam, obs.board, compact.astype(np.int64), obs.uv)
+    with _one_blas_thread(prior is not None):
+        res = bundle_adjust_points(cams, pts0, ba_obs, refine_intrinsics=refine_intrinsics, intrinsics_free=free,
+                                   progress=progress, offsets=prior)
+    joint_bias = None
+    if prior is not None:
+        joint_bias = np.zeros((len(cams), kp.shape[2], 2))
+        joint_bias[:, joints_seen] = res.offsets
     seconds["bundle_adjustment"] = time.perf_counter() - t1
 
     # world frame of the start rig; then the metric scale
@@ -289,7 +360,10 @@ def calibrate_from_keypoints(
         source = "the start rig's size (RMS distance of the camera centres from their centroid)"
         factor = s
     else:
-        k, source = metric_scale(pts, list(joint_names), kind, values)
+        if kind == "baseline":
+            k, source = baseline_scale(rig, *values)
+        else:
+            k, source = metric_scale(pts, list(joint_names), kind, values)
         rig, pts = scale_rig(rig, k), pts * k
         # keep the start rig's world origin where it was: scale about the start rig's centroid
         centroid = start.centers.mean(axis=0)
@@ -319,7 +393,21 @@ def calibrate_from_keypoints(
     })
     seconds["total"] = time.perf_counter() - t0
     return KeypointCalibrationResult(rig, pts, reports, source, float(factor), res.sigma_px, len(obs), len(res.points),
-                                     res, seconds)
+                                     res, seconds, joint_bias)
+
+
+def _one_blas_thread(on: bool):
+    """BLAS on one thread while the joint offsets widen every camera's block (6 -> 6 + 2 x joints
+    columns): OpenBLAS splits those mid-sized products over threads that, on a loaded 2-core
+    machine, spin against each other -- measured 155 s with its default threads, 10 s with one,
+    for the same 4-camera, 3 s, 12-joint problem."""
+    from contextlib import nullcontext
+
+    if not on:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def perturb_rig(rig: Rig, centre_m: float, rotation_deg: float, focal: float = 0.0, seed: int = 0) -> Rig:

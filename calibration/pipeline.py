@@ -80,7 +80,7 @@ from calibration.report import CameraReport, board_rigidity_mm, metadata
 from calibration.rig import Rig
 from calibration.sync import group_detections, read_timestamps
 from calibration.uncertainty import camera_uncertainty
-from calibration.world import frame_from_board, frame_from_camera, transform_board_poses, transform_rig
+from calibration.world import frame_from_board, frame_from_camera, still_pose, transform_board_poses, transform_rig
 from rigcap.errors import RigcapError
 
 
@@ -189,20 +189,6 @@ def _thin(instants: np.ndarray, max_instants: int | None) -> np.ndarray:
     return instants[pick]
 
 
-def _still_pose(rvecs: np.ndarray, tvecs: np.ndarray, k: int, mm: float = 3.0, deg: float = 0.3):
-    """Board pose ``k`` averaged with every other sighting of the board lying still in the same place.
-
-    A board on the floor is usually filmed for a while: averaging those
-    sightings makes the world frame steadier than any single one.
-    """
-    from calibration.camera import matrix_to_rodrigues, rodrigues_to_matrix
-    from calibration.extrinsics_init import project_to_rotation, rotation_angle
-
-    rots = rodrigues_to_matrix(rvecs)
-    same = (np.linalg.norm(tvecs - tvecs[k], axis=1) < mm / 1000.0) & (rotation_angle(rots, rots[k]) < deg)
-    return matrix_to_rodrigues(project_to_rotation(rots[same].sum(axis=0))), tvecs[same].mean(axis=0)
-
-
 # ---------------------------------------------------------------- pipeline
 @dataclass
 class _Lenses:
@@ -287,7 +273,7 @@ def _to_world(ba: BundleResult, instants: np.ndarray, board_rvecs_start: np.ndar
                 f"origin instant {origin}: no camera has a usable board pose there (instants with one: "
                 f"{', '.join(map(str, seen[:10]))}{' ...' if seen.size > 10 else ''})"
             )
-        r_new_old, t_new_old = frame_from_board(*_still_pose(ba.board_rvecs, ba.board_tvecs, int(k[0])))
+        r_new_old, t_new_old = frame_from_board(*still_pose(ba.board_rvecs, ba.board_tvecs, int(k[0])))
     rig = transform_rig(rig, r_new_old, t_new_old)
     board_rvecs, board_tvecs = transform_board_poses(ba.board_rvecs, ba.board_tvecs, r_new_old, t_new_old)
     rig = Rig([flip_pixel_frame(cam) if m else cam for cam, m in zip(rig.cameras, image_mirrored)],

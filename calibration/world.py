@@ -59,6 +59,20 @@ def frame_from_board(board_rvec: np.ndarray, board_tvec: np.ndarray) -> tuple[np
     return r_floor_world, -r_floor_world @ np.asarray(board_tvec, float)
 
 
+def still_pose(rvecs: np.ndarray, tvecs: np.ndarray, k: int, mm: float = 3.0, deg: float = 0.3):
+    """Board pose ``k`` (world_from_board) averaged with every other sighting of the board lying
+    still in the same place (within ``mm`` and ``deg``).
+
+    A board on the floor is usually filmed for a while: averaging those
+    sightings makes the world frame steadier than any single one.
+    """
+    from calibration.extrinsics_init import project_to_rotation, rotation_angle
+
+    rots = rodrigues_to_matrix(rvecs)
+    same = (np.linalg.norm(tvecs - tvecs[k], axis=1) < mm / 1000.0) & (rotation_angle(rots, rots[k]) < deg)
+    return matrix_to_rodrigues(project_to_rotation(rots[same].sum(axis=0))), tvecs[same].mean(axis=0)
+
+
 def frame_from_camera(rig: Rig, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(r_new_old, t_new_old)`` that make camera ``index``'s frame the world frame (its cam_from_world)."""
     cam = rig.cameras[index]

@@ -373,7 +373,9 @@ class SyntheticCameraSource(FrameSource):
         self.fps = float(self.studio.fps)
         if self.render:
             self.studio.image(self.camera_index, 0)  # the first image builds the renderer's caches (~1 s)
-        self._period_studio = int(round(self.studio.n_frames * 1e9 / self.fps))  # the studio's length, not n x a rounded period
+        from rigcap.studio.studio import motion_cycle_ns
+
+        self._period_studio = motion_cycle_ns(self.studio.n_frames, self.fps)
         # Start with the first frame whose time is still ahead (a restarted process picks up where the rig is).
         self._next = max(0, int((self.clock.now_ns() - self.epoch_ns) // self.period_ns))
         return self

@@ -213,6 +213,8 @@ def parse_steps(text: str) -> tuple[str, ...]:
 
 
 def _triangulate_run(ctx: StepContext) -> dict:
+    from dataclasses import replace
+
     import numpy as np
 
     from calibration.rigfile import load_rig
@@ -233,10 +235,14 @@ def _triangulate_run(ctx: StepContext) -> dict:
         match_cameras(rig, kp.camera_names)
     except RigcapError as exc:
         raise InputFileError(ctx.session.folder, f"keypoints vs {rig_path}: {exc}") from None
+    config, notes = opts.config, []
+    if config.optimize and not kp.fps:  # one session without a frame rate does not stop the batch
+        config = replace(config, optimize=False)
+        notes.append("the keypoints carry no frame rate: the spatio-temporal solve is skipped")
     if opts.persons != 1 or kp.multi_person:
-        result, p3d = people_points3d(rig, kp, opts.config, opts.persons)
+        result, p3d = people_points3d(rig, kp, config, opts.persons)
     else:
-        result = triangulate(rig, kp, opts.config)
+        result = triangulate(rig, kp, config)
         p3d = result.points3d
     out = ctx.staging / POINTS_FILE
     p3d.save(out)
@@ -245,7 +251,7 @@ def _triangulate_run(ctx: StepContext) -> dict:
     return {"rig": str(rig_path), "cameras": list(result.camera_names), "frames": int(p3d.n_frames),
             "triangulated_pct": round(100.0 * float(ok.mean()), 3) if ok.size else 0.0,
             "mean_error_px": round(float(np.nanmean(p3d.reprojection_error)), 4) if ok.any() else None,
-            "warnings": list(result.warnings)}
+            "warnings": notes + list(result.warnings)}
 
 
 register_step(Step(

@@ -45,7 +45,7 @@ from capture.config import CameraConfig
 from rigcap.live_session import LiveSession, run_live
 from triangulate.fusion_options import FusionOptions
 from rigcap.wire import free_tcp_endpoint
-from rigcap.studio.studio import SyntheticStudio, make_studio as build_studio
+from rigcap.studio.studio import SyntheticStudio, make_studio as build_studio, motion_cycle_ns
 from triangulate.engine import TriangulationConfig, triangulate
 from rigcap.errors import RigcapError
 from triangulate.formats import Keypoints2D, Points3D
@@ -384,7 +384,7 @@ def score_people(studio, msgs, t_rel: np.ndarray, truth: np.ndarray) -> dict:
     live = score_by_cycle(points, ids, truth, seen, cycle)
 
     kp = instant_keypoints(studio, msgs)
-    times = np.broadcast_to(t_rel + cycle * int(round(n_f * 1e9 / studio.fps)), kp.shape[:2]).astype(np.int64)
+    times = np.broadcast_to(t_rel + cycle * motion_cycle_ns(n_f, studio.fps), kp.shape[:2]).astype(np.int64)
     offline = triangulate_people(studio.rig, Keypoints2D(kp.astype(np.float32), list(names),
                                                          list(studio.skeleton.joint_names), times, studio.fps))
     off = offline.points3d
@@ -412,8 +412,7 @@ def scorable(msgs, names, n_joints: int, n_frames: int, fps: float, epoch_ns: in
     overflow and no truth is looked up outside the studio).  ``people``: the
     messages carry several people (points (persons, joints, 3) and ``person_ids``).
     """
-    period_ns = int(round(1e9 / fps))
-    cycle_ns = n_frames * period_ns
+    cycle_ns = motion_cycle_ns(n_frames, fps)
     known = set(names)
     keep, t_rel, dropped = [], [], 0
     for m in msgs:

@@ -66,13 +66,17 @@ def add_fusion_arguments(parser, skip=()) -> None:
         group.add_argument(flag, dest=dest, type=kind, default=None, metavar=flag.rsplit("-", 1)[-1].upper(), help=text)
     group.add_argument("--no-smoothing", dest="smoothing", action="store_false", default=None,
                        help="publish the raw triangulation (no One-Euro filter)")
+    group.add_argument("--motion-sync", dest="motion_sync", action="store_true", default=None,
+                       help="refine each camera's time offset from the motion (sync from motion over the last few "
+                       "seconds, every few seconds, in the background); applied when confident, shown in the stats")
 
 
 def fusion_options(args, config=None, fps: float | None = None) -> FusionOptions:
     """Options from the flags in ``args`` over ``config`` (a :class:`capture.config.CaptureConfig`) or the defaults."""
     given = {dest: getattr(args, dest) for dest, *_ in _FLAGS.values() if getattr(args, dest, None) is not None}
-    if getattr(args, "smoothing", None) is not None:
-        given["smoothing"] = args.smoothing
+    for flag in ("smoothing", "motion_sync"):
+        if getattr(args, flag, None) is not None:
+            given[flag] = getattr(args, flag)
     if fps is not None:
         given["fps"] = fps
     return config.fusion_options(**given) if config is not None else FusionOptions(**given)

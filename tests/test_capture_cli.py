@@ -21,7 +21,7 @@ def test_rigcap_capture_records_synthetic_cameras_and_inspects_the_session(tmp_p
                    f'sub = "{free_tcp_endpoint()}"\n' + cams)
     take = tmp_path / "take"
     proc = subprocess.run([sys.executable, "-m", "rigcap", "capture", "--config", str(cfg), "--record", str(take),
-                           "--seconds", "5", "--no-video"], capture_output=True, text=True, timeout=120, cwd=repo_root)
+                           "--seconds", "9", "--no-video"], capture_output=True, text=True, timeout=120, cwd=repo_root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "cam_0" in proc.stdout and "clean" in proc.stdout
     # stdout is a pipe here, as in a log: plain lines, no redrawn table, no terminal escapes

@@ -98,5 +98,7 @@ def test_live_remote_hosts_start_trackers_and_stats_show_them():
             tracker.stop()
     assert err_ms < 0.3
     assert abs(tracker.drift_ppm - 5000) < 500
-    assert line.startswith("  clock tcp://host-b:5556 -") and "ppm" in line and "+-0.0" in line
+    assert line.startswith("  clock tcp://host-b:5556 -") and "ppm" in line
+    shown_uncertainty_ms = float(line.split("+-")[1].split()[0])  # the line shows the tracker's own figure
+    assert 0 <= shown_uncertainty_ms < 1.0  # a loopback exchange: well under a millisecond, even on a loaded machine
     assert RemoteHosts(["tcp://127.0.0.1:1"], [5]).trackers() == []  # no clock endpoints: fixed offsets

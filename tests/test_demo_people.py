@@ -81,9 +81,9 @@ def test_snapshot_shows_each_person_in_their_colour(demo):
     pts = points.points[:, frame]
     view = resolve_view(load_rig(out / "rig.toml"), None, (1280, 720), pts.reshape(-1, 3))
     img = cv2.imread(str(out / "snapshot.png"))[..., ::-1]
-    for p, colour in zip(pts, scene.person_colors(points.person_ids)):
-        ok = np.isfinite(p).all(-1)
-        assert ok.mean() > 0.9
+    seen = np.isfinite(pts).all(-1).mean(-1) > 0.9  # the person who leaves may be away in the chosen frame
+    assert seen.sum() >= 2
+    for p, colour in zip(pts[seen], np.asarray(scene.person_colors(points.person_ids))[seen]):
         assert share_near(chroma_match(img, colour), bone_midpoints(view, p)) > 0.6  # the rest hidden by others
     video = cv2.VideoCapture(str(out / "demo.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 15

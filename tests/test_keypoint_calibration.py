@@ -118,3 +118,129 @@ def test_scale_from_a_persons_height(studio):
     size = lambda r: np.sqrt(((r.centers - r.centers.mean(0)) ** 2).sum(1).mean())  # noqa: E731
     assert abs(size(res.rig) / size(studio.rig) - 1.0) < 0.04, size(res.rig) / size(studio.rig)
     assert "height 1.75 m" in res.scale_source
+
+
+def test_offsets_solve_the_same_objective_as_a_dense_least_squares():
+    """Per-camera group offsets under their ridge: the Schur LM reaches the optimum scipy's
+    least_squares finds on the same residuals plus sqrt(weight) * offsets."""
+    from scipy.optimize import least_squares
+
+    from calibration.camera import Camera
+
+    rng = np.random.default_rng(4)
+    cams = []
+    for c in range(3):
+        ang = 2 * np.pi * c / 3
+        centre = np.array([3 * np.cos(ang), 3 * np.sin(ang), 1.5])
+        z = -centre / np.linalg.norm(centre)
+        x = np.cross(z, [0, 0, 1.0]); x /= np.linalg.norm(x)
+        r = np.stack([x, np.cross(z, x), z])
+        cams.append(Camera(f"c{c}", (800, 600), np.array([[700.0, 0, 400], [0, 700.0, 300], [0, 0, 1]]), np.zeros(5),
+                           ba.matrix_to_rodrigues(r) if hasattr(ba, "matrix_to_rodrigues") else
+                           __import__("calibration.camera", fromlist=["x"]).matrix_to_rodrigues(r), -r @ centre))
+    pts = rng.normal(0, 0.4, (40, 3))
+    groups = rng.integers(0, 4, 40)
+    planted = rng.normal(0, 3.0, (3, 4, 2))
+    c_idx, p_idx = np.meshgrid(np.arange(3), np.arange(40), indexing="ij")
+    c_idx, p_idx = c_idx.ravel(), p_idx.ravel()
+    from calibration.rig import Rig
+
+    uv = Rig(cams).project(pts)[c_idx, p_idx] + planted[c_idx, groups[p_idx]] + rng.normal(0, 0.5, (c_idx.size, 2))
+    obs = ba.Observations(c_idx, p_idx, groups[p_idx], uv)
+    prior = ba.OffsetPrior(4, 2.0, noise_px=1.0)
+    start = perturb_rig(Rig(cams), 0.02, 1.0, seed=1)
+    res = ba.bundle_adjust_points(start.cameras, pts + rng.normal(0, 0.01, pts.shape), obs, refine_intrinsics=False,
+                                  loss="linear", offsets=prior, ftol=1e-12)
+    layout = ba._Layout(3, 40, False, block=3, pose_free=ba.scale_gauge(start.cameras), offset_groups=4)
+    cam_rt0 = np.array([np.concatenate([c.rvec, c.center]) for c in start.cameras])
+    intr0 = np.array([ba.intrinsics_vector(c) for c in start.cameras])
+    residuals = ba._residual_fn(layout, cam_rt0, intr0, ba.PointStructure(), obs)
+    w = np.sqrt(prior.weight(float("nan")))
+    ref = least_squares(lambda x: np.concatenate([residuals(x), w * layout.offsets(x).ravel()]),
+                        layout.pack(cam_rt0, intr0, pts), method="trf", xtol=1e-12, ftol=1e-12, gtol=1e-12)
+    assert np.abs(res.offsets - layout.offsets(ref.x)).max() < 1e-3
+    got = Rig(res.cameras)
+    _, _, ref_pts = layout.unpack(ref.x, cam_rt0, intr0)
+    assert np.abs(res.points - ref_pts).max() < 1e-5
+    assert np.abs(got.centers - np.array([c[3:] for c in layout.unpack(ref.x, cam_rt0, intr0)[0]])).max() < 1e-5
+
+
+def test_joint_bias_terms_take_out_a_constant_per_camera_joint_bias():
+    """A detector whose joints sit 5 px (per axis, per camera and joint) off the true point all
+    recording long pulls the rig ~10 mm away; solved as offsets, it is back within a few mm, and
+    the offsets found follow the planted ones (the limb joints only, to keep the test fast)."""
+    st = SyntheticStudio(n_cameras=4, duration_s=3.0, seed=0, time_offsets_ms=0, noise=DetectorNoise(time_jitter_ms=0.0))
+    kp = st.keypoints2d()
+    k = kp.keypoints.astype(float).copy()
+    limbs = [j for j, n in enumerate(kp.joint_names) if n.split("_")[-1] in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
+    k[:, :, [j for j in range(k.shape[2]) if j not in limbs]] = np.nan
+    planted = np.random.default_rng(0).normal(0, 5.0, (k.shape[0], k.shape[2], 2))
+    k[..., :2] += planted[:, None]
+    rough = perturb_rig(st.rig, 0.08, 4.0, seed=100)
+    size = lambda r: np.sqrt(((r.centers - r.centers.mean(0)) ** 2).sum(1).mean())  # noqa: E731
+    from calibration.keypoint_calibration import scale_rig
+
+    errs = {}
+    for sigma in (None, 5.0):
+        res = calibrate_from_keypoints(rough, k, kp.joint_names, lens_model="held", joint_bias_px=sigma)
+        errs[sigma] = compare_rigs(scale_rig(res.rig, size(st.rig) / size(res.rig)), st.rig).center_mm.mean()
+    assert errs[None] > 8.0 and errs[5.0] < 0.4 * errs[None], errs
+    assert np.corrcoef(res.joint_bias[:, limbs].ravel(), planted[:, limbs].ravel())[0, 1] > 0.8
+
+
+def test_lenses_of_a_calibrated_start_rig_are_held_by_default(studio):
+    """A start rig whose lenses come from a calibration (here: marked as an imported Qualisys file)
+    keeps them; one that says nothing (a tape-measured layout) gets its focal lengths refined."""
+    kp = studio.keypoints2d()
+    start = perturb_rig(studio.rig, 0.02, 1.0, 0.03, seed=2)
+    imported = start.copy()
+    imported.metadata = {"format": "Qualisys qca"}
+    res = calibrate_from_keypoints(imported, kp.keypoints[:, :40], kp.joint_names)
+    assert [c.lens_model for c in res.cameras] == ["held"] * len(start)
+    assert "Qualisys qca" in res.cameras[0].lens_reason
+    assert np.allclose([c.focal for c in res.rig], [c.focal for c in start])
+    plain = start.copy()
+    plain.metadata = {}
+    res = calibrate_from_keypoints(plain, kp.keypoints, kp.joint_names)
+    assert [c.lens_model for c in res.cameras] == ["focal"] * len(start)
+    assert compare_rigs(res.rig, studio.rig).focal_pct.max() < 0.5 * compare_rigs(start, studio.rig).focal_pct.min()
+
+
+def test_scale_from_a_camera_baseline(studio):
+    kp = studio.keypoints2d()
+    true_d = float(np.linalg.norm(studio.rig[0].center - studio.rig[2].center))
+    shrunk = perturb_rig(studio.rig, 0.0, 0.0)
+    for cam in shrunk.cameras:
+        cam.tvec = cam.tvec * 0.7
+    names = studio.rig.names
+    res = calibrate_from_keypoints(shrunk, kp.keypoints[:, :40], kp.joint_names, refine_intrinsics=False,
+                                   scale_from=f"baseline:{names[0]},{names[2]},{true_d}")
+    got = float(np.linalg.norm(res.rig[0].center - res.rig[2].center))
+    assert abs(got - true_d) < 1e-6 and f"baseline {names[0]}-{names[2]}" in res.scale_source
+    size = lambda r: np.sqrt(((r.centers - r.centers.mean(0)) ** 2).sum(1).mean())  # noqa: E731
+    assert abs(size(res.rig) / size(studio.rig) - 1.0) < 0.01
+    with pytest.raises(RigcapError, match="no camera named 'cam_9'"):
+        calibrate_from_keypoints(shrunk, kp.keypoints[:, :40], kp.joint_names, refine_intrinsics=False,
+                                 scale_from="baseline:cam_9,cam_0,3")
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_demo_from_a_perturbed_qualisys_rig(shared_data):
+    """The Pose2Sim demo's MediaPipe keypoints, the Qualisys rig moved 5 cm / 3 deg per camera: its
+    lenses are held (they come from a calibration) and the rig comes back to ~33 mm / 1.7 deg of
+    Qualisys (measured 33.4 mm mean, 1.69 deg max; the issue's 1 cm / 0.5 deg is not reached on
+    these 1.7 s, see README), where refining the focal lengths lands ~70 mm off."""
+    pytest.importorskip("mediapipe")
+    from calibration.importers.qualisys import load_qualisys
+    from tests.real_keypoints import pose2sim_keypoints
+
+    root = shared_data / "pose2sim-demo-single"
+    rig = load_qualisys(root / "calibration" / "Calib.qca.txt")
+    kp = pose2sim_keypoints(root, rig.names)
+    start = perturb_rig(rig, 0.05, 3.0, seed=1)
+    res = calibrate_from_keypoints(start, kp.keypoints, kp.joint_names)
+    assert {c.lens_model for c in res.cameras} == {"held"}
+    got, before = compare_rigs(res.rig, rig), compare_rigs(start, rig)
+    assert got.center_mm.mean() < 40.0 < before.center_mm.mean(), (got.center_mm, before.center_mm)
+    assert got.rotation_deg.max() < 2.0 < before.rotation_deg.max()

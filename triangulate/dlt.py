@@ -35,10 +35,9 @@ reductions over a short contiguous axis.
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-# Points in a batch at or below which fewer (whole-batch) operations beat the column-wise ones.
-SMALL_BATCH = 4096
+import numpy as np
 
 # (row, col) of the ten unique entries of a symmetric 4x4 matrix, in storage order.
 TERM_INDEX = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
@@ -48,13 +47,9 @@ def sum_last(a: np.ndarray, dtype=None) -> np.ndarray:
     """Sum over a short last axis (cameras, xyz) as a few whole-array adds.
 
     numpy reduces a short contiguous last axis one row at a time, 10-20x
-    slower than adding its columns; on the hot path that matters.  Counts
-    (booleans) of a small batch are one reduction: exact in any order, and
-    then the fewer operations win.
+    slower than adding its columns; on the hot path that matters.
     """
     a = np.asarray(a)
-    if a.dtype == bool and dtype is None and a.size <= 10 * SMALL_BATCH:
-        return a.sum(-1)
     out = a[..., 0].astype(dtype if dtype is not None else (np.int64 if a.dtype == bool else a.dtype))
     for i in range(1, a.shape[-1]):
         out += a[..., i]
@@ -63,8 +58,6 @@ def sum_last(a: np.ndarray, dtype=None) -> np.ndarray:
 
 def all_last(a: np.ndarray) -> np.ndarray:
     """``a.all(axis=-1)`` for a short last axis, as whole-array ands (see :func:`sum_last`)."""
-    if a.size <= 10 * SMALL_BATCH:
-        return np.asarray(a).all(-1)
     out = np.array(a[..., 0], dtype=bool)
     for i in range(1, a.shape[-1]):
         out &= a[..., i]
@@ -100,25 +93,20 @@ def view_terms(xn: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return np.matmul(feats.transpose(1, 0, 2), basis).transpose(1, 0, 2)
 
 
-# Operands of the six cofactors c00 c01 c02 c11 c12 c22 of the symmetric Q[:3, :3] (entries q0 q1 q2 /
-# q4 q5 / q7), each ``a * b - c * d``: the a's, b's, c's and d's in turn.
-_COFACTOR_OPERANDS = np.array([4, 2, 1, 0, 1, 0, 7, 5, 5, 7, 2, 4, 5, 1, 2, 2, 0, 1, 5, 7, 4, 2, 5, 1])
-_ADJUGATE_ROWS = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])  # cofactor of (i, k), by k, for each i
-_RHS = np.array([3, 6, 8])  # Q[:3, 3]
-
-
 def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Finite point ``X`` (..., 3) from normal-matrix entries q (..., 10).
+    """Finite point ``X`` (..., 3) from normal-matrix entries q (..., 10): :func:`solve_normal` with the terms last."""
+    return np.moveaxis(solve_normal(np.moveaxis(q, -1, 0), eps), 0, -1)
+
+
+def solve_normal(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Finite point ``X`` (3, ...) from normal-matrix entries q (10, ...), terms first.
 
     Solves ``Q[:3,:3] X = -Q[:3,3]`` by the adjugate, elementwise.  Singular
-    systems (fewer than two independent views) give NaN.  Small batches (one
-    live instant, a few people) take the same arithmetic on the transposed
-    terms, all six cofactors in three operations: bit for bit the same
-    result in half the instructions, where the cost is the operations' count.
+    systems (fewer than two independent views) give NaN.  Terms first, so
+    every entry ``q[m]`` is a contiguous plane: the ~50 elementwise steps run
+    at memory speed (terms last they are strided, several times slower).
     """
-    if q.size <= 10 * SMALL_BATCH:
-        return _solve_terms_rows(q, eps)
-    q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[..., m] for m in range(9))
+    q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[m] for m in range(9))
     c00 = q11 * q22 - q12 * q12
     c01 = q02 * q12 - q01 * q22
     c02 = q01 * q12 - q02 * q11
@@ -131,30 +119,11 @@ def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     ok = np.abs(det) > eps * trace * trace * trace
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(ok, -1.0 / det, np.nan)
-    out = np.empty(q.shape[:-1] + (3,))
-    out[..., 0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
-    out[..., 1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
-    out[..., 2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
+    out = np.empty((3,) + q.shape[1:])
+    out[0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
+    out[1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
+    out[2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
     return out
-
-
-def _solve_terms_rows(q: np.ndarray, eps: float) -> np.ndarray:
-    """:func:`solve_terms` with the terms as rows (10, N): the same products and sums, in the same order."""
-    return solve_term_rows(q.reshape(-1, 10).T, eps).reshape(q.shape[:-1] + (3,))
-
-
-def solve_term_rows(t: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """:func:`solve_terms` of terms stored as rows, ``t`` (10, N) -> (N, 3), bit for bit."""
-    g = t[_COFACTOR_OPERANDS]  # (24, N)
-    c = g[0:6] * g[6:12] - g[12:18] * g[18:24]  # (6, N) c00 c01 c02 c11 c12 c22
-    p = t[0:3] * c[0:3]
-    det = p[0] + p[1] + p[2]
-    trace = t[0] + t[4] + t[7]
-    ok = np.abs(det) > eps * trace * trace * trace
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.where(ok, -1.0 / det, np.nan)
-    m = c[_ADJUGATE_ROWS] * t[_RHS][:, None]  # (3, 3, N): [k, i] = cofactor (i, k) x rhs k
-    return np.ascontiguousarray(((m[0] + m[1] + m[2]) * inv).T)
 
 
 def solve_sym3(h: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -182,6 +151,13 @@ class LinearTriangulator:
         self.fx = self.intrinsics[:, 0, 0]
         self.fy = self.intrinsics[:, 1, 1]
         self.focal = 0.5 * (self.fx + self.fy)
+        # Points-last layout (:class:`Views`): (10, 4C) maps the stacked, weighted features
+        # (feature-major, camera-minor) to the ten normal-matrix entries, one matrix product for all
+        # points; (3C, 3) and (3C, 1) give every camera's frame coordinates, component-major.
+        n = self.n_cameras
+        self.basis_planar = self.basis.transpose(2, 1, 0).reshape(len(TERM_INDEX), 4 * n)
+        self.rot_planar = self.extrinsics[:, :, :3].transpose(1, 0, 2).reshape(3 * n, 3)
+        self.trans_planar = self.extrinsics[:, :, 3].T.reshape(3 * n, 1)
 
     def terms(self, xn: np.ndarray) -> np.ndarray:
         return view_terms(xn, self.basis)
@@ -193,15 +169,13 @@ class LinearTriangulator:
         out = flat @ self.proj_stack[:3] + self.proj_stack[3]
         return out.reshape(lead + (self.n_cameras, 3))
 
-    def errors_sq(self, points: np.ndarray, xn: np.ndarray, cam: np.ndarray | None = None):
+    def errors_sq(self, points: np.ndarray, xn: np.ndarray):
         """Squared undistorted-pixel error and depth of points (N, ..., 3) in every camera.
 
         ``xn`` (N, C, 2) observations.  Returns ``(err2, depth)``, each
-        (N, ..., C); points behind a camera get an infinite error.  ``cam``:
-        :meth:`camera_coords` of ``points`` when the caller has them already.
+        (N, ..., C); points behind a camera get an infinite error.
         """
-        if cam is None:
-            cam = self.camera_coords(points)
+        cam = self.camera_coords(points)
         z = cam[..., 2]
         obs = xn.reshape(xn.shape[:1] + (1,) * (points.ndim - 2) + xn.shape[1:])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -220,28 +194,97 @@ class LinearTriangulator:
             acc += q[:, c] * w2[:, c:c + 1]
         return solve_terms(acc)
 
-    def term_rows(self, q: np.ndarray) -> np.ndarray:
-        """View terms (N, C, 10) -> (C, 10, N): each camera's terms as contiguous rows, for
-        :meth:`solve_rows` (many solves of the same views: one copy, then cheaper sums)."""
-        return np.ascontiguousarray(q.transpose(1, 2, 0))
-
-    def solve_rows(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """:meth:`solve` on :meth:`term_rows` (C, 10, N): the same sum in the same camera order, bit
-        for bit, each camera's part one operation over all points."""
-        w2 = np.ascontiguousarray((weights * weights).T)  # (C, N)
-        acc = rows[0] * w2[0]
-        for c in range(1, rows.shape[0]):
-            acc += rows[c] * w2[c]
-        return solve_term_rows(acc)
-
-    def pixel_weights(self, points: np.ndarray, weights: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
-        """Row weights that turn the algebraic fit into a pixel fit around ``points`` (N, 3)
-        (``z`` (N, C): their depths in the cameras, when the caller has them)."""
-        if z is None:
-            z = self.camera_coords(points)[..., 2]
+    def pixel_weights(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Row weights that turn the algebraic fit into a pixel fit around ``points`` (N, 3)."""
+        z = self.camera_coords(points)[..., 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(z > 0, self.focal / z, 0.0)
         return np.where(np.isfinite(scale), weights * scale, 0.0)
+
+
+    # ------------------------------------------------------------ points last (Views)
+    def normal(self, feats: np.ndarray, w2: np.ndarray) -> np.ndarray:
+        """Normal-matrix entries (10, N) of features (4, C, N) with squared row weights w2 (C, N)."""
+        return self.basis_planar @ (feats * w2).reshape(-1, feats.shape[-1])
+
+    def fit(self, views: "Views", weights: np.ndarray) -> np.ndarray:
+        """Weighted linear fit (3, N) of the views with row weights (C, N) (0 = view unused)."""
+        return solve_normal(self.normal(views.feats, weights * weights))
+
+    def camera_terms(self, feats: np.ndarray) -> np.ndarray:
+        """Every view's own normal-matrix entries (C, 10, N) from features (4, C, N) (for unweighted subsets)."""
+        return np.matmul(self.basis.transpose(0, 2, 1), feats.transpose(1, 0, 2))
+
+    def camera_planes(self, points: np.ndarray) -> np.ndarray:
+        """Points (3, ...) -> camera-frame coordinates (3, C, ...) in every camera."""
+        lead = points.shape[1:]
+        flat = self.rot_planar @ points.reshape(3, -1) + self.trans_planar
+        return flat.reshape((3, self.n_cameras) + lead)
+
+    def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray):
+        """Squared undistorted-pixel error and pixel scale (C, ...) of points (3, ...) in every camera.
+
+        ``x``, ``y`` the observations, broadcastable to (C, ...) (e.g. (C, N)
+        for points (3, N), (C, 1, N) for hypotheses (3, K, N)).  A point
+        behind a camera (or NaN) gets an infinite error.  The scale is
+        ``focal / depth`` (0 behind the camera): row weights times it turn
+        the linear fit around these points into a least-squares fit in pixels.
+        """
+        u, v, z = self.camera_planes(points)
+        shape = (self.n_cameras,) + (1,) * (points.ndim - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_z = 1.0 / z
+            dx = (u * inv_z - x) * self.fx.reshape(shape)
+            dy = (v * inv_z - y) * self.fy.reshape(shape)
+            err2 = dx * dx + dy * dy
+            scale = inv_z * self.focal.reshape(shape)
+        behind = ~(z > 0)
+        np.copyto(err2, np.inf, where=behind)  # copyto, not err2[behind] = ...: boolean indexing is slower
+        np.copyto(scale, 0.0, where=behind | ~np.isfinite(scale))
+        return err2, scale
+
+
+@dataclass
+class Views:
+    """Observations of N points by C cameras, points last: every array (C, N), features (4, C, N).
+
+    The layout the robust fits work in (:mod:`triangulate.robust`): the
+    engine's keypoints are camera-first already, and each camera's row is a
+    contiguous plane, so every elementwise step runs at memory speed and
+    the normal equations of all points are one matrix product
+    (:meth:`LinearTriangulator.normal`).
+    """
+
+    x: np.ndarray  # normalised undistorted x, 0 where not valid
+    y: np.ndarray
+    valid: np.ndarray  # bool
+    w: np.ndarray  # row weights (detector confidence), 0 where not valid
+    feats: np.ndarray  # (4, C, N): x^2 + y^2, x, y, 1
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> "Views":
+        """Views from (C, N) arrays (any value where not ``valid``)."""
+        valid = np.asarray(valid, dtype=bool)
+        x = np.where(valid, x, 0.0)
+        y = np.where(valid, y, 0.0)
+        feats = np.empty((4,) + valid.shape)
+        np.multiply(x, x, out=feats[0])
+        feats[0] += y * y
+        feats[1], feats[2], feats[3] = x, y, 1.0
+        return cls(x, y, valid, np.where(valid, weights, 0.0), feats)
+
+    @property
+    def n_points(self) -> int:
+        return self.valid.shape[1]
+
+    def __getitem__(self, idx) -> "Views":
+        """The views of a subset of the points (an index array, mask or slice)."""
+        return Views(self.x[:, idx], self.y[:, idx], self.valid[:, idx], self.w[:, idx], self.feats[:, :, idx])
+
+    def assign(self, idx, other: "Views") -> None:
+        """Overwrite the views of the points ``idx`` with ``other`` (views of just those)."""
+        self.x[:, idx], self.y[:, idx], self.valid[:, idx], self.w[:, idx] = other.x, other.y, other.valid, other.w
+        self.feats[:, :, idx] = other.feats
 
 
 def triangulate_dlt(

@@ -39,15 +39,15 @@ import numpy as np
 
 from calibration import Camera, Rig
 from rigcap.errors import RigcapError
-from triangulate.dlt import LinearTriangulator, sum_last
+from triangulate.dlt import LinearTriangulator, Views
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
-from triangulate.optimize import OptimizeConfig, optimize_points
+from triangulate.optimize import OptimizeConfig, OptimizeResult, optimize_points
 from triangulate.refine import refine_points
-from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, auto_threshold_px, select_views, soft_refit
+from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, apply_prior, auto_threshold_px, select_views, soft_refit
 from triangulate.skeletons import Skeleton, skeleton_for_joints
-from triangulate.swap import apply_swaps, detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
+from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
 
 class TriangulationInputError(RigcapError, ValueError):
@@ -71,7 +71,7 @@ class TriangulationConfig:
     point resting on only two views farther than ``prior_gate_m`` from its
     prior is dropped (two views cannot expose an outlier on the epipolar line).
     ``swap_repair``: fix left/right label swaps (needs >= 3 cameras and a
-    skeleton with left/right joints).  ``refine``: Gauss-Newton polish through
+    skeleton with left/right joints).
     ``robust_loss``: after the views are chosen, every view within
     ``gross_factor`` x the threshold is fitted again with a soft weight
     (``cauchy``, ``huber``; ``none``: keep the hard choice), so a real
@@ -87,9 +87,11 @@ class TriangulationConfig:
     flips from frame to frame: on the real Pose2Sim demo the mean std of
     eight limb lengths 14.2 -> 13.0 mm).
     ``optimize``: after everything above, solve all frames together
-    (reprojection + smoothness + constant bone lengths,
-    :func:`triangulate.optimize.optimize_points`; needs the frame rate and a
-    skeleton with bones; ``optimize_config`` its scales).
+    (reprojection + smoothness + one length per bone from the data,
+    :func:`triangulate.optimize.optimize_points`; needs the frame rate;
+    ``optimize_config`` its weights).  Off here, since the engine is also the
+    live per-instant path; ``rigcap triangulate`` turns it on when the frame
+    rate is known (``--no-optimize``).
     ``refine``: Gauss-Newton polish through
     the full lens model (off by default: after the pixel-weighted linear fit
     on undistorted points it moves the synthetic benchmark by < 0.02 mm and
@@ -153,6 +155,7 @@ class FrameResult:
     threshold_px: float = float("nan")  # the outlier threshold used (auto_threshold: as estimated)
     noise_px: float = float("nan")  # detector noise estimated by auto_threshold (NaN otherwise)
     swap_state: np.ndarray | None = None  # (C, F, J) int: label j of camera c, frame f was read from joint state[c, f, j]
+    optimized: OptimizeResult | None = None  # the spatio-temporal solve's account (config.optimize)
 
 
 @dataclass
@@ -165,6 +168,7 @@ class TriangulationResult:
     warnings: list[str] = field(default_factory=list)
     threshold_px: float = float("nan")  # outlier threshold used
     noise_px: float = float("nan")  # detector noise estimate (auto threshold only)
+    optimized: OptimizeResult | None = None  # the spatio-temporal solve's account (config.optimize)
 
     def summary(self) -> dict:
         """Numbers for the command's table (over the raw, unfiltered triangulation)."""
@@ -224,10 +228,12 @@ class Triangulator:
         """Scale (px) of the soft weighting (:func:`soft_scale_px`)."""
         return soft_scale_px(self.config, threshold_px, noise_px)
 
-    def run(self, keypoints: np.ndarray, fps: float | None = None) -> FrameResult:
+    def run(self, keypoints: np.ndarray, fps: float | None = None, segments=None, progress=None) -> FrameResult:
         """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J).
 
-        ``fps`` is needed only by ``config.optimize``.
+        ``fps`` is needed only by ``config.optimize``; ``segments`` (frame
+        ranges that share nothing, e.g. people laid end to end) and
+        ``progress(frames)`` go to its solve (:func:`triangulate.optimize.optimize_points`).
         """
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
@@ -245,49 +251,44 @@ class Triangulator:
         with np.errstate(invalid="ignore"):
             valid = np.isfinite(xn[..., 0]) & np.isfinite(xn[..., 1]) & (conf >= cfg.min_confidence)
         weights = np.where(valid, conf if cfg.weight_by_confidence else 1.0, 0.0)
-
-        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
-            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
-
-        xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+        views = _views(xn, valid, weights)
         threshold, noise = cfg.threshold_px, float("nan")
         if cfg.auto_threshold:
-            threshold, noise = auto_threshold_px(self.lin, xn_p, valid_p, weights_p, cfg.threshold_px)
-        sel = select_views(self.lin, xn_p, valid_p, weights_p, threshold, cfg.min_views)
+            threshold, noise = auto_threshold_px(self.lin, views, cfg.threshold_px)
+        sel = select_views(self.lin, views, threshold, cfg.min_views)
 
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints))
         if cfg.swap_repair and self.permutation is not None:
-            xn, valid, weights, pixels, state, relabelled = self._repair_swaps(xn, valid, weights, pixels, sel, threshold)
-            if relabelled:
-                xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
+            pixels = pixels.copy()  # relabelled in place, with xn, valid, weights and views
+            state = self._repair_swaps(xn, valid, weights, pixels, views, sel, threshold)
         swapped = (state != np.arange(n_joints)).any(axis=-1)
 
         prior = None
         if cfg.temporal_window and n_frames > 1:
-            # The prior only changes points that lost a view or rest on two: refit just those.
+            # The prior only changes points that lost a view or rest on two.
             prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window).reshape(-1, 3)
-            n_valid = sum_last(valid_p)
+            n_valid = views.valid.sum(axis=0)
             redo = (n_valid >= 2) & ((sel.n_views != n_valid) | (sel.n_views <= 2))
-            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo], threshold,
-                                          cfg.min_views, prior=prior[redo], prior_radius_m=cfg.prior_radius_m,
-                                          prior_gate_m=cfg.prior_gate_m))
-        fit_weights = weights_p * sel.inliers
+            apply_prior(self.lin, views, sel, redo, prior, threshold, cfg.min_views, cfg.prior_radius_m,
+                        cfg.prior_gate_m)
+        fit_weights = views.w * sel.inliers
         if cfg.robust_loss != "none":
-            sel, fit_weights = soft_refit(self.lin, xn_p, valid_p, weights_p, sel.points, self.robust_scale(threshold, noise),
-                                          cfg.gross_factor * threshold, cfg.robust_loss,
+            sel, fit_weights = soft_refit(self.lin, views, sel.points, self.robust_scale(threshold, noise),
+                                          cfg.gross_factor * threshold, cfg.robust_loss, all_views=sel.all_views,
                                           prior=prior if cfg.soft_prior else None, prior_radius_m=cfg.prior_gate_m)
+        inliers = sel.inliers.reshape(n_cams, n_frames, n_joints)
+        opt = None
         if cfg.optimize and n_frames >= 3:
             if not fps:
                 raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
             bones = self.skeleton.bones if self.skeleton is not None else np.zeros((0, 2), np.intp)
-            use = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
-            opt = optimize_points(self.lin, xn, np.where(use & valid, weights, 0.0),
+            opt = optimize_points(self.lin, xn, np.where(inliers & valid, weights, 0.0),
                                   sel.points.reshape(n_frames, n_joints, 3), bones, fps,
-                                  self.noise_sigma(threshold, noise), cfg.optimize_config)
+                                  self.noise_sigma(threshold, noise), cfg.optimize_config, segments, progress)
             sel.points = opt.points.reshape(-1, 3)
-        px = points_first(pixels)
+        px = np.moveaxis(pixels, 0, 2).reshape(n_frames * n_joints, n_cams, 2)
         if cfg.refine:
-            points, err = refine_points(self.cameras, px, weights=fit_weights,
+            points, err = refine_points(self.cameras, px, weights=fit_weights.T,
                                         points=sel.points, iterations=cfg.refine_iterations,
                                         project=self.lens.project)
         else:
@@ -295,64 +296,70 @@ class Triangulator:
             d = self.lens.project(points) - px
             err = np.hypot(d[..., 0], d[..., 1])
         with np.errstate(invalid="ignore", divide="ignore"):
-            error = sum_last(np.where(sel.inliers, err, 0.0)) / sel.n_views
+            error = np.where(sel.inliers.T, err, 0.0).sum(axis=1) / sel.n_views
         error[sel.n_views == 0] = np.nan
-        inliers = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
         return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
-                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state)
+                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state, opt)
 
-    def _repair_swaps(self, xn, valid, weights, pixels, sel, threshold):
+    def _repair_swaps(self, xn, valid, weights, pixels, views, sel, threshold):
         """Left/right repair per camera and frame, then whole-frame relabelling against the neighbours.
 
-        Inputs (C, F, J, ...) camera-first; ``sel`` (the view selection over F*J points) is updated in
-        place for the frames that changed.  Returns the relabelled arrays, the label state (C, F, J)
-        and whether anything was relabelled.
+        Inputs (C, F, J, ...) camera-first and ``views`` (of those) are relabelled in place, and ``sel``
+        (the view selection over F*J points) updated, for the frames that changed.  Returns the label
+        state (C, F, J).
         """
         cfg = self.config
         n_cams, n_frames, n_joints = valid.shape
-
-        def points_first(a):  # (C, F, J, ...) -> (F*J, C, ...)
-            return np.moveaxis(a, 0, 2).reshape((n_frames * n_joints, n_cams) + a.shape[3:])
-
         if len(self.permutation) != n_joints:
             raise TriangulationInputError(
                 f"keypoints have {n_joints} joints but the skeleton {self.skeleton.name!r} has {len(self.permutation)}")
+        arrays = (xn, valid, weights, pixels)
         # Only frames where some camera disagrees on many left/right joints can hold a swap.
-        inl = np.moveaxis(sel.inliers.reshape(n_frames, n_joints, n_cams), 2, 0)
+        inl = sel.inliers.reshape(n_cams, n_frames, n_joints)
         cand = np.flatnonzero(swap_candidates(valid, inl, self.permutation))
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
         if cand.size:
             state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                threshold)
-        changed = (state != np.arange(n_joints)).any(axis=-1)
-        relabelled = bool(changed.any())
-        if relabelled:
-            xn, valid, weights, pixels = (permute_joints(a, state) for a in (xn, valid, weights, pixels))
-            xn_p, valid_p, weights_p = points_first(xn), points_first(valid), points_first(weights)
-            redo = np.repeat(changed.any(axis=0), n_joints)  # every joint of a repaired frame
-            sel.update(redo, select_views(self.lin, xn_p[redo], valid_p[redo], weights_p[redo],
-                                          threshold, cfg.min_views))
+                                                threshold, inl[:, cand])
+        frames = np.flatnonzero((state != np.arange(n_joints)).any(axis=(0, 2)))  # every joint of a repaired frame
+        if frames.size:
+            for a in arrays:
+                a[:, frames] = permute_joints(a[:, frames], state[:, frames])
+            cols = _columns(frames, n_joints)
+            views.assign(cols, _views(xn[:, frames], valid[:, frames], weights[:, frames]))
+            sel.update(cols, select_views(self.lin, views[cols], threshold, cfg.min_views))
         if cfg.temporal_window and n_frames > 1:
             # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
             # repair may then swap the wrong half: a frame whose 3D left and right sides trade places
             # against its neighbours has every camera's labels exchanged (a pure relabelling).
-            flip = mirrored_frames(sel.points.reshape(n_frames, n_joints, 3), self.permutation,
-                                   cfg.temporal_window)
-            if flip.any():
-                all_cams = np.zeros((n_cams, n_frames), dtype=bool)
-                all_cams[:, flip] = True
+            flip = np.flatnonzero(mirrored_frames(sel.points.reshape(n_frames, n_joints, 3), self.permutation,
+                                                  cfg.temporal_window))
+            if flip.size:
                 state[:, flip] = state[:, flip][..., self.permutation]
-                xn, valid, weights, pixels = (apply_swaps(a, all_cams, self.permutation)
-                                              for a in (xn, valid, weights, pixels))
+                for a in arrays:
+                    a[:, flip] = a[:, flip][:, :, self.permutation]
+                cols = _columns(flip, n_joints)
+                views.assign(cols, _views(xn[:, flip], valid[:, flip], weights[:, flip]))
                 sel.relabel(flip, n_joints, self.permutation)
-                relabelled = True
-        return xn, valid, weights, pixels, state, relabelled
+        return state
 
     def frame(self, keypoints: np.ndarray) -> FrameResult:
         """One instant: keypoints (C, J, 2|3) -> :class:`FrameResult` over (J,)."""
         r = self.run(np.asarray(keypoints)[:, None])
         return FrameResult(r.points[0], r.error_px[0], r.n_views[0], r.inliers[:, 0], r.swapped, r.threshold_px,
                            r.noise_px)
+
+
+def _columns(frames: np.ndarray, n_joints: int) -> np.ndarray:
+    """Point indices (frame-major, ``n_joints`` per frame) of every joint of these frames."""
+    return (np.asarray(frames)[:, None] * n_joints + np.arange(n_joints)).ravel()
+
+
+def _views(xn: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> Views:
+    """Views of keypoints (C, F, J, ...) camera-first, one point per frame and joint (frame-major)."""
+    n_cams = valid.shape[0]
+    return Views.of(xn[..., 0].reshape(n_cams, -1), xn[..., 1].reshape(n_cams, -1), valid.reshape(n_cams, -1),
+                    weights.reshape(n_cams, -1))
 
 
 def soft_scale_px(config: TriangulationConfig, threshold_px: float, noise_px: float = float("nan")) -> float:
@@ -367,22 +374,27 @@ def soft_scale_px(config: TriangulationConfig, threshold_px: float, noise_px: fl
 def neighbour_median(points: np.ndarray, window: int) -> np.ndarray:
     """Per frame, the NaN-median of the ``window`` frames on each side (the frame itself left out).
 
-    points (F, ...) -> (F, ...); NaN where no neighbour has a value.  Sorts
-    the ``2 * window`` neighbours (NaN sort last) and averages the middle
-    ones of those present: ``np.nanmedian`` does the same through masked
-    arrays, ten times slower.
+    points (F, ...) -> (F, ...); NaN where no neighbour has a value.  The
+    ``2 * window`` neighbours are sorted elementwise, whole frames at a time
+    (odd-even transposition: ``(2 window)^2 / 2`` minimum/maximum steps, NaN
+    taken as +inf so it sorts last), and the middle ones of those present
+    averaged: ``np.nanmedian`` does the same through masked arrays, ten
+    times slower, and ``np.sort`` of many four-value rows four times slower.
     """
     n = points.shape[0]
-    pad = np.full((window,) + points.shape[1:], np.nan)
-    padded = np.concatenate([pad, points, pad])
-    idx = np.arange(n)[:, None] + np.concatenate([np.arange(window), np.arange(window + 1, 2 * window + 1)])[None]
-    stack = np.sort(padded[idx], axis=1)  # (F, 2w, ...)
-    count = np.isfinite(stack).sum(axis=1, keepdims=True)
-    lo = np.maximum(count - 1, 0) // 2
-    hi = count // 2
-    hi = np.where(count > 0, np.minimum(hi, np.maximum(count - 1, 0)), 0)
-    med = 0.5 * (np.take_along_axis(stack, lo, axis=1) + np.take_along_axis(stack, hi, axis=1))[:, 0]
-    return np.where(count[:, 0] > 0, med, np.nan)
+    flat = points.reshape(n, -1)
+    pad = np.full((window, flat.shape[1]), np.inf)
+    padded = np.concatenate([pad, np.where(np.isnan(flat), np.inf, flat), pad])
+    s = [padded[o:o + n] for o in (*range(window), *range(window + 1, 2 * window + 1))]
+    count = sum(np.isfinite(a).astype(np.int8) for a in s)
+    m = len(s)
+    for r in range(m):
+        for i in range(r % 2, m - 1, 2):
+            s[i], s[i + 1] = np.minimum(s[i], s[i + 1]), np.maximum(s[i], s[i + 1])
+    med = np.full(flat.shape, np.nan)
+    for k in range(1, m + 1):
+        np.copyto(med, 0.5 * (s[(k - 1) // 2] + s[k // 2]), where=count == k)
+    return med.reshape(points.shape)
 
 
 def mirrored_frames(points: np.ndarray, permutation: np.ndarray, window: int, min_shift_m: float = 0.1) -> np.ndarray:
@@ -480,6 +492,7 @@ def triangulate(
     skeleton: Skeleton | None = None,
     fps: float | None = None,
     timestamps_ns: np.ndarray | None = None,
+    progress=None,
 ) -> TriangulationResult:
     """Triangulate 2D keypoints of the rig's cameras into 3D joints.
 
@@ -487,7 +500,9 @@ def triangulate(
     rig by name; the rig may have more) or an array (C, F, J, 2|3) whose axis
     0 follows ``rig.names`` exactly.  ``skeleton`` defaults to the known
     skeleton with these joint names (left/right pairs come from the names).
-    ``fps`` (needed by ``config.filter_hz``) defaults to the keypoints'.
+    ``fps`` (needed by ``config.filter_hz`` and ``config.optimize``) defaults
+    to the keypoints'.  ``progress(done, total)``: frames of the
+    spatio-temporal solve (``config.optimize``) done so far.
     """
     config = config or TriangulationConfig()
     if isinstance(keypoints, Keypoints2D):
@@ -522,11 +537,17 @@ def triangulate(
         raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate: the keypoints "
                                       "carry none, pass fps")
     engine = Triangulator(cameras, config, skeleton)
-    res = engine.run(kp, fps)
+    res = engine.run(kp, fps, progress=progress)
     points = res.points
     if config.filter_hz or config.max_gap:
         points = smooth_points(points, fps or 0.0, config.filter_hz, config.filter_order,
                                config.max_gap, config.interpolation)
-    p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps)
+    p3d = Points3D(points, joint_names, res.error_px, res.n_views, timestamps_ns, fps,
+                   method=optimized_note(config) if res.optimized is not None else None)
     return TriangulationResult(p3d, res.inliers, res.swapped, [c.name for c in cameras], res.points,
-                               _plausibility_warnings(cameras, kp), res.threshold_px, res.noise_px)
+                               _plausibility_warnings(cameras, kp), res.threshold_px, res.noise_px, res.optimized)
+
+
+def optimized_note(config: TriangulationConfig) -> str:
+    """The output file's ``method`` line for points that went through the spatio-temporal solve."""
+    return (config.optimize_config or OptimizeConfig()).describe()

@@ -156,6 +156,7 @@ class Points3D:
     timestamps_ns: np.ndarray | None = None  # (F,)
     fps: float | None = None
     person_ids: np.ndarray | None = None  # (P,) int: the multi-person form's track ids
+    method: str | None = None  # how the points were made, when not plain triangulation (e.g. the spatio-temporal solve)
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float64)
@@ -209,7 +210,7 @@ class Points3D:
                 raise IndexError(f"a single-person file has person 0 only, not {index}")
             return self
         return Points3D(self.points[index], self.joint_names, self.reprojection_error[index], self.n_views[index],
-                        self.timestamps_ns, self.fps)
+                        self.timestamps_ns, self.fps, method=self.method)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -226,6 +227,8 @@ class Points3D:
             arrays["timestamps_ns"] = self.timestamps_ns
         if self.fps is not None:
             arrays["fps"] = np.float64(self.fps)
+        if self.method:
+            arrays["method"] = np.array(self.method)
         np.savez_compressed(path, **arrays)
         return path
 
@@ -243,6 +246,7 @@ class Points3D:
         _require(path, data, ("points", "joint_names"))
         try:
             return cls(data["points"], list(data["joint_names"]), data.get("reprojection_error"),
-                       data.get("n_views"), data.get("timestamps_ns"), _fps(data), data.get("person_ids"))
+                       data.get("n_views"), data.get("timestamps_ns"), _fps(data), data.get("person_ids"),
+                       str(data["method"]) if "method" in data else None)
         except ValueError as exc:
             raise InputFileError(path, str(exc)) from None

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration import Rig
-from triangulate.dlt import LinearTriangulator, solve_terms
+from triangulate.dlt import LinearTriangulator, Views, solve_terms
 from triangulate.engine import TriangulationConfig, Triangulator, soft_scale_px
 from triangulate.filters import OneEuroBank, OneEuroFilter
 from triangulate.fusion_options import FusionOptions
@@ -227,10 +227,10 @@ class LiveTriangulator:
     def _soft(self, xn: np.ndarray, w: np.ndarray, points: np.ndarray, cfg: TriangulationConfig) -> LiveResult:
         """The offline engine's soft robust refit of the points the outlier rejection kept (same scale rule:
         the loss's constant x a third of the threshold, gross views beyond ``gross_factor`` x the threshold)."""
-        sel, _ = soft_refit(self.lin, xn, w > 0, w, points, soft_scale_px(cfg, cfg.threshold_px),
-                            cfg.gross_factor * cfg.threshold_px,
-                            cfg.robust_loss)
-        return LiveResult(sel.points, sel.error_px, sel.n_views, sel.inliers)
+        views = Views.of(xn[..., 0].T, xn[..., 1].T, (w > 0).T, w.T)
+        sel, _ = soft_refit(self.lin, views, points, soft_scale_px(cfg, cfg.threshold_px),
+                            cfg.gross_factor * cfg.threshold_px, cfg.robust_loss)
+        return LiveResult(sel.points, sel.error_px, sel.n_views, sel.inliers.T)
 
 
 def _solve(q: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -285,6 +285,11 @@ class FusionEngine:
                                      self.config.min_confidence, options.smoothing)
         self._prior = np.full((skeleton.n_joints, 3), np.nan)  # last accepted position per joint
         self._prior_t = np.full(skeleton.n_joints, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        self.motion_sync = None  # per-camera offsets refined from the motion (options.motion_sync)
+        if options.motion_sync:
+            from triangulate.live_sync import LiveMotionSync
+
+            self.motion_sync = LiveMotionSync(rig, skeleton.joint_names, options.fps)
 
     def _gate(self, points: np.ndarray, error: np.ndarray, views: np.ndarray, time_ns: int) -> None:
         """Causal prior gate, in place: drop a two-view point far from where that joint just was.
@@ -316,7 +321,9 @@ class FusionEngine:
 
     def collect(self, camera: str, frame_index: int, capture_time_ns: int, keypoints: np.ndarray,
                 arrival_ns: int) -> list[Instant]:
-        """Add one message; return the instants it completes, not yet triangulated."""
+        """Add one message; return the instants it completes, not yet triangulated.  With motion
+        sync, the camera's correction is added to ``capture_time_ns`` first (and the uncorrected
+        time goes into its window)."""
         prepared = None
         if self.people is not None:
             kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, self.skeleton.n_joints, 3)
@@ -325,6 +332,9 @@ class FusionEngine:
                 prepared = self.live.normalise_camera(index, kp.reshape(-1, 3)).reshape(kp.shape)
         else:
             kp = first_person(keypoints, self.skeleton.n_joints)
+        if self.motion_sync is not None:
+            self.motion_sync.add(camera, capture_time_ns, kp if kp.ndim == 2 else first_person(kp, self.skeleton.n_joints))
+            capture_time_ns = capture_time_ns + self.motion_sync.correction_ns(camera)
         obs = Observation(camera, int(frame_index), int(capture_time_ns), kp, int(arrival_ns), prepared)
         return self.grouper.push(obs)
 
@@ -333,6 +343,8 @@ class FusionEngine:
         return self.fuse(self.collect(camera, frame_index, capture_time_ns, keypoints, arrival_ns))
 
     def poll(self, now_ns: int) -> list[FusedInstant]:
+        if self.motion_sync is not None:
+            self.motion_sync.poll(now_ns)
         return self.fuse(self.grouper.poll(now_ns))
 
     def fuse(self, instants: list[Instant]) -> list[FusedInstant]:

@@ -128,6 +128,7 @@ class FusionStats:
     auth_refused: int = 0  # clients refused: a CURVE key not in the allow-list, or a plain (unauthenticated) one
     cameras_seen: dict = field(default_factory=dict)  # camera -> messages
     clocks: dict = field(default_factory=dict)  # followed host endpoint -> ClockTracker.snapshot() (offset, uncertainty, drift)
+    motion_sync: dict = field(default_factory=dict)  # triangulate.live_sync.LiveMotionSync.snapshot() (--motion-sync)
     last_seen_ns: dict = field(default_factory=dict)  # camera -> wall clock of its last message
     # Recent instants only, so a long session keeps a bounded memory.
     added_latency_ns: deque = field(default_factory=lambda: deque(maxlen=100_000))  # last arrival -> published
@@ -166,6 +167,7 @@ class FusionStats:
             "auth_refused": self.auth_refused,
             "cameras_seen": dict(self.cameras_seen),
             "clocks": {k: dict(v) for k, v in self.clocks.items()},
+            "motion_sync": dict(self.motion_sync),
             "cameras_present": sorted(c for c, t in self.last_seen_ns.items() if now_ns - t < 1_000_000_000),
             "added_latency_ms_p50": pct(self.added_latency_ns, 50),
             "added_latency_ms_p99": pct(self.added_latency_ns, 99),
@@ -354,6 +356,8 @@ class FusionNode:
             for sub, offset in zip(self.subs, self._current_offsets(now_ns)):
                 ready += self._drain(sub, offset, timeout_ms if len(self.subs) == 1 else 0)
         if self.engine is not None:
+            if self.engine.motion_sync is not None:
+                self.engine.motion_sync.poll(now_ns)  # starts a background estimate when one is due
             ready += self.engine.grouper.poll(time.time_ns())
             self.stats.late_dropped = self.engine.grouper.late_dropped
             self.stats.clock_outlier = self.engine.grouper.clock_outlier
@@ -374,6 +378,8 @@ class FusionNode:
             self._clock_stats_ns = now_ns
             self.stats.clocks = {e: o.snapshot(now_ns) for e, o in zip(self._endpoints, self.clock_offsets_ns)
                                  if not isinstance(o, int)}
+            if self.engine is not None and self.engine.motion_sync is not None:
+                self.stats.motion_sync = self.engine.motion_sync.snapshot()
         return offsets
 
     def _drain(self, sub: Subscriber, offset_ns: int, timeout_ms: int) -> list:

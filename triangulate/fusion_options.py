@@ -44,6 +44,8 @@ class FusionOptions:
     gross outlier is fitted again with this soft weight on its reprojection
     error (``cauchy``, ``huber``; ``none``: keep the hard choice), as the
     offline engine does (:func:`triangulate.robust.soft_refit`).
+    ``motion_sync``: refine each camera's time offset from the motion in the background
+    (:mod:`triangulate.live_sync`), applied when confident, reported in the stats.
     """
 
     fps: float = 30.0
@@ -57,6 +59,7 @@ class FusionOptions:
     batch_limit: int = 256
     persons: int = 1
     robust_loss: str = "cauchy"
+    motion_sync: bool = False
 
     def __post_init__(self) -> None:
         if self.robust_loss not in ROBUST_LOSSES:
@@ -109,11 +112,12 @@ class FusionOptions:
             raise InputFileError(source, f"[fusion] has unknown key(s) {unknown}; known: {sorted(known)}")
         values = {}
         for key, value in table.items():
+            flag = key in ("smoothing", "motion_sync")
             if key == "robust_loss":
                 if not isinstance(value, str):
                     raise InputFileError(source, f"[fusion] robust_loss must be a string, got {value!r}")
-            elif isinstance(value, bool) != (key == "smoothing") or not isinstance(value, (int, float, bool)):
-                kind = "true or false" if key == "smoothing" else "a number"
+            elif isinstance(value, bool) != flag or not isinstance(value, (int, float, bool)):
+                kind = "true or false" if flag else "a number"
                 raise InputFileError(source, f"[fusion] {key} must be {kind}, got {value!r}")
             values[key] = value
         try:

@@ -256,7 +256,13 @@ def _distinctness(cost: np.ndarray, best: int, lags: np.ndarray) -> tuple[float,
     outside[max(lo, 0): hi + 1] = False
     outside &= np.isfinite(cost)
     if not outside.any():
-        return 0.0, float("nan")
+        # the winner's valley fills the whole search range (a short one, as the live refinement
+        # searches): no rival inside it; a winner at the range's end may lie beyond it (unresolved),
+        # else the valley's lower rim says how distinct it is
+        if best in (0, cost.size - 1) or not np.isfinite(cost[[0, -1]]).all():
+            return 0.0, float("nan")
+        rim = float(min(cost[0], cost[-1]))
+        return float(np.clip((rim - cost[best]) / max(rim, 1e-9), 0.0, 1.0)), float("nan")
     j = int(np.argmin(np.where(outside, cost, np.inf)))
     return float(np.clip((cost[j] - cost[best]) / max(cost[j], 1e-9), 0.0, 1.0)), float(lags[j])
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from calibration import Rig
 from triangulate.association import AssociationConfig, CrossViewAssociator
-from triangulate.engine import TriangulationConfig, Triangulator, TriangulationInputError, match_cameras
+from triangulate.engine import (TriangulationConfig, Triangulator, TriangulationInputError, match_cameras,
+                                optimized_note)
 from triangulate.filters import smooth_points
 from triangulate.formats import Keypoints2D, Points3D
 from triangulate.lens import LensBatch
@@ -72,8 +73,12 @@ def track_people(lens: LensBatch, associator: CrossViewAssociator, tracker: Pers
 
 def triangulate_people(rig: Rig, keypoints: Keypoints2D, config: TriangulationConfig | None = None,
                        persons: int | None = None, association: AssociationConfig | None = None,
-                       tracking: TrackingConfig | None = None, min_track_frames: int = 10) -> PeopleResult:
-    """Multi-person 2D keypoints -> multi-person 3D with stable ids (``persons``: keep at most this many; None = all)."""
+                       tracking: TrackingConfig | None = None, min_track_frames: int = 10,
+                       progress=None) -> PeopleResult:
+    """Multi-person 2D keypoints -> multi-person 3D with stable ids (``persons``: keep at most this many; None = all).
+
+    With ``config.optimize`` every person gets their own spatio-temporal solve (own bone lengths, no
+    smoothness across people; ``progress(done, total)`` over its frames)."""
     config = config or TriangulationConfig()
     cameras = match_cameras(rig, keypoints.camera_names)
     kp = keypoints.persons_form()
@@ -119,7 +124,8 @@ def triangulate_people(rig: Rig, keypoints: Keypoints2D, config: TriangulationCo
         c_i, f_i, p_i = np.nonzero(slot_id == pid)
         single[c_i, k * block + f_i] = kp[c_i, f_i, p_i]
     if len(ids):
-        res = engine.run(single)
+        res = engine.run(single, fps, segments=[(k * block, k * block + n_f) for k in range(len(ids))],
+                         progress=progress)
         pts = res.points.reshape(len(ids), block, n_j, 3)[:, :n_f]
         err = res.error_px.reshape(len(ids), block, n_j)[:, :n_f]
         views = res.n_views.reshape(len(ids), block, n_j)[:, :n_f]
@@ -131,7 +137,9 @@ def triangulate_people(rig: Rig, keypoints: Keypoints2D, config: TriangulationCo
         pts = np.stack([smooth_points(p, fps or 0.0, config.filter_hz, config.filter_order, config.max_gap,
                                       config.interpolation) for p in pts])
     t2 = time.perf_counter()
-    p3d = Points3D(pts, list(keypoints.joint_names), err, views, times_ns.astype(np.int64), fps, person_ids=ids)
+    method = optimized_note(config) if config.optimize and len(ids) else None
+    p3d = Points3D(pts, list(keypoints.joint_names), err, views, times_ns.astype(np.int64), fps, person_ids=ids,
+                   method=method)
     return PeopleResult(p3d, slot_id, [c.name for c in cameras], t1 - t0, t2 - t1)
 
 
@@ -148,14 +156,14 @@ def check_persons(value) -> int | None:
     return n
 
 
-def people_points3d(rig: Rig, kp: Keypoints2D, config: TriangulationConfig, persons: int | None):
+def people_points3d(rig: Rig, kp: Keypoints2D, config: TriangulationConfig, persons: int | None, progress=None):
     """Association + tracking + the engine per person -> ``(PeopleResult, Points3D to write)``:
     the multi-person form, or with ``persons == 1`` the single-person file (what ``rigcap triangulate``
     and ``rigcap batch`` write for multi-person 2D input without --persons)."""
-    result = triangulate_people(rig, kp, config, persons=persons)
+    result = triangulate_people(rig, kp, config, persons=persons, progress=progress)
     p3d = result.points3d
     if persons == 1:
         p3d = (p3d.person(0) if p3d.n_persons else
                Points3D(np.full((kp.n_frames, len(kp.joint_names), 3), np.nan), kp.joint_names,
-                        timestamps_ns=p3d.timestamps_ns, fps=p3d.fps))
+                        timestamps_ns=p3d.timestamps_ns, fps=p3d.fps, method=p3d.method))
     return result, p3d

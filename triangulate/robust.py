@@ -2,29 +2,42 @@
 
 A detector's view of a joint is either roughly right (a few px of noise) or
 wrong (another person, a swapped label, a limb hidden and guessed).  One wrong
-view pulls a least-squares point far off, so the views are chosen first:
+view pulls a least-squares point far off, so the views are chosen first,
+cheapest test first (:func:`select_views`):
 
-1. **Hypotheses**: every camera pair that sees the point gives a two-view
-   point (all pairs of all points in one closed-form solve,
-   :mod:`triangulate.dlt`).
-2. **Scoring** (MSAC): each hypothesis is projected into every camera; a view
-   costs ``min(error^2, threshold^2)`` and a missing view ``threshold^2``.  The
-   cheapest hypothesis has the most agreeing views and, among equals, the
-   smallest errors.
-   An optional prior (where the point was a moment ago) votes like one more
-   view.
-3. **Refit**: the views within ``threshold_px`` of the winner are fitted
-   together (confidence and ``focal / depth`` weights: a least-squares fit in
-   pixels), the inlier set is re-read from that fit, and the point fitted once
-   more.
+1. **All views agree**: fit every view (confidence and ``focal / depth``
+   weights: a least-squares fit in pixels); where every view lies within
+   half the threshold, that is the answer.  Most points stop here.
+2. **A few views disagree**: drop the worst view, refit, and repeat while the
+   views left still form a majority of at least three; once every kept view
+   lies within half the threshold, the inliers are re-read from that fit
+   (a dropped view that agrees comes back) and the point refitted.  A
+   gross outlier drags the all-view fit but stays the worst view, so each
+   drop removes one; a point with one bad view of four, or three of sixteen,
+   is settled in as many cheap fits, with no search over camera subsets.
+3. **No agreeing majority** (two views against two, or most views wrong):
+   the pair search (:func:`pair_hypotheses`).  Every camera pair that sees
+   the point gives a two-view point; each is projected into every camera,
+   where a view costs ``min(error^2, threshold^2)`` and a missing view
+   ``threshold^2`` (MSAC); the cheapest has the most agreeing views and,
+   among equals, the smallest errors.  An optional prior (where the point was
+   a moment ago) votes like one more view (:func:`apply_prior`).  The views
+   within ``threshold_px`` of the winner are fitted together, the inlier set
+   is re-read from that fit, and the point fitted once more.
 
 A point seen by fewer than ``min_views`` agreeing views is NaN.  Errors are in
 undistorted pixels (the camera matrix without lens distortion), which is the
 same as distorted pixels to first order; :func:`triangulate.engine.triangulate`
 reports final errors through the full camera model.
 
-For ``C`` cameras there are ``C (C - 1) / 2`` hypotheses: 6 for 4 cameras, 28
-for 8.  Shapes: points first, cameras second (``(N, C, ...)``).
+For ``C`` cameras the pair search has ``C (C - 1) / 2`` hypotheses scored in
+``C`` cameras each (6 x 4 for 4 cameras, 120 x 16 for 16), which is why it is
+the last resort.  With up to four cameras a point never drops more than one
+view, so there the steps above choose exactly what the pair search alone would
+settle for a point with one bad view.
+
+Layout: points last, as :class:`triangulate.dlt.Views` (every array (C, N));
+points are (3, N) inside, (N, 3) in a :class:`ViewSelection`.
 """
 
 from __future__ import annotations
@@ -34,7 +47,18 @@ from itertools import combinations
 
 import numpy as np
 
-from triangulate.dlt import LinearTriangulator, all_last, solve_terms, sum_last
+from triangulate.dlt import LinearTriangulator, Views, solve_normal
+
+# Entries (points x cameras, or points x pairs x cameras) per chunk of work: 1 MB temporaries.  Measured
+# on the 600-frame benchmark (one thread): 2^13 to 2^17 gain 20-30 % (fewer numpy calls); beyond,
+# no gain.  The point is the (cameras x pairs x points) arrays of the pair search, which stay bounded.
+CHUNK_ENTRIES = 1 << 17
+
+
+def chunks(n_points: int, entries_per_point: int):
+    """Slices over ``n_points`` so that each chunk holds about :data:`CHUNK_ENTRIES` entries."""
+    step = max(64, CHUNK_ENTRIES // max(1, entries_per_point))
+    return [slice(s, min(s + step, n_points)) for s in range(0, n_points, step)]
 
 
 @dataclass
@@ -44,19 +68,29 @@ class ViewSelection:
     points: np.ndarray  # (N, 3) metres, NaN where not triangulated
     error_px: np.ndarray  # (N,) mean reprojection error over the views used, undistorted px
     n_views: np.ndarray  # (N,) int, views used
-    inliers: np.ndarray  # (N, C) bool, the views used
+    inliers: np.ndarray  # (C, N) bool, the views used
+    searched: np.ndarray  # (N,) bool: settled by the pair search (the only points a prior can change)
+    all_views: np.ndarray  # (N, 3) the pixel fit of every valid view (the soft refit's second start)
+
+    @classmethod
+    def empty(cls, n_points: int, n_cams: int) -> "ViewSelection":
+        return cls(np.full((n_points, 3), np.nan), np.full(n_points, np.nan), np.zeros(n_points, dtype=np.int64),
+                   np.zeros((n_cams, n_points), bool), np.zeros(n_points, bool), np.full((n_points, 3), np.nan))
 
     def update(self, mask: np.ndarray, part: "ViewSelection") -> None:
         """Overwrite the points selected by ``mask`` (N,) with ``part`` (a selection of just those)."""
-        self.points[mask], self.error_px[mask], self.n_views[mask], self.inliers[mask] = (
-            part.points, part.error_px, part.n_views, part.inliers)
+        self.points[mask], self.error_px[mask], self.n_views[mask], self.searched[mask], self.all_views[mask] = (
+            part.points, part.error_px, part.n_views, part.searched, part.all_views)
+        self.inliers[:, mask] = part.inliers
 
     def relabel(self, frames: np.ndarray, n_joints: int, permutation: np.ndarray) -> None:
         """Permute the joints of the selected frames (points laid out frame-major, ``n_joints`` per frame)."""
-        for name in ("points", "error_px", "n_views", "inliers"):
+        for name in ("points", "error_px", "n_views", "searched", "all_views"):
             arr = getattr(self, name)
             view = arr.reshape((-1, n_joints) + arr.shape[1:])
             view[frames] = view[frames][:, permutation]
+        view = self.inliers.reshape(self.inliers.shape[0], -1, n_joints)
+        view[:, frames] = view[:, frames][:, :, permutation]
 
 
 def camera_pairs(n_cameras: int) -> np.ndarray:
@@ -69,185 +103,222 @@ class Hypotheses:
     """Two-view points of every camera pair for N points, and how every camera sees them."""
 
     pairs: np.ndarray  # (K, 2)
-    points: np.ndarray  # (N, K, 3), NaN where a pair lacks a view
-    err2: np.ndarray  # (N, K, C) squared px error of each hypothesis in each camera
-    cost: np.ndarray  # (N, K, C) MSAC cost term per camera (threshold^2 for missing views)
+    points: np.ndarray  # (3, K, N), NaN where a pair lacks a view
+    err2: np.ndarray  # (C, K, N) squared px error of each hypothesis in each camera
+    cost: np.ndarray  # (C, K, N) MSAC cost term per camera (threshold^2 for missing views)
 
     def total_cost(self) -> np.ndarray:
-        """(N, K) MSAC cost; infinite where the pair lacks a view."""
-        total = sum_last(self.cost)
-        return np.where(np.isfinite(self.points[..., 0]), total, np.inf)
+        """(K, N) MSAC cost; infinite where the pair lacks a view."""
+        total = self.cost.sum(axis=0)
+        np.copyto(total, np.inf, where=~np.isfinite(self.points[0]))
+        return total
 
 
-def pair_hypotheses(lin: LinearTriangulator, q: np.ndarray, xn: np.ndarray, valid: np.ndarray,
-                    threshold_px: float, pairs: np.ndarray | None = None) -> Hypotheses:
-    """Two-view points of all camera pairs, scored in every camera.
-
-    ``q`` (N, C, 10) view terms, ``xn`` (N, C, 2) observations (zeros where
-    missing), ``valid`` (N, C).
-    """
+def pair_hypotheses(lin: LinearTriangulator, views: Views, threshold_px: float,
+                    pairs: np.ndarray | None = None) -> Hypotheses:
+    """Two-view points of all camera pairs (unweighted: each view's own normal equations), scored in every camera."""
     if pairs is None:
         pairs = camera_pairs(lin.n_cameras)
     i, j = pairs[:, 0], pairs[:, 1]
-    points = solve_terms(q[:, i] + q[:, j])  # (N, K, 3)
-    points[~(valid[:, i] & valid[:, j])] = np.nan
-    err2, _ = lin.errors_sq(points, xn)  # (N, K, C)
+    q = lin.camera_terms(views.feats)  # (C, 10, N)
+    points = solve_normal((q[i] + q[j]).transpose(1, 0, 2))  # (3, K, N)
+    np.copyto(points, np.nan, where=~(views.valid[i] & views.valid[j]))
+    err2, _ = lin.residuals_sq(points, views.x[:, None], views.y[:, None])  # (C, K, N)
     t2 = threshold_px * threshold_px
-    with np.errstate(invalid="ignore"):
-        cost = np.where(valid[:, None, :], np.minimum(err2, t2), t2)
+    cost = np.minimum(err2, t2)
+    np.copyto(cost, t2, where=~views.valid[:, None])
     return Hypotheses(pairs, points, err2, cost)
 
 
 def select_views(
     lin: LinearTriangulator,
-    xn: np.ndarray,
-    valid: np.ndarray,
-    weights: np.ndarray,
+    views: Views,
     threshold_px: float = 15.0,
     min_views: int = 2,
-    prior: np.ndarray | None = None,
-    prior_radius_m: float = 0.1,
-    prior_gate_m: float | None = None,
-    chunk: int = 16384,
 ) -> ViewSelection:
-    """Robust triangulation of N points from C views.
+    """Robust triangulation of N points from C views (the steps of the module docstring).
 
-    ``xn`` (N, C, 2) normalised undistorted observations (any value where not
-    ``valid``), ``valid`` (N, C) bool, ``weights`` (N, C) row weights (detector
-    confidence).
-
-    ``prior`` (N, 3), NaN where unknown, is where each point is expected (the
-    same joint in neighbouring frames): it votes like one more view, costing a
-    hypothesis ``threshold^2 * min(1, (distance / prior_radius_m)^2)``, which
-    settles ties such as two views against two.  Two views alone cannot
-    expose an outlier that happens to lie on the other view's epipolar line;
-    with ``prior_gate_m`` a point resting on exactly two views and farther
-    than that from its prior is rejected.
-
-    Points are processed ``chunk`` at a time so the (points x pairs x cameras)
-    temporaries stay in cache.
+    ``views`` (:class:`triangulate.dlt.Views`): normalised undistorted
+    observations, which are valid, and their row weights (detector
+    confidence).  A prior vote is added afterwards by :func:`apply_prior`.
+    Points are processed in chunks (:data:`CHUNK_ENTRIES`).
     """
-    n_points, n_cams = valid.shape
-    out = ViewSelection(np.full((n_points, 3), np.nan), np.full(n_points, np.nan),
-                        np.zeros(n_points, dtype=np.int64), np.zeros((n_points, n_cams), bool))
+    n_cams, n_points = views.valid.shape
+    out = ViewSelection.empty(n_points, n_cams)
     if n_cams < 2:
         return out
-    for start in range(0, n_points, chunk):
-        sl = slice(start, start + chunk)
-        part = _select_chunk(lin, xn[sl], valid[sl], weights[sl], threshold_px, min_views,
-                             None if prior is None else prior[sl], prior_radius_m, prior_gate_m)
-        out.points[sl], out.error_px[sl], out.n_views[sl], out.inliers[sl] = (
-            part.points, part.error_px, part.n_views, part.inliers)
+    for sl in chunks(n_points, n_cams):
+        out.update(sl, _select_chunk(lin, views[sl], threshold_px, min_views))
     return out
 
 
-def _select_chunk(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
-                  threshold_px: float, min_views: int, prior: np.ndarray | None, prior_radius_m: float,
-                  prior_gate_m: float | None) -> ViewSelection:
-    """One chunk of :func:`select_views`.
-
-    Fast paths first: most points have no bad view, so every point is fitted
-    on all its views at once; where some view then misses by more than
-    ``threshold_px / 2``, the worst view is dropped and the rest refitted
-    (:func:`_drop_worst`); only the points that this does not settle go
-    through the pair hypotheses.  For a point whose views all agree the
-    hypotheses would pick that same view set, so the result is the same, at a
-    fraction of the cost (most of all with many cameras: 28 pairs for 8).
-    """
-    xn = np.where(valid[..., None], xn, 0.0)
-    weights = np.where(valid, weights, 0.0)
-    q = lin.terms(xn)
+def _select_chunk(lin: LinearTriangulator, views: Views, threshold_px: float, min_views: int) -> ViewSelection:
+    """One chunk of :func:`select_views`."""
     t2 = threshold_px * threshold_px
-
-    points = lin.solve(q, weights)
-    points = lin.solve(q, lin.pixel_weights(points, weights))
-    err2 = lin.errors_sq(points[:, None, :], xn)[0][:, 0]
+    w = views.w
+    points = lin.fit(views, w)
+    _, scale = lin.residuals_sq(points, views.x, views.y)
+    points = lin.fit(views, w * scale)
+    err2, _ = lin.residuals_sq(points, views.x, views.y)
+    all_views = points.copy()
     with np.errstate(invalid="ignore"):
-        easy = np.where(valid, err2, 0.0) < 0.25 * t2  # NaN / inf (behind a camera): not easy
-    n_valid = sum_last(valid)
-    hard = np.flatnonzero(~all_last(easy) & (n_valid >= 2))
-    inliers = valid.copy()
+        easy = (np.where(views.valid, err2, 0.0) < 0.25 * t2).all(axis=0)  # NaN / inf (behind a camera): not easy
+    n_valid = views.valid.sum(axis=0)
+    hard = np.flatnonzero(~easy & (n_valid >= 2))
+    inliers = views.valid.copy()
+    searched = np.zeros(views.n_points, bool)
     if hard.size:
-        done = _drop_worst(lin, q[hard], xn[hard], valid[hard], weights[hard], err2[hard], points[hard], t2)
-        for arr, part in zip((points, err2, inliers), done[1:]):
-            arr[hard[done[0]]] = part
-        hard = hard[~done[0]]
+        acc, p, e2, inl = _drop_worst(lin, views[hard], err2[:, hard], points[:, hard], t2)
+        at = hard[acc]
+        points[:, at], err2[:, at], inliers[:, at] = p, e2, inl
+        hard = hard[~acc]
     if hard.size:
-        points[hard], err2[hard], inliers[hard] = _robust_fit(
-            lin, q[hard], xn[hard], valid[hard], weights[hard], threshold_px,
-            None if prior is None else prior[hard], prior_radius_m)
+        points[:, hard], err2[:, hard], inliers[:, hard] = _pair_search(lin, views[hard], threshold_px)
+        searched[hard] = True
+    return _finish(points, err2, inliers, searched, all_views, min_views)
 
-    n_views = sum_last(inliers)
-    ok = (n_views >= max(min_views, 2)) & all_last(np.isfinite(points))
+
+def _finish(points, err2, inliers, searched, all_views, min_views, prior=None, prior_gate_m=None) -> ViewSelection:
+    """Points (3, N) with fewer than ``min_views`` inliers (or, with a prior gate, two far from it) -> NaN."""
+    n_views = inliers.sum(axis=0)
+    ok = (n_views >= max(min_views, 2)) & np.isfinite(points).all(axis=0)
     if prior is not None and prior_gate_m is not None:
         with np.errstate(invalid="ignore"):
-            far = sum_last((points - prior) ** 2) > prior_gate_m * prior_gate_m  # NaN prior: False
+            far = ((points - prior) ** 2).sum(axis=0) > prior_gate_m * prior_gate_m  # NaN prior: False
         ok &= ~((n_views == 2) & far)
-    points[~ok] = np.nan
-    inliers &= ok[:, None]
+    points = np.where(ok, points, np.nan)
+    inliers = inliers & ok
     n_views = np.where(ok, n_views, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        error = sum_last(np.sqrt(np.where(inliers, err2, 0.0))) / n_views
+        error = np.sqrt(np.where(inliers, err2, 0.0)).sum(axis=0) / n_views
     error[~ok] = np.nan
-    return ViewSelection(points, error, n_views, inliers)
+    return ViewSelection(points.T, error, n_views, inliers, searched, all_views.T)
 
 
-def _drop_worst(lin: LinearTriangulator, q: np.ndarray, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
-                err2: np.ndarray, points: np.ndarray, t2: float):
-    """Drop each point's worst view, refit, and accept where at least three remaining views agree.
+def _drop_worst(lin: LinearTriangulator, views: Views, err2: np.ndarray, points: np.ndarray, t2: float):
+    """Drop each point's worst view and refit, again while a majority of at least three views is left.
 
-    Agreement is every kept view within half the threshold, as for the
-    all-view fast path; three views are needed because two always fit each
-    other.  The inliers are then re-read from that fit (a dropped view that
-    agrees comes back) and the point refitted.  Returns ``(accepted, points,
-    err2, inliers)``, the last three for the accepted points only.
+    A point is accepted once every kept view lies within half the threshold
+    (as for the all-view fast path); three views are needed because two
+    always fit each other, and a majority so that the views left are the
+    consensus, not one side of a split (those go to the pair search).  The
+    inliers are then re-read from that fit (a dropped view that agrees comes
+    back) and the point refitted.  ``err2`` (C, n) and ``points`` (3, n) are
+    the all-view fit's.  Returns ``(accepted (n,), points, err2, inliers)``,
+    the last three for the accepted points only.
     """
-    rows = np.arange(valid.shape[0])
-    worst = np.argmax(np.where(valid, np.nan_to_num(err2, nan=np.inf, posinf=np.inf), -1.0), axis=1)
-    kept = valid.copy()
-    kept[rows, worst] = False
-    start = np.where(np.isfinite(points), points, 0.0)
-    p = lin.solve(q, weights * kept)
-    p = lin.solve(q, lin.pixel_weights(np.where(np.isfinite(p), p, start), weights * kept))
-    e2 = lin.errors_sq(p[:, None, :], xn)[0][:, 0]
-    with np.errstate(invalid="ignore"):
-        ok = all_last(np.where(kept, e2, 0.0) < 0.25 * t2) & (sum_last(kept) >= 3)
-        inl = valid & (e2 < t2)
-    acc = np.flatnonzero(ok)
-    p2 = lin.solve(q[acc], lin.pixel_weights(p[acc], weights[acc] * inl[acc]))
-    e2b = lin.errors_sq(p2[:, None, :], xn[acc])[0][:, 0]
-    return ok, p2, e2b, inl[acc]
+    n = views.n_points
+    kept = views.valid.copy()
+    n_valid = kept.sum(axis=0)
+    accepted = np.zeros(n, bool)
+    out_p, out_e2, out_inl = np.empty((3, n)), np.empty(err2.shape), np.empty(kept.shape, bool)
+    todo = np.arange(n)
+    e2, scale = err2, None
+    dropped = 0
+    while todo.size:
+        dropped += 1
+        v = views[todo]
+        k = kept[:, todo]
+        worst = np.argmax(np.where(k, np.nan_to_num(e2, nan=np.inf, posinf=np.inf), -1.0), axis=0)
+        k[worst, np.arange(todo.size)] = False
+        kept[:, todo] = k
+        wk = v.w * k
+        if scale is None:  # first drop: a linear fit of the rest, then the pixel fit around it
+            p = lin.fit(v, wk)
+            start = points[:, todo]
+            _, scale = lin.residuals_sq(np.where(np.isfinite(p), p, np.where(np.isfinite(start), start, 0.0)),
+                                        v.x, v.y)
+        p = lin.fit(v, wk * scale)  # later drops: around the last fit
+        e2, scale = lin.residuals_sq(p, v.x, v.y)
+        n_kept = k.sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            ok = (np.where(k, e2, 0.0) < 0.25 * t2).all(axis=0) & (n_kept >= 3)
+            inl = v.valid & (e2 < t2)
+        if ok.any():
+            a = np.flatnonzero(ok)
+            va = v[a]
+            inl_a = inl[:, a]
+            p2 = lin.fit(va, va.w * inl_a * scale[:, a])
+            e2b, sc = lin.residuals_sq(p2, va.x, va.y)
+            if dropped > 1:  # as the pair search ends: re-read the inliers once more and refit
+                with np.errstate(invalid="ignore"):
+                    inl_a = va.valid & (e2b < t2)
+                p2 = lin.fit(va, va.w * inl_a * sc)
+                e2b, _ = lin.residuals_sq(p2, va.x, va.y)
+            at = todo[a]
+            accepted[at] = True
+            out_p[:, at], out_e2[:, at], out_inl[:, at] = p2, e2b, inl_a
+        more = ~ok & (n_kept > 3) & (2 * (n_kept - 1) > n_valid[todo])
+        todo, e2, scale = todo[more], e2[:, more], scale[:, more]
+    return accepted, out_p[:, accepted], out_e2[:, accepted], out_inl[:, accepted]
 
 
-def _robust_fit(lin: LinearTriangulator, q: np.ndarray, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
-                threshold_px: float, prior: np.ndarray | None, prior_radius_m: float):
-    """Pair hypotheses, MSAC choice, refit on the agreeing views: ``(points, err2, inliers)``."""
-    n_points = valid.shape[0]
+def _pair_search(lin: LinearTriangulator, views: Views, threshold_px: float, prior: np.ndarray | None = None,
+                 prior_radius_m: float = 0.1):
+    """Pair hypotheses, MSAC choice (``prior`` (3, n) votes), refit on the agreeing views: ``(points, err2, inliers)``.
+
+    Chunked: the (cameras x pairs x points) temporaries stay bounded.
+    """
+    n_cams, n = views.valid.shape
+    pairs = camera_pairs(n_cams)
     t2 = threshold_px * threshold_px
-    hyp = pair_hypotheses(lin, q, xn, valid, threshold_px)
-    cost = hyp.total_cost()
-    if prior is not None:
-        d2 = sum_last((hyp.points - prior[:, None, :]) ** 2) / (prior_radius_m * prior_radius_m)
-        cost = cost + np.where(np.isfinite(prior[:, :1]), t2 * np.fmin(d2, 1.0), 0.0)
-    best = np.argmin(cost, axis=1)  # (N,)
-    rows = np.arange(n_points)
-    best_points = hyp.points[rows, best]  # (N, 3)
-    with np.errstate(invalid="ignore"):
-        inliers = valid & (hyp.err2[rows, best] < t2)
-
-    # Refit on the agreeing views in pixel-weighted least squares, re-read the inliers, refit.
-    points = lin.solve(q, lin.pixel_weights(best_points, weights * inliers))
-    err2 = lin.errors_sq(points[:, None, :], xn)[0][:, 0]
-    with np.errstate(invalid="ignore"):
-        inliers = valid & (err2 < t2)
-    points = lin.solve(q, lin.pixel_weights(points, weights * inliers))
-    err2 = lin.errors_sq(points[:, None, :], xn)[0][:, 0]
+    points, err2, inliers = np.empty((3, n)), np.empty((n_cams, n)), np.empty((n_cams, n), bool)
+    for sl in chunks(n, n_cams * len(pairs)):
+        v = views[sl]
+        hyp = pair_hypotheses(lin, v, threshold_px, pairs)
+        cost = hyp.total_cost()  # (K, n)
+        if prior is not None:
+            pr = prior[:, sl]
+            d2 = ((hyp.points - pr[:, None, :]) ** 2).sum(axis=0) / (prior_radius_m * prior_radius_m)
+            cost = cost + np.where(np.isfinite(pr[0]), t2 * np.fmin(d2, 1.0), 0.0)
+        best = np.argmin(cost, axis=0)  # (n,)
+        cols = np.arange(best.size)
+        with np.errstate(invalid="ignore"):
+            inl = v.valid & (hyp.err2[:, best, cols] < t2)
+        # Refit on the agreeing views in pixel-weighted least squares, re-read the inliers, refit.
+        _, scale = lin.residuals_sq(hyp.points[:, best, cols], v.x, v.y)
+        p = lin.fit(v, v.w * inl * scale)
+        e2, scale = lin.residuals_sq(p, v.x, v.y)
+        with np.errstate(invalid="ignore"):
+            inl = v.valid & (e2 < t2)
+        p = lin.fit(v, v.w * inl * scale)
+        e2, _ = lin.residuals_sq(p, v.x, v.y)
+        points[:, sl], err2[:, sl], inliers[:, sl] = p, e2, inl
     return points, err2, inliers
 
 
+def apply_prior(lin: LinearTriangulator, views: Views, sel: ViewSelection, mask: np.ndarray, prior: np.ndarray,
+                threshold_px: float, min_views: int = 2, prior_radius_m: float = 0.1,
+                prior_gate_m: float | None = None) -> None:
+    """Let a prior (N, 3) (NaN where unknown: the same joint in neighbouring frames) vote on the points in ``mask``.
 
-def auto_threshold_px(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
-                      floor_px: float = 15.0, sigmas: float = 3.0, probe_factor: float = 4.0) -> tuple[float, float]:
+    ``sel`` is :func:`select_views`'s answer for ``views``, updated in place.
+    The prior votes like one more view, costing a hypothesis
+    ``threshold^2 * min(1, (distance / prior_radius_m)^2)``, which settles
+    ties such as two views against two.  Only the pair search weighs votes,
+    so only the points it settled are searched again; the others keep their
+    views.  Two views alone cannot expose an outlier that happens to lie on
+    the other view's epipolar line: with ``prior_gate_m`` a point resting on
+    exactly two views and farther than that from its prior is dropped.
+    """
+    idx = np.flatnonzero(mask)
+    search = idx[sel.searched[idx]]
+    if search.size:
+        pr = prior[search].T
+        p, e2, inl = _pair_search(lin, views[search], threshold_px, pr, prior_radius_m)
+        sel.update(search, _finish(p, e2, inl, np.ones(search.size, bool), sel.all_views[search].T, min_views, pr,
+                                   prior_gate_m))
+    if prior_gate_m is not None:
+        rest = idx[~sel.searched[idx]]
+        with np.errstate(invalid="ignore"):
+            far = ((sel.points[rest] - prior[rest]) ** 2).sum(axis=1) > prior_gate_m * prior_gate_m  # NaN: False
+        drop = rest[(sel.n_views[rest] == 2) & far]
+        sel.points[drop], sel.error_px[drop], sel.n_views[drop] = np.nan, np.nan, 0
+        sel.inliers[:, drop] = False
+
+
+def auto_threshold_px(lin: LinearTriangulator, views: Views, floor_px: float = 15.0, sigmas: float = 3.0,
+                      probe_factor: float = 4.0) -> tuple[float, float]:
     """``(threshold, noise)``: an outlier threshold of ``sigmas`` times the detector's noise, at least ``floor_px``.
 
     The views are first selected with a generous threshold (``probe_factor``
@@ -256,14 +327,15 @@ def auto_threshold_px(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray
     the views used, taken as Rayleigh-distributed (median = 1.1774 sigma).
     A coarse detector on large images (MediaPipe on 1080x1920 video: ~14 px)
     then gets a threshold that keeps its agreeing views; a precise one keeps
-    the floor.  Arrays as :func:`select_views`.
+    the floor.
     """
-    sel = select_views(lin, xn, valid, weights, probe_factor * floor_px)
+    sel = select_views(lin, views, probe_factor * floor_px)
     ok = sel.n_views >= 3  # two views always fit each other: no evidence of noise
     if ok.sum() < 10:
         return float(floor_px), float("nan")
-    err2 = lin.errors_sq(sel.points[ok][:, None, :], np.where(valid[ok][..., None], xn[ok], 0.0))[0][:, 0]
-    res = np.sqrt(err2[sel.inliers[ok]])
+    v = views[ok]
+    err2, _ = lin.residuals_sq(sel.points[ok].T, v.x, v.y)
+    res = np.sqrt(err2[sel.inliers[:, ok]])
     noise = float(np.median(res)) / 1.1774
     return max(float(floor_px), sigmas * noise), noise
 
@@ -303,10 +375,9 @@ def robust_cost(err_px: np.ndarray, scale_px: float, gross_px: float, loss: str)
     return 0.5 * e * e
 
 
-def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray,
-               points: np.ndarray, scale_px: float, gross_px: float, loss: str = "cauchy",
-               iterations: int = 4, chunk: int = 16384, prior: np.ndarray | None = None,
-               prior_radius_m: float = 0.1) -> tuple[ViewSelection, np.ndarray]:
+def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_px: float, gross_px: float,
+               loss: str = "cauchy", iterations: int = 4, all_views: np.ndarray | None = None,
+               prior: np.ndarray | None = None, prior_radius_m: float = 0.1) -> tuple[ViewSelection, np.ndarray]:
     """Refit points on *every* view that is not a gross outlier, each weighted softly by its error.
 
     Why: a real detector's errors are heavy-tailed and correlated in time
@@ -324,80 +395,81 @@ def soft_refit(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weigh
     lower :func:`robust_cost` wins.  Both are needed on real data: the hard
     selection can settle on a wrong minority (two views against two where one
     detector collapsed both ankles onto one foot), and the all-view start
-    is dragged by a gross outlier.  ``prior`` (N, 3), NaN where unknown
-    (the neighbouring frames' median, as in :func:`select_views`), votes
-    between the two like one more view: a start farther than
-    ``prior_radius_m`` from it costs one gross view more (two views against
-    two are otherwise a coin toss, and the toss changes from frame to frame).
-    Arrays as :func:`select_views`;
-    ``points`` (N, 3), NaN where the hard selection found none (kept NaN).
+    is dragged by a gross outlier; where the two starts are the same (every
+    view agreed with the all-view fit) one run serves both.  ``prior`` (N, 3),
+    NaN where unknown (the neighbouring frames' median, as in
+    :func:`apply_prior`), votes between the two like one more view: a start
+    farther than ``prior_radius_m`` from it costs one gross view more (two
+    views against two are otherwise a coin toss, and the toss changes from
+    frame to frame).  ``views`` as :func:`select_views`; ``points`` (N, 3),
+    NaN where the hard selection found none (kept NaN); ``all_views`` (N, 3),
+    the plain fit if known (:attr:`ViewSelection.all_views`), saves fitting it
+    again.
     Returns ``(selection, row_weights)``: a :class:`ViewSelection` whose
     ``inliers`` are the views that took part (within ``gross_px``), and the
-    (N, C) row weights of the final fit (confidence x robust weight; 0 for
+    (C, N) row weights of the final fit (confidence x robust weight; 0 for
     views not used), for a non-linear polish of the same cost.
     """
-    n_points, n_cams = valid.shape
-    row_w = np.zeros((n_points, n_cams))
-    out = ViewSelection(np.array(points, dtype=np.float64, copy=True), np.full(n_points, np.nan),
-                        np.zeros(n_points, dtype=np.int64), np.zeros((n_points, n_cams), bool))
+    n_cams, n_points = views.valid.shape
+    row_w = np.zeros((n_cams, n_points))
+    out = ViewSelection.empty(n_points, n_cams)
     g2 = gross_px * gross_px
-    for start in range(0, n_points, chunk):
-        sl = slice(start, start + chunk)
-        idx = np.flatnonzero(all_last(np.isfinite(out.points[sl])))
-        if idx.size == 0:
-            continue
-        v = valid[sl][idx]
-        o = np.where(v[..., None], xn[sl][idx], 0.0)
-        w = np.where(v, weights[sl][idx], 0.0)
-        q = lin.terms(o)
 
-        def irls(x, o, v, w, rows):
-            for _ in range(iterations):
-                cam = lin.camera_coords(x)  # (N, C, 3): for the errors and the pixel weights
-                err2 = lin.errors_sq(x, o, cam)[0]
-                with np.errstate(invalid="ignore"):
-                    use = v & (err2 < g2)
-                rw = robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
-                x_new = lin.solve_rows(rows, lin.pixel_weights(x, w * rw * use, cam[..., 2]))
-                good = all_last(np.isfinite(x_new)) & (sum_last(use) >= 2)
-                x = np.where(good[:, None], x_new, x)
-            err2 = lin.errors_sq(x, o)[0]
+    def irls(v: Views, x: np.ndarray):
+        for _ in range(iterations):
+            err2, scale = lin.residuals_sq(x, v.x, v.y)
             with np.errstate(invalid="ignore"):
-                cost = sum_last(np.where(v, w * w * robust_cost(np.sqrt(err2), scale_px, gross_px, loss), 0.0))
-            return x, err2, np.where(np.isfinite(cost), cost, np.inf)
-
-        start_a = out.points[sl][idx]
-        flat = lin.solve(q, w)
-        flat = lin.solve(q, lin.pixel_weights(np.where(np.isfinite(flat), flat, start_a), w))
-        start_b = np.where(np.isfinite(flat), flat, start_a)
-        # both starts in one batch: every step is elementwise per point, so this is the two runs,
-        # in half the array operations (what a small live batch costs)
-        o2, v2, w2 = (np.concatenate([a, a]) for a in (o, v, w))
-        x_ab, e_ab, c_ab = irls(np.concatenate([start_a, start_b]), o2, v2, w2, lin.term_rows(np.concatenate([q, q])))
-        m = idx.size
-        (x_a, x_b), (e_a, e_b), (c_a, c_b) = (x_ab[:m], x_ab[m:]), (e_ab[:m], e_ab[m:]), (c_ab[:m], c_ab[m:])
-        if prior is not None:
-            pr = prior[sl][idx]
-            known = all_last(np.isfinite(pr))
-            view = float(robust_cost(np.array(gross_px), scale_px, gross_px, loss))
-            for x, c in ((x_a, c_a), (x_b, c_b)):
-                d2 = sum_last((x - np.where(known[:, None], pr, 0.0)) ** 2) / (prior_radius_m * prior_radius_m)
-                c += np.where(known, view * np.fmin(d2, 1.0), 0.0)
-        pick_b = c_b < c_a
-        x = np.where(pick_b[:, None], x_b, x_a)
-        err2 = np.where(pick_b[:, None], e_b, e_a)
+                use = v.valid & (err2 < g2)
+            rw = robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
+            x_new = lin.fit(v, v.w * rw * use * scale)
+            good = np.isfinite(x_new).all(axis=0) & (use.sum(axis=0) >= 2)
+            x = np.where(good, x_new, x)
+        err2, _ = lin.residuals_sq(x, v.x, v.y)
         with np.errstate(invalid="ignore"):
-            use = v & (err2 < g2)
-        n_use = sum_last(use)
+            cost = np.where(v.valid, v.w * v.w * robust_cost(np.sqrt(err2), scale_px, gross_px, loss), 0.0).sum(axis=0)
+        return x, err2, np.where(np.isfinite(cost), cost, np.inf)
+
+    for sl in chunks(n_points, n_cams):
+        v = views[sl]
+        start = points[sl].T
+        live = np.isfinite(start).all(axis=0)  # NaN stays NaN (its error is infinite, it gets no views)
+        x, err2, cost = irls(v, start)
+        flat = np.full(start.shape, np.nan) if all_views is None else all_views[sl].T
+        redo = np.flatnonzero(live & ~np.isfinite(flat).all(axis=0))
+        if redo.size:
+            vr, sr = v[redo], start[:, redo]
+            f = lin.fit(vr, vr.w)
+            _, scale = lin.residuals_sq(np.where(np.isfinite(f), f, sr), vr.x, vr.y)
+            flat[:, redo] = lin.fit(vr, vr.w * scale)
+        flat = np.where(np.isfinite(flat), flat, start)
+        other = np.flatnonzero(live & ~(flat == start).all(axis=0))  # the same start gives the same answer
+        if other.size:
+            x_b, e_b, c_b = irls(v[other], flat[:, other])
+            c_a = cost[other]
+            if prior is not None:
+                pr = prior[sl][other].T
+                known = np.isfinite(pr).all(axis=0)
+                gross = float(robust_cost(np.array(gross_px), scale_px, gross_px, loss))
+
+                def vote(p):
+                    d2 = ((p - np.where(known, pr, 0.0)) ** 2).sum(axis=0) / (prior_radius_m * prior_radius_m)
+                    return np.where(known, gross * np.fmin(d2, 1.0), 0.0)
+
+                c_a, c_b = c_a + vote(x[:, other]), c_b + vote(x_b)
+            pick = c_b < c_a
+            b = other[pick]
+            x[:, b], err2[:, b] = x_b[:, pick], e_b[:, pick]
+        with np.errstate(invalid="ignore"):
+            use = v.valid & (err2 < g2)
+        n_use = use.sum(axis=0)
         keep = n_use >= 2
-        x[~keep] = np.nan
-        use &= keep[:, None]
+        x[:, ~keep] = np.nan
+        use &= keep
         with np.errstate(invalid="ignore", divide="ignore"):
-            err = sum_last(np.sqrt(np.where(use, err2, 0.0))) / n_use
-        rows = start + idx
-        out.points[rows] = x
-        out.error_px[rows] = np.where(keep, err, np.nan)
-        out.n_views[rows] = np.where(keep, n_use, 0)
-        out.inliers[rows] = use
-        row_w[rows] = w * use * robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
+            err = np.sqrt(np.where(use, err2, 0.0)).sum(axis=0) / n_use
+        out.points[sl] = x.T
+        out.error_px[sl] = np.where(keep, err, np.nan)
+        out.n_views[sl] = np.where(keep, n_use, 0)
+        out.inliers[:, sl] = use
+        row_w[:, sl] = v.w * use * robust_row_weights(np.sqrt(np.where(use, err2, 0.0)), scale_px, loss)
     return out, row_w

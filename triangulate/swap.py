@@ -6,8 +6,10 @@ swapped view is a gross outlier for every left/right joint, and when two
 cameras swap in the same frame they even agree with each other.
 
 For every camera ``c`` and frame, the left/right joints are triangulated from
-the *other* cameras (the best two-view hypothesis that leaves ``c`` out, as in
-:mod:`triangulate.robust`, so a second swapped camera is outvoted), then
+the *other* cameras (up to four cameras the best two-view hypothesis that
+leaves ``c`` out, as in :mod:`triangulate.robust`; with more, the fit of the
+views a first selection found to agree, less ``c``, a leave-one-out downdate
+of its normal equations; either way a second swapped camera is outvoted), then
 ``c``'s labels are scored both ways against those points (truncated squared
 pixel error, summed over the left/right joints).  Per frame the camera whose
 swapped labels fit best is swapped, and that frame scored again, until no swap
@@ -25,8 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from triangulate.dlt import LinearTriangulator
-from triangulate.robust import camera_pairs, pair_hypotheses
+from triangulate.dlt import LinearTriangulator, Views, solve_normal
+from triangulate.robust import camera_pairs, chunks, pair_hypotheses
+
+# Up to this many cameras each camera is scored against the others' best two-view hypothesis
+# (exhaustive over the pairs: (pairs x cameras) per point, C^3 / 2); with more, against the fit of
+# the views that agree, less that camera (O(C)).
+PAIR_REFERENCE_CAMERAS = 4
 
 
 def swap_gain(
@@ -54,62 +61,102 @@ def joint_swap_gains(
     valid: np.ndarray,
     permutation: np.ndarray,
     threshold_px: float = 15.0,
+    consensus: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-joint terms of :func:`swap_gain`: ``(gains (F, L, C), lr (L,))`` for the swapped joints ``lr``.
 
     A joint's gain depends only on its own and its twin's labels, so the gain
     of swapping any subset of the pairs (a limb) is the sum over that subset.
+    Without ``consensus`` each camera is judged against the others' best
+    two-view hypothesis (:func:`_pair_references`); with it, (C, F, J) bool
+    (views known to agree, e.g. a view selection's inliers), against the fit
+    of the consensus views without that camera (:func:`_consensus_references`).
     """
     n_cams, n_frames, n_joints = valid.shape
     permutation = np.asarray(permutation)
     lr = np.flatnonzero(permutation != np.arange(n_joints))
     if n_cams < 3 or lr.size == 0 or n_frames == 0:
         return np.zeros((n_frames, lr.size, n_cams)), lr
+    n = n_frames * lr.size
 
-    def points_first(a: np.ndarray) -> np.ndarray:  # (C, F, L, ...) -> (F*L, C, ...)
-        return np.moveaxis(a, 0, 2).reshape((n_frames * lr.size, n_cams) + a.shape[3:])
+    def planes(a: np.ndarray, joints: np.ndarray) -> np.ndarray:  # (C, F, J, ...) -> (C, F*L, ...)
+        return a[:, :, joints].reshape((n_cams, n) + a.shape[3:])
 
-    ok = points_first(valid[:, :, lr])
-    obs = np.where(ok[..., None], points_first(xn[:, :, lr]), 0.0)
-    ok_sw = points_first(valid[:, :, permutation[lr]])
-    obs_sw = np.where(ok_sw[..., None], points_first(xn[:, :, permutation[lr]]), 0.0)
-
+    views = Views.of(planes(xn[..., 0], lr), planes(xn[..., 1], lr), planes(valid, lr), np.ones((n_cams, n)))
+    ok_sw = planes(valid, permutation[lr])
+    x_sw = np.where(ok_sw, planes(xn[..., 0], permutation[lr]), 0.0)
+    y_sw = np.where(ok_sw, planes(xn[..., 1], permutation[lr]), 0.0)
     t2 = threshold_px * threshold_px
-    pairs = camera_pairs(n_cams)
-    hyp = pair_hypotheses(lin, lin.terms(obs), obs, ok, threshold_px, pairs)
-    n = np.arange(hyp.err2.shape[0])[:, None]
-    k = np.arange(len(pairs))
-    # A hypothesis counts only where its own two views agree with it.
-    own = (hyp.err2[n, k, pairs[:, 0]] < t2) & (hyp.err2[n, k, pairs[:, 1]] < t2)
-    total = np.where(own, hyp.total_cost(), np.inf)  # (N, K)
-
-    # Leave camera c out: its own cost term goes, pairs containing it are barred.
-    contains = np.zeros((len(pairs), n_cams), dtype=bool)
-    contains[k, pairs[:, 0]] = True
-    contains[k, pairs[:, 1]] = True
-    loo = np.where(contains[None], np.inf, total[..., None] - hyp.cost)  # (N, K, C)
-    best = np.argmin(loo, axis=1)  # (N, C)
-    cams = np.arange(n_cams)[None, :]
-    usable = ok & ok_sw & np.isfinite(loo[n, best, cams])
-
-    keep = np.minimum(hyp.err2[n, best, cams], t2)
-    flip = np.minimum(_own_camera_err2(lin, hyp.points[n, best], obs_sw), t2)
-    return np.where(usable, keep - flip, 0.0).reshape(n_frames, lr.size, n_cams), lr
+    gains = np.zeros((n_cams, n))
+    per_point = n_cams if consensus is not None else n_cams * n_cams * (n_cams - 1) // 2
+    for sl in chunks(n, per_point):
+        v = views[sl]
+        if consensus is None:
+            ref, usable = _pair_references(lin, v, t2)
+        else:
+            ref, usable = _consensus_references(lin, v, planes(consensus, lr)[:, sl])
+        usable &= v.valid & ok_sw[:, sl]
+        keep = np.minimum(_own_camera_err2(lin, ref, v.x, v.y), t2)
+        flip = np.minimum(_own_camera_err2(lin, ref, x_sw[:, sl], y_sw[:, sl]), t2)
+        gains[:, sl] = np.where(usable, keep - flip, 0.0)
+    return gains.T.reshape(n_frames, lr.size, n_cams), lr
 
 
-def _own_camera_err2(lin: LinearTriangulator, points: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """Squared px error of point ``points[n, c]`` (N, C, 3) in camera ``c`` only, against ``obs`` (N, C, 2).
+def _pair_references(lin: LinearTriangulator, views: Views, t2: float):
+    """Per camera, the best two-view hypothesis of the *other* cameras (MSAC cost without that camera's term).
 
-    :meth:`LinearTriangulator.errors_sq` would project every point into every
-    camera; here each camera needs only its own point.
+    Returns ``(points (3, C, N), usable (C, N))``.  Exhaustive over the camera
+    pairs: (pairs x cameras) per point, affordable for a few cameras only.
     """
-    ext = lin.extrinsics
-    cam = np.einsum("nck,cjk->ncj", points, ext[:, :, :3]) + ext[:, :, 3]
-    z = cam[..., 2]
+    n_cams = views.valid.shape[0]
+    pairs = camera_pairs(n_cams)
+    k = np.arange(len(pairs))
+    hyp = pair_hypotheses(lin, views, np.sqrt(t2), pairs)
+    # A hypothesis counts only where its own two views agree with it.
+    own = (hyp.err2[pairs[:, 0], k] < t2) & (hyp.err2[pairs[:, 1], k] < t2)  # (K, N)
+    total = np.where(own, hyp.total_cost(), np.inf)
+    loo = total[None] - hyp.cost  # (C, K, N)
+    # Leave camera c out: its own cost term goes, pairs containing it are barred.
+    contains = np.zeros((n_cams, len(pairs), 1), bool)
+    contains[pairs[:, 0], k] = contains[pairs[:, 1], k] = True
+    np.copyto(loo, np.inf, where=contains)
+    best = np.argmin(loo, axis=1)  # (C, N)
+    cams, cols = np.arange(n_cams)[:, None], np.arange(views.n_points)[None, :]
+    return hyp.points[:, best, cols], np.isfinite(loo[cams, best, cols])
+
+
+def _consensus_references(lin: LinearTriangulator, views: Views, consensus: np.ndarray):
+    """Per camera, the pixel-weighted fit of the ``consensus`` views (C, N) other than that camera.
+
+    One fit of the consensus, then each camera's leave-one-out point from the
+    same normal equations less that camera's own terms (a downdate): O(C)
+    per point.  Returns ``(points (3, C, N), usable (C, N))``: usable where at
+    least two other consensus views remain.
+    """
+    w = consensus.astype(np.float64)
+    p = lin.fit(views, w)
+    _, scale = lin.residuals_sq(p, views.x, views.y)
+    w2 = (w * scale) ** 2
+    total = lin.normal(views.feats, w2)  # (10, N)
+    loo = total[:, None] - lin.camera_terms(views.feats).transpose(1, 0, 2) * w2  # (10, C, N)
+    points = solve_normal(loo)  # (3, C, N)
+    others = consensus.sum(axis=0) - consensus
+    return points, (others >= 2) & np.isfinite(points).all(axis=0)
+
+
+def _own_camera_err2(lin: LinearTriangulator, points: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Squared px error (C, N) of point ``points[:, c, n]`` (3, C, N) in camera ``c`` only, against ``x, y`` (C, N).
+
+    :meth:`LinearTriangulator.residuals_sq` would project every point into
+    every camera; here each camera needs only its own point.
+    """
+    ext = lin.extrinsics[:, :, :, None]  # (C, 3, 4, 1)
+    u, v, z = (ext[:, r, 0] * points[0] + ext[:, r, 1] * points[1] + ext[:, r, 2] * points[2] + ext[:, r, 3]
+               for r in range(3))
     with np.errstate(divide="ignore", invalid="ignore"):
-        dx = (cam[..., 0] / z - obs[..., 0]) * lin.fx
-        dy = (cam[..., 1] / z - obs[..., 1]) * lin.fy
-    return np.where(z > 0, dx * dx + dy * dy, np.inf)
+        dx = (u / z - x) * lin.fx[:, None]
+        dy = (v / z - y) * lin.fy[:, None]
+        return np.where(z > 0, dx * dx + dy * dy, np.inf)
 
 
 # Words naming the joints of a limb group, for partial swap hypotheses.
@@ -150,6 +197,7 @@ def detect_swap_states(
     valid: np.ndarray,
     hypotheses: np.ndarray,
     threshold_px: float = 15.0,
+    consensus: np.ndarray | None = None,
 ) -> np.ndarray:
     """(C, F, J) joint permutation per camera frame that repairs its left/right labels.
 
@@ -159,7 +207,15 @@ def detect_swap_states(
     with the largest gain is applied, if it gains more than
     ``threshold_px^2 / 2``; every camera is changed once at most.  One
     :func:`joint_swap_gains` call per round scores all hypotheses.
+
+    ``consensus`` (C, F, J) bool, the views a first selection found to agree
+    (its inliers): given (and with more than :data:`PAIR_REFERENCE_CAMERAS`
+    cameras), each camera is scored against the fit of the consensus without
+    it, O(C) per point, instead of the others' best two-view hypothesis,
+    O(C^3).  A camera frame once changed leaves the consensus.
     """
+    if consensus is not None and valid.shape[0] <= PAIR_REFERENCE_CAMERAS:
+        consensus = None
     hypotheses = np.atleast_2d(np.asarray(hypotheses))
     full = hypotheses[0]
     n_cams, n_frames, n_joints = valid.shape
@@ -174,7 +230,8 @@ def detect_swap_states(
         sub_state = state[:, frames]
         sub_xn = permute_joints(xn[:, frames], sub_state)
         sub_valid = permute_joints(valid[:, frames], sub_state)
-        per_joint, _ = joint_swap_gains(lin, sub_xn, sub_valid, full, threshold_px)  # (f, L, C)
+        cons = None if consensus is None else consensus[:, frames] & ~changed[:, frames, None]
+        per_joint, _ = joint_swap_gains(lin, sub_xn, sub_valid, full, threshold_px, cons)  # (f, L, C)
         gains = np.einsum("hl,flc->hcf", member, per_joint)  # (H, C, f)
         gains[:, changed[:, frames]] = 0.0  # a camera is changed once at most
         flat = gains.reshape(-1, frames.size)

@@ -209,7 +209,7 @@ def angles_text(msg, chosen: tuple[str, ...] = ()) -> str:
 def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1280, 720),
               rate_hz: float = 60.0, visible: bool = True,
               max_seconds: float | None = None, angles: tuple[str, ...] | None = None,
-              keys=None) -> tuple[SceneWindow, Kp3dSource]:
+              keys=None, on_tick=None) -> tuple[SceneWindow, Kp3dSource]:
     """Open a window drawing the newest ``kp3d`` skeleton published at ``endpoint`` until it closes.
 
     The skeleton comes from ``skeleton``, else the messages' ``skeleton`` header
@@ -217,6 +217,7 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
     topic (and its rep count) as text beside the skeleton (``()``: the first four).
     ``keys`` (:class:`rigcap.wire.security.ClientKeys`, this viewer host's): every subscription is a
     CURVE client of the fusion machine's readers relay.
+    ``on_tick(window)`` runs after each of the window's ticks (tests).
     Returns the (closed) window and the (closed) source, for their counters.
     """
     source = Kp3dSource(endpoint, keys=keys)
@@ -248,7 +249,7 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
                 return people
 
             try:
-                window.run(poll_people, rate_hz=rate_hz, max_seconds=max_seconds)
+                window.run(poll_people, rate_hz=rate_hz, max_seconds=max_seconds, on_tick=on_tick)
             finally:
                 source.close()
                 live_stats.close()
@@ -267,14 +268,17 @@ def view_live(rig: Rig, endpoint: str, skeleton: Skeleton | None = None, size=(1
                 window.skeleton = named
         return update
 
-    def on_tick(win: SceneWindow) -> None:
-        text = text_source()
-        if text is not None:
-            win.set_text(text)
+    def show_angles(win: SceneWindow) -> None:
+        if text_source is not None:
+            text = text_source()
+            if text is not None:
+                win.set_text(text)
+        if on_tick is not None:
+            on_tick(win)
 
     try:
         window.run(poll, rate_hz=rate_hz, max_seconds=max_seconds,
-                   on_tick=on_tick if text_source is not None else None)
+                   on_tick=show_angles if text_source is not None or on_tick is not None else None)
     finally:
         source.close()
         if text_source is not None:

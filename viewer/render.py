@@ -54,11 +54,12 @@ def has_display() -> bool:
 
 
 @contextlib.contextmanager
-def quiet_native_stderr(captured: list):
+def quiet_native_stderr(captured: list, fd: int = 2):
     """Hold back what native code writes to file descriptor 2 (GLFW probing for Wayland
-    and X11 on a headless machine prints errors that are not); appends the text to ``captured``."""
-    fd = 2  # native code writes here whatever Python's sys.stderr is
-    sys.stderr.flush()
+    and X11 on a headless machine prints errors that are not); appends the text to ``captured``.
+    ``fd=1``: the same for standard output (Filament's start-up lines)."""
+    # native code writes to the descriptor whatever Python's sys.stderr / sys.stdout are
+    (sys.stdout if fd == 1 else sys.stderr).flush()
     try:
         saved = os.dup(fd)
     except OSError:  # no file descriptor 2 at all

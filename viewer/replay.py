@@ -55,8 +55,8 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
     The Open3D GUI window (:class:`viewer.gui.GuiWindow`: timeline, panel,
     labels) where it can start, else the plain window; ``visible=False``
     always uses the plain window offscreen (tests).  ``style``
-    (:class:`viewer.scene.SceneStyle`, e.g. ``color_by``) is the plain
-    window's.  Returns the closed window.
+    (:class:`viewer.scene.SceneStyle`, e.g. ``color_by``) is either window's.
+    Returns the closed window.
     """
     skeleton = skeleton or skeleton_of(points3d)
     fps = float(fps or points3d.fps or DEFAULT_FPS)
@@ -82,11 +82,10 @@ def replay_window(rig: Rig, points3d: Points3D, skeleton: Skeleton | None = None
             return [f"{points3d.n_frames} frames at {fps:g} fps", f"speed {playback.speed:g}x", f"people: {people}"]
 
         window = open_window(rig, skeleton, size, f"rigcap replay - {source}", view_points=fit,
-                             playback=playback, stats=stats, status=status)
+                             playback=playback, stats=stats, status=status, style=style)
         if isinstance(window, GuiWindow):
             window.run(frame_update, rate_hz=max(fps, 30.0), max_seconds=max_seconds, on_tick=on_tick)
             return window
-        window.style = style
     else:
         window = SceneWindow(rig, skeleton, size, title="rigcap replay", visible=False, view_points=fit, style=style)
     state = {"last": None, "frame": -1}

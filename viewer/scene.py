@@ -312,6 +312,7 @@ class SkeletonScene:
         self.n_persons = 1
         self.person_ids = None  # (P,) with several people
         self.labels: list = []  # (position, text) per person shown, for a window that draws text
+        self.topology = 0  # counts set_skeleton calls: a window re-uploads the meshes' triangles only when it moves
         self.set_skeleton(skeleton, n_joints)
 
     def set_skeleton(self, skeleton: Skeleton | None, n_joints: int | None = None, n_persons: int = 1) -> None:
@@ -321,6 +322,7 @@ class SkeletonScene:
         if skeleton is not None and n_joints is not None and n_joints != skeleton.n_joints:
             raise ValueError(f"skeleton {skeleton.name} has {skeleton.n_joints} joints, points have {n_joints}")
         vec3, vec3i = self._o3d.utility.Vector3dVector, self._o3d.utility.Vector3iVector
+        self.topology += 1
         self.skeleton = skeleton
         self.n_persons = int(n_persons)
         self.n_joints = skeleton.n_joints if skeleton is not None else int(n_joints or 0)

@@ -17,7 +17,9 @@ def register(subparsers) -> None:
         "[metadata], a table on the terminal and a PNG beside the rig file. When the board is not found, "
         "rigcap tries other board definitions and says which one matches the print.",
     )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="one video file or image folder per camera (or a camera folder of a rigcap recording)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="one video file or image folder per camera (or a camera folder "
+                   "of a rigcap recording); with --keypoints: board videos of the same session, for metric scale and "
+                   "the world origin (the board on the floor: --floor-frame, or found)")
     k = p.add_argument_group("from keypoints instead of a board (no board: a person, a wand, an animal)")
     k.add_argument("--keypoints", metavar="NPZ",
                    help="2D keypoints .npz of anything several cameras see at once: bundle-adjust --start-rig on them")
@@ -26,10 +28,16 @@ def register(subparsers) -> None:
                    "reads, cameras matched by name")
     k.add_argument("--scale-from", default="rig", metavar="SOURCE",
                    help="what makes the keypoint rig metric: 'rig' (the start rig's size), "
-                   "'distance:JOINT_A,JOINT_B,METRES' or 'height:METRES' (a person's stature) (default: %(default)s)")
+                   "'distance:JOINT_A,JOINT_B,METRES', 'baseline:CAMERA_A,CAMERA_B,METRES' (two camera centres) or "
+                   "'height:METRES' (a person's stature) (default: %(default)s)")
     k.add_argument("--lens-model", default="auto",
-                   help="intrinsics refined from keypoints: auto (focal lengths only), focal, held, radial-centred, "
-                   "radial, no-k3, full (default: %(default)s)")
+                   help="intrinsics refined from keypoints: auto (held when the start rig's lenses come from a "
+                   "calibration, else focal lengths only), focal, held, radial-centred, radial, no-k3, full "
+                   "(default: %(default)s)")
+    k.add_argument("--joint-bias", type=float, metavar="PX",
+                   help="also solve a 2D offset per camera and joint (a detector's joint at another anatomical point "
+                   "in each view), prior sigma PX pixels; helps when that bias is constant, not with MediaPipe on "
+                   "walking (see README); slower")
     k.add_argument("--min-confidence", type=float, default=0.3,
                    help="detector confidence below which a keypoint is not used (default: %(default)s)")
     k.add_argument("--sync", action="store_true",
@@ -42,9 +50,11 @@ def register(subparsers) -> None:
                    "input is the same instant)")
     p.add_argument("--floor-frame", type=int, metavar="K",
                    help="instant at which the board lay face up on the floor: world origin at its corner, z up "
-                   "(default: camera 0's frame)")
-    p.add_argument("--fixed-intrinsics", action="store_true",
-                   help="keep each camera's single-camera intrinsics fixed in bundle adjustment")
+                   "(default: camera 0's frame; with --keypoints and board videos: the board found lying still "
+                   "face up, else the start rig's frame)")
+    p.add_argument("--fixed-intrinsics", "--fix-intrinsics", dest="fixed_intrinsics", action="store_true",
+                   help="keep each camera's intrinsics fixed in bundle adjustment (board: the single-camera ones; "
+                   "--keypoints: the start rig's)")
     p.add_argument("--intrinsics", metavar="RIG",
                    help="hold these lens parameters (matrix, distortion) instead of calibrating them: any rig file "
                    "rigcap reads (rigcap/anipose TOML, caliscope camera_array.toml, Qualisys .qca.txt), cameras "
@@ -115,10 +125,11 @@ def run_keypoints(args) -> int:
     console = Console()
     if not (args.keypoints and args.start_rig):
         raise RigcapError("--keypoints and --start-rig go together (keypoints to adjust on, the rig to start from)")
-    if args.inputs:
-        raise RigcapError("--keypoints calibrates without board videos; drop the inputs "
-                          f"({' '.join(args.inputs)})")
     parse_scale_from(args.scale_from)  # a clear error before any work
+    if args.inputs and args.scale_from != "rig":
+        raise RigcapError(f"board inputs and --scale-from {args.scale_from} both fix the scale: give one")
+    if args.joint_bias is not None and not args.joint_bias > 0:
+        raise RigcapError(f"--joint-bias {args.joint_bias:g}: give the prior sigma in pixels, above 0")
     start = load_rig(args.start_rig)
     kp = Keypoints2D.load(args.keypoints)
     try:
@@ -142,7 +153,10 @@ def run_keypoints(args) -> int:
             status.update(f"bundle adjustment: {name}, iteration {it}, cost {cost:.4g}")
         result = calibrate_from_keypoints(rig, kp.keypoints, kp.joint_names, scale_from=args.scale_from,
                                           lens_model=args.lens_model, min_confidence=args.min_confidence,
-                                          refine_intrinsics=not args.fixed_intrinsics, progress=progress)
+                                          refine_intrinsics=not args.fixed_intrinsics, joint_bias_px=args.joint_bias,
+                                          progress=progress)
+    if args.inputs:
+        result = _board_scale_and_origin(args, rig, result, console)
     out = save_rig(result.rig, args.out)
     table = Table(title="calibration from keypoints")
     for col in ("camera", "RMSE px", "frames", "keypoints used", "outliers", "coverage", "lens model"):
@@ -158,6 +172,32 @@ def run_keypoints(args) -> int:
     console.print(f"scale from {result.scale_source}")
     console.print(f"wrote {out}  ({result.seconds['total']:.1f} s)")
     return 0
+
+
+def _board_scale_and_origin(args, rig, result, console):
+    """Board videos given with --keypoints: the board's corners, detected as the board calibration
+    does, fix the keypoint rig's metric scale and world origin (calibration.keypoint_board)."""
+    import numpy as np
+
+    from calibration.board import BoardDefinition
+    from calibration.keypoint_board import board_gauge, with_board
+    from calibration.pipeline import detect_inputs
+    from rigcap.errors import RigcapError
+
+    board = BoardDefinition.from_toml(args.board)
+    det = detect_inputs(args.inputs, board, args.timestamps, workers=args.workers, progress=not args.no_progress,
+                        board_path=args.board)
+    unknown = [n for n in det.names if n not in rig.names]
+    if unknown:
+        raise RigcapError(f"board input(s) {', '.join(unknown)}: no such camera in the keypoints "
+                          f"({', '.join(rig.names)}); name each board video after its camera")
+    corners = np.full((len(rig),) + det.corners.shape[1:], np.nan)
+    for i, name in enumerate(det.names):
+        corners[rig.names.index(name)] = det.corners[i]
+    gauge = board_gauge(result.rig, corners, board, args.floor_frame)
+    console.print(f"board: scale {gauge.scale:.5f} m per start-rig unit from {gauge.sightings} sightings "
+                  f"(votes within {gauge.scale_spread:.2%}, corners {gauge.corner_rms_mm:.2f} mm RMS); {gauge.note}")
+    return with_board(result, gauge)
 
 
 def _lenses_only(args, board, console) -> int:

@@ -84,7 +84,7 @@ def stats_line(s: dict, prev: dict | None) -> str:
             + (f"  QUARANTINED (stamps jumped): {','.join(s['quarantined'])}" if s.get("quarantined") else "")
             + (f"  fusion stalled {s['fusion_stalls']}x ({s['fusion_stalled_s']:.1f} s, caught up)"
                if s.get("fusion_stalls") else "") + refused
-            + clocks_text(s.get("clocks", {})))
+            + clocks_text(s.get("clocks", {})) + motion_sync_text(s.get("motion_sync", {})))
 
 
 def clocks_text(clocks: dict) -> str:
@@ -92,6 +92,17 @@ def clocks_text(clocks: dict) -> str:
     return "".join(f"  clock {host} {c['offset_ms']:+.3f}+-{c['uncertainty_ms']:.3f} ms drift {c['drift_ppm']:+.0f} ppm"
                    + (f" ({c['failures']} rounds unanswered, last {c['age_s']:.0f} s ago)" if c.get("failures") else "")
                    for host, c in clocks.items())
+
+
+def motion_sync_text(ms: dict) -> str:
+    """--motion-sync: each camera's latest offset estimate (ms, confidence) and the correction applied."""
+    if not ms:
+        return ""
+    if not ms.get("cameras"):
+        return f"  motion sync: {ms.get('error') or 'no estimate yet (needs a few seconds of motion)'}"
+    return "  motion sync vs " + ms["reference"] + ":" + "".join(
+        f" {name} {c['offset_ms']:+.1f} ms ({c['confidence']:.2f}){'' if c['applied_ms'] == c['offset_ms'] else ' applied %+.1f' % c['applied_ms']}"
+        for name, c in ms["cameras"].items())
 
 
 def _skeleton(args, config):

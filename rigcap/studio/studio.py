@@ -25,6 +25,15 @@ from triangulate.formats import Keypoints2D, Points3D
 from triangulate.skeletons import HALPE26
 
 
+def motion_cycle_ns(n_frames: int, fps: float) -> int:
+    """How long one pass of a studio's motion lasts when live synthetic cameras repeat it.
+
+    Live cameras film cycle after cycle; whoever scores them must cut time at the same
+    place, or the truth drifts from the motion by the rounding of a frame period each
+    cycle (``n_frames * round(1e9 / fps)`` is 20 ns short per cycle at 30 fps)."""
+    return int(round(n_frames * 1e9 / fps))
+
+
 class SyntheticStudio:
     """A seeded virtual capture: ``rig``, ``skeleton`` (HALPE26), ``points3d`` (F, J, 3) truth
     at the nominal frame times ``frame / fps``, ``fps``, ``n_frames``.

@@ -167,10 +167,13 @@ class LiveTriangulator:
         wa = np.where(active[todo], w[todo], 0.0)
         p = _solve(q[todo], wa) if start is None else start[todo]  # algebraic fit, then ...
         weights = lin.pixel_weights(p, wa)  # ... least squares in pixels around it
-        for _ in range(n_cams):
+        all_views = np.full((n, 3), np.nan)  # that pixel fit of every view: the soft refit's second start
+        for i in range(n_cams):
             if todo.size == 0:
                 break
             p = _solve(q[todo], weights)
+            if i == 0:
+                all_views[todo] = p
             e2, _ = lin.errors_sq(p, xn[todo])
             e2 = np.where(np.isnan(e2), np.inf, e2)
             points[todo], err2[todo] = p, e2
@@ -221,15 +224,16 @@ class LiveTriangulator:
         n_views = np.where(bad, 0, n_views)
         active[bad] = False
         if cfg.robust_loss != "none" and not bad.all():
-            return self._soft(xn, w, points, cfg)
+            return self._soft(xn, w, points, cfg, all_views)
         return LiveResult(points, mean_err, n_views, active)
 
-    def _soft(self, xn: np.ndarray, w: np.ndarray, points: np.ndarray, cfg: TriangulationConfig) -> LiveResult:
+    def _soft(self, xn: np.ndarray, w: np.ndarray, points: np.ndarray, cfg: TriangulationConfig,
+              all_views: np.ndarray | None = None) -> LiveResult:
         """The offline engine's soft robust refit of the points the outlier rejection kept (same scale rule:
         the loss's constant x a third of the threshold, gross views beyond ``gross_factor`` x the threshold)."""
         views = Views.of(xn[..., 0].T, xn[..., 1].T, (w > 0).T, w.T)
         sel, _ = soft_refit(self.lin, views, points, soft_scale_px(cfg, cfg.threshold_px),
-                            cfg.gross_factor * cfg.threshold_px, cfg.robust_loss)
+                            cfg.gross_factor * cfg.threshold_px, cfg.robust_loss, all_views=all_views)
         return LiveResult(sel.points, sel.error_px, sel.n_views, sel.inliers.T)
 
 

@@ -171,20 +171,13 @@ class CrossViewAssociator:
 
     def prepare(self, xn: np.ndarray, conf: np.ndarray) -> Views:
         """xn (C, P, J, 2) normalised coordinates (NaN where missing), conf (C, P, J) -> :class:`Views`;
-        xn (C, F, P, J, 2) and conf (C, F, P, J): views of F instants (frame axis first).
-
-        The views hold one empty detection slot more (index P, and -1: nothing seen, zero terms),
-        so a group's missing camera (slot -1) gathers nothing without a mask."""
+        xn (C, F, P, J, 2) and conf (C, F, P, J): views of F instants (frame axis first)."""
         cfg = self.config
         if xn.ndim == 5:
             xn, conf = xn.transpose(1, 0, 2, 3, 4), conf.transpose(1, 0, 2, 3)
-        shape = conf.shape[:-2] + (conf.shape[-2] + 1, conf.shape[-1])
-        padded = np.full(shape + (2,), np.nan)
-        padded[..., :-1, :, :] = xn
-        xn = padded
-        w = np.zeros(shape)
+        xn = np.ascontiguousarray(xn)
         with np.errstate(invalid="ignore"):
-            np.copyto(w[..., :-1, :], conf, where=(xn[..., :-1, :, 0] == xn[..., :-1, :, 0]) & (conf >= cfg.min_confidence))
+            w = np.where((xn[..., 0] == xn[..., 0]) & (conf >= cfg.min_confidence), conf, 0.0)
         seen = w > 0
         usable = seen.sum(-1) >= cfg.min_joints
         x0 = np.where(seen, xn[..., 0], 0.0)
@@ -266,14 +259,15 @@ class CrossViewAssociator:
         points (G, J, 3) and each view's reprojection error (G, C) (median over its joints, metres
         at their depth; inf where the group has no view).  A group holds at most one detection per
         camera, so its normal equations are the weighted sum of its members' view terms."""
-        sl = slots.T  # (C, G): -1 is the views' empty slot (zero terms, nothing seen)
-        points = solve_terms(v.qw[self._cams, sl].sum(0))  # cameras summed in order
+        sl = slots.T  # (C, G)
+        member = (sl >= 0)[..., None]  # (C, G, 1): -1 indexes the last detection, which must not count
+        points = solve_terms((v.qw[self._cams, sl] * member[..., None]).sum(0))  # cameras summed in order
         cx, cy, z = self.camera_xyz(points)  # (C, G, J) each
         inv_z = 1.0 / z
         dx = (cx * inv_z - v.x0[self._cams, sl]) * self._fx
         dy = (cy * inv_z - v.y0[self._cams, sl]) * self._fy
         err = np.sqrt(np.where(z > 0, dx * dx + dy * dy, np.inf)) * z / self._focal  # metres at the joint's depth
-        view_err, _ = masked_median(err, v.seen[self._cams, sl] & (err < np.inf))
+        view_err, _ = masked_median(err, v.seen[self._cams, sl] & member & (err < np.inf))
         return points, view_err.T
 
     def _verified(self, slots: np.ndarray, v: Views):
@@ -298,8 +292,7 @@ class CrossViewAssociator:
     def _associate(self, v: Views, priors) -> Association:
         cfg = self.config
         n_c, n_p, n_j = v.w.shape
-        n_p -= 1  # the views' empty slot
-        usable = v.usable[:, :n_p]
+        usable = v.usable
         n_t = 0 if priors is None else len(priors)
         slots = np.full((n_t, n_c), -1)
         points = np.full((n_t, n_j, 3), np.nan)  # tracks no detection is usable for: no point
@@ -307,7 +300,7 @@ class CrossViewAssociator:
         if n_t and n_usable:
             ref, chosen = priors, None
             for r in range(cfg.rounds):
-                cost = self.track_costs(v, ref)[:, :n_p]
+                cost = self.track_costs(v, ref)
                 cost[~usable] = _BIG
                 proposed = self.assign(cost)
                 if chosen is not None and np.array_equal(proposed, chosen):

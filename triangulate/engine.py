@@ -42,6 +42,7 @@ from rigcap.errors import RigcapError
 from triangulate.dlt import LinearTriangulator, Views, sum_last
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
+from triangulate.heap import keep_freed_memory
 from triangulate.lens import LensBatch
 from triangulate.optimize import OptimizeConfig, OptimizeResult, optimize_points
 from triangulate.refine import refine_points
@@ -205,6 +206,7 @@ class Triangulator:
 
     def __init__(self, cameras: Rig | Sequence[Camera], config: TriangulationConfig | None = None,
                  skeleton: Skeleton | None = None):
+        keep_freed_memory()  # the temporaries of every call reuse freed memory instead of faulting in afresh
         self.cameras = list(cameras)
         self.config = config or TriangulationConfig()
         self.skeleton = skeleton

@@ -218,30 +218,54 @@ class LinearTriangulator:
     def camera_planes(self, points: np.ndarray) -> np.ndarray:
         """Points (3, ...) -> camera-frame coordinates (3, C, ...) in every camera."""
         lead = points.shape[1:]
-        flat = self.rot_planar @ points.reshape(3, -1) + self.trans_planar
+        flat = self.rot_planar @ points.reshape(3, -1)
+        flat += self.trans_planar
         return flat.reshape((3, self.n_cameras) + lead)
 
-    def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray):
+    def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray, scale: bool = True):
         """Squared undistorted-pixel error and pixel scale (C, ...) of points (3, ...) in every camera.
 
         ``x``, ``y`` the observations, broadcastable to (C, ...) (e.g. (C, N)
         for points (3, N), (C, 1, N) for hypotheses (3, K, N)).  A point
         behind a camera (or NaN) gets an infinite error.  The scale is
         ``focal / depth`` (0 behind the camera): row weights times it turn
-        the linear fit around these points into a least-squares fit in pixels.
+        the linear fit around these points into a least-squares fit in pixels
+        (``scale=False``: not computed, None; :meth:`pixel_scale` alone when
+        the error is not needed).  In-place steps: every pass over (C, ...)
+        planes counts on the hot path.
         """
         u, v, z = self.camera_planes(points)
         shape = (self.n_cameras,) + (1,) * (points.ndim - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_z = 1.0 / z
-            dx = (u * inv_z - x) * self.fx.reshape(shape)
-            dy = (v * inv_z - y) * self.fy.reshape(shape)
-            err2 = dx * dx + dy * dy
-            scale = inv_z * self.focal.reshape(shape)
+            dx = u * inv_z
+            dx -= x
+            dx *= self.fx.reshape(shape)
+            dy = v * inv_z
+            dy -= y
+            dy *= self.fy.reshape(shape)
+            err2 = np.multiply(dx, dx, out=dx)
+            err2 += np.multiply(dy, dy, out=dy)
         behind = ~(z > 0)
         np.copyto(err2, np.inf, where=behind)  # copyto, not err2[behind] = ...: boolean indexing is slower
-        np.copyto(scale, 0.0, where=behind | ~np.isfinite(scale))
-        return err2, scale
+        if not scale:
+            return err2, None
+        return err2, self._scale(inv_z, behind, shape)
+
+    def pixel_scale(self, points: np.ndarray) -> np.ndarray:
+        """The scale ``focal / depth`` (C, ...) of :meth:`residuals_sq` alone (0 behind a camera or NaN)."""
+        z = self.camera_planes(points)[2]
+        shape = (self.n_cameras,) + (1,) * (points.ndim - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_z = 1.0 / z
+        return self._scale(inv_z, ~(z > 0), shape)
+
+    def _scale(self, inv_z: np.ndarray, behind: np.ndarray, shape) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            scale = np.multiply(inv_z, self.focal.reshape(shape), out=inv_z)
+        behind |= ~np.isfinite(scale)
+        np.copyto(scale, 0.0, where=behind)
+        return scale
 
 
 @dataclass

@@ -135,7 +135,7 @@ def _consensus_references(lin: LinearTriangulator, views: Views, consensus: np.n
     """
     w = consensus.astype(np.float64)
     p = lin.fit(views, w)
-    _, scale = lin.residuals_sq(p, views.x, views.y)
+    scale = lin.pixel_scale(p)
     w2 = (w * scale) ** 2
     total = lin.normal(views.feats, w2)  # (10, N)
     loo = total[:, None] - lin.camera_terms(views.feats).transpose(1, 0, 2) * w2  # (10, C, N)

@@ -107,22 +107,36 @@ def solve_normal(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     at memory speed (terms last they are strided, several times slower).
     """
     q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[m] for m in range(9))
-    c00 = q11 * q22 - q12 * q12
-    c01 = q02 * q12 - q01 * q22
-    c02 = q01 * q12 - q02 * q11
-    c11 = q00 * q22 - q02 * q02
-    c12 = q01 * q02 - q00 * q12
-    c22 = q00 * q11 - q01 * q01
-    det = q00 * c00 + q01 * c01 + q02 * c02
+    c00 = _minus(q11 * q22, q12 * q12)
+    c01 = _minus(q02 * q12, q01 * q22)
+    c02 = _minus(q01 * q12, q02 * q11)
+    c11 = _minus(q00 * q22, q02 * q02)
+    c12 = _minus(q01 * q02, q00 * q12)
+    c22 = _minus(q00 * q11, q01 * q01)
+    det = _dot3(q00, c00, q01, c01, q02, c02)
     # Scale-aware singularity test: det against the cube of the trace.
-    trace = q00 + q11 + q22
+    trace = q00 + q11
+    trace += q22
     ok = np.abs(det) > eps * trace * trace * trace
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(ok, -1.0 / det, np.nan)
     out = np.empty((3,) + q.shape[1:])
-    out[0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
-    out[1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
-    out[2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
+    for row, (a, b, c) in enumerate(((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))):
+        np.multiply(_dot3(a, q03, b, q13, c, q23), inv, out=out[row])
+    return out
+
+
+def _minus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a - b`` into ``a`` (a fresh temporary): one buffer fewer per step of :func:`solve_normal`."""
+    a -= b
+    return a
+
+
+def _dot3(a, b, c, d, e, f) -> np.ndarray:
+    """``a * b + c * d + e * f``, left to right, in one buffer."""
+    out = a * b
+    out += c * d
+    out += e * f
     return out
 
 

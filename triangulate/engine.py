@@ -464,8 +464,8 @@ def mirrored_frames(points: np.ndarray, permutation: np.ndarray, window: int, mi
     if lr.size == 0 or points.shape[0] < 2:
         return np.zeros(points.shape[0], dtype=bool)
     prior = neighbour_median(points[:, lr], window)
-    keep = np.linalg.norm(points[:, lr] - prior, axis=-1)
-    flip = np.linalg.norm(points[:, permutation[lr]] - prior, axis=-1)
+    keep = np.sqrt(sum_last(np.square(points[:, lr] - prior)))  # np.linalg.norm over a last axis of 3: 3x slower
+    flip = np.sqrt(sum_last(np.square(points[:, permutation[lr]] - prior)))
     both = np.isfinite(keep) & np.isfinite(flip)
     n = both.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -363,12 +363,15 @@ class Triangulator:
         if cand.size:
             state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
                                                 threshold, inl[:, cand])
-        frames = np.flatnonzero((state != np.arange(n_joints)).any(axis=(0, 2)))  # every joint of a repaired frame
+        moved = (state != np.arange(n_joints)).any(axis=0)  # (F, J): some camera's label now read from another joint
+        frames = np.flatnonzero(moved.any(axis=1))
         if frames.size:
             for a in arrays:
                 a[:, frames] = permute_joints(a[:, frames], state[:, frames])
-            cols = _columns(frames, n_joints)
-            views.assign(cols, _views(xn[:, frames], valid[:, frames], weights[:, frames]))
+            # Only the points whose views changed are selected again (the others would choose as before).
+            f, j = np.nonzero(moved)
+            cols = f * n_joints + j
+            views.assign(cols, _views(xn[:, f, j], valid[:, f, j], weights[:, f, j]))
             sel.update(cols, select_views(self.lin, views[cols], threshold, cfg.min_views))
         if cfg.temporal_window and n_frames > 1:
             # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and

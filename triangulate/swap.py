@@ -227,9 +227,12 @@ def detect_swap_states(
     for _ in range(n_cams - 1):
         if frames.size == 0:
             break
-        sub_state = state[:, frames]
-        sub_xn = permute_joints(xn[:, frames], sub_state)
-        sub_valid = permute_joints(valid[:, frames], sub_state)
+        if changed.any():
+            sub_state = state[:, frames]
+            sub_xn = permute_joints(xn[:, frames], sub_state)
+            sub_valid = permute_joints(valid[:, frames], sub_state)
+        else:  # first round: every label as detected
+            sub_xn, sub_valid = xn[:, frames], valid[:, frames]
         cons = None if consensus is None else consensus[:, frames] & ~changed[:, frames, None]
         per_joint, _ = joint_swap_gains(lin, sub_xn, sub_valid, full, threshold_px, cons)  # (f, L, C)
         gains = np.einsum("hl,flc->hcf", member, per_joint)  # (H, C, f)

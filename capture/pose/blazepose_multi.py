@@ -54,6 +54,12 @@ N_LANDMARKS = 39
 #: alignment points give (its tracks) are 1.37-1.41 x the person's height on the rendered
 #: studio, and the farthest joint is 0.51-0.52 x the height from the mid-hip there.
 REGION_PER_RADIUS = 1.08
+#: Weighted NMS merges person detections overlapping by more than this.  MediaPipe's
+#: single-person graph merges from 0.3; side by side or one behind the other, two people's
+#: detector boxes overlap by 0.3-0.5, and at 0.3 they are averaged into one region between
+#: them (4 people, 4 cameras x 10 frames: recall 53/140 at 0.3, 56/140 at 0.5; every frame
+#: 23/70 and 26/70; 2 people unchanged).
+NMS_IOU = 0.5
 #: A person expected in a crop (a proposal) is accepted from this pose flag when the skeleton
 #: fills the expected box (:func:`person_box_iou` >= ``KNOWN_IOU``), and only then; see
 #: ``MediaPipeMultiDetector.landmarks``.
@@ -235,7 +241,7 @@ class PersonProposer:
 
     def __init__(self, min_detection_confidence: float = 0.5, detect_every: int = 10, tile_every: int = 30,
                  tiles: int = 3, roi_scale: float = 1.25, threads: int = 1, owner: str = "mediapipe_multi",
-                 max_tilt_deg: float = 135.0):
+                 max_tilt_deg: float = 135.0, nms_iou: float = NMS_IOU):
         try:
             import ai_edge_litert  # noqa: F401
         except ImportError:
@@ -255,6 +261,7 @@ class PersonProposer:
         self.tiles = int(tiles)
         self.roi_scale = float(roi_scale)
         self.max_tilt = math.radians(float(max_tilt_deg))
+        self.nms_iou = float(nms_iou)
         self.tracks: list[Region] = []
         self._proposed: list[Region] = []
         self._frame = 0
@@ -285,7 +292,7 @@ class PersonProposer:
         half = raw[:, 2:4] / 2
         boxes = np.concatenate([centre - half, centre + half], axis=1)  # crop pixels
         kps = raw[:, 4:12].reshape(-1, 4, 2) + anchors[:, None]
-        boxes, kps, scores = weighted_nms(boxes, kps, scores)
+        boxes, kps, scores = weighted_nms(boxes, kps, scores, self.nms_iou)
         kps = _apply(m, kps.reshape(-1, 2)).reshape(-1, 4, 2)
         regions = [Region.from_alignment(k[0], k[1], self.roi_scale, source) for k in kps]
         upright = np.array([abs(r.angle) <= self.max_tilt for r in regions])
@@ -453,11 +460,11 @@ class MediaPipeMultiDetector(Detector):
     def __init__(self, max_persons: int = 8, min_detection_confidence: float = 0.5, min_presence: float = 0.5,
                  detect_every: int = 10, tile_every: int = 30, tiles: int = 3, roi_scale: float = 1.25,
                  duplicate_iou: float = 0.5, threads: int = 1, min_presence_known: float = MIN_PRESENCE_KNOWN,
-                 known_iou: float = KNOWN_IOU, max_tilt_deg: float = 135.0):
+                 known_iou: float = KNOWN_IOU, max_tilt_deg: float = 135.0, nms_iou: float = NMS_IOU):
         if max_persons < 1:
             raise DetectorError("mediapipe_multi: max_persons must be >= 1")
         self.proposer = PersonProposer(min_detection_confidence, detect_every, tile_every, tiles, roi_scale, threads,
-                                       max_tilt_deg=max_tilt_deg)
+                                       max_tilt_deg=max_tilt_deg, nms_iou=nms_iou)
         lm_path = mediapipe_model_files(1)[1]
         if not lm_path.is_file():
             raise DetectorError(f"mediapipe_multi: {lm_path} is missing from the installed mediapipe package")

@@ -23,9 +23,10 @@ small or partly visible people; :class:`PersonProposer`, which the
 (a) **tracks**: the regions the previous frame's landmarks give (aux points);
     the detector re-runs every ``detect_every`` frames, or on the next frame
     when a track is lost;
-(b) **proposals**: :meth:`MediaPipeMultiDetector.propose` takes boxes (e.g. 3D
-    tracks projected into this camera by the fusion side) and crops them on
-    the next frame;
+(b) **proposals**: :meth:`MediaPipeMultiDetector.propose` takes boxes or joints
+    (e.g. 3D tracks projected into this camera by the fusion side) and crops them
+    on the next frame; a proposed person is known, accepted on a weaker pose flag
+    when the skeleton fills the proposed box;
 (c) **tiles**: every ``tile_every`` frames the detector also runs on
     overlapping tiles (``tiles`` x ``tiles`` squares), merged by NMS, for
     people too small for the whole-image pass.
@@ -450,7 +451,9 @@ class MediaPipeMultiDetector(Detector):
     every track holds; 1 = every frame, independent images);
     ``tile_every`` (frames between tiled detector passes; 0 = never) and
     ``tiles`` (tiles along the longer side; 3: a person ~210 px tall in a 1280x720
-    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model).
+    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model);
+    ``min_presence_known`` and ``known_iou`` (how a proposed person is accepted, :meth:`landmarks`);
+    ``max_tilt_deg`` (detector regions tilted more are dropped); ``nms_iou`` (``NMS_IOU``).
     The person detector and its schedule are :class:`PersonProposer` (``self.proposer``).
     """
 

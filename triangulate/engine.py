@@ -320,7 +320,7 @@ class Triangulator:
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
         if cand.size:
             state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                threshold, inl[:, cand])
+                                                threshold, inl[:, cand], weights[:, cand], cfg.min_views)
         frames = np.flatnonzero((state != np.arange(n_joints)).any(axis=(0, 2)))  # every joint of a repaired frame
         if frames.size:
             for a in arrays:

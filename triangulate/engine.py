@@ -80,7 +80,7 @@ class TriangulationConfig:
     detector's honest but heavy-tailed errors are down-weighted instead of
     switched off and on from frame to frame
     (:func:`triangulate.robust.soft_refit`); its scale ``robust_scale_px``
-    defaults to the loss's 95 %-efficiency constant times the detector noise
+    defaults to the loss's constant (:data:`triangulate.robust.LOSS_SCALE`) times the detector noise
     (the estimated noise with ``auto_threshold``, else a third of the threshold);
     with ``soft_prior`` (and a temporal window) the neighbouring frames' median
     votes in it like one more view, at full cost beyond ``prior_gate_m``
@@ -362,7 +362,7 @@ class Triangulator:
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
         if cand.size:
             state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                threshold, inl[:, cand])
+                                                threshold, inl[:, cand], weights[:, cand], cfg.min_views)
         moved = (state != np.arange(n_joints)).any(axis=0)  # (F, J): some camera's label now read from another joint
         frames = np.flatnonzero(moved.any(axis=1))
         if frames.size:
@@ -419,7 +419,7 @@ def _views(xn: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> Views:
 
 
 def soft_scale_px(config: TriangulationConfig, threshold_px: float, noise_px: float = float("nan")) -> float:
-    """Scale (px) of the soft weighting: as configured, else the loss's 95 %-efficiency constant x the detector
+    """Scale (px) of the soft weighting: as configured, else the loss's constant (``LOSS_SCALE``) x the detector
     noise (as estimated with ``auto_threshold``, else a third of the threshold).  The offline engine and the
     live triangulator both use it."""
     if config.robust_scale_px is not None:

@@ -234,7 +234,7 @@ class CrossViewAssociator:
         optimum the solver would find.  (At most as many detections as tracks then compete.)"""
         n_c, n_p, n_t = cost.shape
         best = cost.argmin(-1)  # (C, P)
-        least = np.take_along_axis(cost, best[..., None], -1)[..., 0]
+        least = cost.min(-1)  # the same entries as at best
         # a detection no track can be compared with costs BIG for all: wherever the solver puts it,
         # the others' optimum is the same, so it takes no part (its own key, never a collision)
         key = np.where(least < _BIG, best, n_t + self._slots(n_p))

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_batch.py                          # 20 sessions of 30 s, 4 cameras
     .venv/bin/python benchmarks/bench_batch.py --sessions 8 --seconds 10 --workers 1,2,4
     .venv/bin/python benchmarks/bench_batch.py --keep /tmp/bench_sessions   # reuse the sessions next time
+    .venv/bin/python benchmarks/bench_batch.py --dask-defaults          # + each Dask row on Dask's default config
 
 Sessions come from the synthetic studio (``rigcap.studio.sessions``, one seed each). Steps
 ``triangulate,angles`` with the defaults of ``rigcap triangulate`` (auto threshold, swap repair,
@@ -16,11 +17,15 @@ output folder):
 * ``multiprocessing, N``: a ``multiprocessing`` pool of N spawned processes (steps imported at
   start, one BLAS thread): the CPU-bound reference.  Its speed-up over in-process is what this
   machine gives N processes *right now*; a shared machine gives less than N.
-* ``Dask, N workers``: :func:`rigcap.batch.run_batch` on a local cluster of N worker processes.
+* ``Dask, N workers``: :func:`rigcap.batch.run_batch` on a local cluster of N worker processes
+  (``rigcap.batch.CLUSTER_CONFIG``; with ``--dask-defaults`` again on Dask's own defaults).
   "start" is starting the cluster and importing the steps on every worker, "wall" the sessions.
 
 Per row: the mean wall and CPU time of one session inside its process (wall well above CPU: the
-process waited for a core), and the load average (1 min) before and after.  Then the overhead of
+process waited for a core) and, in brackets, the CPU of the task's own thread (the rest is the
+worker's event loop beside it: Dask's profiler, ticks, monitors); for Dask the CPU of this
+process per session (the local scheduler, the nannies, the client); and the load average (1 min)
+before and after.  CPU time is what to compare on a shared machine; wall time moves with the load.  Then the overhead of
 the batch per session, (Dask 1 worker wall - in-process wall) / sessions, split into "the task ran
 slower in the worker" and "between the tasks" (scheduling, pickling, reports).  Every process runs
 one BLAS thread (``rigcap.batch.WORKER_ENV``; set here before numpy is imported, for the in-process

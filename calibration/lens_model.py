@@ -220,13 +220,29 @@ def _fisheye_terms(x, y, d, level):
     return xd, yd, jxx, cross, cross, jyy, cols
 
 
+def distort_planes(x, y, dist, model: str = PINHOLE):
+    """:func:`distort` of separate coordinate planes: ``(xd, yd)`` of ``x, y`` (broadcasting with ``dist (..., n)``).
+
+    The same arithmetic without the stacking and strided reads of ``(..., 2)``
+    arrays, for batched projection of cameras x points laid out as contiguous
+    planes (:meth:`triangulate.lens.LensBatch.project_planes`).
+    """
+    dist = check_dist(dist, model)
+    d = dist if model == FISHEYE else _pinhole_padded(dist)
+    return _terms(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), d, model, 0)
+
+
 # -------------------------------------------------------------- camera matrix
 def normalized_to_pixels(xy, matrix) -> np.ndarray:
     """Normalised (distorted) coordinates ``(..., 2)`` -> pixels through the full ``K (..., 3, 3)``, skew included."""
     xy = np.asarray(xy, dtype=np.float64)
+    return np.stack(pixel_planes(xy[..., 0], xy[..., 1], matrix), axis=-1)
+
+
+def pixel_planes(x, y, matrix):
+    """:func:`normalized_to_pixels` of separate planes ``x, y``: ``(u, v)``."""
     k = np.asarray(matrix, dtype=np.float64)
-    x, y = xy[..., 0], xy[..., 1]
-    return np.stack([k[..., 0, 0] * x + k[..., 0, 1] * y + k[..., 0, 2], k[..., 1, 1] * y + k[..., 1, 2]], axis=-1)
+    return k[..., 0, 0] * x + k[..., 0, 1] * y + k[..., 0, 2], k[..., 1, 1] * y + k[..., 1, 2]
 
 
 def pixels_to_normalized(pixels, matrix) -> np.ndarray:
@@ -272,11 +288,7 @@ def undistort_normalized(xyd, dist, model: str = PINHOLE, tol: float = 1e-12, ma
     d = dist if model == FISHEYE else _pinhole_padded(dist)
     xd, yd = xyd[..., 0], xyd[..., 1]
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        x, y = _start(xd, yd, d, model)
-        step = np.full(shape, np.inf)
-        for _ in range(newton_iter):
-            x, y, step = _newton_step(x, y, xd, yd, d, model)
-        x, y = np.broadcast_to(x, shape), np.broadcast_to(y, shape)
+        x, y, step = _first_steps(xd, yd, d, model, newton_iter, shape)
         todo = ~(step <= tol) & np.isfinite(xd) & np.isfinite(yd)
         if todo.any():  # the few points far out: more steps for those alone
             x, y = x.copy(), y.copy()
@@ -293,6 +305,41 @@ def undistort_normalized(xyd, dist, model: str = PINHOLE, tol: float = 1e-12, ma
                 xb[failed], yb[failed] = _fixed_point(xdb[failed], ydb[failed], db[failed], model, max_iter)
             x[todo], y[todo] = xb, yb
     return np.stack([x, y], axis=-1)
+
+
+# Entries per block of the first Newton steps (:func:`_first_steps`): each step makes ~70 temporaries,
+# which at 2^14 entries (128 KB each) stay in a core's cache instead of streaming through memory.  Measured
+# (one thread, 16 cameras x 15 600 points, a loaded machine): 1.5-2x faster than one pass over everything
+# (2^13-2^15 alike, 2^12 and below slower again); 4 cameras ~1.2x.
+UNDISTORT_BLOCK = 1 << 14
+
+
+def _first_steps(xd, yd, d, model, newton_iter, shape):
+    """Start and ``newton_iter`` Newton steps for every point: ``(x, y, step)``, each of ``shape``.
+
+    Elementwise, so done in blocks along the longest axis (:data:`UNDISTORT_BLOCK`), which gives the
+    same numbers as one pass over all points, only faster.
+    """
+    size = int(np.prod(shape))
+    if size <= 2 * UNDISTORT_BLOCK:
+        x, y = _start(xd, yd, d, model)
+        step = np.full(shape, np.inf)
+        for _ in range(newton_iter):
+            x, y, step = _newton_step(x, y, xd, yd, d, model)
+        return np.broadcast_to(x, shape), np.broadcast_to(y, shape), np.broadcast_to(step, shape)
+    axis = int(np.argmax(shape))
+    length = max(1, UNDISTORT_BLOCK * shape[axis] // size)
+    xd, yd = np.broadcast_to(xd, shape), np.broadcast_to(yd, shape)
+    d = np.broadcast_to(d, shape + d.shape[-1:])
+    x, y, step = np.empty(shape), np.empty(shape), np.full(shape, np.inf)
+    for s in range(0, shape[axis], length):
+        blk = (slice(None),) * axis + (slice(s, s + length),)
+        xdb, ydb, db = xd[blk], yd[blk], d[blk]
+        xb, yb = _start(xdb, ydb, db, model)
+        for _ in range(newton_iter):
+            xb, yb, step[blk] = _newton_step(xb, yb, xdb, ydb, db, model)
+        x[blk], y[blk] = xb, yb
+    return x, y, step
 
 
 def _start(xd, yd, d, model):

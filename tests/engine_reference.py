@@ -462,7 +462,7 @@ def mirrored_frames(points, permutation, window, min_shift_m=0.1):
     return (n >= 3) & (flip_mean < 0.5 * keep_mean) & (keep_mean > min_shift_m)
 
 
-LOSS_SCALE = {"cauchy": 2.385, "huber": 1.345}
+LOSS_SCALE = {"cauchy": 4.0, "huber": 1.345}  # the soft weighting's scale as the engine now has it (issue 11)
 
 
 def reference_run(cameras, config, permutation, swap_hypotheses, keypoints, lens):

@@ -142,3 +142,51 @@ def test_tiles_find_a_person_too_small_for_the_whole_image_pass(offline):
         people = det.detect(canvas)
     assert len(people) == 1
     assert _pck(truth[None], people)[0] >= 0.5
+
+
+def test_a_known_person_is_accepted_on_a_weak_pose_flag_where_the_skeleton_fills_their_box(two_people, offline):
+    """(b) with joints: camera 2, frame 8, the person seen from the side gets a pose flag of
+    0.18 on the crop MediaPipe's graph would make from their projected joints (mid-hip,
+    hips -> shoulders), with the joints found right (median 3 % of the height).  As a proposed
+    (known) person they count; found alone (flag >= 0.5) they would not.  The same joints moved
+    onto bare wall give nobody: the skeleton the model draws there does not fill the box."""
+    studio, cam, frame = two_people, 2, 8
+    img = studio.image(cam, frame)
+    truth = studio.rig.cameras[cam].project(studio.truth_for(cam, frame).reshape(-1, 3)).reshape(2, -1, 2)
+    off = dict(min_detection_confidence=1.01, detect_every=1, tile_every=0)
+    with create_detector("mediapipe_multi", **off) as det:
+        det.propose(truth[:1], skeleton=HALPE26)
+        people = det.detect(img)
+        assert len(people) == 1 and det.stats["known_accepted"] == 1
+        assert _pck(truth[:1], people)[0] >= 0.5  # measured 0.59
+        det.reset()
+        wall = ((truth[0] - truth[0].min(0)) * 0.45 + [1050, 20])[None]  # upper right corner: wall and ceiling
+        det.propose(wall, skeleton="halpe26")
+        assert len(det.detect(img)) == 0
+    with create_detector("mediapipe_multi", min_presence_known=0.5, **off) as det:
+        det.propose(truth[:1], skeleton=HALPE26)
+        assert len(det.detect(img)) == 0
+
+
+def test_person_box_iou_forgives_a_thin_side_view():
+    from capture.pose.blazepose_multi import person_box_iou
+
+    side = np.array([100.0, 0.0, 140.0, 400.0])  # 40 px wide, 400 tall
+    arm_out = np.array([70.0, 10.0, 150.0, 390.0])  # one arm drawn 30 px outside
+    assert box_iou(side[None], arm_out[None])[0, 0] < 0.5
+    assert person_box_iou(side, arm_out) > 0.8
+    assert person_box_iou(side, side + [300, 0, 300, 0]) == 0.0
+
+
+def test_upside_down_detections_are_dropped_unless_allowed(two_people, offline):
+    """The person detector reads people in an image turned upside down as rotated ~180 deg;
+    with the default ``max_tilt_deg`` (135) those regions are dropped (on the upright studio
+    its only such regions were wrong reads of a standing person), with 180 they are kept."""
+    import cv2
+
+    img = cv2.flip(two_people.image(0, 0), -1)
+    with create_detector("mediapipe_multi") as det:
+        assert det.detect_regions(img)[0] == [] and det.stats["tilted_dropped"] >= 1
+    with create_detector("mediapipe_multi", max_tilt_deg=180) as det:
+        regions = det.detect_regions(img)[0]
+        assert regions and all(abs(np.degrees(r.angle)) > 135 for r in regions)

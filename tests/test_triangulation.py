@@ -238,6 +238,38 @@ def test_lens_batch_equals_the_camera_model_for_every_distortion_kind():
     ref_proj = np.stack([c.project(pts) for c in cams], axis=1)
     assert np.array_equal(np.isnan(proj), np.isnan(ref_proj))
     assert np.nanmax(np.abs(proj - ref_proj)) < 1e-9
+    pts[::50] = _behind(cams[0])  # behind camera 0: NaN there in both layouts
+    u, v = lens.project_planes(pts.T)  # (C, 500) each, the engine's points-last layout
+    planes = np.stack([u.T, v.T], -1)
+    assert np.array_equal(planes, lens.project(pts), equal_nan=True) and np.isnan(planes[::50, 0]).all()
+
+
+def _behind(cam) -> np.ndarray:
+    """A world point 1 m behind the camera."""
+    return -cam.R.T @ cam.tvec - cam.R[2]
+
+
+def test_lens_batch_in_cache_sized_blocks_gives_the_same_numbers(monkeypatch):
+    """Undistortion and projection in blocks (the speed-up for many cameras x points) = one pass, bit for bit."""
+    from calibration import lens_model
+    from rigcap.studio.studio_rig import make_studio_rig
+    from triangulate import lens as lens_mod
+
+    cams = list(make_studio_rig(6, seed=2).cameras)
+    lens = lens_mod.LensBatch(cams)
+    rng = np.random.default_rng(3)
+    w, h = cams[0].size
+    pixels = rng.uniform([-100, -100], [w + 100, h + 100], (len(cams), 3000, 2))
+    pixels[:, ::13] = np.nan
+    pts = rng.uniform([-1.5, -1.5, 0.0], [1.5, 1.5, 2.0], (3000, 3))
+    pts[::7] = _behind(cams[0])
+    whole_xn, whole_uv = lens.undistort(pixels), lens.project_planes(pts.T)
+    monkeypatch.setattr(lens_model, "UNDISTORT_BLOCK", 256)  # 6 x 3000 entries: 71 blocks of 256
+    monkeypatch.setattr(lens_mod, "PROJECT_BLOCK", 600)  # 30 blocks of 100 points
+    assert np.array_equal(lens.undistort(pixels), whole_xn, equal_nan=True)
+    for a, b in zip(lens.project_planes(pts.T), whole_uv):
+        assert np.array_equal(a, b, equal_nan=True)
+    assert np.isfinite(whole_xn).mean() > 0.9 and np.isnan(whole_uv[0]).any()
 
 
 def test_refinement_lowers_the_pixel_error_and_stays_exact(clean, noisy):

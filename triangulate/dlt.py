@@ -107,22 +107,36 @@ def solve_normal(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     at memory speed (terms last they are strided, several times slower).
     """
     q00, q01, q02, q03, q11, q12, q13, q22, q23 = (q[m] for m in range(9))
-    c00 = q11 * q22 - q12 * q12
-    c01 = q02 * q12 - q01 * q22
-    c02 = q01 * q12 - q02 * q11
-    c11 = q00 * q22 - q02 * q02
-    c12 = q01 * q02 - q00 * q12
-    c22 = q00 * q11 - q01 * q01
-    det = q00 * c00 + q01 * c01 + q02 * c02
+    c00 = _minus(q11 * q22, q12 * q12)
+    c01 = _minus(q02 * q12, q01 * q22)
+    c02 = _minus(q01 * q12, q02 * q11)
+    c11 = _minus(q00 * q22, q02 * q02)
+    c12 = _minus(q01 * q02, q00 * q12)
+    c22 = _minus(q00 * q11, q01 * q01)
+    det = _dot3(q00, c00, q01, c01, q02, c02)
     # Scale-aware singularity test: det against the cube of the trace.
-    trace = q00 + q11 + q22
+    trace = q00 + q11
+    trace += q22
     ok = np.abs(det) > eps * trace * trace * trace
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(ok, -1.0 / det, np.nan)
     out = np.empty((3,) + q.shape[1:])
-    out[0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
-    out[1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
-    out[2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
+    for row, (a, b, c) in enumerate(((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))):
+        np.multiply(_dot3(a, q03, b, q13, c, q23), inv, out=out[row])
+    return out
+
+
+def _minus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a - b`` into ``a`` (a fresh temporary): one buffer fewer per step of :func:`solve_normal`."""
+    a -= b
+    return a
+
+
+def _dot3(a, b, c, d, e, f) -> np.ndarray:
+    """``a * b + c * d + e * f``, left to right, in one buffer."""
+    out = a * b
+    out += c * d
+    out += e * f
     return out
 
 
@@ -218,30 +232,54 @@ class LinearTriangulator:
     def camera_planes(self, points: np.ndarray) -> np.ndarray:
         """Points (3, ...) -> camera-frame coordinates (3, C, ...) in every camera."""
         lead = points.shape[1:]
-        flat = self.rot_planar @ points.reshape(3, -1) + self.trans_planar
+        flat = self.rot_planar @ points.reshape(3, -1)
+        flat += self.trans_planar
         return flat.reshape((3, self.n_cameras) + lead)
 
-    def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray):
+    def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray, scale: bool = True):
         """Squared undistorted-pixel error and pixel scale (C, ...) of points (3, ...) in every camera.
 
         ``x``, ``y`` the observations, broadcastable to (C, ...) (e.g. (C, N)
         for points (3, N), (C, 1, N) for hypotheses (3, K, N)).  A point
         behind a camera (or NaN) gets an infinite error.  The scale is
         ``focal / depth`` (0 behind the camera): row weights times it turn
-        the linear fit around these points into a least-squares fit in pixels.
+        the linear fit around these points into a least-squares fit in pixels
+        (``scale=False``: not computed, None; :meth:`pixel_scale` alone when
+        the error is not needed).  In-place steps: every pass over (C, ...)
+        planes counts on the hot path.
         """
         u, v, z = self.camera_planes(points)
         shape = (self.n_cameras,) + (1,) * (points.ndim - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_z = 1.0 / z
-            dx = (u * inv_z - x) * self.fx.reshape(shape)
-            dy = (v * inv_z - y) * self.fy.reshape(shape)
-            err2 = dx * dx + dy * dy
-            scale = inv_z * self.focal.reshape(shape)
+            dx = u * inv_z
+            dx -= x
+            dx *= self.fx.reshape(shape)
+            dy = v * inv_z
+            dy -= y
+            dy *= self.fy.reshape(shape)
+            err2 = np.multiply(dx, dx, out=dx)
+            err2 += np.multiply(dy, dy, out=dy)
         behind = ~(z > 0)
         np.copyto(err2, np.inf, where=behind)  # copyto, not err2[behind] = ...: boolean indexing is slower
-        np.copyto(scale, 0.0, where=behind | ~np.isfinite(scale))
-        return err2, scale
+        if not scale:
+            return err2, None
+        return err2, self._scale(inv_z, behind, shape)
+
+    def pixel_scale(self, points: np.ndarray) -> np.ndarray:
+        """The scale ``focal / depth`` (C, ...) of :meth:`residuals_sq` alone (0 behind a camera or NaN)."""
+        z = self.camera_planes(points)[2]
+        shape = (self.n_cameras,) + (1,) * (points.ndim - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_z = 1.0 / z
+        return self._scale(inv_z, ~(z > 0), shape)
+
+    def _scale(self, inv_z: np.ndarray, behind: np.ndarray, shape) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            scale = np.multiply(inv_z, self.focal.reshape(shape), out=inv_z)
+        behind |= ~np.isfinite(scale)
+        np.copyto(scale, 0.0, where=behind)
+        return scale
 
 
 @dataclass

@@ -39,13 +39,15 @@ import numpy as np
 
 from calibration import Camera, Rig
 from rigcap.errors import RigcapError
-from triangulate.dlt import LinearTriangulator, Views
+from triangulate.dlt import LinearTriangulator, Views, sum_last
 from triangulate.filters import INTERPOLATIONS, smooth_points
 from triangulate.formats import Keypoints2D, Points3D
+from triangulate.heap import keep_freed_memory
 from triangulate.lens import LensBatch
 from triangulate.optimize import OptimizeConfig, OptimizeResult, optimize_points
 from triangulate.refine import refine_points
-from triangulate.robust import LOSS_SCALE, ROBUST_LOSSES, apply_prior, auto_threshold_px, select_views, soft_refit
+from triangulate.robust import (LOSS_SCALE, ROBUST_LOSSES, ViewSelection, apply_prior, auto_threshold_px, select_views,
+                               soft_refit)
 from triangulate.skeletons import Skeleton, skeleton_for_joints
 from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
@@ -78,7 +80,7 @@ class TriangulationConfig:
     detector's honest but heavy-tailed errors are down-weighted instead of
     switched off and on from frame to frame
     (:func:`triangulate.robust.soft_refit`); its scale ``robust_scale_px``
-    defaults to the loss's 95 %-efficiency constant times the detector noise
+    defaults to the loss's constant (:data:`triangulate.robust.LOSS_SCALE`) times the detector noise
     (the estimated noise with ``auto_threshold``, else a third of the threshold);
     with ``soft_prior`` (and a temporal window) the neighbouring frames' median
     votes in it like one more view, at full cost beyond ``prior_gate_m``
@@ -204,6 +206,7 @@ class Triangulator:
 
     def __init__(self, cameras: Rig | Sequence[Camera], config: TriangulationConfig | None = None,
                  skeleton: Skeleton | None = None):
+        keep_freed_memory()  # the temporaries of every call reuse freed memory instead of faulting in afresh
         self.cameras = list(cameras)
         self.config = config or TriangulationConfig()
         self.skeleton = skeleton
@@ -231,10 +234,34 @@ class Triangulator:
     def run(self, keypoints: np.ndarray, fps: float | None = None, segments=None, progress=None) -> FrameResult:
         """keypoints (C, F, J, 2|3) pixels [+ confidence], NaN where missing -> :class:`FrameResult` over (F, J).
 
-        ``fps`` is needed only by ``config.optimize``; ``segments`` (frame
-        ranges that share nothing, e.g. people laid end to end) and
-        ``progress(frames)`` go to its solve (:func:`triangulate.optimize.optimize_points`).
+        The steps of the module docstring, one method each.  ``fps`` is needed
+        only by ``config.optimize``; ``segments`` (frame ranges that share
+        nothing, e.g. people laid end to end) and ``progress(frames)`` go to
+        its solve (:func:`triangulate.optimize.optimize_points`).
         """
+        kp = self._checked(keypoints)
+        cfg = self.config
+        n_cams, n_frames, n_joints = kp.shape[:3]
+        obs = self._observe(kp)
+        threshold, noise = cfg.threshold_px, float("nan")
+        if cfg.auto_threshold:
+            threshold, noise = auto_threshold_px(self.lin, obs.views, cfg.threshold_px)
+        sel = select_views(self.lin, obs.views, threshold, cfg.min_views)
+        state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints))
+        if cfg.swap_repair and self.permutation is not None:
+            obs.pixels = obs.pixels.copy()  # relabelled in place, with xn, valid, weights and views
+            state = self._repair_swaps(obs.xn, obs.valid, obs.weights, obs.pixels, obs.views, sel, threshold)
+        swapped = (state != np.arange(n_joints)).any(axis=-1)
+        prior = self._temporal_prior(obs.views, sel, threshold, n_frames)
+        sel, fit_weights = self._soft_refit(obs.views, sel, threshold, noise, prior)
+        opt = self._optimize(obs, sel, threshold, noise, fps, segments, progress)
+        points, error = self._reprojection_errors(obs.pixels, sel, fit_weights)
+        return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
+                           sel.n_views.reshape(n_frames, n_joints), sel.inliers.reshape(n_cams, n_frames, n_joints),
+                           swapped, threshold, noise, state, opt)
+
+    def _checked(self, keypoints) -> np.ndarray:
+        """Keypoints as float64 (C, F, J, 2|3); :class:`TriangulationInputError` for a shape or camera count that does not fit."""
         kp = np.asarray(keypoints, dtype=np.float64)
         if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
             raise TriangulationInputError(
@@ -243,63 +270,78 @@ class Triangulator:
             raise TriangulationInputError(
                 f"keypoints have {kp.shape[0]} cameras on axis 0 but the rig has {self.n_cameras} "
                 f"({', '.join(c.name for c in self.cameras)})")
+        return kp
+
+    def _observe(self, kp: np.ndarray) -> "_Observations":
+        """Step 1-2: undistort every keypoint and drop the views below ``min_confidence``."""
         cfg = self.config
-        n_cams, n_frames, n_joints = kp.shape[:3]
         pixels = kp[..., :2]
         conf = kp[..., 2] if kp.shape[-1] == 3 else np.ones(kp.shape[:3])
         xn = self.lens.undistort(pixels)
         with np.errstate(invalid="ignore"):
             valid = np.isfinite(xn[..., 0]) & np.isfinite(xn[..., 1]) & (conf >= cfg.min_confidence)
         weights = np.where(valid, conf if cfg.weight_by_confidence else 1.0, 0.0)
-        views = _views(xn, valid, weights)
-        threshold, noise = cfg.threshold_px, float("nan")
-        if cfg.auto_threshold:
-            threshold, noise = auto_threshold_px(self.lin, views, cfg.threshold_px)
-        sel = select_views(self.lin, views, threshold, cfg.min_views)
+        return _Observations(pixels, xn, valid, weights, _views(xn, valid, weights))
 
-        state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints))
-        if cfg.swap_repair and self.permutation is not None:
-            pixels = pixels.copy()  # relabelled in place, with xn, valid, weights and views
-            state = self._repair_swaps(xn, valid, weights, pixels, views, sel, threshold)
-        swapped = (state != np.arange(n_joints)).any(axis=-1)
+    def _temporal_prior(self, views: Views, sel: ViewSelection, threshold: float, n_frames: int) -> np.ndarray | None:
+        """Step 5: the neighbouring frames' median (N, 3) as a vote for the points that lost a view or rest on two.
 
-        prior = None
-        if cfg.temporal_window and n_frames > 1:
-            # The prior only changes points that lost a view or rest on two.
-            prior = neighbour_median(sel.points.reshape(n_frames, n_joints, 3), cfg.temporal_window).reshape(-1, 3)
-            n_valid = views.valid.sum(axis=0)
-            redo = (n_valid >= 2) & ((sel.n_views != n_valid) | (sel.n_views <= 2))
-            apply_prior(self.lin, views, sel, redo, prior, threshold, cfg.min_views, cfg.prior_radius_m,
-                        cfg.prior_gate_m)
-        fit_weights = views.w * sel.inliers
-        if cfg.robust_loss != "none":
-            sel, fit_weights = soft_refit(self.lin, views, sel.points, self.robust_scale(threshold, noise),
-                                          cfg.gross_factor * threshold, cfg.robust_loss, all_views=sel.all_views,
-                                          prior=prior if cfg.soft_prior else None, prior_radius_m=cfg.prior_gate_m)
+        ``sel`` is updated in place; returns the prior (None without a temporal window).
+        """
+        cfg = self.config
+        if not cfg.temporal_window or n_frames < 2:
+            return None
+        prior = neighbour_median(sel.points.reshape(n_frames, -1, 3), cfg.temporal_window).reshape(-1, 3)
+        n_valid = views.valid.sum(axis=0)
+        # The prior only changes points that lost a view or rest on two.
+        redo = (n_valid >= 2) & ((sel.n_views != n_valid) | (sel.n_views <= 2))
+        apply_prior(self.lin, views, sel, redo, prior, threshold, cfg.min_views, cfg.prior_radius_m, cfg.prior_gate_m)
+        return prior
+
+    def _soft_refit(self, views: Views, sel: ViewSelection, threshold: float, noise: float, prior):
+        """The soft robust refit of every non-gross view (``robust_loss``): ``(selection, row weights (C, N))``."""
+        cfg = self.config
+        if cfg.robust_loss == "none":
+            return sel, views.w * sel.inliers
+        return soft_refit(self.lin, views, sel.points, self.robust_scale(threshold, noise), cfg.gross_factor * threshold,
+                          cfg.robust_loss, all_views=sel.all_views, prior=prior if cfg.soft_prior else None,
+                          prior_radius_m=cfg.prior_gate_m)
+
+    def _optimize(self, obs: "_Observations", sel: ViewSelection, threshold: float, noise: float, fps, segments,
+                  progress) -> OptimizeResult | None:
+        """The spatio-temporal solve over all frames (``config.optimize``); ``sel.points`` replaced by its answer."""
+        cfg = self.config
+        n_cams, n_frames, n_joints = obs.valid.shape
+        if not (cfg.optimize and n_frames >= 3):
+            return None
+        if not fps:
+            raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
+        bones = self.skeleton.bones if self.skeleton is not None else np.zeros((0, 2), np.intp)
         inliers = sel.inliers.reshape(n_cams, n_frames, n_joints)
-        opt = None
-        if cfg.optimize and n_frames >= 3:
-            if not fps:
-                raise TriangulationInputError("the spatio-temporal solve (optimize) needs the frame rate")
-            bones = self.skeleton.bones if self.skeleton is not None else np.zeros((0, 2), np.intp)
-            opt = optimize_points(self.lin, xn, np.where(inliers & valid, weights, 0.0),
-                                  sel.points.reshape(n_frames, n_joints, 3), bones, fps,
-                                  self.noise_sigma(threshold, noise), cfg.optimize_config, segments, progress)
-            sel.points = opt.points.reshape(-1, 3)
-        px = np.moveaxis(pixels, 0, 2).reshape(n_frames * n_joints, n_cams, 2)
+        opt = optimize_points(self.lin, obs.xn, np.where(inliers & obs.valid, obs.weights, 0.0),
+                              sel.points.reshape(n_frames, n_joints, 3), bones, fps,
+                              self.noise_sigma(threshold, noise), cfg.optimize_config, segments, progress)
+        sel.points = opt.points.reshape(-1, 3)
+        return opt
+
+    def _reprojection_errors(self, pixels: np.ndarray, sel: ViewSelection, fit_weights: np.ndarray):
+        """Final points (N, 3) (``refine``: polished through the full lens model) and their mean reprojection error (N,)
+        in distorted pixels over the views used."""
+        cfg = self.config
+        n_cams = pixels.shape[0]
         if cfg.refine:
-            points, err = refine_points(self.cameras, px, weights=fit_weights.T,
-                                        points=sel.points, iterations=cfg.refine_iterations,
-                                        project=self.lens.project)
+            px = np.moveaxis(pixels.reshape(n_cams, -1, 2), 0, 1)  # (N, C, 2)
+            points, err = refine_points(self.cameras, px, weights=fit_weights.T, points=sel.points,
+                                        iterations=cfg.refine_iterations, project=self.lens.project)
+            err = err.T
         else:
             points = sel.points
-            d = self.lens.project(points) - px
-            err = np.hypot(d[..., 0], d[..., 1])
+            u, v = self.lens.project_planes(points.T)  # (C, N) each
+            err = np.hypot(u - pixels[..., 0].reshape(n_cams, -1), v - pixels[..., 1].reshape(n_cams, -1))
         with np.errstate(invalid="ignore", divide="ignore"):
-            error = np.where(sel.inliers.T, err, 0.0).sum(axis=1) / sel.n_views
+            error = sum_last(np.where(sel.inliers, err, 0.0).T) / sel.n_views
         error[sel.n_views == 0] = np.nan
-        return FrameResult(points.reshape(n_frames, n_joints, 3), error.reshape(n_frames, n_joints),
-                           sel.n_views.reshape(n_frames, n_joints), inliers, swapped, threshold, noise, state, opt)
+        return points, error
 
     def _repair_swaps(self, xn, valid, weights, pixels, views, sel, threshold):
         """Left/right repair per camera and frame, then whole-frame relabelling against the neighbours.
@@ -320,13 +362,16 @@ class Triangulator:
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
         if cand.size:
             state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                threshold, inl[:, cand])
-        frames = np.flatnonzero((state != np.arange(n_joints)).any(axis=(0, 2)))  # every joint of a repaired frame
+                                                threshold, inl[:, cand], weights[:, cand], cfg.min_views)
+        moved = (state != np.arange(n_joints)).any(axis=0)  # (F, J): some camera's label now read from another joint
+        frames = np.flatnonzero(moved.any(axis=1))
         if frames.size:
             for a in arrays:
                 a[:, frames] = permute_joints(a[:, frames], state[:, frames])
-            cols = _columns(frames, n_joints)
-            views.assign(cols, _views(xn[:, frames], valid[:, frames], weights[:, frames]))
+            # Only the points whose views changed are selected again (the others would choose as before).
+            f, j = np.nonzero(moved)
+            cols = f * n_joints + j
+            views.assign(cols, _views(xn[:, f, j], valid[:, f, j], weights[:, f, j]))
             sel.update(cols, select_views(self.lin, views[cols], threshold, cfg.min_views))
         if cfg.temporal_window and n_frames > 1:
             # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
@@ -350,6 +395,17 @@ class Triangulator:
                            r.noise_px)
 
 
+@dataclass
+class _Observations:
+    """The keypoints of one :meth:`Triangulator.run`, camera-first (C, F, J, ...); swap repair relabels them in place."""
+
+    pixels: np.ndarray  # (C, F, J, 2) distorted pixels
+    xn: np.ndarray  # (C, F, J, 2) normalised undistorted coordinates
+    valid: np.ndarray  # (C, F, J) bool: finite and confident enough
+    weights: np.ndarray  # (C, F, J) row weights (confidence), 0 where not valid
+    views: Views  # the same, one point per frame and joint (frame-major), points last
+
+
 def _columns(frames: np.ndarray, n_joints: int) -> np.ndarray:
     """Point indices (frame-major, ``n_joints`` per frame) of every joint of these frames."""
     return (np.asarray(frames)[:, None] * n_joints + np.arange(n_joints)).ravel()
@@ -363,7 +419,7 @@ def _views(xn: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> Views:
 
 
 def soft_scale_px(config: TriangulationConfig, threshold_px: float, noise_px: float = float("nan")) -> float:
-    """Scale (px) of the soft weighting: as configured, else the loss's 95 %-efficiency constant x the detector
+    """Scale (px) of the soft weighting: as configured, else the loss's constant (``LOSS_SCALE``) x the detector
     noise (as estimated with ``auto_threshold``, else a third of the threshold).  The offline engine and the
     live triangulator both use it."""
     if config.robust_scale_px is not None:
@@ -411,8 +467,8 @@ def mirrored_frames(points: np.ndarray, permutation: np.ndarray, window: int, mi
     if lr.size == 0 or points.shape[0] < 2:
         return np.zeros(points.shape[0], dtype=bool)
     prior = neighbour_median(points[:, lr], window)
-    keep = np.linalg.norm(points[:, lr] - prior, axis=-1)
-    flip = np.linalg.norm(points[:, permutation[lr]] - prior, axis=-1)
+    keep = np.sqrt(sum_last(np.square(points[:, lr] - prior)))  # np.linalg.norm over a last axis of 3: 3x slower
+    flip = np.sqrt(sum_last(np.square(points[:, permutation[lr]] - prior)))
     both = np.isfinite(keep) & np.isfinite(flip)
     n = both.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -17,7 +17,10 @@ Why a live triangulator of its own (:class:`LiveTriangulator`)
     again leaving out each of the worst views in turn (all at once), keep the
     views that agree with the best of those fits, refit; repeat while needed.
     A causal prior gate (the joint's last accepted position) drops two-view
-    points that jump, as the offline engine's temporal prior does.
+    points that jump, as the offline engine's temporal prior does.  Left/right
+    swaps are repaired per instant with the offline engine's steps
+    (:meth:`LiveTriangulator.repair_swaps`; only instants where a camera
+    disagrees on many left/right joints pay for it).
     Everything is vectorised over instants x joints x cameras, undistortion
     included, so a batch of instants costs little more than one.  On the
     synthetic studio the live output (filtered) is as accurate as the offline
@@ -42,6 +45,7 @@ from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
 from triangulate.robust import soft_refit
 from triangulate.skeletons import Skeleton
+from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
 # One-Euro settings of the live path, tuned on the synthetic studio at 30 fps
 # (see benchmarks/bench_demo.py): beta is per (m/s), so a joint moving at 1 m/s
@@ -105,9 +109,13 @@ class LiveTriangulator:
     See the module docstring for why this and not the offline engine.
     """
 
-    def __init__(self, rig: Rig, config: TriangulationConfig | None = None):
+    def __init__(self, rig: Rig, config: TriangulationConfig | None = None, skeleton: Skeleton | None = None):
         self.cameras = list(rig.cameras)
         self.config = config or TriangulationConfig()
+        # Left/right repair per instant (config.swap_repair, >= 3 cameras): the skeleton's pairs and hypotheses.
+        perm = None if skeleton is None else skeleton.swap_permutation()
+        self.permutation = perm if perm is not None and np.any(perm != np.arange(len(perm))) else None
+        self.swap_hypotheses = None if self.permutation is None else swap_hypotheses(skeleton.joint_names, perm)
         self.lin = LinearTriangulator(np.array([np.hstack([c.R, c.tvec[:, None]]) for c in self.cameras]),
                                       np.array([c.matrix for c in self.cameras]))
         # one batch over all cameras: the cameras' lens groups, as the offline engine undistorts
@@ -152,7 +160,62 @@ class LiveTriangulator:
         """obs (N, C, 3) from :meth:`normalise` (weight 0 where a view is missing) -> :class:`LiveResult`.
 
         ``start`` (N, 3): the weighted algebraic fit of these views when the caller has it already
-        (the cross-view association computes exactly it for every person)."""
+        (the cross-view association computes exactly it for every person).  With a skeleton (and
+        ``config.swap_repair``, three cameras or more) the N points are taken as sets of the
+        skeleton's joints (an instant, or one person of it) and each set's left/right swaps are
+        repaired as offline (:meth:`repair_swaps`), before the soft refit."""
+        cfg = self.config
+        points, mean_err, n_views, active = self._hard(obs, start)
+        if (self.permutation is not None and cfg.swap_repair and self.n_cameras >= 3
+                and len(obs) % len(self.permutation) == 0 and len(obs)):
+            obs, rows = self.repair_swaps(obs, active)
+            if rows.size:
+                part = self._hard(obs[rows])  # not the association's start: that fit the old labels
+                for whole, new in zip((points, mean_err, n_views, active), part):
+                    whole[rows] = new
+        if cfg.robust_loss != "none" and np.isfinite(points).all(-1).any():
+            return self._soft(obs[..., :2], obs[..., 2], points, cfg)
+        return LiveResult(points, mean_err, n_views, active)
+
+    def repair_swaps(self, obs: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Left/right repair of every joint set of ``obs`` (S * J, C, 3) on its own: ``(obs, rows)``, the
+        relabelled observations and the rows (points) of the sets that changed.
+
+        Why: live fusion had no swap repair, so on the studio's detector (2 % of camera frames
+        swapped) the soft refit took swapped views within ``gross_factor`` x the threshold back
+        and the instants holding a swap were 2-4 x the oracle's error.  The same steps as the
+        offline engine, per instant (no neighbouring frames, so two of four cameras swapped stay
+        as they are): only sets where a camera disagrees on many left/right joints (``active``,
+        (N, C), the hard selection's views) are candidates, scored per camera against the others'
+        consensus, and a change stands only where the MSAC cost drops
+        (:func:`triangulate.swap.detect_swap_states`).
+        """
+        n_j, n_c = len(self.permutation), self.n_cameras
+        n_s = len(obs) // n_j
+
+        def camera_first(a):  # (S * J, C, ...) -> (C, S, J, ...)
+            return np.moveaxis(a.reshape((n_s, n_j, n_c) + a.shape[2:]), 2, 0)
+
+        w = camera_first(obs[..., 2])
+        valid = w > 0
+        cand = np.flatnonzero(swap_candidates(valid, camera_first(active), self.permutation))
+        if cand.size == 0:
+            return obs, np.zeros(0, np.intp)
+        xn = camera_first(obs[..., :2])
+        state = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses, self.config.threshold_px,
+                                   camera_first(active)[:, cand], w[:, cand], self.config.min_views)
+        moved = (state != np.arange(n_j)).any(axis=(0, 2))
+        sets = cand[moved]
+        if sets.size == 0:
+            return obs, np.zeros(0, np.intp)
+        obs = obs.copy()
+        view = obs.reshape(n_s, n_j, n_c, 3)
+        fixed = permute_joints(np.moveaxis(view[sets], 2, 0), state[:, moved])  # (C, s, J, 3)
+        view[sets] = np.moveaxis(fixed, 0, 2)
+        return obs, (sets[:, None] * n_j + np.arange(n_j)).ravel()
+
+    def _hard(self, obs: np.ndarray, start: np.ndarray | None = None):
+        """The greedy outlier rejection of :meth:`solve`: ``(points, mean_err, n_views, active)``."""
         cfg = self.config
         lin = self.lin
         n, n_cams = obs.shape[:2]
@@ -220,9 +283,7 @@ class LiveTriangulator:
         mean_err[bad] = np.nan
         n_views = np.where(bad, 0, n_views)
         active[bad] = False
-        if cfg.robust_loss != "none" and not bad.all():
-            return self._soft(xn, w, points, cfg)
-        return LiveResult(points, mean_err, n_views, active)
+        return points, mean_err, n_views, active
 
     def _soft(self, xn: np.ndarray, w: np.ndarray, points: np.ndarray, cfg: TriangulationConfig) -> LiveResult:
         """The offline engine's soft robust refit of the points the outlier rejection kept (same scale rule:
@@ -269,7 +330,7 @@ class FusionEngine:
         # Live instants are independent: no temporal prior, no refinement (latency).
         self.config = config or TriangulationConfig(temporal_window=0, refine=False, robust_loss=options.robust_loss)
         if method == "live":
-            self.live = LiveTriangulator(rig, self.config)
+            self.live = LiveTriangulator(rig, self.config, skeleton)
         else:
             self.triangulator = Triangulator(rig, self.config, skeleton)
         self.grouper = InstantGrouper(rig.names, options.tolerance_ns, options.deadline_ns,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from triangulate.dlt import LinearTriangulator, Views, solve_normal
-from triangulate.robust import camera_pairs, chunks, pair_hypotheses
+from triangulate.robust import camera_pairs, chunks, pair_hypotheses, select_views
 
 # Up to this many cameras each camera is scored against the others' best two-view hypothesis
 # (exhaustive over the pairs: (pairs x cameras) per point, C^3 / 2); with more, against the fit of
@@ -135,7 +135,7 @@ def _consensus_references(lin: LinearTriangulator, views: Views, consensus: np.n
     """
     w = consensus.astype(np.float64)
     p = lin.fit(views, w)
-    _, scale = lin.residuals_sq(p, views.x, views.y)
+    scale = lin.pixel_scale(p)
     w2 = (w * scale) ** 2
     total = lin.normal(views.feats, w2)  # (10, N)
     loo = total[:, None] - lin.camera_terms(views.feats).transpose(1, 0, 2) * w2  # (10, C, N)
@@ -198,6 +198,9 @@ def detect_swap_states(
     hypotheses: np.ndarray,
     threshold_px: float = 15.0,
     consensus: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    min_views: int = 2,
+    tries: int = 3,
 ) -> np.ndarray:
     """(C, F, J) joint permutation per camera frame that repairs its left/right labels.
 
@@ -207,6 +210,18 @@ def detect_swap_states(
     with the largest gain is applied, if it gains more than
     ``threshold_px^2 / 2``; every camera is changed once at most.  One
     :func:`joint_swap_gains` call per round scores all hypotheses.
+
+    With ``weights`` (C, F, J), the views' confidences, a change must also
+    lower the frame's MSAC cost (:func:`truncated_cost` of a fresh view
+    selection, summed over the joints): the ``tries`` best-scored changes
+    of each frame and round are tried and the one with the lowest cost is
+    taken.  Why: the gain judges a camera against a reference built from the
+    others, and with three cameras that reference is one camera pair whose
+    depth may be too poor to judge the body (a short baseline); the vote
+    then swaps a good camera, or a second camera after the right one
+    (the real Pose2Sim demo with three of its cameras: a 736 mm shank).
+    The MSAC cost needs no reference: it compares two labellings directly,
+    whichever side either calls left.
 
     ``consensus`` (C, F, J) bool, the views a first selection found to agree
     (its inliers): given (and with more than :data:`PAIR_REFERENCE_CAMERAS`
@@ -224,25 +239,72 @@ def detect_swap_states(
     state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
     changed = np.zeros((n_cams, n_frames), dtype=bool)
     frames = np.arange(n_frames)
+    cost = None if weights is None else frame_costs(lin, xn, valid, weights, state, threshold_px, min_views)
     for _ in range(n_cams - 1):
         if frames.size == 0:
             break
-        sub_state = state[:, frames]
-        sub_xn = permute_joints(xn[:, frames], sub_state)
-        sub_valid = permute_joints(valid[:, frames], sub_state)
+        if changed.any():
+            sub_state = state[:, frames]
+            sub_xn = permute_joints(xn[:, frames], sub_state)
+            sub_valid = permute_joints(valid[:, frames], sub_state)
+        else:  # first round: every label as detected
+            sub_xn, sub_valid = xn[:, frames], valid[:, frames]
         cons = None if consensus is None else consensus[:, frames] & ~changed[:, frames, None]
         per_joint, _ = joint_swap_gains(lin, sub_xn, sub_valid, full, threshold_px, cons)  # (f, L, C)
         gains = np.einsum("hl,flc->hcf", member, per_joint)  # (H, C, f)
         gains[:, changed[:, frames]] = 0.0  # a camera is changed once at most
         flat = gains.reshape(-1, frames.size)
-        best = np.argmax(flat, axis=0)
-        ok = flat[best, np.arange(frames.size)] > 0.5 * threshold_px * threshold_px
-        h, cam = np.divmod(best[ok], n_cams)
+        ranked = np.argsort(-flat, axis=0)[:tries if weights is not None else 1]  # (k, f)
+        cols = np.arange(frames.size)
+        pick = np.full(frames.size, -1)
+        best_cost = None if cost is None else cost[frames].copy()
+        for choice in ranked:
+            ok = flat[choice, cols] > 0.5 * threshold_px * threshold_px
+            if cost is not None and ok.any():
+                at = np.flatnonzero(ok)
+                h, cam = np.divmod(choice[at], n_cams)
+                trial = state[:, frames[at]].copy()
+                trial[cam, np.arange(at.size)] = np.take_along_axis(trial[cam, np.arange(at.size)], hypotheses[h], -1)
+                c = frame_costs(lin, xn[:, frames[at]], valid[:, frames[at]], weights[:, frames[at]], trial,
+                                threshold_px, min_views)
+                better = c < best_cost[at]
+                ok[at[~better]] = False
+                best_cost[at[better]] = c[better]
+            pick[ok] = choice[ok]
+        ok = pick >= 0
+        h, cam = np.divmod(pick[ok], n_cams)
         fr = frames[ok]
         state[cam, fr] = np.take_along_axis(state[cam, fr], hypotheses[h], axis=-1)
         changed[cam, fr] = True
+        if cost is not None:
+            cost[fr] = best_cost[ok]
         frames = fr
     return state
+
+
+def frame_costs(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray, state: np.ndarray,
+                threshold_px: float, min_views: int = 2) -> np.ndarray:
+    """(F,) the MSAC cost of each frame with the labels ``state`` (C, F, J): views selected afresh, then
+    :func:`truncated_cost` summed over the joints.  ``xn`` (C, F, J, 2), ``valid``, ``weights`` (C, F, J)."""
+    n_cams, n_frames, n_joints = valid.shape
+    if n_frames == 0:
+        return np.zeros(0)
+    x = permute_joints(xn, state).reshape(n_cams, -1, 2)
+    views = Views.of(x[..., 0], x[..., 1], permute_joints(valid, state).reshape(n_cams, -1),
+                     permute_joints(weights, state).reshape(n_cams, -1))
+    sel = select_views(lin, views, threshold_px, min_views)
+    return truncated_cost(lin, views, sel.points, threshold_px).reshape(n_frames, n_joints).sum(axis=1)
+
+
+def truncated_cost(lin: LinearTriangulator, views: Views, points: np.ndarray, threshold_px: float) -> np.ndarray:
+    """(N,) per point, the summed truncated squared px error ``min(e^2, threshold^2)`` of its valid views.
+
+    ``points`` (N, 3) the fit of ``views`` (NaN: every view costs the full threshold): how well the
+    cameras agree on a joint, whichever side it is called.
+    """
+    err2, _ = lin.residuals_sq(points.T, views.x, views.y)
+    t2 = threshold_px * threshold_px
+    return np.where(views.valid, np.fmin(np.nan_to_num(err2, nan=t2), t2), 0.0).sum(axis=0)
 
 
 def detect_swaps(

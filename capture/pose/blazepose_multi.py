@@ -23,9 +23,10 @@ small or partly visible people; :class:`PersonProposer`, which the
 (a) **tracks**: the regions the previous frame's landmarks give (aux points);
     the detector re-runs every ``detect_every`` frames, or on the next frame
     when a track is lost;
-(b) **proposals**: :meth:`MediaPipeMultiDetector.propose` takes boxes (e.g. 3D
-    tracks projected into this camera by the fusion side) and crops them on
-    the next frame;
+(b) **proposals**: :meth:`MediaPipeMultiDetector.propose` takes boxes or joints
+    (e.g. 3D tracks projected into this camera by the fusion side) and crops them
+    on the next frame; a proposed person is known, accepted on a weaker pose flag
+    when the skeleton fills the proposed box;
 (c) **tiles**: every ``tile_every`` frames the detector also runs on
     overlapping tiles (``tiles`` x ``tiles`` squares), merged by NMS, for
     people too small for the whole-image pass.
@@ -44,11 +45,27 @@ import numpy as np
 
 from capture.pose import Detector, DetectorError
 from capture.pose.mediapipe_pose import mediapipe_model_files
-from triangulate.skeletons import MEDIAPIPE33
+from triangulate.skeletons import MEDIAPIPE33, get_skeleton
 
 DET_SIZE = 224
 LM_SIZE = 256
 N_LANDMARKS = 39
+#: A region made from known joints (:meth:`Region.from_joints`) is this x larger than
+#: 2 x ``roi_scale`` x the hip-to-farthest-joint distance: the regions the landmark model's own
+#: alignment points give (its tracks) are 1.37-1.41 x the person's height on the rendered
+#: studio, and the farthest joint is 0.51-0.52 x the height from the mid-hip there.
+REGION_PER_RADIUS = 1.08
+#: Weighted NMS merges person detections overlapping by more than this.  MediaPipe's
+#: single-person graph merges from 0.3; side by side or one behind the other, two people's
+#: detector boxes overlap by 0.3-0.5, and at 0.3 they are averaged into one region between
+#: them (4 people, 4 cameras x 10 frames: recall 53/140 at 0.3, 56/140 at 0.5; every frame
+#: 23/70 and 26/70; 2 people unchanged).
+NMS_IOU = 0.5
+#: A person expected in a crop (a proposal) is accepted from this pose flag when the skeleton
+#: fills the expected box (:func:`person_box_iou` >= ``KNOWN_IOU``), and only then; see
+#: ``MediaPipeMultiDetector.landmarks``.
+MIN_PRESENCE_KNOWN = 0.01
+KNOWN_IOU = 0.6
 
 
 def ssd_anchors(input_size: int = DET_SIZE, strides=(8, 16, 32, 32, 32), offset: float = 0.5) -> np.ndarray:
@@ -86,6 +103,17 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.nan_to_num(inter / (area(a) + area(b) - inter))
 
 
+def person_box_iou(a: np.ndarray, b: np.ndarray, min_aspect: float = 0.5) -> float:
+    """IoU of two person boxes (x0, y0, x1, y1), each first widened about its centre to at least
+    ``min_aspect`` x its height: a person seen from the side is a thin box, whose plain IoU with
+    another falls below a half when one arm is drawn a few pixels outside it."""
+    def widen(r):
+        r = np.asarray(r, float)
+        grow = max(0.0, min_aspect * (r[3] - r[1]) - (r[2] - r[0])) / 2
+        return np.array([r[0] - grow, r[1], r[2] + grow, r[3]])
+    return float(box_iou(widen(a)[None], widen(b)[None])[0, 0])
+
+
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3):
     """MediaPipe's WEIGHTED non-max suppression: each kept detection is the score-weighted mean of
     the candidates overlapping the best remaining one by more than ``iou``; its score the best's."""
@@ -110,20 +138,48 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
 
 
 class Region:
-    """A square crop in image pixels: centre, side, rotation (radians, clockwise in the image)."""
+    """A square crop in image pixels: centre, side, rotation (radians, clockwise in the image).
 
-    __slots__ = ("cx", "cy", "size", "angle")
+    ``source``: where it came from (``"track"``, ``"proposal"``, ``"detector"``, ``"tile"``);
+    ``expect``: for a person known from outside (a proposal, e.g. a 3D track projected), the
+    box (x0, y0, x1, y1) they are expected to fill, else None."""
 
-    def __init__(self, cx: float, cy: float, size: float, angle: float = 0.0):
+    __slots__ = ("cx", "cy", "size", "angle", "source", "expect")
+
+    def __init__(self, cx: float, cy: float, size: float, angle: float = 0.0, source: str = "", expect=None):
         self.cx, self.cy, self.size, self.angle = float(cx), float(cy), float(size), float(angle)
+        self.source = source
+        self.expect = None if expect is None else np.asarray(expect, float)
 
     @classmethod
-    def from_alignment(cls, centre, scale_point, scale: float) -> "Region":
+    def from_alignment(cls, centre, scale_point, scale: float, source: str = "") -> "Region":
         """MediaPipe's AlignmentPointsRects (target angle 90 deg) then RectTransformation ``scale``."""
         dx, dy = scale_point[0] - centre[0], scale_point[1] - centre[1]
         angle = math.pi / 2 - math.atan2(-dy, dx)
         angle = (angle + math.pi) % (2 * math.pi) - math.pi
-        return cls(centre[0], centre[1], 2.0 * math.hypot(dx, dy) * scale, angle)
+        return cls(centre[0], centre[1], 2.0 * math.hypot(dx, dy) * scale, angle, source)
+
+    @classmethod
+    def from_joints(cls, points: np.ndarray, hips, shoulders, scale: float, source: str = "proposal") -> "Region | None":
+        """The region MediaPipe's landmark model expects around a person whose joints (J, 2 image
+        pixels, NaN where unknown) are known: centred on the mid-hip, rotated so the mid-hip ->
+        mid-shoulder line points up, of side 2 x ``scale`` x the distance from the mid-hip to the
+        farthest joint (the circle around the whole body that BlazePose's detector predicts, and
+        ``REGION_PER_RADIUS`` to match its size).  ``expect`` is the joints' box.  None without
+        both hips, both shoulders and a body of some size."""
+        pts = np.asarray(points, float)
+        hip = pts[list(hips)].mean(0)
+        up = pts[list(shoulders)].mean(0) - hip
+        finite = pts[np.isfinite(pts).all(1)]
+        if not (np.isfinite(hip).all() and np.isfinite(up).all()) or len(finite) < 4:
+            return None
+        radius = float(np.linalg.norm(finite - hip, axis=1).max())
+        length = float(np.hypot(*up))
+        if radius < 2 or length < 1e-6:
+            return None
+        r = cls.from_alignment(hip, hip + up / length * radius, scale * REGION_PER_RADIUS, source)
+        r.expect = np.r_[finite.min(0), finite.max(0)]
+        return r
 
     def crop_to_image(self, out_size: int) -> np.ndarray:
         """2x3 affine taking crop pixels (0..out_size) to image pixels."""
@@ -185,7 +241,8 @@ class PersonProposer:
     """
 
     def __init__(self, min_detection_confidence: float = 0.5, detect_every: int = 10, tile_every: int = 30,
-                 tiles: int = 3, roi_scale: float = 1.25, threads: int = 1, owner: str = "mediapipe_multi"):
+                 tiles: int = 3, roi_scale: float = 1.25, threads: int = 1, owner: str = "mediapipe_multi",
+                 max_tilt_deg: float = 135.0, nms_iou: float = NMS_IOU):
         try:
             import ai_edge_litert  # noqa: F401
         except ImportError:
@@ -204,17 +261,24 @@ class PersonProposer:
         self.tile_every = int(tile_every)
         self.tiles = int(tiles)
         self.roi_scale = float(roi_scale)
+        self.max_tilt = math.radians(float(max_tilt_deg))
+        self.nms_iou = float(nms_iou)
         self.tracks: list[Region] = []
         self._proposed: list[Region] = []
         self._frame = 0
         self._since_detect = None  # frames since the last whole-image detector run (None: never)
         self._lost = False
-        self.stats = {"detector_runs": 0, "whole_image_runs": 0, "tile_runs": 0}
+        self.stats = {"detector_runs": 0, "whole_image_runs": 0, "tile_runs": 0, "tilted_dropped": 0}
 
     def detect_regions(self, image: np.ndarray, window: Region | None = None) -> tuple[list[Region], np.ndarray]:
         """The person detector on ``window`` (an upright square; default: the whole image, letterboxed):
-        regions of interest for the landmark model and their scores, best first."""
+        regions of interest for the landmark model and their scores, best first.  A region tilted
+        more than ``max_tilt_deg`` from upright is dropped: on the studio the detector's only such
+        regions were a standing person read upside down, centred on the head (a tile holding
+        them whole, at their feet's edge), whose crop gave a confident but wrong skeleton, and
+        its track stayed upside down; people lying down (90 deg) are kept."""
         h, w = image.shape[:2]
+        source = "detector" if window is None else "tile"
         if window is None:
             window = Region(w / 2, h / 2, max(w, h))
         x, m = crop(image, window, DET_SIZE)
@@ -229,9 +293,12 @@ class PersonProposer:
         half = raw[:, 2:4] / 2
         boxes = np.concatenate([centre - half, centre + half], axis=1)  # crop pixels
         kps = raw[:, 4:12].reshape(-1, 4, 2) + anchors[:, None]
-        boxes, kps, scores = weighted_nms(boxes, kps, scores)
+        boxes, kps, scores = weighted_nms(boxes, kps, scores, self.nms_iou)
         kps = _apply(m, kps.reshape(-1, 2)).reshape(-1, 4, 2)
-        return [Region.from_alignment(k[0], k[1], self.roi_scale) for k in kps], scores
+        regions = [Region.from_alignment(k[0], k[1], self.roi_scale, source) for k in kps]
+        upright = np.array([abs(r.angle) <= self.max_tilt for r in regions])
+        self.stats["tilted_dropped"] += int((~upright).sum())
+        return [r for r, ok in zip(regions, upright) if ok], scores[upright]
 
     def tile_windows(self, shape) -> list[Region]:
         """Overlapping upright squares of side 1.5 x (longer image side / ``tiles``) (at most the
@@ -248,16 +315,36 @@ class PersonProposer:
             return list(np.linspace(side / 2, length - side / 2, n))
         return [Region(x, y, side) for y in centres(h) for x in centres(w)]
 
-    def propose(self, boxes) -> None:
-        """Crop these people on the next frame: ``boxes`` (N, 4) x0, y0, x1, y1 image pixels around
-        whole people (e.g. 3D tracks projected into this camera).  Upright squares around each box,
-        1.5 x ``roi_scale`` / 1.25 x its longer side (the detector's regions are 1.3-1.45 x the
-        person's height; a tighter crop, feet at its edge, can flip left and right)."""
-        boxes = np.asarray(boxes, float).reshape(-1, 4)
+    def propose(self, people, skeleton=None) -> None:
+        """Crop these people on the next frame; they are known (``Region.expect``): a pose model
+        may accept them on weaker evidence than a person it finds alone.
+
+        ``people``: (N, 4) boxes x0, y0, x1, y1 image pixels around whole people, or, with
+        ``skeleton`` (a :class:`~triangulate.skeletons.Skeleton` or its name, with left/right
+        hips and shoulders), (N, J, 2) their joints in image pixels (NaN: unknown), e.g. 3D
+        tracks projected into this camera.  Joints give the region MediaPipe's own graph makes
+        (:meth:`Region.from_joints`: mid-hip centre, rotated along the hips -> shoulders line);
+        a box gives an upright square around it, 1.5 x ``roi_scale`` / 1.25 x its longer side
+        (the detector's regions are 1.3-1.45 x the person's height; a tighter crop, feet at its
+        edge, can flip left and right)."""
+        if skeleton is not None:
+            sk = get_skeleton(skeleton) if isinstance(skeleton, str) else skeleton
+            try:
+                hips = [sk.index("left_hip"), sk.index("right_hip")]
+                shoulders = [sk.index("left_shoulder"), sk.index("right_shoulder")]
+            except (KeyError, ValueError):
+                raise DetectorError(f"propose: skeleton {sk.name!r} names no left/right hips and shoulders") from None
+            pts = np.asarray(people, float).reshape(-1, sk.n_joints, 2)
+            for person in pts:
+                region = Region.from_joints(person, hips, shoulders, self.roi_scale)
+                if region is not None:
+                    self._proposed.append(region)
+            return
+        boxes = np.asarray(people, float).reshape(-1, 4)
         for x0, y0, x1, y1 in boxes[np.isfinite(boxes).all(1)]:
             side = max(x1 - x0, y1 - y0) * 1.5 * self.roi_scale / 1.25
             if side > 4:
-                self._proposed.append(Region((x0 + x1) / 2, (y0 + y1) / 2, side))
+                self._proposed.append(Region((x0 + x1) / 2, (y0 + y1) / 2, side, 0.0, "proposal", (x0, y0, x1, y1)))
 
     def reset(self) -> None:
         """Forget the tracks (a new, unrelated image sequence)."""
@@ -280,13 +367,24 @@ class PersonProposer:
             for window in self.tile_windows(image.shape):
                 candidates += self.detect_regions(image, window)[0]
         self._frame += 1
-        return [candidates[i] for i in drop_overlapping_regions(candidates)]
+        kept = drop_overlapping_regions(candidates)
+        out = [candidates[i] for i in kept]
+        # a dropped proposal leaves its expectation to the crop that covers the same person
+        # (a track or an earlier proposal): the person stays known while the crop is the track's
+        for r in candidates:
+            if r.expect is not None and not any(r is k for k in out):
+                home = min(out, key=lambda k: math.hypot(r.cx - k.cx, r.cy - k.cy))
+                if home.expect is None:
+                    home.expect = r.expect
+        return out
 
     def follow(self, regions: list[Region]) -> None:
         """The regions where the people found this frame will be next frame (the tracks); fewer
         than before means a track was lost, and the detector runs again on the next frame."""
         n_tracks = len(self.tracks)
         self.tracks = list(regions)
+        for r in self.tracks:
+            r.source, r.expect = "track", None
         self._lost = len(self.tracks) < n_tracks
 
 
@@ -353,7 +451,9 @@ class MediaPipeMultiDetector(Detector):
     every track holds; 1 = every frame, independent images);
     ``tile_every`` (frames between tiled detector passes; 0 = never) and
     ``tiles`` (tiles along the longer side; 3: a person ~210 px tall in a 1280x720
-    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model).
+    image, never found by the whole-image pass, is found in 8 of 8 images, 2: in 2 of 8); ``roi_scale``; ``threads`` (LiteRT threads per model);
+    ``min_presence_known`` and ``known_iou`` (how a proposed person is accepted, :meth:`landmarks`);
+    ``max_tilt_deg`` (detector regions tilted more are dropped); ``nms_iou`` (``NMS_IOU``).
     The person detector and its schedule are :class:`PersonProposer` (``self.proposer``).
     """
 
@@ -362,20 +462,25 @@ class MediaPipeMultiDetector(Detector):
 
     def __init__(self, max_persons: int = 8, min_detection_confidence: float = 0.5, min_presence: float = 0.5,
                  detect_every: int = 10, tile_every: int = 30, tiles: int = 3, roi_scale: float = 1.25,
-                 duplicate_iou: float = 0.5, threads: int = 1):
+                 duplicate_iou: float = 0.5, threads: int = 1, min_presence_known: float = MIN_PRESENCE_KNOWN,
+                 known_iou: float = KNOWN_IOU, max_tilt_deg: float = 135.0, nms_iou: float = NMS_IOU):
         if max_persons < 1:
             raise DetectorError("mediapipe_multi: max_persons must be >= 1")
-        self.proposer = PersonProposer(min_detection_confidence, detect_every, tile_every, tiles, roi_scale, threads)
+        self.proposer = PersonProposer(min_detection_confidence, detect_every, tile_every, tiles, roi_scale, threads,
+                                       max_tilt_deg=max_tilt_deg, nms_iou=nms_iou)
         lm_path = mediapipe_model_files(1)[1]
         if not lm_path.is_file():
             raise DetectorError(f"mediapipe_multi: {lm_path} is missing from the installed mediapipe package")
         self._lm = _Model(lm_path, threads)
         self.max_persons = int(max_persons)
         self.min_presence = float(min_presence)
+        self.min_presence_known = float(min_presence_known)
+        self.known_iou = float(known_iou)
         self.roi_scale = float(roi_scale)
         self.duplicate_iou = float(duplicate_iou)
         self.stats = self.proposer.stats
         self.stats["landmark_runs"] = 0
+        self.stats["known_accepted"] = 0  # people below min_presence accepted because they were expected there
 
     def detect_regions(self, image: np.ndarray, window: Region | None = None) -> tuple[list[Region], np.ndarray]:
         """The person detector's regions (:meth:`PersonProposer.detect_regions`)."""
@@ -386,23 +491,40 @@ class MediaPipeMultiDetector(Detector):
 
     # ------------------------------------------------------------------ landmark model
     def landmarks(self, image: np.ndarray, region: Region):
-        """(33, 3) joints (x, y px, visibility), the next frame's region, the presence score; None if absent."""
+        """(33, 3) joints (x, y px, visibility), the next frame's region, the presence score; None if absent.
+
+        Present: the landmark model's pose flag reaches ``min_presence``; for a person expected
+        in this crop (``region.expect``: proposed, e.g. from the 3D tracks), the flag reaches
+        ``min_presence_known`` *and* the skeleton's box overlaps the expected box by at least
+        ``known_iou`` (:func:`person_box_iou`).  The flag alone is weak evidence both ways: on
+        the rendered studio people seen from the side or half behind another get 0.001-0.05
+        with their joints right, and person-sized crops of nobody pass 0.5 in 9 % (studio) and
+        16 % (real Pose2Sim video: a table, a cone and its cable read as a person at 0.99) of
+        cases; flag >= 0.01 with the box agreement accepts 1.2 % and 2.2 % of those, and 86 %
+        of true people proposed from their joints where flag >= 0.5 accepts 81 %
+        (``benchmarks/bench_multiperson_2d.py --known``)."""
         x, m = crop(image, region, LM_SIZE)
         raw, flag, _seg, heat, _world = self._lm(x)
         self.stats["landmark_runs"] += 1
         presence = float(np.ravel(flag)[0])
-        if presence < self.min_presence:
+        known = region.expect is not None
+        if presence < (self.min_presence_known if known else self.min_presence):
             return None
         lm = raw.reshape(N_LANDMARKS, 5)
         xy = refine_from_heatmap(lm[:, :2], heat)
         px = _apply(m, xy)
+        if known:
+            if person_box_iou(np.r_[px[:33].min(0), px[:33].max(0)], region.expect) < self.known_iou:
+                return None
+            self.stats["known_accepted"] += presence < self.min_presence
         joints = np.concatenate([px[:33], _sigmoid(lm[:33, 3:4])], axis=1).astype(np.float32)
-        return joints, Region.from_alignment(px[33], px[34], self.roi_scale), presence
+        return joints, Region.from_alignment(px[33], px[34], self.roi_scale, "track"), presence
 
     # ------------------------------------------------------------------ proposals from outside
-    def propose(self, boxes) -> None:
-        """Crop these people on the next frame (:meth:`PersonProposer.propose`)."""
-        self.proposer.propose(boxes)
+    def propose(self, people, skeleton=None) -> None:
+        """Crop these people on the next frame: boxes, or joints with their ``skeleton``
+        (:meth:`PersonProposer.propose`); they are accepted as known people (:meth:`landmarks`)."""
+        self.proposer.propose(people, skeleton)
 
     def reset(self) -> None:
         """Forget the tracks (a new, unrelated image sequence)."""

@@ -193,10 +193,11 @@ class TorchScriptPoseDetector(Detector):
     def aspect(self) -> float:
         return self.input_size[0] / self.input_size[1]
 
-    def propose(self, boxes) -> None:
-        """Crop these people on the next frame (``boxes`` (N, 4) x0, y0, x1, y1; ``boxes="detector"`` only)."""
+    def propose(self, people, skeleton=None) -> None:
+        """Crop these people on the next frame (``boxes="detector"`` only): (N, 4) boxes x0, y0, x1, y1,
+        or (N, J, 2) joints with their ``skeleton`` (:meth:`PersonProposer.propose`)."""
         if self.proposer is not None:
-            self.proposer.propose(boxes)
+            self.proposer.propose(people, skeleton)
 
     def reset(self) -> None:
         """Forget the tracks (a new, unrelated image sequence)."""

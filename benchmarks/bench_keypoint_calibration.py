@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_keypoint_calibration.py              # everything (real parts when data exist)
     .venv/bin/python benchmarks/bench_keypoint_calibration.py --only calib --seeds 3
     .venv/bin/python benchmarks/bench_keypoint_calibration.py --only bias   # per camera-joint bias terms
+    .venv/bin/python benchmarks/bench_keypoint_calibration.py --only realmodel  # the real error model, synthetic
     .venv/bin/python benchmarks/bench_keypoint_calibration.py --only speed  # 12 cameras, ~180 000 correspondences
     .venv/bin/python benchmarks/bench_keypoint_calibration.py --only sync
 
@@ -23,6 +24,18 @@
     joint bias terms, joints, confidence, data, scale).  Issue goal: 1 cm / 0.5 deg.
 (a2) **Joint bias terms** on the synthetic studio with a constant bias planted
     per camera and joint (what ``--joint-bias`` models).
+(a3) **The real detector's error model** (``--noise real``: MediaPipe's errors as
+    measured on the demo, with its constant per camera-joint bias, and without
+    it): the studio's person for 1.7 s, and a replica of the real demo (the
+    Qualisys rig, the person's motion triangulated from the demo, MediaPipe's 33
+    joints), BA from a 5 cm / 3 deg start and from the true rig, with and
+    without joint bias terms.  Does the bias reproduce the real failure, and
+    does a remedy that fixes it on the model fix the real recording?
+(c3) **The Qualisys-vs-video residual floor**: the demo's keypoints against
+    their triangulation through the Qualisys rig, per camera (bias = mean
+    residual of each camera-joint; common shift = its mean over the joints),
+    and BA from Qualisys with those biases removed (an oracle: the best any
+    per camera-joint bias model could do on this clip).
 (d) **Sync from motion**: synthetic studio with known offsets (sub-frame to
     3.5 s) and a 29.97-vs-30 fps camera; the real demo with cam03 shifted by 7
     frames.  rigcap beside Pose2Sim-style whole-frame speed correlation.
@@ -136,6 +149,71 @@ def bench_joint_bias(seeds: int, duration: float = 6.0, bias_px: float = 5.0) ->
     console.print(table)
 
 
+def _cpu_calibrate(start, kps, names, **kw):
+    """(result, process CPU seconds) of one keypoint calibration (the machine is shared: CPU, not wall time)."""
+    t0 = time.process_time()
+    res = calibrate_from_keypoints(start, kps, names, **kw)
+    return res, time.process_time() - t0
+
+
+def _demo_motion(rig, kp) -> np.ndarray:
+    """(F, J, 3) the demo person's joints as rigcap triangulates them through ``rig``, gaps
+    interpolated over time and smoothed (15 frames, cubic): a real motion for a replica."""
+    from scipy.signal import savgol_filter
+
+    from triangulate.engine import TriangulationConfig, Triangulator, match_cameras
+    from triangulate.skeletons import skeleton_for_joints
+
+    tri = Triangulator(match_cameras(rig, kp.camera_names), TriangulationConfig(auto_threshold=True),
+                       skeleton_for_joints(kp.joint_names))
+    pts = tri.run(np.asarray(kp.keypoints, float)).points.reshape(kp.n_frames, -1)
+    f = np.arange(kp.n_frames)
+    for k in range(pts.shape[1]):
+        ok = np.isfinite(pts[:, k])
+        pts[:, k] = np.interp(f, f[ok], pts[ok, k])
+    return savgol_filter(pts, 15, 3, axis=0).reshape(kp.n_frames, -1, 3)
+
+
+def bench_real_error_model(seeds: int) -> None:
+    """(a3) the studio with the real detector's error model: does its per camera-joint bias reproduce
+    the real demo's failure, and do joint bias terms fix it there?"""
+    from triangulate.skeletons import MEDIAPIPE33
+
+    table = Table(title="(a3) the real detector's error model (--noise real), synthetic, 60 fps, 1.7 s, start 5 cm / 3 deg, "
+                        "lenses held: centres and rotations against the truth")
+    for col in ("scene", "seed", "per camera-joint bias", "objective", "start", "centre mm mean / max",
+                "rotation deg mean / max", "sigma px", "CPU s"):
+        table.add_column(col, justify="right")
+    scenes = [("studio person, 4 cameras", None)]
+    if REAL.is_dir():
+        rig, kp = _real()
+        scenes.append(("replica of the real demo", (rig, _demo_motion(rig, kp))))
+    for scene, replica in scenes:
+        for seed in range(seeds):
+            for biased in (True, False):
+                noise = DetectorNoise.real_detector(time_jitter_ms=0.0, occlusion=replica is None)
+                if not biased:
+                    noise = noise.replace(real=noise.real.replace(bias_rel=0.0))
+                if replica is None:
+                    st = SyntheticStudio(n_cameras=4, fps=60.0, duration_s=1.7, seed=seed, time_offsets_ms=0, noise=noise)
+                    truth, kps = st.rig, st.keypoints2d()
+                else:
+                    truth = replica[0]
+                    kps = synthesize_keypoints(truth, replica[1], noise, seed=seed, fps=60.0, skeleton=MEDIAPIPE33).keypoints
+                rough = perturb_rig(truth, 0.05, 3.0, 0.0, seed=seed)
+                for objective, kw in (("default", {}), ("joint bias terms, prior 3 px", {"joint_bias_px": 3.0})):
+                    if replica is None and kw:
+                        continue  # the studio's case is (a2)'s
+                    for label, start in (("5 cm / 3 deg", rough), ("true rig", truth)):
+                        res, cpu = _cpu_calibrate(start, kps.keypoints, kps.joint_names, lens_model="held", **kw)
+                        e = compare_rigs(res.rig, truth)
+                        table.add_row(scene, str(seed), f"{noise.real.bias_rel:g} x body" if biased else "none", objective,
+                                      label, f"{e.center_mm.mean():.1f} / {e.center_mm.max():.1f}",
+                                      f"{e.rotation_deg.mean():.2f} / {e.rotation_deg.max():.2f}", f"{res.sigma_px:.2f}",
+                                      f"{cpu:.0f}")
+    console.print(table)
+
+
 def bench_speed(n_cams: int = 12, duration: float = 24.0) -> None:
     studio = SyntheticStudio(n_cameras=n_cams, duration_s=duration, seed=7, time_offsets_ms=0,
                              noise=DetectorNoise(time_jitter_ms=0.0))
@@ -204,18 +282,17 @@ def bench_real_calibration(seeds: int) -> None:
     table = Table(title="(c) real Pose2Sim demo (treadmill walk, 4 x 100 frames at 60 fps): refined on rigcap's MediaPipe "
                         f"keypoints, against the Qualisys rig (lenses from a calibration: {lenses_calibrated(rig)})")
     for col in ("start", "objective", "centre mm mean / max vs Qualisys", "shape-only mm mean / max",
-                "rotation deg mean / max", "focal % max", "cameras seen px", "median reproj. px", "outliers", "time s"):
+                "rotation deg mean / max", "focal % max", "cameras seen px", "median reproj. px", "outliers", "CPU s"):
         table.add_column(col, justify="right")
 
     def row(label, what, start, kps=None, **kw):
-        t0 = time.perf_counter()
-        res = calibrate_from_keypoints(start, kp.keypoints if kps is None else kps, names, **kw)
+        res, cpu = _cpu_calibrate(start, kp.keypoints if kps is None else kps, names, **kw)
         rigid, shape = _errors(res.rig, rig)
         table.add_row(label, what, f"{rigid.center_mm.mean():.1f} / {rigid.center_mm.max():.1f}",
                       f"{shape.center_mm.mean():.1f} / {shape.center_mm.max():.1f}",
                       f"{rigid.rotation_deg.mean():.2f} / {rigid.rotation_deg.max():.2f}", f"{rigid.focal_pct.max():.2f}",
                       _lens_shift_px(res.rig, rig), f"{np.median(res.bundle.errors[res.bundle.inliers]):.2f}",
-                      f"{res.outlier_fraction:.1%}", f"{time.perf_counter() - t0:.1f}")
+                      f"{res.outlier_fraction:.1%}", f"{cpu:.1f}")
         return res
 
     row("Qualisys itself", "default (lenses held)", rig)
@@ -239,6 +316,69 @@ def bench_real_calibration(seeds: int) -> None:
         row(f"perturbed, seed {s}", "focal refined", start, lens_model="focal")
     console.print(table)
     _real_data_checks(rig, kp, no_face)
+    _residual_floor(rig, kp)
+
+
+def _qualisys_residuals(rig, kp):
+    """(residuals (C, F, J, 2) px per true joint, NaN outside the triangulation's confident inlier views
+    of points seen by 3+ cameras; swap state (C, F, J)): the keypoints against their triangulation
+    through ``rig`` (swap repair and robust fit, as ``rigcap triangulate``)."""
+    from triangulate.engine import TriangulationConfig, Triangulator, match_cameras
+    from triangulate.skeletons import skeleton_for_joints
+    from triangulate.swap import permute_joints
+
+    k = np.asarray(kp.keypoints, float)
+    tri = Triangulator(match_cameras(rig, kp.camera_names), TriangulationConfig(auto_threshold=True),
+                       skeleton_for_joints(kp.joint_names))
+    res = tri.run(k)
+    state = res.swap_state if res.swap_state is not None else np.broadcast_to(np.arange(k.shape[2]), k.shape[:3])
+    pix, conf = permute_joints(k[..., :2], state), permute_joints(k[..., 2], state)
+    proj = rig.project(res.points.reshape(-1, 3)).reshape((len(rig),) + res.points.shape[:2] + (2,))
+    with np.errstate(invalid="ignore"):
+        use = (conf >= 0.3) & (res.n_views >= 3)[None] & res.inliers & np.isfinite(proj).all(-1)
+    return np.where(use[..., None], pix - proj, np.nan), state
+
+
+def _residual_floor(rig, kp) -> None:
+    """(c3) what of the keypoints' disagreement with the Qualisys rig is a constant per camera-joint bias,
+    and where BA from Qualisys lands with it removed (an oracle)."""
+    from triangulate.swap import permute_joints
+
+    r, state = _qualisys_residuals(rig, kp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bias = np.nanmean(r, axis=1)  # (C, J, 2)
+        shift = np.nanmean(bias, axis=1)  # (C, 2)
+        scatter = np.sqrt(np.nanmean((r - bias[:, None]) ** 2, axis=(1, 2, 3)))
+        h1, h2 = np.nanmean(r[:, : kp.n_frames // 2], axis=1), np.nanmean(r[:, kp.n_frames // 2:], axis=1)
+    table = Table(title="(c3) real demo: keypoints against their triangulation through the Qualisys rig (px per axis; "
+                        "3+ views, confidence >= 0.3, inliers)")
+    for col in ("camera", "camera-joint bias rms", "largest |bias| (joint)", "common shift x, y",
+                "bias minus common shift rms", "scatter about the bias rms", "halves' biases corr."):
+        table.add_column(col, justify="right")
+    for c, name in enumerate(rig.names):
+        mag = np.linalg.norm(bias[c], axis=-1)
+        j = int(np.nanargmax(mag))
+        ok = np.isfinite(h1[c]) & np.isfinite(h2[c])
+        table.add_row(name, f"{np.sqrt(np.nanmean(bias[c] ** 2)):.1f}", f"{mag[j]:.1f} ({kp.joint_names[j]})",
+                      f"{shift[c, 0]:+.1f}, {shift[c, 1]:+.1f}", f"{np.sqrt(np.nanmean((bias[c] - shift[c]) ** 2)):.1f}",
+                      f"{scatter[c]:.1f}", f"{np.corrcoef(h1[c][ok], h2[c][ok])[0, 1]:.2f}")
+    console.print(table)
+    # remove them from the keypoints (by label: a swapped camera-frame carries the other side's bias)
+    inv = np.argsort(state, axis=-1)
+    by_label = permute_joints(np.broadcast_to(np.nan_to_num(bias)[:, None], r.shape).copy(), inv)
+    out = Table(title="(c3) BA from the Qualisys rig on the real keypoints with Qualisys's view of their bias removed (oracle)")
+    for col in ("keypoints", "centre mm mean / max vs Qualisys", "rotation deg mean / max", "sigma px", "CPU s"):
+        out.add_column(col, justify="right")
+    for label, sub in (("as detected", 0.0), ("each camera's common shift removed", shift[:, None, None]),
+                       ("each camera-joint's bias removed", by_label)):
+        kk = np.asarray(kp.keypoints, float).copy()
+        kk[..., :2] -= sub
+        res, cpu = _cpu_calibrate(rig, kk, kp.joint_names)
+        e = compare_rigs(res.rig, rig)
+        out.add_row(label, f"{e.center_mm.mean():.1f} / {e.center_mm.max():.1f}",
+                    f"{e.rotation_deg.mean():.2f} / {e.rotation_deg.max():.2f}", f"{res.sigma_px:.2f}", f"{cpu:.0f}")
+    console.print(out)
 
 
 def _real_data_checks(rig, kp, no_face) -> None:
@@ -318,13 +458,17 @@ def bench_sync() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=("calib", "bias", "speed", "real", "sync"))
+    ap.add_argument("--only", choices=("calib", "bias", "realmodel", "speed", "real", "floor", "sync"))
     ap.add_argument("--seeds", type=int, default=2)
     args = ap.parse_args()
     if args.only in (None, "calib"):
         bench_calibration(args.seeds)
     if args.only in (None, "bias"):
         bench_joint_bias(args.seeds)
+    if args.only in (None, "realmodel"):
+        bench_real_error_model(args.seeds)
+    if args.only == "floor" and REAL.is_dir():
+        _residual_floor(*_real())
     if args.only in (None, "speed"):
         bench_speed()
     if args.only in (None, "real"):

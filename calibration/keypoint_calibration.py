@@ -305,7 +305,10 @@ def calibrate_from_keypoints(
     planted on the synthetic studio (5 px per camera-joint) camera centres 14-20 -> 2-4 mm; with
     MediaPipe on the real Pose2Sim demo worse, 31 -> 48 mm (3 px) and 76 mm (10 px): its errors
     drift over the gait (per camera-joint means of the two halves of the recording correlate
-    0.57) instead of staying put.  Off by default; 5-10x slower."""
+    0.57; 0.73-0.78 in cam01/cam04, 0.08-0.12 in cam02/cam03) instead of staying put.  On a
+    replica of that demo with the studio's real-detector model, whose bias is constant (Qualisys
+    rig, the demo's own motion, 1.7 s), they work: 55-60 -> 17-21 mm, 1.1-1.2 -> 0.27 deg; so the real
+    detector's bias is not the model's.  Off by default; 5-10x slower."""
     t0 = time.perf_counter()
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 4 or kp.shape[-1] != 3 or kp.shape[0] != len(start):

@@ -382,6 +382,11 @@ def robust_cost(err_px: np.ndarray, scale_px: float, gross_px: float, loss: str)
     return 0.5 * e * e
 
 
+def _concat_views(a: Views, b: Views) -> Views:
+    """The views of ``a``'s points, then ``b``'s (one batch of both)."""
+    return Views(*(np.concatenate([getattr(a, f), getattr(b, f)], axis=-1) for f in ("x", "y", "valid", "w", "feats")))
+
+
 def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_px: float, gross_px: float,
                loss: str = "cauchy", iterations: int = 4, all_views: np.ndarray | None = None,
                prior: np.ndarray | None = None, prior_radius_m: float = 0.1) -> tuple[ViewSelection, np.ndarray]:
@@ -436,11 +441,10 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
             cost = np.where(v.valid, v.w * v.w * robust_cost(np.sqrt(err2), scale_px, gross_px, loss), 0.0).sum(axis=0)
         return x, err2, np.where(np.isfinite(cost), cost, np.inf)
 
-    for sl in chunks(n_points, n_cams):
+    for sl in chunks(n_points, 2 * n_cams):
         v = views[sl]
         start = points[sl].T
         live = np.isfinite(start).all(axis=0)  # NaN stays NaN (its error is infinite, it gets no views)
-        x, err2, cost = irls(v, start)
         flat = np.full(start.shape, np.nan) if all_views is None else all_views[sl].T
         redo = np.flatnonzero(live & ~np.isfinite(flat).all(axis=0))
         if redo.size:
@@ -450,8 +454,14 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
             flat[:, redo] = lin.fit(vr, vr.w * scale)
         flat = np.where(np.isfinite(flat), flat, start)
         other = np.flatnonzero(live & ~(flat == start).all(axis=0))  # the same start gives the same answer
+        # Both starts in one IRLS run (every point is fitted on its own): half the calls, for small batches.
+        n = start.shape[1]
+        x, err2, cost = irls(_concat_views(v, v[other]) if other.size else v,
+                             np.concatenate([start, flat[:, other]], axis=1))
+        x, x_b = x[:, :n], x[:, n:]
+        err2, e_b = err2[:, :n], err2[:, n:]
+        cost, c_b = cost[:n], cost[n:]
         if other.size:
-            x_b, e_b, c_b = irls(v[other], flat[:, other])
             c_a = cost[other]
             if prior is not None:
                 pr = prior[sl][other].T

@@ -316,8 +316,14 @@ def apply_prior(lin: LinearTriangulator, views: Views, sel: ViewSelection, mask:
         sel.inliers[:, drop] = False
 
 
-def auto_threshold_px(lin: LinearTriangulator, views: Views, floor_px: float = 15.0, sigmas: float = 3.0,
-                      probe_factor: float = 4.0) -> tuple[float, float]:
+# The auto threshold's rule (:func:`auto_threshold_px`, and live :class:`triangulate.fusion.LiveTriangulator`):
+# this many sigmas of the noise, read from the views within AUTO_PROBE_FACTOR x the floor.
+AUTO_SIGMAS = 3.0
+AUTO_PROBE_FACTOR = 4.0
+
+
+def auto_threshold_px(lin: LinearTriangulator, views: Views, floor_px: float = 15.0, sigmas: float = AUTO_SIGMAS,
+                      probe_factor: float = AUTO_PROBE_FACTOR) -> tuple[float, float]:
     """``(threshold, noise)``: an outlier threshold of ``sigmas`` times the detector's noise, at least ``floor_px``.
 
     The views are first selected with a generous threshold (``probe_factor``
@@ -334,8 +340,15 @@ def auto_threshold_px(lin: LinearTriangulator, views: Views, floor_px: float = 1
         return float(floor_px), float("nan")
     v = views[ok]
     err2, _ = lin.residuals_sq(sel.points[ok].T, v.x, v.y, scale=False)
-    res = np.sqrt(err2[sel.inliers[:, ok]])
-    noise = float(np.median(res)) / 1.1774
+    return noise_threshold_px(np.sqrt(err2[sel.inliers[:, ok]]), floor_px, sigmas)
+
+
+def noise_threshold_px(residuals_px: np.ndarray, floor_px: float = 15.0, sigmas: float = AUTO_SIGMAS) -> tuple[float, float]:
+    """``(threshold, noise)`` from the residuals (px) of agreeing views: the noise (px per axis) from their
+    median, taken as Rayleigh-distributed (median = 1.1774 sigma), the threshold ``sigmas`` times it, at
+    least ``floor_px``.  The rule of :func:`auto_threshold_px`, also applied live to the recent instants
+    (:class:`triangulate.fusion.LiveTriangulator`)."""
+    noise = float(np.median(residuals_px)) / 1.1774
     return max(float(floor_px), sigmas * noise), noise
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_batch.py                          # 20 sessions of 30 s, 4 cameras
     .venv/bin/python benchmarks/bench_batch.py --sessions 8 --seconds 10 --workers 1,2,4
     .venv/bin/python benchmarks/bench_batch.py --keep /tmp/bench_sessions   # reuse the sessions next time
+    .venv/bin/python benchmarks/bench_batch.py --dask-defaults          # + each Dask row on Dask's default config
 
 Sessions come from the synthetic studio (``rigcap.studio.sessions``, one seed each). Steps
 ``triangulate,angles`` with the defaults of ``rigcap triangulate`` (auto threshold, swap repair,
@@ -16,11 +17,15 @@ output folder):
 * ``multiprocessing, N``: a ``multiprocessing`` pool of N spawned processes (steps imported at
   start, one BLAS thread): the CPU-bound reference.  Its speed-up over in-process is what this
   machine gives N processes *right now*; a shared machine gives less than N.
-* ``Dask, N workers``: :func:`rigcap.batch.run_batch` on a local cluster of N worker processes.
+* ``Dask, N workers``: :func:`rigcap.batch.run_batch` on a local cluster of N worker processes
+  (``rigcap.batch.CLUSTER_CONFIG``; with ``--dask-defaults`` again on Dask's own defaults).
   "start" is starting the cluster and importing the steps on every worker, "wall" the sessions.
 
 Per row: the mean wall and CPU time of one session inside its process (wall well above CPU: the
-process waited for a core), and the load average (1 min) before and after.  Then the overhead of
+process waited for a core) and, in brackets, the CPU of the task's own thread (the rest is the
+worker's event loop beside it: Dask's profiler, ticks, monitors); for Dask the CPU of this
+process per session (the local scheduler, the nannies, the client); and the load average (1 min)
+before and after.  CPU time is what to compare on a shared machine; wall time moves with the load.  Then the overhead of
 the batch per session, (Dask 1 worker wall - in-process wall) / sessions, split into "the task ran
 slower in the worker" and "between the tasks" (scheduling, pickling, reports).  Every process runs
 one BLAS thread (``rigcap.batch.WORKER_ENV``; set here before numpy is imported, for the in-process
@@ -73,8 +78,10 @@ def _pool_task(args):
 
 
 class Row:
-    def __init__(self, name: str, procs: int, start_s: float | None, wall_s: float, reports, load: tuple):
+    def __init__(self, name: str, procs: int, start_s: float | None, wall_s: float, reports, load: tuple,
+                 client_cpu_s: float | None = None):
         self.name, self.procs, self.start_s, self.wall_s, self.reports, self.load = name, procs, start_s, wall_s, reports, load
+        self.client_cpu_s = client_cpu_s  # Dask: this process (scheduler, nannies, client) during the sessions
         failed = [r for r in reports if r.status != "done"]
         if failed:
             raise SystemExit(f"FAILED ({name}): {failed[0].name}: {failed[0].error}")
@@ -86,6 +93,10 @@ class Row:
     @property
     def cpu_s(self) -> float:
         return float(np.mean([r.cpu_seconds for r in self.reports]))
+
+    @property
+    def task_cpu_s(self) -> float:
+        return float(np.mean([r.task_cpu_seconds for r in self.reports]))
 
 
 def run_in_process(sessions, out: Path) -> Row:
@@ -112,11 +123,18 @@ def run_pool(sessions, out: Path, n: int) -> Row:
     return Row(f"multiprocessing pool, {n} processes (reference)", n, start, wall, reports, (load0, os.getloadavg()[0]))
 
 
-def run_dask(sessions, out: Path, n: int) -> tuple[Row, dict]:
+def run_dask(sessions, out: Path, n: int, dask_defaults: bool = False) -> tuple[Row, dict]:
     load0 = os.getloadavg()[0]
-    res = batch.run_batch(sessions, STEPS, options(out), workers=n)
-    return Row(f"Dask local cluster, {n} worker process(es)", n, res.start_seconds, res.seconds, res.reports,
-               (load0, os.getloadavg()[0])), res.worker_env
+    kept = batch.CLUSTER_CONFIG
+    if dask_defaults:
+        batch.CLUSTER_CONFIG = {}  # Dask's own defaults (profiler, 20 ms tick, ...): the comparison row
+    try:
+        res = batch.run_batch(sessions, STEPS, options(out), workers=n)
+    finally:
+        batch.CLUSTER_CONFIG = kept
+    name = f"Dask local cluster, {n} worker process(es){', Dask default config' if dask_defaults else ''}"
+    return Row(name, n, res.start_seconds, res.seconds, res.reports, (load0, os.getloadavg()[0]),
+               res.client_cpu_seconds), {"env": res.worker_env, "timers": res.worker_timers}
 
 
 def main() -> int:
@@ -126,6 +144,8 @@ def main() -> int:
     ap.add_argument("--cameras", type=int, default=4)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (1 is always run)")
     ap.add_argument("--keep", type=Path, metavar="DIR", help="write the sessions here (or reuse them when there)")
+    ap.add_argument("--dask-defaults", action="store_true",
+                    help="also run each Dask row with Dask's default config instead of rigcap.batch.CLUSTER_CONFIG")
     args = ap.parse_args()
     workers = sorted({1, *(int(w) for w in args.workers.split(","))})
     assert all(os.environ[k] == v for k, v in batch.WORKER_ENV.items()), "keep this script's env = WORKER_ENV"
@@ -148,26 +168,34 @@ def main() -> int:
             if n > 1:
                 rows.append(run_pool(sessions, tmp / f"out-pool-{n}", n))
                 print(f"  {rows[-1].name}: {rows[-1].wall_s:.1f} s", flush=True)
-            row, envs[n] = run_dask(sessions, tmp / f"out-dask-{n}", n)
-            rows.append(row)
-            print(f"  {rows[-1].name}: {rows[-1].wall_s:.1f} s", flush=True)
+            for defaults in (False, True) if args.dask_defaults else (False,):
+                row, info = run_dask(sessions, tmp / f"out-dask-{n}", n, defaults)
+                envs.setdefault(n, info)
+                rows.append(row)
+                print(f"  {rows[-1].name}: {rows[-1].wall_s:.1f} s", flush=True)
 
         inproc = rows[0]
-        dask1 = next(r for r in rows if r.name.startswith("Dask") and r.procs == 1)
+        dask_rows = [r for r in rows if r.name.startswith("Dask")]
+        dask1 = next(r for r in dask_rows if r.procs == 1)  # rigcap's config (the first Dask row of each size)
         print()
-        print("| run | start s | wall s | per session in its process: wall / CPU ms | speed-up vs in-process "
-              "| Dask speed-up vs 1 worker | load avg before → after |")
-        print("|---|---|---|---|---|---|---|")
+        print("| run | start s | wall s | per session in its process: wall / CPU (task's thread) ms "
+              "| client process CPU ms per session | speed-up vs in-process | Dask speed-up vs 1 worker "
+              "| load avg before → after |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             start = "-" if r.start_s is None else f"{r.start_s:.1f}"
-            vs1 = f"{dask1.wall_s / r.wall_s:.2f}×" if r.name.startswith("Dask") else "-"
-            print(f"| {r.name} | {start} | {r.wall_s:.1f} | {1000 * r.task_s:.0f} / {1000 * r.cpu_s:.0f} | "
-                  f"{inproc.wall_s / r.wall_s:.2f}× | {vs1} | {r.load[0]:.1f} → {r.load[1]:.1f} |")
+            same = next((d for d in dask_rows if d.procs == 1 and d.name.endswith("config") == r.name.endswith("config")),
+                        dask1)
+            vs1 = f"{same.wall_s / r.wall_s:.2f}×" if r in dask_rows else "-"
+            client = "-" if r.client_cpu_s is None else f"{1000 * r.client_cpu_s / len(r.reports):.0f}"
+            print(f"| {r.name} | {start} | {r.wall_s:.1f} | {1000 * r.task_s:.0f} / {1000 * r.cpu_s:.0f} "
+                  f"({1000 * r.task_cpu_s:.0f}) | {client} | {inproc.wall_s / r.wall_s:.2f}× | {vs1} | "
+                  f"{r.load[0]:.1f} → {r.load[1]:.1f} |")
         print()
         for n in workers:
             if n > 1:
                 pool = next(r for r in rows if r.name.startswith("multiprocessing") and r.procs == n)
-                dn = next(r for r in rows if r.name.startswith("Dask") and r.procs == n)
+                dn = next(r for r in dask_rows if r.procs == n)
                 print(f"{n} processes: the machine gave the reference {inproc.wall_s / pool.wall_s:.2f}× now; Dask "
                       f"{inproc.wall_s / dn.wall_s:.2f}× over in-process ({dask1.wall_s / dn.wall_s:.2f}× over 1 worker): "
                       f"{100 * pool.wall_s / dn.wall_s:.0f} % of the reference")
@@ -176,7 +204,12 @@ def main() -> int:
         between = (dask1.wall_s - sum(r.seconds for r in dask1.reports)) / n_s
         print(f"batch overhead per session, (Dask 1 worker - in-process) / sessions: "
               f"{1000 * (dask1.wall_s - inproc.wall_s) / n_s:+.0f} ms = task slower in the worker {1000 * slower:+.0f} ms "
-              f"(CPU {1000 * (dask1.cpu_s - inproc.cpu_s):+.0f} ms) + between tasks {1000 * between:+.0f} ms")
+              f"(CPU {1000 * (dask1.cpu_s - inproc.cpu_s):+.0f} ms: the task's thread "
+              f"{1000 * (dask1.task_cpu_s - inproc.task_cpu_s):+.0f} ms, the worker's other threads "
+              f"{1000 * (dask1.cpu_s - dask1.task_cpu_s):+.0f} ms) + between tasks {1000 * between:+.0f} ms")
+        for d in dask_rows:
+            print(f"  {d.name}: the worker's other threads (event loop: profiler, tick, monitors) "
+                  f"{1000 * (d.cpu_s - d.task_cpu_s):.0f} ms CPU per session")
         engine = []
         opts = options(tmp / "out-engine")
         for s in sessions[:3]:
@@ -191,7 +224,9 @@ def main() -> int:
               f"(engine + load + save + TRC/CSV/C3D); angles step "
               f"{1000 * np.mean([r.summaries['angles']['seconds'] for r in per]):.0f} ms; whole task "
               f"{1000 * inproc.task_s:.0f} ms")
-        print(f"worker environment (Dask, {max(workers)} workers): {next(iter(envs[max(workers)].values()))}")
+        info = envs[max(workers)]
+        print(f"worker environment (Dask, {max(workers)} workers): {next(iter(info['env'].values()))}; "
+              f"periodic callbacks (ms): {next(iter(info['timers'].values()))}")
     return 0
 
 

@@ -295,6 +295,7 @@ class SessionReport:
     error: str | None = None  # one line
     seconds: float = 0.0  # wall time of the task, in the worker
     cpu_seconds: float = 0.0  # CPU time of the worker process meanwhile (wall >> CPU: the machine is busy)
+    task_cpu_seconds: float = 0.0  # of which the task's own thread (the rest: the worker's event loop, its monitors)
     worker: str = ""
 
 
@@ -338,7 +339,7 @@ def _one_line(exc: BaseException) -> str:
 
 def process_session(session: SessionInput, steps: tuple[str, ...], options: BatchOptions) -> SessionReport:
     """Run ``steps`` on one session; never raises for the session's own problems (see the module)."""
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, tc0 = time.perf_counter(), time.process_time(), time.thread_time()
     out_dir = options.out_dir(session)
     report = SessionReport(session.name, str(out_dir), worker=f"{os.uname().nodename}:{os.getpid()}")
     try:
@@ -379,6 +380,7 @@ def process_session(session: SessionInput, steps: tuple[str, ...], options: Batc
             pass
     report.seconds = time.perf_counter() - t0
     report.cpu_seconds = time.process_time() - c0
+    report.task_cpu_seconds = time.thread_time() - tc0
     return report
 
 
@@ -390,6 +392,8 @@ class BatchResult:
     start_seconds: float  # starting or connecting to the cluster, warming the steps up on every worker
     workers: int
     worker_env: dict = field(default_factory=dict)  # worker -> its WORKER_ENV variables and MALLOC_TRIM_THRESHOLD_
+    worker_timers: dict = field(default_factory=dict)  # worker -> its periodic callbacks (name -> ms)
+    client_cpu_seconds: float = 0.0  # CPU of this process meanwhile (with a local cluster: its scheduler, nannies)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.reports)
@@ -424,9 +428,35 @@ def preload() -> None:
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+# Dask's own settings for the local cluster (``dask.config``, set while it starts; its worker
+# processes get them from their nanny).  MEASURED CPU (see README "Batch"): a task cost ~+430 ms
+# CPU (2.6 s -> 3.0 s) in a worker, not in the engine -- the task's own thread took the same CPU
+# as in-process -- but in the worker's event loop thread, which ran beside the task:
+#   * the statistical profiler: every 10 ms it takes the GIL, walks every thread's stack and
+#     merges it into a call tree (~250 ms a task), for a dashboard a batch never opens;
+#   * the event-loop health tick every 20 ms (~70 ms a task);
+#   * the system monitor (psutil every 0.5 s) and the memory monitor (every 0.1 s) (~40 ms).
+# With 2 workers on 2 cores that CPU is taken from the other worker.  The memory monitor still
+# pauses/spills/restarts a worker over its limit, checked once a second; the tick still warns
+# of a blocked loop.  ``worker-saturation`` 1.0: a worker holds one session at a time (Dask's
+# 1.1 rounds up to 2 for a one-thread worker), so the last sessions go to whichever worker is free.
+CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+
+
 def worker_env() -> dict:
     """The variables of :data:`WORKER_ENV` (and Dask's MALLOC_TRIM_THRESHOLD_) as a worker has them."""
     return {k: os.environ.get(k) for k in (*WORKER_ENV, "MALLOC_TRIM_THRESHOLD_")}
+
+
+def worker_timers(dask_worker) -> dict:
+    """The periodic callbacks of a worker (name -> interval ms): what runs beside the tasks."""
+    return {name: pc.callback_time for name, pc in sorted(dask_worker.periodic_callbacks.items())}
 
 
 def warm_up(steps: tuple[str, ...], options: BatchOptions) -> SessionReport:
@@ -482,16 +512,17 @@ def run_batch(sessions: list[SessionInput], steps: tuple[str, ...], options: Bat
         import dask
 
         # One thread per worker process: the engine is numpy, which holds the GIL between calls.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENV)}):
+        with dask.config.set({**CLUSTER_CONFIG, "distributed.nanny.pre-spawn-environ": dict(WORKER_ENV)}):
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                    silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
         client.register_plugin(_worker_plugin(steps, options))
         env = client.run(worker_env)
+        timers = client.run(worker_timers)
         n_workers = len(client.nthreads())
         start_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         futures = {client.submit(process_session, s, steps, options, pure=False,
                                  key=f"rigcap-batch-{i:05d}-{uuid.uuid4().hex[:6]}"): s for i, s in enumerate(sessions)}
         reports = []
@@ -507,7 +538,8 @@ def run_batch(sessions: list[SessionInput], steps: tuple[str, ...], options: Bat
                 on_report(rep)
         order = {s.name: i for i, s in enumerate(sessions)}
         reports.sort(key=lambda r: order[r.name])
-        return BatchResult(reports, time.perf_counter() - t1, start_s, n_workers, env)
+        return BatchResult(reports, time.perf_counter() - t1, start_s, n_workers, env, timers,
+                           time.process_time() - c1)
     finally:
         client.close()
         if cluster is not None:

@@ -152,7 +152,8 @@ def test_rerun_redoes_what_changed_and_a_failed_step_leaves_nothing(tmp_path, mo
 
 
 def test_workers_run_one_blas_thread_without_the_trim_threshold_and_are_warmed_up(tmp_path):
-    """The worker environment (rigcap.batch.WORKER_ENV, no MALLOC_TRIM_THRESHOLD_) and the warm-up, which runs
+    """The worker environment (rigcap.batch.WORKER_ENV, no MALLOC_TRIM_THRESHOLD_), the worker's timers
+    (rigcap.batch.CLUSTER_CONFIG: no profiler, 1 s tick and memory monitor) and the warm-up, which runs
     the real steps on a tiny session and leaves nothing behind."""
     import tempfile
 
@@ -164,8 +165,11 @@ def test_workers_run_one_blas_thread_without_the_trim_threshold_and_are_warmed_u
     res = batch.run_batch(batch.find_sessions(folder), ("triangulate",), options_for(), workers=1)
     (env,) = res.worker_env.values()
     assert env == {**batch.WORKER_ENV, "MALLOC_TRIM_THRESHOLD_": None}
+    (timers,) = res.worker_timers.values()
+    assert "profile" not in timers and "heartbeat" in timers, timers  # Dask's profiler samples every 10 ms by default
+    assert timers["tick"] == 1000 and timers["memory_monitor"] == 1000 and timers["monitor"] == 2000, timers
     (r,) = res.reports
-    assert r.status == "done" and 0 < r.cpu_seconds
+    assert r.status == "done" and 0 < r.task_cpu_seconds <= r.cpu_seconds
 
 
 def test_bad_arguments_are_one_line(tmp_path, capsys):

@@ -227,16 +227,25 @@ def coarse_offsets(p: _Problem, max_offset_s: float = MAX_OFFSET_S, ref: int = 0
     for c in range(p.n):
         if c == ref:
             continue
-        step = p.dt[c]
-        lags = np.arange(-np.floor(max_offset_s / step), np.floor(max_offset_s / step) + 1) * step
-        cost, p.scale[c] = _score_lags(lambda lag: p.distances(ref, x_ref, c, p.at(c, q, lag)), lags)
-        if not np.isfinite(cost).any():
-            conf[c] = 0.0
-            continue
-        best = int(np.argmin(cost))
-        offsets[c] = lags[best]
-        conf[c], rival[c] = _distinctness(cost, best, lags)
+        lag, conf[c], lag_rival = _search_lag(p, c, max_offset_s,
+                                              lambda lag: p.distances(ref, x_ref, c, p.at(c, q, lag)))
+        if lag is not None:
+            offsets[c], rival[c] = lag, lag_rival
     return offsets, conf, rival
+
+
+def _search_lag(p: _Problem, c: int, max_offset_s: float, distances) -> tuple[float | None, float, float]:
+    """Camera ``c``'s best whole-frame lag within +-``max_offset_s`` under ``distances(lag)``
+    (:func:`_score_lags`; sets ``p.scale[c]``): (lag, or None when no lag had data; its
+    confidence, 0 then; the rival lag, :func:`_distinctness`)."""
+    step = p.dt[c]
+    lags = np.arange(-np.floor(max_offset_s / step), np.floor(max_offset_s / step) + 1) * step
+    cost, p.scale[c] = _score_lags(distances, lags)
+    if not np.isfinite(cost).any():
+        return None, 0.0, float("nan")
+    best = int(np.argmin(cost))
+    conf, rival = _distinctness(cost, best, lags)
+    return lags[best], conf, rival
 
 
 def _distinctness(cost: np.ndarray, best: int, lags: np.ndarray) -> tuple[float, float]:
@@ -319,15 +328,9 @@ def reprojection_lags(p: _Problem, offsets: np.ndarray, max_offset_s: float, ref
                 continue
             others = [k for k in range(p.n) if k != c]
             points = p.triangulated(others, q, offsets, zero)
-            step = p.dt[c]
-            lags = np.arange(-np.floor(max_offset_s / step), np.floor(max_offset_s / step) + 1) * step
-            cost, p.scale[c] = _score_lags(lambda lag: p.reprojection(c, points, q, lag), lags)
-            if not np.isfinite(cost).any():
-                conf[c] = 0.0
-                continue
-            best = int(np.argmin(cost))
-            offsets[c] = lags[best]
-            conf[c], rival[c] = _distinctness(cost, best, lags)
+            lag, conf[c], lag_rival = _search_lag(p, c, max_offset_s, lambda lag: p.reprojection(c, points, q, lag))
+            if lag is not None:  # else the last round's lag stands
+                offsets[c], rival[c] = lag, lag_rival
     return offsets, conf, rival
 
 

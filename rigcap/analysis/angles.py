@@ -20,9 +20,9 @@ Body frames (built per frame, ISB axis names: X forward, Y up, Z to the right)
     up x right.  The frontal plane is spanned by up and right, the sagittal plane by up and
     forward.
 
-Conventions of each angle are in :data:`DEFINITIONS` (printed by ``rigcap angles --list``);
-left and right angles share one sign convention (abduction, valgus and dorsiflexion are
-positive on both sides).
+Conventions of each angle are in :data:`DEFINITIONS` (the table ``angle_definitions.toml``,
+printed by ``rigcap angles --list``); left and right angles share one sign convention
+(abduction, valgus and dorsiflexion are positive on both sides).
 """
 
 from __future__ import annotations
@@ -47,93 +47,20 @@ class AngleDefinition:
     sided: bool = True
 
 
-DEFINITIONS: tuple[AngleDefinition, ...] = (
-    AngleDefinition(
-        "hip_flexion", ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_knee"),
-        zero="thigh along the trunk line, pointing down (standing upright)",
-        positive="flexion: thigh forward of the trunk line; negative = extension",
-        plane="sagittal plane of the pelvis-trunk frame (thigh projected onto X-Y)",
-        isb="first angle of the Z-X'-Y'' joint coordinate system (flexion about the pelvis Z axis)"),
-    AngleDefinition(
-        "hip_abduction", ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_knee"),
-        zero="thigh in the sagittal plane of the pelvis-trunk frame",
-        positive="abduction: thigh away from the midline; negative = adduction",
-        plane="angle between the thigh and the sagittal plane (X-Y) of the pelvis-trunk frame",
-        isb="second angle of the Z-X'-Y'' joint coordinate system (ad/abduction about the floating axis)"),
-    AngleDefinition(
-        "knee_flexion", ("{side}_hip", "{side}_knee", "{side}_ankle", "left_hip", "right_hip"),
-        zero="thigh and shank in one line (straight leg)",
-        positive="flexion (shank behind the thigh line); negative = hyperextension, signed by the pelvis Z axis",
-        plane="the plane of thigh and shank (3D angle)",
-        isb="flexion of the Grood-Suntay knee joint coordinate system"),
-    AngleDefinition(
-        "knee_valgus", ("{side}_hip", "{side}_knee", "{side}_ankle", "left_hip", "right_hip"),
-        zero="hip, knee and ankle in one line seen from the front",
-        positive="valgus: knee medial to the hip-ankle line (knee caves in); negative = varus",
-        plane="frontal-plane projection angle (FPPA) in the leg's frontal plane: the plane through the "
-        "hip-ankle line and the hip line (made perpendicular to it); this is the body's frontal plane when "
-        "standing, and stays well-conditioned in a deep squat, where the body's frontal plane sees the thigh "
-        "end-on. NaN where the thigh or shank is still seen end-on (projection shorter than 30 % of its length)"),
-    AngleDefinition(
-        "ankle_dorsiflexion", ("{side}_knee", "{side}_ankle", "{side}_heel", "{side}_big_toe"),
-        zero="shank perpendicular to the sole line (heel -> big toe), as when standing",
-        positive="dorsiflexion (shin towards the toes); negative = plantarflexion",
-        plane="the plane of shank and sole line (3D angle minus 90)",
-        isb="dorsiflexion of the ankle joint coordinate system"),
-    AngleDefinition(
-        "shoulder_flexion", ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_elbow"),
-        zero="upper arm along the trunk line, pointing down",
-        positive="flexion: arm forward (90 = horizontal, 180 = overhead, up to 270); negative = extension "
-        "(down to -90)",
-        plane="sagittal plane of the thorax frame (upper arm projected onto X-Y); NaN where the arm points "
-        "sideways (projection shorter than 30 % of its length)"),
-    AngleDefinition(
-        "shoulder_abduction", ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_elbow"),
-        zero="upper arm along the trunk line, pointing down",
-        positive="abduction: arm out to the side (90 = horizontal, 180 = overhead, up to 270); negative = "
-        "adduction (down to -90)",
-        plane="frontal plane of the thorax frame (upper arm projected onto Y-Z); NaN where the arm points "
-        "forward or back (projection shorter than 30 % of its length)"),
-    AngleDefinition(
-        "shoulder_elevation", ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_elbow"),
-        zero="upper arm along the trunk line, pointing down",
-        positive="always >= 0: how far the arm is lifted, in any plane (180 = overhead)",
-        plane="3D angle between the upper arm and the thorax -Y axis",
-        isb="elevation, the second angle of the humerus-thorax Y-X'-Y'' sequence"),
-    AngleDefinition(
-        "shoulder_elevation_plane", ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_elbow"),
-        zero="arm lifted in the frontal plane (abduction)",
-        positive="towards the front: 90 = lifted forwards (flexion), 180 = backwards; NaN below 20 deg elevation",
-        plane="azimuth of the upper arm about the thorax Y axis",
-        isb="plane of elevation, the first angle of the humerus-thorax Y-X'-Y'' sequence"),
-    AngleDefinition(
-        "elbow_flexion", ("{side}_shoulder", "{side}_elbow", "{side}_wrist"),
-        zero="upper arm and forearm in one line (straight arm)",
-        positive="flexion; always >= 0 (an elbow's hyperextension is not told apart)",
-        plane="the plane of upper arm and forearm (3D angle)",
-        isb="flexion of the humero-ulnar joint"),
-    AngleDefinition(
-        "trunk_lean_forward", ("left_hip", "right_hip", "left_shoulder", "right_shoulder"),
-        zero="trunk line (hip midpoint -> shoulder midpoint) vertical",
-        positive="leaning forwards; negative = backwards",
-        plane="sagittal plane of the heading frame, against the world vertical", sided=False),
-    AngleDefinition(
-        "trunk_lean_sideways", ("left_hip", "right_hip", "left_shoulder", "right_shoulder"),
-        zero="trunk line vertical",
-        positive="leaning to the person's right; negative = to the left",
-        plane="frontal plane of the heading frame, against the world vertical", sided=False),
-    AngleDefinition(
-        "pelvis_rotation", ("left_hip", "right_hip"),
-        zero="pelvis facing the world's first horizontal axis (+X when Z is up)",
-        positive="counter-clockwise seen from above (turning left); continuous over frames (unwrapped)",
-        plane="horizontal plane: heading of the forward axis", sided=False),
-    AngleDefinition(
-        "trunk_rotation", ("left_hip", "right_hip", "left_shoulder", "right_shoulder"),
-        zero="shoulder line parallel to the hip line (seen from above)",
-        positive="shoulders turned to the person's left relative to the pelvis",
-        plane="horizontal plane: shoulder line against hip line",
-        isb="axial rotation of the thorax relative to the pelvis", sided=False),
-)
+DEFINITIONS_FILE = "angle_definitions.toml"  # beside this module: one [[angle]] table per angle, in output order
+
+
+def _load_definitions() -> tuple[AngleDefinition, ...]:
+    """The definitions are data (name, joints, zero, positive sense, plane, ISB name), so they are a
+    table, not code: ``angle_definitions.toml``; :func:`_compute` holds the computation."""
+    import tomllib
+    from importlib.resources import files
+
+    rows = tomllib.loads(files(__package__).joinpath(DEFINITIONS_FILE).read_text(encoding="utf-8"))["angle"]
+    return tuple(AngleDefinition(**{**row, "joints": tuple(row["joints"])}) for row in rows)
+
+
+DEFINITIONS: tuple[AngleDefinition, ...] = _load_definitions()
 
 SIDES = ("left", "right")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rigcap.argtypes import positive_float, up_axis
+from rigcap.argtypes import add_points_arguments, load_points_arguments
 
 
 def register(subparsers) -> None:
@@ -16,15 +16,13 @@ def register(subparsers) -> None:
         "range of motion of each rep and the form rules it broke, with frame numbers, and writes a report PNG. "
         "Exercises are small TOML files: configs/exercises/squat.toml, lunge.toml, arm_raise.toml, or your own.",
     )
-    p.add_argument("--points", required=True, metavar="NPZ", help="3D points file (rigcap triangulate / fuse --record)")
+    add_points_arguments(p)
     p.add_argument("--exercise", required=True, metavar="NAME|TOML",
                    help="an exercise name (squat, lunge, arm_raise: configs/exercises/) or a TOML file")
     p.add_argument("--out", metavar="PNG", help="report PNG (default: <points>.<exercise>.png)")
     p.add_argument("--json", metavar="FILE", help="also write the reps and hits as JSON")
     p.add_argument("--person", type=int, default=None,
                    help="analyse this person of a multi-person file (default: every person)")
-    p.add_argument("--up", type=up_axis, default="auto", help="the world's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
-    p.add_argument("--fps", type=positive_float, default=None, help="frame rate, when the file has none (default: the file's)")
     p.add_argument("--no-plot", action="store_true", help="print only")
     p.set_defaults(func=run)
 
@@ -34,17 +32,14 @@ def run(args) -> int:
 
     from rich.console import Console
 
-    from rigcap.analysis.angles import JointAngles, joint_angles, parse_up
+    from rigcap.analysis.angles import JointAngles, joint_angles
     from rigcap.analysis.exercise_report import plot_report, reps_table
     from rigcap.analysis.exercises import analyze_exercise, load_exercise, result_summary
-    from rigcap.analysis.points import load_points
     from rigcap.errors import RigcapError
 
     console = Console()
     exercise = load_exercise(args.exercise)  # a bad exercise file fails before the points are read
-    up = parse_up(args.up)
-    data = load_points(args.points)
-    fps = args.fps or data.fps
+    data, up, fps = load_points_arguments(args)
     persons = range(data.n_persons)
     if args.person is not None:
         if not 0 <= args.person < data.n_persons:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rigcap.argtypes import positive_float, up_axis
+from rigcap.argtypes import add_points_arguments, load_points_arguments
 
 
 def register(subparsers) -> None:
@@ -15,11 +15,9 @@ def register(subparsers) -> None:
         "rest pose, Y up) to a 3D points .npz and writes its per-frame rotations as BVH. Any skeleton rigcap "
         "reads; a multi-person file gives one BVH per person. Joints missing in some frames are interpolated.",
     )
-    p.add_argument("--points", required=True, metavar="NPZ", help="3D points file (rigcap triangulate / fuse --record)")
+    add_points_arguments(p, vertical="rig")
     p.add_argument("--out", metavar="BVH", help="file to write (default: <points>.bvh; <out>.person<N>.bvh per person)")
     p.add_argument("--units", choices=("cm", "m"), default="cm", help="BVH units (default: %(default)s)")
-    p.add_argument("--up", type=up_axis, default="auto", help="the rig's vertical: x, y, z, -x, -y, -z or auto (default: %(default)s)")
-    p.add_argument("--fps", type=positive_float, default=None, help="frame rate, when the file has none (default: the file's)")
     p.set_defaults(func=run)
 
 
@@ -27,14 +25,10 @@ def run(args) -> int:
     import numpy as np
     from rich.console import Console
 
-    from rigcap.analysis.angles import parse_up
     from rigcap.analysis.bvh import forward_kinematics, skeleton_motion, write_bvh
-    from rigcap.analysis.points import load_points
     from rigcap.errors import RigcapError
 
-    up = parse_up(args.up)
-    data = load_points(args.points)
-    fps = args.fps or data.fps
+    data, up, fps = load_points_arguments(args)
     if not fps:
         raise RigcapError(f"{args.points}: no frame rate in the file: pass --fps")
     out = Path(args.out) if args.out else Path(args.points).with_suffix(".bvh")

@@ -250,6 +250,26 @@ def _in_range(header: dict, key: str, topic: str, upper: int) -> int:
     return value
 
 
+def _f4_array(arrays: dict, name: str, ndims: tuple[int, ...], last: int, topic: str, needs: str) -> np.ndarray:
+    """``arrays[name]``, checked to be little-endian float32 with ``ndims`` axes and ``last`` columns."""
+    arr = arrays.get(name)
+    if arr is None or arr.ndim not in ndims or arr.shape[-1] != last or arr.dtype != np.dtype("<f4"):
+        raise ProtocolError(f"{topic}: {needs}")
+    return arr
+
+
+def _fusion_header(topic: str, header: dict, kind: str, names_key: str, what: str) -> list[str]:
+    """The header checks the fusion node's messages (kp3d, angles) share: the topic is the kind
+    itself, a capture time, and a list of names (``names_key``: cameras, angle names)."""
+    if topic != kind:
+        raise ProtocolError(f"{topic}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} message's topic is '{kind}'")
+    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
+    names = header.get(names_key)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ProtocolError(f"{topic}: header field {names_key!r} must be a list of {what}")
+    return names
+
+
 def _check_kp2d(topic: str, header: dict, arrays: dict) -> None:
     _in_range(header, "frame", topic, MAX_FRAME_INDEX)
     _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
@@ -257,9 +277,7 @@ def _check_kp2d(topic: str, header: dict, arrays: dict) -> None:
         raise ProtocolError(f"{topic}: header camera {header.get('camera')!r} does not match the topic")
     if not isinstance(header.get("skeleton"), str):
         raise ProtocolError(f"{topic}: header field 'skeleton' missing")
-    kp = arrays.get("keypoints")
-    if kp is None or kp.ndim != 3 or kp.shape[2] != 3 or kp.dtype != np.dtype("<f4"):
-        raise ProtocolError(f"{topic}: kp2d needs a 'keypoints' array <f4 [persons, joints, 3]")
+    kp = _f4_array(arrays, "keypoints", (3,), 3, topic, "kp2d needs a 'keypoints' array <f4 [persons, joints, 3]")
     xy, conf = kp[..., :2], kp[..., 2]
     with np.errstate(invalid="ignore"):  # NaN marks a joint not detected: allowed, compares False
         if (np.abs(xy) > MAX_PIXEL).any():  # also catches +-inf
@@ -269,21 +287,15 @@ def _check_kp2d(topic: str, header: dict, arrays: dict) -> None:
 
 
 def _check_kp3d(topic: str, header: dict, arrays: dict) -> None:
-    if topic != "kp3d":
-        raise ProtocolError(f"{topic}: a kp3d message's topic is 'kp3d'")
-    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
-    cameras = header.get("cameras")
-    if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
-        raise ProtocolError(f"{topic}: header field 'cameras' must be a list of camera names")
+    _fusion_header(topic, header, "kp3d", "cameras", "camera names")
     frames = header.get("frames", {})
     if not isinstance(frames, dict) or not all(type(v) is int and 0 <= v < MAX_FRAME_INDEX for v in frames.values()):
         raise ProtocolError(f"{topic}: header field 'frames' must map camera names to frame indices "
                             f"in [0, {MAX_FRAME_INDEX})")
     if not isinstance(header.get("skeleton"), str):
         raise ProtocolError(f"{topic}: header field 'skeleton' missing")
-    points = arrays.get("points")
-    if points is None or points.ndim not in (2, 3) or points.shape[-1] != 3 or points.dtype != np.dtype("<f4"):
-        raise ProtocolError(f"{topic}: kp3d needs a 'points' array <f4 [joints, 3] or [persons, joints, 3]")
+    points = _f4_array(arrays, "points", (2, 3), 3, topic, "kp3d needs a 'points' array <f4 [joints, 3] or "
+                       "[persons, joints, 3]")
     with np.errstate(invalid="ignore"):
         if (np.abs(points) > MAX_WORLD_M).any():
             raise ProtocolError(f"{topic}: 'points' holds coordinates beyond +-{MAX_WORLD_M:g} m or infinite "
@@ -298,16 +310,9 @@ def _check_kp3d(topic: str, header: dict, arrays: dict) -> None:
 
 
 def _check_angles(topic: str, header: dict, arrays: dict) -> None:
-    if topic != "angles":
-        raise ProtocolError(f"{topic}: an angles message's topic is 'angles'")
-    _in_range(header, "t_capture_ns", topic, MAX_TIME_NS)
-    names = header.get("names")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ProtocolError(f"{topic}: header field 'names' must be a list of angle names")
-    values = arrays.get("values")
-    if values is None or values.ndim not in (1, 2) or values.shape[-1] != len(names) or values.dtype != np.dtype("<f4"):
-        raise ProtocolError(f"{topic}: angles needs a 'values' array <f4 [angles] or [persons, angles] "
-                            f"with one column per name ({len(names)})")
+    names = _fusion_header(topic, header, "angles", "names", "angle names")
+    values = _f4_array(arrays, "values", (1, 2), len(names), topic, "angles needs a 'values' array <f4 [angles] or "
+                       f"[persons, angles] with one column per name ({len(names)})")
     if np.isinf(values).any():
         raise ProtocolError(f"{topic}: 'values' holds infinite angles (NaN marks an angle not known)")
     if "exercise" in header:

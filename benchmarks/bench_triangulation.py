@@ -544,7 +544,7 @@ def real_methods(rig, kp, quick: bool) -> dict[str, tuple[np.ndarray, object]]:
     if kp.fps:  # rigcap triangulate's default: the engine, then the spatio-temporal solve
         out["rigcap + spatio-temporal solve"] = (
             triangulate(rig, kp, TriangulationConfig(auto_threshold=True, optimize=True)).raw_points, "command default")
-    out["rigcap live fusion, per instant"] = (live_points(cams, arr, skel), "threshold 15 px")
+    out["rigcap live fusion, per instant"] = (live_points(cams, arr, skel), "fusion defaults (auto threshold, recent instants)")
     out["plain DLT, all views"] = (plain_dlt(tri, arr), "")
     fixed = arr.copy()
     fixed[..., :2] = permute_joints(arr[..., :2], res.swap_state)
@@ -567,9 +567,10 @@ def real_methods(rig, kp, quick: bool) -> dict[str, tuple[np.ndarray, object]]:
 def live_points(cameras, kp: np.ndarray, skeleton) -> np.ndarray:
     """Live fusion's triangulation (:class:`triangulate.fusion.LiveTriangulator`, the fusion node's default
     settings, left/right repair per instant), every frame on its own as the node solves it: (F, J, 3)."""
-    from triangulate.fusion import LiveTriangulator
+    from triangulate.fusion import LiveTriangulator, live_config
+    from triangulate.fusion_options import FusionOptions
 
-    live = LiveTriangulator(Rig_of(cameras), TriangulationConfig(temporal_window=0, refine=False), skeleton)
+    live = LiveTriangulator(Rig_of(cameras), live_config(FusionOptions()), skeleton)
     n_c, n_f, n_j = kp.shape[:3]
     obs = live.normalise(np.moveaxis(np.asarray(kp, np.float64), 0, 2).reshape(-1, n_c, 3))
     return np.stack([live.solve(obs[f * n_j:(f + 1) * n_j]).points for f in range(n_f)])

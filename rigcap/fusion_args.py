@@ -69,12 +69,15 @@ def add_fusion_arguments(parser, skip=()) -> None:
     group.add_argument("--motion-sync", dest="motion_sync", action="store_true", default=None,
                        help="refine each camera's time offset from the motion (sync from motion over the last few "
                        "seconds, every few seconds, in the background); applied when confident, shown in the stats")
+    group.add_argument("--fixed-threshold", dest="auto_threshold", action="store_false", default=None,
+                       help="a fixed 15 px outlier threshold (default: 3 sigmas of the detector noise, at least 15 px, "
+                       "from the recent instants)")
 
 
 def fusion_options(args, config=None, fps: float | None = None) -> FusionOptions:
     """Options from the flags in ``args`` over ``config`` (a :class:`capture.config.CaptureConfig`) or the defaults."""
     given = {dest: getattr(args, dest) for dest, *_ in _FLAGS.values() if getattr(args, dest, None) is not None}
-    for flag in ("smoothing", "motion_sync"):
+    for flag in ("smoothing", "motion_sync", "auto_threshold"):
         if getattr(args, flag, None) is not None:
             given[flag] = getattr(args, flag)
     if fps is not None:

@@ -186,13 +186,15 @@ def test_live_undistortion_inverts_the_projection_with_skew():
 
 def test_live_soft_weighting_follows_the_options_and_helps_on_real_detector_errors():
     """FusionOptions.robust_loss reaches the live triangulator; on the real-detector model (heavy tails, bias)
-    the soft refit beats the hard choice alone, as offline."""
+    the soft refit beats the hard choice alone at a fixed 15 px threshold, as offline (37.7 -> 33.5 mm); the
+    auto threshold (22 px here) helps the hard choice most (34.1 mm) and the soft refit a little (33.1)."""
     studio = SyntheticStudio(n_cameras=4, duration_s=6.0, seed=3, noise=DetectorNoise.real_detector(swap_rate=0.0),
                              time_offsets_ms=None)
     err = {}
-    for loss in ("none", "cauchy"):
+    for loss, auto in (("none", False), ("cauchy", False), ("cauchy", True)):
         engine = FusionEngine(studio.rig, studio.skeleton, FusionOptions(smoothing=False, prior_gate_m=None,
-                                                                         robust_loss=loss))
+                                                                         robust_loss=loss, auto_threshold=auto))
         assert engine.live.config.robust_loss == loss
-        err[loss] = mpjpe_mm(studio, feed(studio, engine))
-    assert err["cauchy"] < 0.95 * err["none"], err
+        err[loss, auto] = mpjpe_mm(studio, feed(studio, engine))
+    assert err["cauchy", False] < 0.95 * err["none", False], err
+    assert err["cauchy", True] <= err["cauchy", False], err

@@ -20,7 +20,11 @@ Why a live triangulator of its own (:class:`LiveTriangulator`)
     points that jump, as the offline engine's temporal prior does.  Left/right
     swaps are repaired per instant with the offline engine's steps
     (:meth:`LiveTriangulator.repair_swaps`; only instants where a camera
-    disagrees on many left/right joints pay for it).
+    disagrees on many left/right joints pay for it: studio, one instant at a
+    time, 7-9 ms CPU for those against 3-4 ms for the others on a loaded
+    2-core machine).  With ``config.auto_threshold`` (the fusion default) the
+    threshold follows the detector's noise as offline, learnt from the recent
+    instants (:meth:`LiveTriangulator._update_threshold`).
     Everything is vectorised over instants x joints x cameras, undistortion
     included, so a batch of instants costs little more than one.  On the
     synthetic studio the live output (filtered) is as accurate as the offline
@@ -37,13 +41,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration import Rig
-from triangulate.dlt import LinearTriangulator, Views, solve_terms
+from triangulate.dlt import LinearTriangulator, Views, solve_terms, sum_last
 from triangulate.engine import TriangulationConfig, Triangulator, soft_scale_px
 from triangulate.filters import OneEuroBank, OneEuroFilter
 from triangulate.fusion_options import FusionOptions
 from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
-from triangulate.robust import soft_refit
+from triangulate.robust import AUTO_PROBE_FACTOR, noise_threshold_px, soft_refit
 from triangulate.skeletons import Skeleton
 from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
 
@@ -57,6 +61,17 @@ PRIOR_MAX_AGE_S = 0.25
 PRIOR_MAX_SPEED = 3.0  # m/s
 # Views tried for removal per round of outlier rejection (the ones with the largest residuals).
 LOO_CANDIDATES = 4
+# Live auto threshold (config.auto_threshold): the residuals of the most recent views kept (a ring; at 4
+# cameras x 26 joints about 40 instants, 1.3 s at 30 fps), and the fewest before the estimate is used.
+NOISE_SAMPLES = 4096
+NOISE_MIN_SAMPLES = 200
+
+
+def live_config(options: FusionOptions) -> TriangulationConfig:
+    """The triangulation settings of live fusion: instants are independent (no temporal prior, no
+    refinement: latency); the loss and the auto threshold as the options say."""
+    return TriangulationConfig(temporal_window=0, refine=False, robust_loss=options.robust_loss,
+                               auto_threshold=options.auto_threshold)
 
 
 def live_filter() -> OneEuroFilter:
@@ -123,6 +138,12 @@ class LiveTriangulator:
         # a masked fourth pass costs more than a third step over all (one instant is small)
         self.lens = LensBatch(self.cameras, iterations=3, tol=1e-9)  # normalised units: ~1e-6 px
         self._lens_one: list[LensBatch | None] = [None] * len(self.cameras)  # per camera, made when first needed
+        # The outlier threshold in use: config.threshold_px, or with config.auto_threshold the offline rule
+        # (3 x the detector noise, at least threshold_px) on the residuals of the recent instants.
+        self.threshold_px = self.config.threshold_px
+        self.noise_px = float("nan")
+        self._residuals = np.empty(NOISE_SAMPLES)
+        self._n_residuals = 0  # written so far (the ring's write position is this modulo its size)
 
     @property
     def n_cameras(self) -> int:
@@ -165,17 +186,45 @@ class LiveTriangulator:
         skeleton's joints (an instant, or one person of it) and each set's left/right swaps are
         repaired as offline (:meth:`repair_swaps`), before the soft refit."""
         cfg = self.config
-        points, mean_err, n_views, active, all_views = self._hard(obs, start)
+        points, mean_err, n_views, active, all_views, probe_e2 = self._hard(obs, start)
         if (self.permutation is not None and cfg.swap_repair and self.n_cameras >= 3
                 and len(obs) % len(self.permutation) == 0 and len(obs)):
             obs, rows = self.repair_swaps(obs, active)
             if rows.size:
                 part = self._hard(obs[rows])  # not the association's start: that fit the old labels
-                for whole, new in zip((points, mean_err, n_views, active, all_views), part):
+                for whole, new in zip((points, mean_err, n_views, active, all_views, probe_e2), part):
                     whole[rows] = new
         if cfg.robust_loss != "none" and np.isfinite(points).all(-1).any():
-            return self._soft(obs[..., :2], obs[..., 2], points, cfg, all_views)
-        return LiveResult(points, mean_err, n_views, active)
+            res = self._soft(obs[..., :2], obs[..., 2], points, cfg, all_views)
+        else:
+            res = LiveResult(points, mean_err, n_views, active)
+        if cfg.auto_threshold:
+            self._update_threshold(obs[..., 2] > 0, probe_e2)
+        return res
+
+    def _update_threshold(self, valid: np.ndarray, err2: np.ndarray) -> None:
+        """Add this call's residuals to the recent ones and re-read the threshold from them (for the next call).
+
+        Why: a fixed 15 px threshold is too tight for a coarse detector (MediaPipe on the real Pose2Sim
+        demo: ~10 px noise), and with three cameras live fusion then drops honest views and keeps
+        wrong pairs.  The rule is the offline auto threshold's (:func:`triangulate.robust.auto_threshold_px`):
+        the residuals of points seen by at least three views that all lie within ``AUTO_PROBE_FACTOR`` x
+        the floor of their joint fit (``err2`` (N, C), squared px against the pixel fit of every view;
+        ``valid`` (N, C)), their median as the noise, 3 sigmas the threshold, never below
+        ``config.threshold_px``; here read from the last :data:`NOISE_SAMPLES` residuals, causally.
+        """
+        probe = AUTO_PROBE_FACTOR * self.config.threshold_px
+        near = err2 < probe * probe
+        use = valid & (sum_last(valid) >= 3)[:, None] & ~(valid & ~near).any(axis=1, keepdims=True)
+        r = np.sqrt(err2[use])[-NOISE_SAMPLES:]
+        if r.size == 0:
+            return
+        at = (self._n_residuals + np.arange(r.size)) % NOISE_SAMPLES
+        self._residuals[at] = r
+        self._n_residuals += r.size
+        n = min(self._n_residuals, NOISE_SAMPLES)
+        if n >= NOISE_MIN_SAMPLES:
+            self.threshold_px, self.noise_px = noise_threshold_px(self._residuals[:n], self.config.threshold_px)
 
     def repair_swaps(self, obs: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Left/right repair of every joint set of ``obs`` (S * J, C, 3) on its own: ``(obs, rows)``, the
@@ -202,7 +251,7 @@ class LiveTriangulator:
         if cand.size == 0:
             return obs, np.zeros(0, np.intp)
         xn = camera_first(obs[..., :2])
-        state = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses, self.config.threshold_px,
+        state = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses, self.threshold_px,
                                    camera_first(active)[:, cand], w[:, cand], self.config.min_views)
         moved = (state != np.arange(n_j)).any(axis=(0, 2))
         sets = cand[moved]
@@ -215,8 +264,10 @@ class LiveTriangulator:
         return obs, (sets[:, None] * n_j + np.arange(n_j)).ravel()
 
     def _hard(self, obs: np.ndarray, start: np.ndarray | None = None):
-        """The greedy outlier rejection of :meth:`solve`: ``(points, mean_err, n_views, active, all_views)``, the
-        last the first pixel fit of all views (the soft refit's second start, so it need not fit it again)."""
+        """The greedy outlier rejection of :meth:`solve`: ``(points, mean_err, n_views, active, all_views,
+        all_view_err2)``: ``all_views`` the first pixel fit of all views (the soft refit's second start, so it
+        need not fit it again), ``all_view_err2`` (N, C) the squared px errors of the views against it (inf: not
+        fitted; the auto threshold's probe)."""
         cfg = self.config
         lin = self.lin
         n, n_cams = obs.shape[:2]
@@ -224,7 +275,7 @@ class LiveTriangulator:
         w = obs[..., 2]
         active = w > 0
         q = lin.terms(xn)  # (N, C, 10)
-        t2 = cfg.threshold_px ** 2
+        t2 = self.threshold_px ** 2
         points = np.full((n, 3), np.nan)
         err2 = np.full((n, n_cams), np.inf)
         todo = np.nonzero(active.sum(axis=1) >= cfg.min_views)[0]
@@ -232,15 +283,18 @@ class LiveTriangulator:
         p = _solve(q[todo], wa) if start is None else start[todo]  # algebraic fit, then ...
         weights = lin.pixel_weights(p, wa)  # ... least squares in pixels around it
         all_views = np.full((n, 3), np.nan)  # that pixel fit of every view: the soft refit's second start
-        for i in range(n_cams):
+        all_view_err2 = err2
+        for round_ in range(n_cams):
             if todo.size == 0:
                 break
             p = _solve(q[todo], weights)
-            if i == 0:
+            if round_ == 0:
                 all_views[todo] = p
             e2, _ = lin.errors_sq(p, xn[todo])
             e2 = np.where(np.isnan(e2), np.inf, e2)
             points[todo], err2[todo] = p, e2
+            if round_ == 0:
+                all_view_err2 = err2.copy()  # of the pixel fit of every view (the auto threshold's probe)
             act = active[todo]
             worst_e2 = np.where(act, e2, -1.0).max(axis=1)
             fail = (worst_e2 > t2) & (act.sum(axis=1) > cfg.min_views)
@@ -287,15 +341,16 @@ class LiveTriangulator:
         mean_err[bad] = np.nan
         n_views = np.where(bad, 0, n_views)
         active[bad] = False
-        return points, mean_err, n_views, active, all_views
+        return points, mean_err, n_views, active, all_views, all_view_err2
 
     def _soft(self, xn: np.ndarray, w: np.ndarray, points: np.ndarray, cfg: TriangulationConfig,
               all_views: np.ndarray | None = None) -> LiveResult:
         """The offline engine's soft robust refit of the points the outlier rejection kept (same scale rule:
         the loss's constant x a third of the threshold, gross views beyond ``gross_factor`` x the threshold)."""
         views = Views.of(xn[..., 0].T, xn[..., 1].T, (w > 0).T, w.T)
-        sel, _ = soft_refit(self.lin, views, points, soft_scale_px(cfg, cfg.threshold_px),
-                            cfg.gross_factor * cfg.threshold_px, cfg.robust_loss, all_views=all_views)
+        threshold = self.threshold_px  # the soft scale from it, as offline where the auto threshold is above its floor
+        sel, _ = soft_refit(self.lin, views, points, soft_scale_px(cfg, threshold),
+                            cfg.gross_factor * threshold, cfg.robust_loss, all_views=all_views)
         return LiveResult(sel.points, sel.error_px, sel.n_views, sel.inliers.T)
 
 
@@ -333,7 +388,7 @@ class FusionEngine:
         self.skeleton = skeleton
         self.method = method
         # Live instants are independent: no temporal prior, no refinement (latency).
-        self.config = config or TriangulationConfig(temporal_window=0, refine=False, robust_loss=options.robust_loss)
+        self.config = config or live_config(options)
         if method == "live":
             self.live = LiveTriangulator(rig, self.config, skeleton)
         else:

@@ -46,6 +46,10 @@ class FusionOptions:
     offline engine does (:func:`triangulate.robust.soft_refit`).
     ``motion_sync``: refine each camera's time offset from the motion in the background
     (:mod:`triangulate.live_sync`), applied when confident, reported in the stats.
+    ``auto_threshold``: the outlier threshold from the detector's noise, as offline
+    (3 sigmas, at least 15 px), estimated from the residuals of the recent instants
+    (:class:`triangulate.fusion.LiveTriangulator`); off: a fixed 15 px.  A coarse detector
+    needs it (MediaPipe on the real Pose2Sim demo, ~10 px noise).
     """
 
     fps: float = 30.0
@@ -60,6 +64,7 @@ class FusionOptions:
     persons: int = 1
     robust_loss: str = "cauchy"
     motion_sync: bool = False
+    auto_threshold: bool = True
 
     def __post_init__(self) -> None:
         if self.robust_loss not in ROBUST_LOSSES:
@@ -112,7 +117,7 @@ class FusionOptions:
             raise InputFileError(source, f"[fusion] has unknown key(s) {unknown}; known: {sorted(known)}")
         values = {}
         for key, value in table.items():
-            flag = key in ("smoothing", "motion_sync")
+            flag = key in ("smoothing", "motion_sync", "auto_threshold")
             if key == "robust_loss":
                 if not isinstance(value, str):
                     raise InputFileError(source, f"[fusion] robust_loss must be a string, got {value!r}")

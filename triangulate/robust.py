@@ -316,8 +316,14 @@ def apply_prior(lin: LinearTriangulator, views: Views, sel: ViewSelection, mask:
         sel.inliers[:, drop] = False
 
 
-def auto_threshold_px(lin: LinearTriangulator, views: Views, floor_px: float = 15.0, sigmas: float = 3.0,
-                      probe_factor: float = 4.0) -> tuple[float, float]:
+# The auto threshold's rule (:func:`auto_threshold_px`, and live :class:`triangulate.fusion.LiveTriangulator`):
+# this many sigmas of the noise, read from the views within AUTO_PROBE_FACTOR x the floor.
+AUTO_SIGMAS = 3.0
+AUTO_PROBE_FACTOR = 4.0
+
+
+def auto_threshold_px(lin: LinearTriangulator, views: Views, floor_px: float = 15.0, sigmas: float = AUTO_SIGMAS,
+                      probe_factor: float = AUTO_PROBE_FACTOR) -> tuple[float, float]:
     """``(threshold, noise)``: an outlier threshold of ``sigmas`` times the detector's noise, at least ``floor_px``.
 
     The views are first selected with a generous threshold (``probe_factor``
@@ -334,8 +340,15 @@ def auto_threshold_px(lin: LinearTriangulator, views: Views, floor_px: float = 1
         return float(floor_px), float("nan")
     v = views[ok]
     err2, _ = lin.residuals_sq(sel.points[ok].T, v.x, v.y, scale=False)
-    res = np.sqrt(err2[sel.inliers[:, ok]])
-    noise = float(np.median(res)) / 1.1774
+    return noise_threshold_px(np.sqrt(err2[sel.inliers[:, ok]]), floor_px, sigmas)
+
+
+def noise_threshold_px(residuals_px: np.ndarray, floor_px: float = 15.0, sigmas: float = AUTO_SIGMAS) -> tuple[float, float]:
+    """``(threshold, noise)`` from the residuals (px) of agreeing views: the noise (px per axis) from their
+    median, taken as Rayleigh-distributed (median = 1.1774 sigma), the threshold ``sigmas`` times it, at
+    least ``floor_px``.  The rule of :func:`auto_threshold_px`, also applied live to the recent instants
+    (:class:`triangulate.fusion.LiveTriangulator`)."""
+    noise = float(np.median(residuals_px)) / 1.1774
     return max(float(floor_px), sigmas * noise), noise
 
 
@@ -380,6 +393,11 @@ def robust_cost(err_px: np.ndarray, scale_px: float, gross_px: float, loss: str)
     if loss == "huber":
         return np.where(u <= 1.0, 0.5 * e * e, scale_px * (e - 0.5 * scale_px))
     return 0.5 * e * e
+
+
+def _concat_views(a: Views, b: Views) -> Views:
+    """The views of ``a``'s points, then ``b``'s (one batch of both)."""
+    return Views(*(np.concatenate([getattr(a, f), getattr(b, f)], axis=-1) for f in ("x", "y", "valid", "w", "feats")))
 
 
 def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_px: float, gross_px: float,
@@ -436,11 +454,10 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
             cost = np.where(v.valid, v.w * v.w * robust_cost(np.sqrt(err2), scale_px, gross_px, loss), 0.0).sum(axis=0)
         return x, err2, np.where(np.isfinite(cost), cost, np.inf)
 
-    for sl in chunks(n_points, n_cams):
+    for sl in chunks(n_points, 2 * n_cams):
         v = views[sl]
         start = points[sl].T
         live = np.isfinite(start).all(axis=0)  # NaN stays NaN (its error is infinite, it gets no views)
-        x, err2, cost = irls(v, start)
         flat = np.full(start.shape, np.nan) if all_views is None else all_views[sl].T
         redo = np.flatnonzero(live & ~np.isfinite(flat).all(axis=0))
         if redo.size:
@@ -450,8 +467,14 @@ def soft_refit(lin: LinearTriangulator, views: Views, points: np.ndarray, scale_
             flat[:, redo] = lin.fit(vr, vr.w * scale)
         flat = np.where(np.isfinite(flat), flat, start)
         other = np.flatnonzero(live & ~(flat == start).all(axis=0))  # the same start gives the same answer
+        # Both starts in one IRLS run (every point is fitted on its own): half the calls, for small batches.
+        n = start.shape[1]
+        x, err2, cost = irls(_concat_views(v, v[other]) if other.size else v,
+                             np.concatenate([start, flat[:, other]], axis=1))
+        x, x_b = x[:, :n], x[:, n:]
+        err2, e_b = err2[:, :n], err2[:, n:]
+        cost, c_b = cost[:n], cost[n:]
         if other.size:
-            x_b, e_b, c_b = irls(v[other], flat[:, other])
             c_a = cost[other]
             if prior is not None:
                 pr = prior[sl][other].T

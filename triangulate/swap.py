@@ -239,7 +239,11 @@ def detect_swap_states(
     state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
     changed = np.zeros((n_cams, n_frames), dtype=bool)
     frames = np.arange(n_frames)
-    cost = None if weights is None else frame_costs(lin, xn, valid, weights, state, threshold_px, min_views)
+    # The frame's MSAC cost (with ``weights``), over the left/right joints only: the others keep their
+    # labels under every hypothesis, so their cost is the same on both sides of every comparison.
+    # NaN: not computed yet (a frame's cost is needed only once some change of it is tried).
+    cost = None if weights is None else np.full(n_frames, np.nan)
+    t2 = threshold_px * threshold_px
     for _ in range(n_cams - 1):
         if frames.size == 0:
             break
@@ -256,44 +260,56 @@ def detect_swap_states(
         flat = gains.reshape(-1, frames.size)
         ranked = np.argsort(-flat, axis=0)[:tries if weights is not None else 1]  # (k, f)
         cols = np.arange(frames.size)
+        passes = flat[ranked, cols] > 0.5 * t2  # (k, f): the tries whose gain is enough
         pick = np.full(frames.size, -1)
-        best_cost = None if cost is None else cost[frames].copy()
-        for choice in ranked:
-            ok = flat[choice, cols] > 0.5 * threshold_px * threshold_px
-            if cost is not None and ok.any():
-                at = np.flatnonzero(ok)
-                h, cam = np.divmod(choice[at], n_cams)
-                trial = state[:, frames[at]].copy()
-                trial[cam, np.arange(at.size)] = np.take_along_axis(trial[cam, np.arange(at.size)], hypotheses[h], -1)
-                c = frame_costs(lin, xn[:, frames[at]], valid[:, frames[at]], weights[:, frames[at]], trial,
-                                threshold_px, min_views)
-                better = c < best_cost[at]
-                ok[at[~better]] = False
-                best_cost[at[better]] = c[better]
-            pick[ok] = choice[ok]
+        best_cost = None
+        if cost is not None and passes.any():
+            # Every try of every frame (and the cost of the frames not costed yet) in one batch: a
+            # try's cost depends only on its own labels, so this is the sequential search, at once.
+            k_at, at = np.nonzero(passes)
+            h, cam = np.divmod(ranked[k_at, at], n_cams)
+            trial = state[:, frames[at]].copy()
+            trial[cam, np.arange(at.size)] = np.take_along_axis(trial[cam, np.arange(at.size)], hypotheses[h], -1)
+            fresh = np.unique(frames[at][np.isnan(cost[frames[at]])])
+            cols_all = np.concatenate([fresh, frames[at]])
+            c = frame_costs(lin, xn[:, cols_all], valid[:, cols_all], weights[:, cols_all],
+                            np.concatenate([state[:, fresh], trial], axis=1), threshold_px, min_views, lr)
+            cost[fresh] = c[:fresh.size]
+            trial_cost = np.full(passes.shape, np.inf)
+            trial_cost[k_at, at] = c[fresh.size:]
+            best_cost = cost[frames].copy()
+            for k in range(ranked.shape[0]):  # in rank order, as tried one after the other
+                better = passes[k] & (trial_cost[k] < best_cost)
+                best_cost[better] = trial_cost[k, better]
+                pick[better] = ranked[k, better]
+        elif cost is None:
+            pick[passes[0]] = ranked[0, passes[0]]
         ok = pick >= 0
         h, cam = np.divmod(pick[ok], n_cams)
         fr = frames[ok]
         state[cam, fr] = np.take_along_axis(state[cam, fr], hypotheses[h], axis=-1)
         changed[cam, fr] = True
-        if cost is not None:
+        if best_cost is not None:
             cost[fr] = best_cost[ok]
         frames = fr
     return state
 
 
 def frame_costs(lin: LinearTriangulator, xn: np.ndarray, valid: np.ndarray, weights: np.ndarray, state: np.ndarray,
-                threshold_px: float, min_views: int = 2) -> np.ndarray:
+                threshold_px: float, min_views: int = 2, joints: np.ndarray | None = None) -> np.ndarray:
     """(F,) the MSAC cost of each frame with the labels ``state`` (C, F, J): views selected afresh, then
-    :func:`truncated_cost` summed over the joints.  ``xn`` (C, F, J, 2), ``valid``, ``weights`` (C, F, J)."""
+    :func:`truncated_cost` summed over the joints (``joints``: these only; every point is selected on its
+    own).  ``xn`` (C, F, J, 2), ``valid``, ``weights`` (C, F, J)."""
     n_cams, n_frames, n_joints = valid.shape
     if n_frames == 0:
         return np.zeros(0)
+    if joints is not None:
+        state = state[:, :, joints]
     x = permute_joints(xn, state).reshape(n_cams, -1, 2)
     views = Views.of(x[..., 0], x[..., 1], permute_joints(valid, state).reshape(n_cams, -1),
                      permute_joints(weights, state).reshape(n_cams, -1))
     sel = select_views(lin, views, threshold_px, min_views)
-    return truncated_cost(lin, views, sel.points, threshold_px).reshape(n_frames, n_joints).sum(axis=1)
+    return truncated_cost(lin, views, sel.points, threshold_px).reshape(n_frames, state.shape[2]).sum(axis=1)
 
 
 def truncated_cost(lin: LinearTriangulator, views: Views, points: np.ndarray, threshold_px: float) -> np.ndarray:

@@ -37,21 +37,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rigcap.wire import decode, encode_kp2d  # noqa: E402
-from rigcap.studio.studio import SyntheticStudio  # noqa: E402
+from rigcap.studio.studio import SyntheticStudio, motion_cycle_ns  # noqa: E402
 from triangulate.fusion import FusionEngine  # noqa: E402
 from triangulate.fusion_options import FusionOptions  # noqa: E402
 
 DRAIN = 256
+EPOCH_NS = 10**12  # the studio's capture times start near 0 (a camera's offset may be negative); the wire wants >= 0
 
 
 def messages(studio: SyntheticStudio, repeats: int):
     """Pre-encoded kp2d frames in arrival order, with (camera, frame) for each."""
-    period = studio.n_frames * int(round(1e9 / studio.fps))
+    period = motion_cycle_ns(studio.n_frames, studio.fps)
     out = []
     for r in range(repeats):
         for f in range(studio.n_frames):
             for c in range(len(studio.rig)):
-                t = r * period + studio.capture_time_ns(c, f)
+                t = EPOCH_NS + r * period + studio.capture_time_ns(c, f)
                 out.append((t + 1_000_000 + c * 50_000, studio.rig.names[c], r * studio.n_frames + f, t,
                             studio.keypoints(c, f)[None]))
     out.sort(key=lambda m: m[0])
@@ -90,8 +91,8 @@ def run(studio, msgs, drained: bool, method: str = "live") -> dict:
     total = clock() - start
     cpu = time.process_time() - cpu0
     # Truth at each instant's capture time within its repeat of the studio (from its frame numbers).
-    period = studio.n_frames * int(round(1e9 / studio.fps))
-    times = np.array([o.time_ns - (min(o.frames.values()) // studio.n_frames) * period for o in out])
+    period = motion_cycle_ns(studio.n_frames, studio.fps)
+    times = np.array([o.time_ns - EPOCH_NS - (min(o.frames.values()) // studio.n_frames) * period for o in out])
     pts = np.stack([o.points for o in out])
     err = 1000 * np.linalg.norm(pts - studio.truth_at(times), axis=-1)
     return {"instants": len(out), "seconds": total, "rate": len(out) / total, "cpu_rate": len(out) / cpu,

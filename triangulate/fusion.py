@@ -236,8 +236,8 @@ class LiveTriangulator:
         offline engine, per instant (no neighbouring frames, so two of four cameras swapped stay
         as they are): only sets where a camera disagrees on many left/right joints (``active``,
         (N, C), the hard selection's views) are candidates, scored per camera against the others'
-        consensus, and a change stands only where the MSAC cost drops
-        (:func:`triangulate.swap.detect_swap_states`).
+        consensus, and (up to :data:`triangulate.swap.PAIR_REFERENCE_CAMERAS` cameras) a change stands
+        only where the MSAC cost drops (:func:`triangulate.swap.detect_swap_states`).
         """
         n_j, n_c = len(self.permutation), self.n_cameras
         n_s = len(obs) // n_j

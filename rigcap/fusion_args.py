@@ -8,7 +8,7 @@ Each flag's default is ``None`` ("not given"), so a value in the capture config'
 from __future__ import annotations
 
 from rigcap.argtypes import non_negative_float, positive_float
-from triangulate.fusion_options import FusionOptions
+from triangulate.fusion_options import SWITCHES, FusionOptions
 
 def persons_count(text: str) -> int:
     """``--persons``: 'auto' -> 0 (everybody), else a positive whole number."""
@@ -77,7 +77,7 @@ def add_fusion_arguments(parser, skip=()) -> None:
 def fusion_options(args, config=None, fps: float | None = None) -> FusionOptions:
     """Options from the flags in ``args`` over ``config`` (a :class:`capture.config.CaptureConfig`) or the defaults."""
     given = {dest: getattr(args, dest) for dest, *_ in _FLAGS.values() if getattr(args, dest, None) is not None}
-    for flag in ("smoothing", "motion_sync", "auto_threshold"):
+    for flag in SWITCHES:
         if getattr(args, flag, None) is not None:
             given[flag] = getattr(args, flag)
     if fps is not None:

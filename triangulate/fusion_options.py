@@ -117,7 +117,7 @@ class FusionOptions:
             raise InputFileError(source, f"[fusion] has unknown key(s) {unknown}; known: {sorted(known)}")
         values = {}
         for key, value in table.items():
-            flag = key in ("smoothing", "motion_sync", "auto_threshold")
+            flag = key in SWITCHES
             if key == "robust_loss":
                 if not isinstance(value, str):
                     raise InputFileError(source, f"[fusion] robust_loss must be a string, got {value!r}")
@@ -129,3 +129,7 @@ class FusionOptions:
             return cls(**{**values, **given})
         except ValueError as exc:
             raise InputFileError(source, f"[fusion] {exc}") from None
+
+
+# The on/off options (true/false in a config's [fusion], store_true/false flags on the command line).
+SWITCHES = tuple(f.name for f in fields(FusionOptions) if f.type in ("bool", bool))

@@ -10,8 +10,10 @@ Measured on the 600-frame throughput benchmark (4 cameras, default engine):
 machine (``benchmarks/bench_triangulation.py --only throughput`` prints the
 faults per call); with the thresholds below, none after the first call.
 
-:func:`keep_freed_memory` raises both thresholds once per process (the fusion
-node and ``rigcap triangulate`` both build a :class:`~triangulate.engine.Triangulator`).
+:func:`keep_freed_memory` raises both thresholds once per process, when a
+:class:`~triangulate.engine.Triangulator` is built (``rigcap triangulate``, batch, a fusion
+node run with the offline method); live fusion's one-instant temporaries are small and not
+measured here.
 The cost: a process keeps up to :data:`TRIM_THRESHOLD_BYTES` of freed heap
 mapped (blocks above :data:`MMAP_THRESHOLD_BYTES`, e.g. a long recording's
 arrays, still go straight back).  Only glibc has ``mallopt``; elsewhere (musl,

@@ -264,7 +264,8 @@ def detect_swap_states(
         gains = np.einsum("hl,flc->hcf", member, per_joint)  # (H, C, f)
         gains[:, changed[:, frames]] = 0.0  # a camera is changed once at most
         flat = gains.reshape(-1, frames.size)
-        ranked = np.argsort(-flat, axis=0)[:tries if weights is not None else 1]  # (k, f)
+        # (k, f): the tries, best first; without the cost check only the best, the lowest index on a tie
+        ranked = np.argsort(-flat, axis=0)[:tries] if weights is not None else np.argmax(flat, axis=0)[None]
         cols = np.arange(frames.size)
         passes = flat[ranked, cols] > 0.5 * t2  # (k, f): the tries whose gain is enough
         pick = np.full(frames.size, -1)
@@ -324,7 +325,7 @@ def truncated_cost(lin: LinearTriangulator, views: Views, points: np.ndarray, th
     ``points`` (N, 3) the fit of ``views`` (NaN: every view costs the full threshold): how well the
     cameras agree on a joint, whichever side it is called.
     """
-    err2, _ = lin.residuals_sq(points.T, views.x, views.y)
+    err2, _ = lin.residuals_sq(points.T, views.x, views.y, scale=False)
     t2 = threshold_px * threshold_px
     return np.where(views.valid, np.fmin(np.nan_to_num(err2, nan=t2), t2), 0.0).sum(axis=0)
 

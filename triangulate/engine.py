@@ -49,7 +49,7 @@ from triangulate.refine import refine_points
 from triangulate.robust import (LOSS_SCALE, ROBUST_LOSSES, ViewSelection, apply_prior, auto_threshold_px, select_views,
                                soft_refit)
 from triangulate.skeletons import Skeleton, skeleton_for_joints
-from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
+from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_setup
 
 
 class TriangulationInputError(RigcapError, ValueError):
@@ -213,10 +213,7 @@ class Triangulator:
         self.lin = LinearTriangulator(np.array([np.hstack([c.R, c.tvec[:, None]]) for c in self.cameras]),
                                       np.array([c.matrix for c in self.cameras]))
         self.lens = LensBatch(self.cameras)
-        perm = None if skeleton is None else skeleton.swap_permutation()
-        self.permutation = perm if perm is not None and np.any(perm != np.arange(len(perm))) else None
-        self.swap_hypotheses = (None if self.permutation is None
-                                else swap_hypotheses(skeleton.joint_names, self.permutation))
+        self.permutation, self.swap_hypotheses = swap_setup(skeleton)
 
     @property
     def n_cameras(self) -> int:
@@ -360,9 +357,13 @@ class Triangulator:
         inl = sel.inliers.reshape(n_cams, n_frames, n_joints)
         cand = np.flatnonzero(swap_candidates(valid, inl, self.permutation))
         state = np.broadcast_to(np.arange(n_joints), (n_cams, n_frames, n_joints)).copy()
+        found = None
         if cand.size:
-            state[:, cand] = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses,
-                                                threshold, inl[:, cand], weights[:, cand], cfg.min_views)
+            lr = np.flatnonzero(self.permutation != np.arange(n_joints))
+            first = sel.subset((cand[:, None] * n_joints + lr).ravel())  # the left/right points as detected
+            found = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses, threshold,
+                                       inl[:, cand], weights[:, cand], cfg.min_views, selected=first)
+            state[:, cand] = found.state
         moved = (state != np.arange(n_joints)).any(axis=0)  # (F, J): some camera's label now read from another joint
         frames = np.flatnonzero(moved.any(axis=1))
         if frames.size:
@@ -372,7 +373,12 @@ class Triangulator:
             f, j = np.nonzero(moved)
             cols = f * n_joints + j
             views.assign(cols, _views(xn[:, f, j], valid[:, f, j], weights[:, f, j]))
-            sel.update(cols, select_views(self.lin, views[cols], threshold, cfg.min_views))
+            if found.selection is not None:
+                # The MSAC check selected them already: the left/right points of the changed frames.
+                at = np.searchsorted(cand, frames)[:, None] * found.lr.size + np.arange(found.lr.size)
+                sel.update((frames[:, None] * n_joints + found.lr).ravel(), found.selection.subset(at.ravel()))
+            else:
+                sel.update(cols, select_views(self.lin, views[cols], threshold, cfg.min_views))
         if cfg.temporal_window and n_frames > 1:
             # Cameras swapped in equal numbers (2 of 4) look as consistent as the right labels, and
             # repair may then swap the wrong half: a frame whose 3D left and right sides trade places

@@ -49,7 +49,7 @@ from triangulate.lens import LensBatch
 from triangulate.live_grouping import Instant, InstantGrouper, Observation
 from triangulate.robust import AUTO_PROBE_FACTOR, noise_threshold_px, soft_refit
 from triangulate.skeletons import Skeleton
-from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_hypotheses
+from triangulate.swap import detect_swap_states, permute_joints, swap_candidates, swap_setup
 
 # One-Euro settings of the live path, tuned on the synthetic studio at 30 fps
 # (see benchmarks/bench_demo.py): beta is per (m/s), so a joint moving at 1 m/s
@@ -128,9 +128,7 @@ class LiveTriangulator:
         self.cameras = list(rig.cameras)
         self.config = config or TriangulationConfig()
         # Left/right repair per instant (config.swap_repair, >= 3 cameras): the skeleton's pairs and hypotheses.
-        perm = None if skeleton is None else skeleton.swap_permutation()
-        self.permutation = perm if perm is not None and np.any(perm != np.arange(len(perm))) else None
-        self.swap_hypotheses = None if self.permutation is None else swap_hypotheses(skeleton.joint_names, perm)
+        self.permutation, self.swap_hypotheses = swap_setup(skeleton)
         self.lin = LinearTriangulator(np.array([np.hstack([c.R, c.tvec[:, None]]) for c in self.cameras]),
                                       np.array([c.matrix for c in self.cameras]))
         # one batch over all cameras: the cameras' lens groups, as the offline engine undistorts
@@ -252,7 +250,7 @@ class LiveTriangulator:
             return obs, np.zeros(0, np.intp)
         xn = camera_first(obs[..., :2])
         state = detect_swap_states(self.lin, xn[:, cand], valid[:, cand], self.swap_hypotheses, self.threshold_px,
-                                   camera_first(active)[:, cand], w[:, cand], self.config.min_views)
+                                   camera_first(active)[:, cand], w[:, cand], self.config.min_views).state
         moved = (state != np.arange(n_j)).any(axis=(0, 2))
         sets = cand[moved]
         if sets.size == 0:

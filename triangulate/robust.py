@@ -83,6 +83,11 @@ class ViewSelection:
             part.points, part.error_px, part.n_views, part.searched, part.all_views)
         self.inliers[:, mask] = part.inliers
 
+    def subset(self, idx) -> "ViewSelection":
+        """The selection of the points ``idx`` (an index array or mask) only."""
+        return ViewSelection(self.points[idx], self.error_px[idx], self.n_views[idx], self.inliers[:, idx],
+                             self.searched[idx], self.all_views[idx])
+
     def relabel(self, frames: np.ndarray, n_joints: int, permutation: np.ndarray) -> None:
         """Permute the joints of the selected frames (points laid out frame-major, ``n_joints`` per frame)."""
         for name in ("points", "error_px", "n_views", "searched", "all_views"):

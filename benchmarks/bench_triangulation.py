@@ -570,10 +570,7 @@ def live_points(cameras, kp: np.ndarray, skeleton) -> np.ndarray:
     from triangulate.fusion import LiveTriangulator, live_config
     from triangulate.fusion_options import FusionOptions
 
-    live = LiveTriangulator(Rig_of(cameras), live_config(FusionOptions()), skeleton)
-    n_c, n_f, n_j = kp.shape[:3]
-    obs = live.normalise(np.moveaxis(np.asarray(kp, np.float64), 0, 2).reshape(-1, n_c, 3))
-    return np.stack([live.solve(obs[f * n_j:(f + 1) * n_j]).points for f in range(n_f)])
+    return LiveTriangulator(Rig_of(cameras), live_config(FusionOptions()), skeleton).solve_each_instant(kp)
 
 
 def Rig_of(cameras):

@@ -14,10 +14,7 @@ LIVE = TriangulationConfig(temporal_window=0, refine=False)
 
 def live_points(studio, kp, skeleton):
     """Every instant on its own, as the fusion node solves it: (F, J, 3)."""
-    live = LiveTriangulator(studio.rig, LIVE, skeleton)
-    n_c, n_f, n_j = kp.shape[:3]
-    obs = live.normalise(np.moveaxis(kp, 0, 2).reshape(-1, n_c, 3))
-    return np.stack([live.solve(obs[f * n_j:(f + 1) * n_j]).points for f in range(n_f)])
+    return LiveTriangulator(studio.rig, LIVE, skeleton).solve_each_instant(kp)
 
 
 def err_mm(points, truth):

@@ -11,11 +11,8 @@ from triangulate.fusion_options import FusionOptions
 
 def run_live(studio, auto: bool):
     """Every instant on its own, in time order (the threshold learnt from the ones before): (triangulator, points)."""
-    kp = studio.keypoints2d().keypoints.astype(np.float64)
-    n_c, n_f, n_j = kp.shape[:3]
     live = LiveTriangulator(studio.rig, live_config(FusionOptions(auto_threshold=auto)), studio.skeleton)
-    obs = live.normalise(np.moveaxis(kp, 0, 2).reshape(-1, n_c, 3))
-    return live, np.stack([live.solve(obs[f * n_j:(f + 1) * n_j]).points for f in range(n_f)])
+    return live, live.solve_each_instant(studio.keypoints2d().keypoints)
 
 
 def studio_with(sigma_px: float) -> SyntheticStudio:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from triangulate.filters import OneEuroFilter, butterworth, fill_gaps, smooth_points
+from triangulate.filters import OneEuroBank, OneEuroFilter, butterworth, fill_gaps, smooth_points
 
 FPS = 60.0
 
@@ -108,3 +108,23 @@ def test_one_euro_handles_missing_joints_and_restarts_after_long_gaps():
     back = f.update(p + 3.0, 2.0)  # 2 s later: restart, no glide from a stale value
     assert np.allclose(back, p + 3.0)
     assert np.array_equal(f.update(p + 9.0, 2.0), back)  # repeated timestamp: same output
+
+
+def test_one_euro_bank_filters_each_identity_as_its_own_filter_and_keeps_absent_ones():
+    """A person out of view keeps their state (and costs nothing); each identity's output is what a filter
+    of that identity alone gives, whoever else came and went (review finding: the bank filtered every
+    identity ever seen at every instant)."""
+    rng = np.random.default_rng(0)
+    n_j = 3
+    walk = {i: np.cumsum(rng.normal(0, 0.01, (40, n_j, 3)), axis=0) + i for i in (1, 2, 3)}
+    present = {1: range(0, 40), 2: list(range(0, 10)) + list(range(12, 40)), 3: range(20, 40)}  # 2: gone 66 ms
+    bank = OneEuroBank(n_j, min_cutoff=1.0, beta=30.0)
+    alone = {i: OneEuroFilter(min_cutoff=1.0, beta=30.0) for i in walk}
+    for f in range(40):
+        t = f / 30.0
+        ids = [i for i in (3, 1, 2) if f in present[i]]  # any order
+        out = bank.update(np.array(ids), np.stack([walk[i][f] for i in ids]), t)
+        assert out.shape == (len(ids), n_j, 3)
+        for k, i in enumerate(ids):
+            np.testing.assert_array_equal(out[k], alone[i].update(walk[i][f], t))
+    assert len(bank.rows) == 3 and bank.filter._x.shape == (3 * n_j, 3)

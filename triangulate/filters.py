@@ -20,6 +20,7 @@ Arrays are (frames, joints, 3) in metres, NaN where a joint is missing.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 # scipy is imported inside the offline functions: it takes seconds to import, and the
 # live fusion process (OneEuroFilter only) starts faster without it.
@@ -120,16 +121,14 @@ class OneEuroFilter:
         self.d_cutoff = float(d_cutoff)
         self.reset_after_s = float(reset_after_s)
         self.reset()
+        # Load the compiled step now (numba's cache), not on the first live instant.
+        _one_euro_step(np.zeros((0, 3)), 0.0, np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0),
+                       1.0, 0.0, 1.0, 0.5, np.zeros((0, 3)))
 
     def reset(self) -> None:
         self._x: np.ndarray | None = None  # (J, 3) last output
         self._dx: np.ndarray | None = None  # (J, 3) smoothed velocity
         self._t: np.ndarray | None = None  # (J,) time of last output, NaN = never
-
-    @staticmethod
-    def _alpha(cutoff, dt):
-        tau = 1.0 / (2.0 * np.pi * cutoff)
-        return 1.0 / (1.0 + tau / dt)
 
     def extend(self, n: int) -> None:
         """Make room for ``n`` points (J) without touching the state of those already filtered:
@@ -142,37 +141,62 @@ class OneEuroFilter:
             self._dx = np.concatenate([self._dx, np.zeros((k, 3))])
             self._t = np.concatenate([self._t, np.full(k, np.nan)])
 
-    def update(self, points: np.ndarray, t_s: float) -> np.ndarray:
-        """Filter one instant: points (J, 3) at time ``t_s`` seconds -> (J, 3), NaN where missing."""
-        x = np.asarray(points, dtype=np.float64)
-        if self._x is None or self._x.shape != x.shape:
-            self._x = np.full_like(x, np.nan)
-            self._dx = np.zeros_like(x)
-            self._t = np.full(x.shape[0], np.nan)
-        seen = np.isfinite(x).all(axis=-1)
-        dt = t_s - self._t  # NaN where never seen
-        restart = seen & ~(dt <= self.reset_after_s)  # never seen, or stale
-        step = seen & ~restart & (dt > 0)
-        out = np.where(seen[:, None], x, np.nan)
+    def update(self, points: np.ndarray, t_s: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """Filter one instant: points (J, 3) at time ``t_s`` seconds -> (J, 3), NaN where missing.
 
-        if step.any():
-            d = dt[step][:, None]
-            prev = self._x[step]
-            a_d = self._alpha(self.d_cutoff, d)
-            dx = a_d * (x[step] - prev) / d + (1.0 - a_d) * self._dx[step]
-            cutoff = self.min_cutoff + self.beta * np.linalg.norm(dx, axis=-1, keepdims=True)
-            a = self._alpha(cutoff, d)
-            out[step] = a * x[step] + (1.0 - a) * prev
-            self._dx[step] = dx
-        # A repeated timestamp (dt == 0) returns the previous output.
-        same = seen & ~restart & ~step
-        out[same] = self._x[same]
-
-        self._dx[restart] = 0.0
-        update = restart | step
-        self._x[update] = out[update]
-        self._t[update] = t_s
+        ``rows`` (K,): ``points`` (K, 3) are those rows of the state (made with :meth:`extend`); the other
+        rows keep their state untouched, as a row given NaN does, at no cost."""
+        x = np.ascontiguousarray(points, dtype=np.float64)
+        if rows is None:
+            if self._x is None or self._x.shape != x.shape:
+                self._x = np.full_like(x, np.nan)
+                self._dx = np.zeros_like(x)
+                self._t = np.full(x.shape[0], np.nan)
+            rows = np.arange(x.shape[0])
+        out = np.empty_like(x)
+        _one_euro_step(x, float(t_s), np.asarray(rows, dtype=np.int64), self._x, self._dx, self._t,
+                       self.min_cutoff, self.beta, self.d_cutoff, self.reset_after_s, out)
         return out
+
+
+@njit(cache=True)
+def _alpha(cutoff: float, dt: float) -> float:
+    tau = 1.0 / (2.0 * np.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+@njit(cache=True)
+def _one_euro_step(x, t_s, rows, state_x, state_dx, state_t, min_cutoff, beta, d_cutoff, reset_after_s, out) -> None:
+    """One instant of :class:`OneEuroFilter` for points ``x`` (K, 3), the state rows ``rows`` (K,), in place.
+
+    Per point: a NaN point is missing (output NaN, state kept); one never seen or last seen more than
+    ``reset_after_s`` ago restarts from itself; otherwise the speed is smoothed at ``d_cutoff`` and the
+    point at ``min_cutoff + beta * speed``; a repeated timestamp returns the previous output.  A compiled
+    loop: the numpy form was ~25 calls (0.1-0.2 ms) per instant on 26 joints."""
+    for k in range(x.shape[0]):
+        r = rows[k]
+        if not (np.isfinite(x[k, 0]) and np.isfinite(x[k, 1]) and np.isfinite(x[k, 2])):
+            out[k, :] = np.nan
+            continue
+        dt = t_s - state_t[r]  # NaN where never seen
+        if not dt <= reset_after_s:  # never seen, or stale: restart
+            out[k, :] = x[k]
+            state_dx[r, :] = 0.0
+            state_x[r, :] = x[k]
+            state_t[r] = t_s
+        elif dt > 0:
+            a_d = _alpha(d_cutoff, dt)
+            dx0 = a_d * (x[k, 0] - state_x[r, 0]) / dt + (1.0 - a_d) * state_dx[r, 0]
+            dx1 = a_d * (x[k, 1] - state_x[r, 1]) / dt + (1.0 - a_d) * state_dx[r, 1]
+            dx2 = a_d * (x[k, 2] - state_x[r, 2]) / dt + (1.0 - a_d) * state_dx[r, 2]
+            a = _alpha(min_cutoff + beta * np.sqrt(dx0 * dx0 + dx1 * dx1 + dx2 * dx2), dt)
+            for i in range(3):
+                out[k, i] = a * x[k, i] + (1.0 - a) * state_x[r, i]
+            state_dx[r, 0], state_dx[r, 1], state_dx[r, 2] = dx0, dx1, dx2
+            state_x[r, :] = out[k]
+            state_t[r] = t_s
+        else:  # a repeated timestamp
+            out[k, :] = state_x[r]
 
 
 class OneEuroBank:
@@ -185,10 +209,13 @@ class OneEuroBank:
         self.rows: dict[int, int] = {}  # identity -> row
 
     def update(self, ids, points: np.ndarray, t_s: float) -> np.ndarray:
-        """points (K, J, 3) of identities ``ids`` (K,) at ``t_s`` -> (K, J, 3) filtered."""
-        rows = [self.rows.setdefault(int(i), len(self.rows)) for i in ids]
-        n = len(self.rows)
-        self.filter.extend(n * self.n_joints)
-        x = np.full((n, self.n_joints, 3), np.nan)
-        x[rows] = points
-        return self.filter.update(x.reshape(-1, 3), t_s).reshape(n, self.n_joints, 3)[rows]
+        """points (K, J, 3) of identities ``ids`` (K,) at ``t_s`` -> (K, J, 3) filtered.
+
+        Only the rows of ``ids`` are filtered: the cost follows the people in view, not every identity
+        ever seen (which grows without bound on a long session)."""
+        rows = np.array([self.rows.setdefault(int(i), len(self.rows)) for i in ids], dtype=np.intp)
+        self.filter.extend(len(self.rows) * self.n_joints)
+        k = len(rows)
+        joint_rows = (rows[:, None] * self.n_joints + np.arange(self.n_joints)).ravel()
+        pts = np.asarray(points, dtype=np.float64).reshape(k * self.n_joints, 3)
+        return self.filter.update(pts, t_s, joint_rows).reshape(k, self.n_joints, 3)

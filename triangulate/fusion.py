@@ -39,9 +39,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from calibration import Rig
-from triangulate.dlt import LinearTriangulator, Views, solve_terms, sum_last
+from triangulate.dlt import LinearTriangulator, Views, sum_last
 from triangulate.engine import TriangulationConfig, Triangulator, soft_scale_px
 from triangulate.filters import OneEuroBank, OneEuroFilter
 from triangulate.fusion_options import FusionOptions
@@ -65,6 +66,10 @@ LOO_CANDIDATES = 4
 # cameras x 26 joints about 40 instants, 1.3 s at 30 fps), and the fewest before the estimate is used.
 NOISE_SAMPLES = 4096
 NOISE_MIN_SAMPLES = 200
+# The threshold is re-read from the ring once this many residuals came in since the last reading (an eighth
+# of the ring: every 2-5 instants at 4-8 cameras), not every instant: the median of 4096 residuals cost
+# ~0.1-0.3 ms per instant, and the noise estimate of 1.3 s of data moves little in a few frames.
+NOISE_REREAD = NOISE_SAMPLES // 8
 
 
 def live_config(options: FusionOptions) -> TriangulationConfig:
@@ -142,6 +147,10 @@ class LiveTriangulator:
         self.noise_px = float("nan")
         self._residuals = np.empty(NOISE_SAMPLES)
         self._n_residuals = 0  # written so far (the ring's write position is this modulo its size)
+        self._n_read = 0  # self._n_residuals when the threshold was last read from the ring
+        # Load the compiled kernel now (from numba's cache in __pycache__, compiled there on the very first
+        # run), not on the first instant: that took the node ~0.3 s while the cameras' messages queued up.
+        self._hard(np.zeros((1, self.n_cameras, 3)))
 
     @property
     def n_cameras(self) -> int:
@@ -200,6 +209,18 @@ class LiveTriangulator:
             self._update_threshold(obs[..., 2] > 0, probe_e2)
         return res
 
+    def solve_each_instant(self, keypoints: np.ndarray) -> np.ndarray:
+        """Pixels (C, F, J, 3) of F instants -> points (F, J, 3), every instant solved on its own and in
+        time order, as the fusion node solves them one at a time (the auto threshold learnt from the
+        instants before).  For tests and benchmarks that score the live path offline."""
+        kp = np.asarray(keypoints, dtype=np.float64)
+        n_c, n_f, n_j = kp.shape[:3]
+        obs = self.normalise(np.moveaxis(kp, 0, 2).reshape(-1, n_c, 3))
+        out = np.empty((n_f, n_j, 3))
+        for f in range(n_f):
+            out[f] = self.solve(obs[f * n_j:(f + 1) * n_j]).points
+        return out
+
     def _update_threshold(self, valid: np.ndarray, err2: np.ndarray) -> None:
         """Add this call's residuals to the recent ones and re-read the threshold from them (for the next call).
 
@@ -209,7 +230,8 @@ class LiveTriangulator:
         the residuals of points seen by at least three views that all lie within ``AUTO_PROBE_FACTOR`` x
         the floor of their joint fit (``err2`` (N, C), squared px against the pixel fit of every view;
         ``valid`` (N, C)), their median as the noise, 3 sigmas the threshold, never below
-        ``config.threshold_px``; here read from the last :data:`NOISE_SAMPLES` residuals, causally.
+        ``config.threshold_px``; here read from the last :data:`NOISE_SAMPLES` residuals, causally, every
+        :data:`NOISE_REREAD` new residuals.
         """
         probe = AUTO_PROBE_FACTOR * self.config.threshold_px
         near = err2 < probe * probe
@@ -221,8 +243,10 @@ class LiveTriangulator:
         self._residuals[at] = r
         self._n_residuals += r.size
         n = min(self._n_residuals, NOISE_SAMPLES)
-        if n >= NOISE_MIN_SAMPLES:
+        first = self._n_read < NOISE_MIN_SAMPLES  # not read yet: as soon as there are enough
+        if n >= NOISE_MIN_SAMPLES and (first or self._n_residuals - self._n_read >= NOISE_REREAD):
             self.threshold_px, self.noise_px = noise_threshold_px(self._residuals[:n], self.config.threshold_px)
+            self._n_read = self._n_residuals
 
     def repair_swaps(self, obs: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Left/right repair of every joint set of ``obs`` (S * J, C, 3) on its own: ``(obs, rows)``, the
@@ -265,80 +289,27 @@ class LiveTriangulator:
         """The greedy outlier rejection of :meth:`solve`: ``(points, mean_err, n_views, active, all_views,
         all_view_err2)``: ``all_views`` the first pixel fit of all views (the soft refit's second start, so it
         need not fit it again), ``all_view_err2`` (N, C) the squared px errors of the views against it (inf: not
-        fitted; the auto threshold's probe)."""
+        fitted; the auto threshold's probe).
+
+        Every point on its own in one compiled loop (:func:`_hard_kernel`): the rounds of leave-one-out
+        were ~50 numpy calls each on a few dozen points (1.9 ms per 8-camera instant one at a time)."""
         cfg = self.config
         lin = self.lin
         n, n_cams = obs.shape[:2]
         xn = np.ascontiguousarray(obs[..., :2])
-        w = obs[..., 2]
-        active = w > 0
+        w = np.ascontiguousarray(obs[..., 2])
         q = lin.terms(xn)  # (N, C, 10)
-        t2 = self.threshold_px ** 2
-        points = np.full((n, 3), np.nan)
-        err2 = np.full((n, n_cams), np.inf)
-        todo = np.nonzero(active.sum(axis=1) >= cfg.min_views)[0]
-        wa = np.where(active[todo], w[todo], 0.0)
-        p = _solve(q[todo], wa) if start is None else start[todo]  # algebraic fit, then ...
-        weights = lin.pixel_weights(p, wa)  # ... least squares in pixels around it
-        all_views = np.full((n, 3), np.nan)  # that pixel fit of every view: the soft refit's second start
-        all_view_err2 = err2
-        for round_ in range(n_cams):
-            if todo.size == 0:
-                break
-            p = _solve(q[todo], weights)
-            if round_ == 0:
-                all_views[todo] = p
-            e2, _ = lin.errors_sq(p, xn[todo])
-            e2 = np.where(np.isnan(e2), np.inf, e2)
-            points[todo], err2[todo] = p, e2
-            if round_ == 0:
-                all_view_err2 = err2.copy()  # of the pixel fit of every view (the auto threshold's probe)
-            act = active[todo]
-            worst_e2 = np.where(act, e2, -1.0).max(axis=1)
-            fail = (worst_e2 > t2) & (act.sum(axis=1) > cfg.min_views)
-            todo = todo[fail]
-            if todo.size == 0:
-                break
-            # Leave one view out, each of the K worst in turn (all at once): keep the removal whose
-            # fit the remaining views agree with best (MSAC cost).  Unlike dropping the largest
-            # residual, this is not fooled by an outlier that dragged the joint fit.
-            act = active[todo]
-            m = todo.size
-            rows = np.arange(m)
-            wa = np.where(act, w[todo], 0.0)
-            k = min(n_cams, LOO_CANDIDATES)
-            cand_view = np.argsort(-np.where(act, e2[fail], -1.0), axis=1)[:, :k]  # (M, K) views to try removing
-            cand_ok = act[rows[:, None], cand_view]
-            loo = np.repeat(wa[:, None, :], k, axis=1)  # (M, K, C)
-            loo[rows[:, None], np.arange(k)[None], cand_view] = 0.0
-            cand = solve_terms(np.matmul(loo * loo, q[todo]))  # (M, K, 3)
-            ce2, _ = lin.errors_sq(cand.reshape(-1, 3), np.repeat(xn[todo], k, axis=0))
-            ce2 = ce2.reshape(m, k, n_cams)
-            ce2 = np.where(np.isnan(ce2), np.inf, ce2)
-            cost = np.where(loo > 0, np.minimum(ce2, t2), 0.0).sum(axis=2)
-            cost = np.where(cand_ok & np.isfinite(cand).all(-1), cost, np.inf)
-            best = np.argmin(cost, axis=1)
-            removed = cand_view[rows, best]
-            # Keep the views that agree with the best candidate (its consensus set); when fewer
-            # than min_views agree, only the removed view goes, and the next round tries again.
-            consensus = act & (ce2[rows, best] <= t2)
-            consensus[rows, removed] = False
-            enough = consensus.sum(axis=1) >= cfg.min_views
-            act[rows, removed] = False
-            act[enough] = consensus[enough]
-            active[todo] = act
-            # Refit those in pixels, weighted around the best candidate.
-            weights = lin.pixel_weights(cand[rows, best], np.where(act, w[todo], 0.0))
-        n_views = active.sum(axis=1)
-        with np.errstate(invalid="ignore"):
-            err = np.sqrt(np.where(active, err2, 0.0))
-            mean_err = err.sum(axis=1) / np.maximum(n_views, 1)
-            worst_ok = np.where(active, err2, 0.0).max(axis=1) <= t2
-        bad = (n_views < cfg.min_views) | ~np.isfinite(points).all(-1) | ~worst_ok
-        points[bad] = np.nan
-        mean_err[bad] = np.nan
-        n_views = np.where(bad, 0, n_views)
-        active[bad] = False
+        points = np.empty((n, 3))
+        mean_err = np.empty(n)
+        n_views = np.empty(n, np.int64)
+        active = np.empty((n, n_cams), bool)
+        all_views = np.empty((n, 3))
+        all_view_err2 = np.empty((n, n_cams))
+        has_start = start is not None
+        st = np.ascontiguousarray(start, dtype=np.float64) if has_start else np.empty((0, 3))
+        _hard_kernel(np.ascontiguousarray(q), xn, w, st, has_start, lin.extrinsics, lin.fx, lin.fy, lin.focal,
+                     float(self.threshold_px) ** 2, int(cfg.min_views), min(n_cams, LOO_CANDIDATES),
+                     points, mean_err, n_views, active, all_views, all_view_err2)
         return points, mean_err, n_views, active, all_views, all_view_err2
 
     def _soft(self, xn: np.ndarray, w: np.ndarray, points: np.ndarray, cfg: TriangulationConfig,
@@ -352,10 +323,198 @@ class LiveTriangulator:
         return LiveResult(sel.points, sel.error_px, sel.n_views, sel.inliers.T)
 
 
-def _solve(q: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Point (N, 3) from view terms (N, C, 10) and row weights (N, C): ``LinearTriangulator.solve`` via matmul."""
-    w2 = weights * weights
-    return solve_terms(np.matmul(w2[:, None, :], q)[:, 0])
+@njit(cache=True)
+def _solve_point(q: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (3,) from the ten normal-matrix entries ``q``: :func:`triangulate.dlt.solve_normal`'s adjugate
+    solve for one point, in its operation order (NaN where singular)."""
+    q00, q01, q02, q03, q11, q12, q13, q22, q23 = q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8]
+    c00 = q11 * q22 - q12 * q12
+    c01 = q02 * q12 - q01 * q22
+    c02 = q01 * q12 - q02 * q11
+    c11 = q00 * q22 - q02 * q02
+    c12 = q01 * q02 - q00 * q12
+    c22 = q00 * q11 - q01 * q01
+    det = q00 * c00 + q01 * c01 + q02 * c02
+    trace = q00 + q11 + q22
+    inv = -1.0 / det if abs(det) > 1e-12 * trace * trace * trace else np.nan
+    out[0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
+    out[1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
+    out[2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
+
+
+@njit(cache=True)
+def _fit_point(q: np.ndarray, weights: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
+    """Weighted fit of one point: its views' terms ``q`` (C, 10), row weights (C,) (0: unused) -> ``out`` (3,)."""
+    acc[:] = 0.0
+    for c in range(q.shape[0]):
+        w2 = weights[c] * weights[c]
+        for m in range(10):
+            acc[m] += w2 * q[c, m]
+    _solve_point(acc, out)
+
+
+@njit(cache=True)
+def _errors_point(p, xn, ext, fx, fy, out) -> None:
+    """Squared undistorted-pixel error (C,) of point ``p`` against its views ``xn`` (C, 2)
+    (:meth:`LinearTriangulator.errors_sq`; inf behind a camera or for a NaN point)."""
+    for c in range(xn.shape[0]):
+        z = ext[c, 2, 0] * p[0] + ext[c, 2, 1] * p[1] + ext[c, 2, 2] * p[2] + ext[c, 2, 3]
+        if z > 0:
+            inv_z = 1.0 / z
+            dx = ((ext[c, 0, 0] * p[0] + ext[c, 0, 1] * p[1] + ext[c, 0, 2] * p[2] + ext[c, 0, 3]) * inv_z - xn[c, 0]) * fx[c]
+            dy = ((ext[c, 1, 0] * p[0] + ext[c, 1, 1] * p[1] + ext[c, 1, 2] * p[2] + ext[c, 1, 3]) * inv_z - xn[c, 1]) * fy[c]
+            e = dx * dx + dy * dy
+            out[c] = np.inf if np.isnan(e) else e
+        else:
+            out[c] = np.inf
+
+
+@njit(cache=True)
+def _pixel_weights_point(p, weights, ext, focal, out) -> None:
+    """Row weights (C,) that turn the algebraic fit into a pixel fit around ``p``
+    (:meth:`LinearTriangulator.pixel_weights`: ``weights * focal / depth``, 0 behind a camera)."""
+    for c in range(weights.shape[0]):
+        z = ext[c, 2, 0] * p[0] + ext[c, 2, 1] * p[1] + ext[c, 2, 2] * p[2] + ext[c, 2, 3]
+        s = focal[c] / z if z > 0 else 0.0
+        out[c] = weights[c] * s if np.isfinite(s) else 0.0
+
+
+@njit(cache=True)
+def _hard_kernel(q, xn, w, start, has_start, ext, fx, fy, focal, t2, min_views, k_cand,
+                 points, mean_err, n_views, active, all_views, all_view_err2) -> None:
+    """:meth:`LiveTriangulator._hard` for every point: fit all confident views (pixel-weighted); while a view
+    reprojects beyond the threshold (``t2`` squared px) and more than ``min_views`` are left, fit again
+    leaving out each of the ``k_cand`` worst views in turn (algebraic, confidence-weighted), keep the
+    removal with the lowest MSAC cost and the views that agree with it (when at least ``min_views`` do;
+    else only the removed view goes), refit in pixels around it; at most C rounds.  Outputs as
+    :meth:`LiveTriangulator._hard` returns them."""
+    n, n_c = w.shape
+    acc = np.empty(10)
+    p = np.empty(3)
+    wa = np.empty(n_c)
+    weights = np.empty(n_c)
+    e2 = np.empty(n_c)
+    act = np.empty(n_c, np.bool_)
+    cand_view = np.empty(k_cand, np.int64)
+    cand = np.empty((k_cand, 3))
+    ce2 = np.empty((k_cand, n_c))
+    cost = np.empty(k_cand)
+    loo = np.empty(n_c)
+    taken = np.empty(n_c, np.bool_)
+    for i in range(n):
+        n_act = 0
+        for c in range(n_c):
+            act[c] = w[i, c] > 0
+            n_act += act[c]
+            wa[c] = w[i, c] if act[c] else 0.0
+            e2[c] = np.inf
+            all_view_err2[i, c] = np.inf
+        points[i, :] = np.nan
+        all_views[i, :] = np.nan
+        if n_act >= min_views:
+            if has_start:
+                p[:] = start[i]
+            else:
+                _fit_point(q[i], wa, acc, p)  # algebraic fit, then ...
+            _pixel_weights_point(p, wa, ext, focal, weights)  # ... least squares in pixels around it
+            for round_ in range(n_c):
+                _fit_point(q[i], weights, acc, p)
+                _errors_point(p, xn[i], ext, fx, fy, e2)
+                points[i, :] = p
+                if round_ == 0:
+                    all_views[i, :] = p
+                    all_view_err2[i, :] = e2
+                worst = -1.0
+                n_act = 0
+                for c in range(n_c):
+                    if act[c]:
+                        n_act += 1
+                        if e2[c] > worst:
+                            worst = e2[c]
+                if not (worst > t2 and n_act > min_views):
+                    break
+                # Leave one view out, each of the k worst in turn: keep the removal whose fit the
+                # remaining views agree with best (MSAC cost).
+                for c in range(n_c):
+                    wa[c] = w[i, c] if act[c] else 0.0
+                    taken[c] = False
+                for j in range(k_cand):  # the k largest errors of the active views, ties by index
+                    b = -1
+                    for c in range(n_c):
+                        key = e2[c] if act[c] else -1.0
+                        if not taken[c] and (b < 0 or key > (e2[b] if act[b] else -1.0)):
+                            b = c
+                    taken[b] = True
+                    cand_view[j] = b
+                best = 0
+                for j in range(k_cand):
+                    loo[:] = wa
+                    loo[cand_view[j]] = 0.0
+                    _fit_point(q[i], loo, acc, cand[j])
+                    _errors_point(cand[j], xn[i], ext, fx, fy, ce2[j])
+                    s = 0.0
+                    for c in range(n_c):
+                        if loo[c] > 0:
+                            s += min(ce2[j, c], t2)
+                    ok = act[cand_view[j]] and np.isfinite(cand[j, 0]) and np.isfinite(cand[j, 1]) \
+                        and np.isfinite(cand[j, 2])
+                    cost[j] = s if ok else np.inf
+                    if cost[j] < cost[best]:
+                        best = j
+                removed = cand_view[best]
+                # The views that agree with the best candidate (its consensus set); when fewer than
+                # min_views agree, only the removed view goes, and the next round tries again.
+                n_cons = 0
+                for c in range(n_c):
+                    if act[c] and c != removed and ce2[best, c] <= t2:
+                        n_cons += 1
+                act[removed] = False
+                if n_cons >= min_views:
+                    for c in range(n_c):
+                        act[c] = act[c] and ce2[best, c] <= t2
+                for c in range(n_c):
+                    wa[c] = w[i, c] if act[c] else 0.0
+                _pixel_weights_point(cand[best], wa, ext, focal, weights)  # refit in pixels around it
+        nv = 0
+        s = 0.0
+        worst = 0.0
+        for c in range(n_c):
+            if act[c]:
+                nv += 1
+                s += np.sqrt(e2[c])
+                if e2[c] > worst:
+                    worst = e2[c]
+        bad = nv < min_views or not (np.isfinite(points[i, 0]) and np.isfinite(points[i, 1])
+                                     and np.isfinite(points[i, 2])) or not worst <= t2
+        if bad:
+            points[i, :] = np.nan
+            mean_err[i] = np.nan
+            n_views[i] = 0
+            active[i, :] = False
+        else:
+            mean_err[i] = s / max(nv, 1)
+            n_views[i] = nv
+            active[i, :] = act
+
+
+@njit(cache=True)
+def _gate_step(points, error, views, time_ns, prior, prior_t, gate_m) -> None:
+    """:meth:`FusionEngine._gate` for one instant's joints, in place (a compiled loop: the numpy form was
+    ~15 calls, 0.07-0.1 ms, per instant)."""
+    for j in range(points.shape[0]):
+        if not (np.isfinite(points[j, 0]) and np.isfinite(points[j, 1]) and np.isfinite(points[j, 2])):
+            continue
+        age_s = (time_ns - prior_t[j]) * 1e-9
+        # The gate widens with the prior's age: a joint may move PRIOR_MAX_SPEED meanwhile.
+        gate = gate_m + PRIOR_MAX_SPEED * age_s
+        d0, d1, d2 = points[j, 0] - prior[j, 0], points[j, 1] - prior[j, 1], points[j, 2] - prior[j, 2]
+        if views[j] <= 2 and age_s <= PRIOR_MAX_AGE_S and d0 * d0 + d1 * d1 + d2 * d2 > gate * gate:
+            points[j, :] = np.nan
+            error[j] = np.nan
+            views[j] = 0
+        else:
+            prior[j, :] = points[j]
+            prior_t[j] = time_ns
 
 
 class FusionEngine:
@@ -404,6 +563,8 @@ class FusionEngine:
                                      self.config.min_confidence, options.smoothing)
         self._prior = np.full((skeleton.n_joints, 3), np.nan)  # last accepted position per joint
         self._prior_t = np.full(skeleton.n_joints, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        if method == "live" and options.prior_gate_m is not None:  # load the compiled gate now, not on an instant
+            _gate_step(np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64), 0, self._prior[:0], self._prior_t[:0], 1.0)
         self.motion_sync = None  # per-camera offsets refined from the motion (options.motion_sync)
         if options.motion_sync:
             from triangulate.live_sync import LiveMotionSync
@@ -422,21 +583,7 @@ class FusionEngine:
         """
         if self.options.prior_gate_m is None:
             return
-        ok = np.isfinite(points).all(-1)
-        age_s = (time_ns - self._prior_t) * 1e-9
-        recent = age_s <= PRIOR_MAX_AGE_S
-        # The gate widens with the prior's age: a joint may move PRIOR_MAX_SPEED meanwhile.
-        d = points - self._prior
-        gate = self.options.prior_gate_m + PRIOR_MAX_SPEED * age_s
-        far = np.einsum("jk,jk->j", d, d) > gate * gate
-        drop = ok & (views <= 2) & recent & far
-        if drop.any():
-            points[drop] = np.nan
-            error[drop] = np.nan
-            views[drop] = 0
-        keep = ok & ~drop
-        self._prior[keep] = points[keep]
-        self._prior_t[keep] = time_ns
+        _gate_step(points, error, views, int(time_ns), self._prior, self._prior_t, float(self.options.prior_gate_m))
 
     def collect(self, camera: str, frame_index: int, capture_time_ns: int, keypoints: np.ndarray,
                 arrival_ns: int) -> list[Instant]:

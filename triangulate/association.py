@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 
 from numba import njit
 
-from triangulate.dlt import LinearTriangulator, solve_terms
+from triangulate.dlt import LinearTriangulator, solve_normal
 
 _BIG = 1e6
 
@@ -138,11 +138,11 @@ def _assign_direct(cost, gate, big):
 
 @njit(cache=True)
 def _group_views(slots, qw, x0, y0, seen):
-    """Each group's (``slots`` (G, C)) summed DLT view terms (G, J, 10), in camera order, and its
+    """Each group's (``slots`` (G, C)) summed DLT view terms (10, G, J), in camera order, and its
     members' observations ``x``, ``y``, ``use`` (C, G, J) (0 / False where the group has no view)."""
     n_g, n_c = slots.shape
     n_j = qw.shape[2]
-    q = np.zeros((n_g, n_j, qw.shape[3]))
+    q = np.zeros((qw.shape[3], n_g, n_j))
     x = np.zeros((n_c, n_g, n_j))
     y = np.zeros((n_c, n_g, n_j))
     use = np.zeros((n_c, n_g, n_j), np.bool_)
@@ -153,7 +153,7 @@ def _group_views(slots, qw, x0, y0, seen):
                 continue
             for j in range(n_j):
                 for m in range(qw.shape[3]):
-                    q[g, j, m] += qw[c, p, j, m]
+                    q[m, g, j] += qw[c, p, j, m]
                 x[c, g, j] = x0[c, p, j]
                 y[c, g, j] = y0[c, p, j]
                 use[c, g, j] = seen[c, p, j]
@@ -162,12 +162,12 @@ def _group_views(slots, qw, x0, y0, seen):
 
 @njit(cache=True)
 def _view_error_kernel(slots, use, err2, scale, points):
-    """(G, C) each view's reprojection error in its group's fit: the median over its joints of
+    """(G, C) each view's reprojection error in its group's fit (``points`` (3, G, J)): the median over its joints of
     pixel error / (focal / depth), i.e. metres at the joint's depth; inf where the group has no view.
     A joint with no 3D point (fewer than two views) does not count; a joint behind the camera
     (``scale`` 0, ``err2`` inf) counts as infinitely wrong: a view cannot see it there."""
     n_g, n_c = slots.shape
-    n_j = points.shape[1]
+    n_j = points.shape[2]
     out = np.full((n_g, n_c), np.inf)
     buf = np.empty(n_j)
     for g in range(n_g):
@@ -176,7 +176,7 @@ def _view_error_kernel(slots, use, err2, scale, points):
                 continue
             n = 0
             for j in range(n_j):
-                if use[c, g, j] and points[g, j, 0] == points[g, j, 0]:
+                if use[c, g, j] and points[0, g, j] == points[0, g, j]:
                     s = scale[c, g, j]
                     buf[n] = np.sqrt(err2[c, g, j]) / s if s > 0 else np.inf
                     n += 1
@@ -305,7 +305,7 @@ class CrossViewAssociator:
     def track_costs(self, v: Views, poses: np.ndarray) -> np.ndarray:
         """(C, P, T) median joint distance (m at the track's depth) of detections to track poses (T, J, 3);
         BIG where not comparable (fewer than ``min_joints`` common joints, or the detection not usable)."""
-        cx, cy, z = self.lin.camera_planes(np.moveaxis(poses, -1, 0))  # (C, T, J) each
+        cx, cy, z = self.lin.camera_planes(poses.transpose(2, 0, 1))  # (C, T, J) each
         return _track_cost_kernel(v.x0, v.y0, v.seen, v.usable, cx, cy, z, self.config.min_joints, _BIG)
 
     def epipolar_costs(self, cams: np.ndarray, xn: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -353,9 +353,9 @@ class CrossViewAssociator:
         group holds at most one detection per camera, so its normal equations are the weighted sum
         of its members' view terms."""
         q, x, y, use = _group_views(slots, v.qw, v.x0, v.y0, v.seen)
-        points = solve_terms(q)
-        err2, scale = self.lin.residuals_sq(np.moveaxis(points, -1, 0), x, y)  # (C, G, J) each
-        return points, _view_error_kernel(slots, use, err2, scale, points)
+        points = solve_normal(q)  # (3, G, J)
+        err2, scale = self.lin.residuals_sq(points, x, y)  # (C, G, J) each
+        return points.transpose(1, 2, 0), _view_error_kernel(slots, use, err2, scale, points)
 
     def _verified(self, slots: np.ndarray, v: Views):
         """Triangulate, release views beyond ``verify_m``, triangulate again."""
@@ -373,10 +373,6 @@ class CrossViewAssociator:
 
     def associate_views(self, v: Views, priors: np.ndarray | None = None) -> Association:
         """:meth:`associate` on views from :meth:`prepare` (prepared for many instants at once offline)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self._associate(v, priors)
-
-    def _associate(self, v: Views, priors) -> Association:
         cfg = self.config
         n_c, n_p, n_j = v.w.shape
         usable = v.usable
@@ -387,9 +383,7 @@ class CrossViewAssociator:
         if n_t and n_usable:
             ref, chosen = priors, None
             for r in range(cfg.rounds):
-                cost = self.track_costs(v, ref)
-                cost[~usable] = _BIG
-                proposed = self.assign(cost)
+                proposed = self.assign(self.track_costs(v, ref))
                 if chosen is not None and np.array_equal(proposed, chosen):
                     break  # the fresh poses chose as the priors did: the same groups again
                 chosen = proposed

@@ -43,6 +43,8 @@ from scipy.optimize import linear_sum_assignment
 
 from triangulate.skeletons import Skeleton
 
+_MAX_EXTRAPOLATION_S = 0.3  # a prediction moves a track on by its velocity for at most this long
+
 
 @dataclass
 class TrackingConfig:
@@ -127,13 +129,11 @@ class PersonTracker:
     # ------------------------------------------------------------------ per instant
     def predict(self, time_s: float) -> np.ndarray:
         """(T, J, 3) predicted poses of the tracks seen within ``prior_s`` (the association's priors)."""
-        cfg, tb, a = self.config, self.table, self._alive
-        age = time_s - tb.last_s[a]
-        recent = age <= cfg.prior_s
-        live = self._predicted = a[recent]
+        tb, a = self.table, self._alive
+        self._predicted, poses, age, recent = _predict_kernel(a, time_s, tb.last_s, tb.pose, tb.velocity,
+                                                              self.config.prior_s, _MAX_EXTRAPOLATION_S)
         self._ages = (a, age, recent)  # for the waiting tracks, if this instant needs them
-        dt = np.minimum(age[recent], 0.3)
-        return tb.pose[live] + (tb.velocity[live] * dt[:, None])[:, None]
+        return poses
 
     def _waiting(self) -> np.ndarray:
         """Keys of the tracks unseen for more than ``prior_s`` and at most ``max_gap_s`` at the instant predicted."""
@@ -145,10 +145,7 @@ class PersonTracker:
 
         Call :meth:`predict` for the same instant first (``track`` indexes its rows).
         """
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self._update(time_s, np.asarray(track), points)
-
-    def _update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
+        track = np.asarray(track)
         cfg, tb = self.config, self.table
         prior = track >= 0
         if prior.all():  # the usual instant: every group continues a track
@@ -291,6 +288,33 @@ class PersonTracker:
         """(key, id) of the confirmed tracks."""
         ids = self.ids()
         return [(int(k), int(ids[k])) for k in np.flatnonzero(ids)]
+
+
+@njit(cache=True)
+def _predict_kernel(alive, time_s, last_s, pose, velocity, prior_s, max_dt):
+    """:meth:`PersonTracker.predict`: the keys of the tracks among ``alive`` seen within ``prior_s``,
+    their poses moved on by velocity x min(age, ``max_dt``), and every alive track's age and recent flag."""
+    n = alive.size
+    age = np.empty(n)
+    recent = np.empty(n, np.bool_)
+    m = 0
+    for i in range(n):
+        age[i] = time_s - last_s[alive[i]]
+        recent[i] = age[i] <= prior_s
+        m += recent[i]
+    live = np.empty(m, np.int64)
+    out = np.empty((m, pose.shape[1], 3))
+    r = 0
+    for i in range(n):
+        if recent[i]:
+            k = alive[i]
+            live[r] = k
+            dt = min(age[i], max_dt)
+            for j in range(pose.shape[1]):
+                for x in range(3):
+                    out[r, j, x] = pose[k, j, x] + velocity[k, x] * dt
+            r += 1
+    return live, out, age, recent
 
 
 @njit(cache=True)

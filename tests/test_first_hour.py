@@ -21,16 +21,16 @@ def _run_python(code: str, **kw):
 def test_native_stderr_is_hidden_inside_the_block_and_replayed_when_it_fails():
     ok = _run_python("""
         import os
-        from capture.pose.native_logs import quiet_native_stderr
-        with quiet_native_stderr():
+        from rigcap.native_output import held_native_output
+        with held_native_output():
             os.write(2, b"I0000 chatter from C++\\n")
         os.write(2, b"after\\n")
     """)
     assert ok.returncode == 0 and "chatter" not in ok.stderr and "after" in ok.stderr
     failed = _run_python("""
         import os
-        from capture.pose.native_logs import quiet_native_stderr
-        with quiet_native_stderr():
+        from rigcap.native_output import held_native_output
+        with held_native_output():
             os.write(2, b"the reason it failed\\n")
             raise SystemExit(3)
     """)

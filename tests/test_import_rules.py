@@ -1,7 +1,8 @@
 """README's import rules, checked on the source: every import statement (also those inside functions).
 
 Layers, bottom up (README "Architecture"):
-  ground floor  rigcap.errors, rigcap.wire      import none of the packages
+  ground floor  rigcap.errors, rigcap.wire,     import none of the packages
+                rigcap.native_output
   calibration                                   imports only the ground floor
   triangulate                                   calibration + ground floor
   rigcap.studio, rigcap.analysis                calibration, triangulate + ground floor
@@ -18,11 +19,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-GROUND = {"rigcap", "rigcap.errors", "rigcap.wire"}  # "rigcap" alone: the package root (__version__)
+GROUND = {"rigcap", "rigcap.errors", "rigcap.wire", "rigcap.native_output"}  # "rigcap" alone: the package root (__version__)
 TOP = {"rigcap.live_session", "rigcap.demo", "rigcap.batch", "rigcap.cli", "rigcap.commands", "rigcap.__main__", "rigcap.argtypes"}
 ALLOWED = {
     "rigcap": set(),
     "rigcap.errors": set(),
+    "rigcap.native_output": set(),
     "rigcap.wire": {"rigcap.errors"},
     "calibration": GROUND,
     "triangulate": GROUND | {"calibration"},

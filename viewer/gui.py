@@ -50,7 +50,8 @@ from triangulate.skeletons import Skeleton
 from viewer import views
 from viewer.legend import legend_entries
 from viewer.playback import SPEEDS, Playback
-from viewer.render import RenderUnavailable, quiet_native_stderr
+from rigcap.native_output import held_native_output
+from viewer.render import RenderUnavailable
 from viewer.scene import SceneStyle, SkeletonScene, person_colors
 
 PANEL_WIDTH = 300
@@ -164,7 +165,7 @@ class GuiWindow:
         app = gui.Application.instance
         noise: list = []
         try:
-            with quiet_native_stderr(noise), quiet_native_stderr(noise, fd=1), \
+            with held_native_output(2, noise), held_native_output(1, noise), \
                     o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
                 if not _APP_STARTED:
                     app.initialize()

@@ -17,10 +17,8 @@ point lands where ``view.project`` says, to a fraction of a pixel, for any
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 from calibration.camera import Camera
 from calibration.rig import Rig
 from rigcap.errors import RigcapError
+from rigcap.native_output import held_native_output
 from triangulate.skeletons import Skeleton
 from viewer import views
 from viewer.legend import annotate, draw_labels
@@ -53,35 +52,12 @@ def has_display() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def quiet_native_stderr(captured: list, fd: int = 2):
-    """Hold back what native code writes to file descriptor 2 (GLFW probing for Wayland
-    and X11 on a headless machine prints errors that are not); appends the text to ``captured``.
-    ``fd=1``: the same for standard output (Filament's start-up lines)."""
-    # native code writes to the descriptor whatever Python's sys.stderr / sys.stdout are
-    (sys.stdout if fd == 1 else sys.stderr).flush()
-    try:
-        saved = os.dup(fd)
-    except OSError:  # no file descriptor 2 at all
-        yield
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            tmp.seek(0)
-            captured.append(tmp.read().decode("utf-8", "replace"))
-
-
 def open_gl_window(vis, title: str, size, visible: bool) -> None:
     """``vis.create_window`` quietly; a :class:`RenderUnavailable` saying why when it fails."""
     import open3d as o3d
 
     noise: list = []
-    with quiet_native_stderr(noise), o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+    with held_native_output(2, noise), o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         ok = vis.create_window(window_name=title, width=int(size[0]), height=int(size[1]), visible=visible)
     if not ok:
         detail = "".join(noise).strip()

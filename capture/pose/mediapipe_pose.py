@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from capture.pose.native_logs import quiet_native_stderr
+from rigcap.native_output import held_native_output
 
 from capture.pose import Detector, DetectorError
 from triangulate.skeletons import MEDIAPIPE33
@@ -57,7 +57,7 @@ class MediaPipePoseDetector(Detector):
             )
         os.environ.setdefault("GLOG_minloglevel", "2")  # quiet TFLite's start-up chatter
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with quiet_native_stderr():
+        with held_native_output():
             from mediapipe.python.solutions import pose as mp_pose
 
         # BlazePose looks at 256 px crops: feeding it a 1920 px frame only costs
@@ -69,7 +69,7 @@ class MediaPipePoseDetector(Detector):
         self.max_side = None if max_side is None else int(max_side)
         self.model_complexity = model_complexity
         self.static_image_mode = static_image_mode
-        with quiet_native_stderr():
+        with held_native_output():
             self._pose = mp_pose.Pose(static_image_mode=static_image_mode, model_complexity=model_complexity,
                                       smooth_landmarks=not static_image_mode, enable_segmentation=False,
                                       min_detection_confidence=min_detection_confidence,
@@ -86,7 +86,7 @@ class MediaPipePoseDetector(Detector):
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if self._first_frames:
             self._first_frames -= 1
-            with quiet_native_stderr():
+            with held_native_output():
                 result = self._pose.process(rgb)
         else:
             result = self._pose.process(rgb)

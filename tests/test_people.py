@@ -256,3 +256,18 @@ def test_viewer_scene_draws_each_person_in_their_own_colour(crowd3):
     sc.update(pts[1])  # back to one person: the usual colours
     assert np.asarray(sc.bone_mesh.vertex_colors).shape == (nb * n_side, 3)
     assert np.allclose(scene.person_colors([2]), scene.person_colors([2 + len(scene.PERSON_PALETTE)]))
+
+
+def test_a_joint_behind_a_camera_is_no_perfect_fit():
+    """A group whose triangulated joints lie behind one of its cameras: that view's error is inf (it
+    was -inf, the best possible fit, so the view was never released)."""
+    ext = np.array([np.hstack([np.eye(3), np.zeros((3, 1))]), np.hstack([np.eye(3), [[0.0], [0.0], [-5.0]]])])
+    lin = LinearTriangulator(ext, np.broadcast_to(np.eye(3) * 1000.0, (2, 3, 3)).copy())
+    rng = np.random.default_rng(0)
+    joints = np.column_stack([rng.uniform(-0.5, 0.5, (8, 2)), rng.uniform(2.5, 3.5, 8)])  # z 2.5-3.5: behind B
+    cam = np.einsum("cij,nj->cni", ext[:, :, :3], joints) + ext[:, None, :, 3]
+    xn = (cam[..., :2] / cam[..., 2:])[:, None]  # (C, P=1, J, 2)
+    a = CrossViewAssociator(lin)
+    points, err = a.triangulate_groups(np.array([[0, 0]]), a.prepare(xn, np.ones(xn.shape[:-1])))
+    assert np.allclose(points[0], joints, atol=1e-9)  # the exact (consistent) DLT point, behind camera B
+    assert err[0, 0] < 1e-9 and err[0, 1] == np.inf

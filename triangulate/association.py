@@ -36,31 +36,152 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from triangulate.dlt import LinearTriangulator, solve_terms
+from numba import njit
+
+from triangulate.dlt import LinearTriangulator, solve_normal
 
 _BIG = 1e6
 
 
-_MIDDLE = np.array([-1, 0])
-_ROWS: dict[int, np.ndarray] = {}
+@njit(cache=True)
+def _median(buf: np.ndarray, n: int) -> float:
+    """Median of ``buf[:n]`` (sorted in place; inf when ``n == 0``): the mean of the two middle entries.
+
+    Real detectors put a few joints of a right view far off (a hand, a foot); the median
+    over joints ignores them where a mean would not.  Insertion sort: n is a skeleton's joints."""
+    if n == 0:
+        return np.inf
+    for i in range(1, n):
+        x = buf[i]
+        k = i - 1
+        while k >= 0 and buf[k] > x:
+            buf[k + 1] = buf[k]
+            k -= 1
+        buf[k + 1] = x
+    return 0.5 * (buf[(n - 1) >> 1] + buf[n >> 1])
+
+
+@njit(cache=True)
+def _row_medians(values, ok):
+    """(M,) median of each row's entries where ``ok`` (M, K) and their count (inf where none)."""
+    m, k = values.shape
+    out = np.empty(m)
+    count = np.zeros(m, np.int64)
+    buf = np.empty(k)
+    for i in range(m):
+        n = 0
+        for j in range(k):
+            if ok[i, j]:
+                buf[n] = values[i, j]
+                n += 1
+        out[i] = _median(buf, n)
+        count[i] = n
+    return out, count
 
 
 def masked_median(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median over the last axis of the entries where ``ok`` (inf where none), and their count.
+    """Median over the last axis of the entries where ``ok`` (inf where none), and their count."""
+    shape = values.shape[:-1]
+    med, n = _row_medians(np.ascontiguousarray(values).reshape(-1, values.shape[-1]),
+                          np.ascontiguousarray(ok).reshape(-1, ok.shape[-1]))
+    return med.reshape(shape), n.reshape(shape)
 
-    By one sort (unused entries sort last as inf): ``np.nanmedian`` does the same ten times slower.
-    Real detectors put a few joints of a right view far off (a hand, a foot); the median
-    ignores them where a mean would not.  The two middle entries of n sorted ones are at
-    (n - 1) // 2 and n // 2; with none, at -1 and 0, both inf.
-    """
-    v = np.sort(np.where(ok, values, np.inf), axis=-1)
-    n = ok.sum(-1)
-    flat = v.reshape(-1, v.shape[-1])
-    rows = _ROWS.get(flat.shape[0])
-    if rows is None:
-        rows = _ROWS[flat.shape[0]] = np.arange(flat.shape[0])[:, None]
-    mid = flat[rows, (n.reshape(-1, 1) + _MIDDLE) >> 1]  # (M, 2)
-    return (0.5 * mid.sum(1)).reshape(n.shape), n
+
+@njit(cache=True)
+def _track_cost_kernel(x0, y0, seen, usable, cx, cy, z, min_joints, big):
+    """(C, P, T) median joint distance (metres at the track's depth) of every detection to every track
+    pose, ``cx, cy, z`` (C, T, J) the poses in each camera's frame; ``big`` where fewer than
+    ``min_joints`` joints are comparable (seen, in front of the camera) or the detection is not usable."""
+    n_c, n_p, n_j = x0.shape
+    n_t = z.shape[1]
+    cost = np.empty((n_c, n_p, n_t))
+    buf = np.empty(n_j)
+    for c in range(n_c):
+        for p in range(n_p):
+            for t in range(n_t):
+                n = 0
+                if usable[c, p]:
+                    for j in range(n_j):
+                        if seen[c, p, j] and z[c, t, j] > 0:
+                            dx = x0[c, p, j] * z[c, t, j] - cx[c, t, j]
+                            dy = y0[c, p, j] * z[c, t, j] - cy[c, t, j]
+                            buf[n] = np.sqrt(dx * dx + dy * dy)
+                            n += 1
+                cost[c, p, t] = _median(buf, n) if n >= min_joints else big
+    return cost
+
+
+@njit(cache=True)
+def _assign_direct(cost, gate, big):
+    """The assignment of :meth:`CrossViewAssociator.assign` when every comparable detection's cheapest
+    track (first on a tie) differs from the others' in its camera: ``(slots (T, C), True)``; else
+    ``(-, False)`` and the solver decides."""
+    n_c, n_p, n_t = cost.shape
+    slots = np.full((n_t, n_c), -1)
+    taken = np.zeros(n_t, np.bool_)
+    for c in range(n_c):
+        taken[:] = False
+        for p in range(n_p):
+            best = 0
+            for t in range(1, n_t):
+                if cost[c, p, t] < cost[c, p, best]:
+                    best = t
+            least = cost[c, p, best]
+            if least < big:  # a detection no track can be compared with takes no part
+                if taken[best]:
+                    return slots, False
+                taken[best] = True
+                if least < gate:
+                    slots[best, c] = p
+    return slots, True
+
+
+@njit(cache=True)
+def _group_views(slots, qw, x0, y0, seen):
+    """Each group's (``slots`` (G, C)) summed DLT view terms (10, G, J), in camera order, and its
+    members' observations ``x``, ``y``, ``use`` (C, G, J) (0 / False where the group has no view)."""
+    n_g, n_c = slots.shape
+    n_j = qw.shape[2]
+    q = np.zeros((qw.shape[3], n_g, n_j))
+    x = np.zeros((n_c, n_g, n_j))
+    y = np.zeros((n_c, n_g, n_j))
+    use = np.zeros((n_c, n_g, n_j), np.bool_)
+    for g in range(n_g):
+        for c in range(n_c):
+            p = slots[g, c]
+            if p < 0:
+                continue
+            for j in range(n_j):
+                for m in range(qw.shape[3]):
+                    q[m, g, j] += qw[c, p, j, m]
+                x[c, g, j] = x0[c, p, j]
+                y[c, g, j] = y0[c, p, j]
+                use[c, g, j] = seen[c, p, j]
+    return q, x, y, use
+
+
+@njit(cache=True)
+def _view_error_kernel(slots, use, err2, scale, points):
+    """(G, C) each view's reprojection error in its group's fit (``points`` (3, G, J)): the median over its joints of
+    pixel error / (focal / depth), i.e. metres at the joint's depth; inf where the group has no view.
+    A joint with no 3D point (fewer than two views) does not count; a joint behind the camera
+    (``scale`` 0, ``err2`` inf) counts as infinitely wrong: a view cannot see it there."""
+    n_g, n_c = slots.shape
+    n_j = points.shape[2]
+    out = np.full((n_g, n_c), np.inf)
+    buf = np.empty(n_j)
+    for g in range(n_g):
+        for c in range(n_c):
+            if slots[g, c] < 0:
+                continue
+            n = 0
+            for j in range(n_j):
+                if use[c, g, j] and points[0, g, j] == points[0, g, j]:
+                    s = scale[c, g, j]
+                    buf[n] = np.sqrt(err2[c, g, j]) / s if s > 0 else np.inf
+                    n += 1
+            out[g, c] = _median(buf, n)
+    return out
 
 
 @dataclass
@@ -161,13 +282,6 @@ class CrossViewAssociator:
         self.essential = essential_matrices(lin.extrinsics)
         self.focal = lin.focal
         self._cams = np.arange(self.n_cameras)[:, None]
-        self._arange = np.arange(16)
-        self._fx, self._fy = lin.fx[:, None, None], lin.fy[:, None, None]  # (C, 1, 1)
-        self._focal = lin.focal[:, None, None]
-        # camera-frame coordinates as (3 components x C cameras) rows: one product gives x, y, z
-        # of every camera, each a contiguous (C, ...) block
-        ext = lin.extrinsics.transpose(1, 0, 2).reshape(3 * self.n_cameras, 4)
-        self._rot, self._shift = np.ascontiguousarray(ext[:, :3]), np.ascontiguousarray(ext[:, 3:])
 
     def prepare(self, xn: np.ndarray, conf: np.ndarray) -> Views:
         """xn (C, P, J, 2) normalised coordinates (NaN where missing), conf (C, P, J) -> :class:`Views`;
@@ -187,26 +301,12 @@ class CrossViewAssociator:
         q = np.matmul(feats, self.lin.basis).reshape(x0.shape + (10,))  # view_terms, per camera
         return Views(xn, w, seen, usable, x0, y0, q * (w * w)[..., None])
 
-    def _slots(self, n: int) -> np.ndarray:
-        """0 .. n-1 (cached)."""
-        if self._arange.size < n:
-            self._arange = np.arange(2 * n)
-        return self._arange[:n]
-
-    def camera_xyz(self, points: np.ndarray) -> np.ndarray:
-        """Points (..., J, 3) -> (3, C, ..., J): x, y, z in every camera's frame."""
-        flat = points.reshape(-1, 3)
-        return (self._rot @ flat.T + self._shift).reshape((3, self.n_cameras) + points.shape[:-1])
-
     # ------------------------------------------------------------------ costs
     def track_costs(self, v: Views, poses: np.ndarray) -> np.ndarray:
-        """(C, P, T) mean joint distance (m at the track's depth) of detections to track poses; BIG where not comparable."""
-        cx, cy, z = self.camera_xyz(poses)  # (C, T, J) each
-        dx = v.x0[:, :, None] * z[:, None] - cx[:, None]  # (C, P, T, J), metres at the track's depth
-        dy = v.y0[:, :, None] * z[:, None] - cy[:, None]
-        d = np.sqrt(dx * dx + dy * dy)
-        cost, n = masked_median(d, v.seen[:, :, None] & (z > 0)[:, None])
-        return np.where(n >= self.config.min_joints, cost, _BIG)
+        """(C, P, T) median joint distance (m at the track's depth) of detections to track poses (T, J, 3);
+        BIG where not comparable (fewer than ``min_joints`` common joints, or the detection not usable)."""
+        cx, cy, z = self.lin.camera_planes(poses.transpose(2, 0, 1))  # (C, T, J) each
+        return _track_cost_kernel(v.x0, v.y0, v.seen, v.usable, cx, cy, z, self.config.min_joints, _BIG)
 
     def epipolar_costs(self, cams: np.ndarray, xn: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(n, n) median symmetric epipolar distance (normalised image units: radians, about) between
@@ -233,16 +333,8 @@ class CrossViewAssociator:
         detection that track reaches the lower bound (the sum of the row minima), so it is the
         optimum the solver would find.  (At most as many detections as tracks then compete.)"""
         n_c, n_p, n_t = cost.shape
-        best = cost.argmin(-1)  # (C, P)
-        least = cost.min(-1)  # the same entries as at best
-        # a detection no track can be compared with costs BIG for all: wherever the solver puts it,
-        # the others' optimum is the same, so it takes no part (its own key, never a collision)
-        key = np.where(least < _BIG, best, n_t + self._slots(n_p))
-        ordered = np.sort(key, axis=1)
-        if (ordered[:, 1:] != ordered[:, :-1]).all():
-            slots = np.full((n_t, n_c), -1)
-            c, p = np.nonzero(least < self.config.track_gate_m)
-            slots[best[c, p], c] = p
+        slots, direct = _assign_direct(cost, self.config.track_gate_m, _BIG)
+        if direct:
             return slots
         whole = np.full((n_c, n_p, n_c, n_t), np.inf)
         whole[self._cams[:, 0], :, self._cams[:, 0], :] = cost
@@ -257,18 +349,13 @@ class CrossViewAssociator:
     def triangulate_groups(self, slots: np.ndarray, v: Views):
         """Quick DLT of every group, ``slots`` (G, C) its detection in each camera (-1: none):
         points (G, J, 3) and each view's reprojection error (G, C) (median over its joints, metres
-        at their depth; inf where the group has no view).  A group holds at most one detection per
-        camera, so its normal equations are the weighted sum of its members' view terms."""
-        sl = slots.T  # (C, G)
-        member = (sl >= 0)[..., None]  # (C, G, 1): -1 indexes the last detection, which must not count
-        points = solve_terms((v.qw[self._cams, sl] * member[..., None]).sum(0))  # cameras summed in order
-        cx, cy, z = self.camera_xyz(points)  # (C, G, J) each
-        inv_z = 1.0 / z
-        dx = (cx * inv_z - v.x0[self._cams, sl]) * self._fx
-        dy = (cy * inv_z - v.y0[self._cams, sl]) * self._fy
-        err = np.sqrt(np.where(z > 0, dx * dx + dy * dy, np.inf)) * z / self._focal  # metres at the joint's depth
-        view_err, _ = masked_median(err, v.seen[self._cams, sl] & member & (err < np.inf))
-        return points, view_err.T
+        at their depth; inf where the group has no view, or most of its joints lie behind it).  A
+        group holds at most one detection per camera, so its normal equations are the weighted sum
+        of its members' view terms."""
+        q, x, y, use = _group_views(slots, v.qw, v.x0, v.y0, v.seen)
+        points = solve_normal(q)  # (3, G, J)
+        err2, scale = self.lin.residuals_sq(points, x, y)  # (C, G, J) each
+        return points.transpose(1, 2, 0), _view_error_kernel(slots, use, err2, scale, points)
 
     def _verified(self, slots: np.ndarray, v: Views):
         """Triangulate, release views beyond ``verify_m``, triangulate again."""
@@ -286,10 +373,6 @@ class CrossViewAssociator:
 
     def associate_views(self, v: Views, priors: np.ndarray | None = None) -> Association:
         """:meth:`associate` on views from :meth:`prepare` (prepared for many instants at once offline)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self._associate(v, priors)
-
-    def _associate(self, v: Views, priors) -> Association:
         cfg = self.config
         n_c, n_p, n_j = v.w.shape
         usable = v.usable
@@ -300,9 +383,7 @@ class CrossViewAssociator:
         if n_t and n_usable:
             ref, chosen = priors, None
             for r in range(cfg.rounds):
-                cost = self.track_costs(v, ref)
-                cost[~usable] = _BIG
-                proposed = self.assign(cost)
+                proposed = self.assign(self.track_costs(v, ref))
                 if chosen is not None and np.array_equal(proposed, chosen):
                     break  # the fresh poses chose as the priors did: the same groups again
                 chosen = proposed

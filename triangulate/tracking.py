@@ -38,11 +38,12 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.optimize import linear_sum_assignment
 
 from triangulate.skeletons import Skeleton
 
-ALIVE = -2  # ``merged_into`` of a track still followed (else -1: forgotten, or the key it became)
+_MAX_EXTRAPOLATION_S = 0.3  # a prediction moves a track on by its velocity for at most this long
 
 
 @dataclass
@@ -71,10 +72,8 @@ class TrackTable:
     def __init__(self, n_joints: int, n_bones: int, history: int):
         self.n = 0
         self._shapes = {"pose": (n_joints, 3), "velocity": (3,), "last_s": (), "first_s": (), "hits": (),
-                        "track_id": (), "merged_into": (), "size_checked": (), "settled": (), "bones": (history, n_bones),
-                        "n_bones": ()}
-        self._dtypes = {"hits": np.int64, "track_id": np.int64, "merged_into": np.int64, "size_checked": bool,
-                        "settled": bool, "n_bones": np.int64}
+                        "track_id": (), "size_checked": (), "bones": (history, n_bones), "n_bones": ()}
+        self._dtypes = {"hits": np.int64, "track_id": np.int64, "size_checked": bool, "n_bones": np.int64}
         self._allocate(16)
 
     def _allocate(self, capacity: int) -> None:
@@ -98,9 +97,7 @@ class TrackTable:
         self.last_s[keys] = self.first_s[keys] = time_s
         self.hits[keys] = 1
         self.track_id[keys] = 0
-        self.merged_into[keys] = ALIVE
         self.size_checked[keys] = False
-        self.settled[keys] = False  # confirmed and size checked: nothing left to decide for it
         self.n_bones[keys] = 0
         self.n += n
         return keys
@@ -124,7 +121,7 @@ class PersonTracker:
         self.bones = skeleton.bones if len(skeleton.bones) else np.zeros((0, 2), int)
         self.table = TrackTable(len(skeleton.joint_names), len(self.bones), self.config.size_history)
         self.next_id = 1
-        self._alive = np.zeros(0, int)  # keys of the tracks followed (merged_into == ALIVE), ascending
+        self._alive = np.zeros(0, int)  # keys of the tracks followed (not forgotten, not re-identified), ascending
         self._predicted = np.zeros(0, int)
         self._ages = (np.zeros(0, int), np.zeros(0), np.zeros(0, bool))  # alive keys, ages, recent at predict
         self._next_expiry = np.inf  # no track can expire before this time (s)
@@ -132,13 +129,11 @@ class PersonTracker:
     # ------------------------------------------------------------------ per instant
     def predict(self, time_s: float) -> np.ndarray:
         """(T, J, 3) predicted poses of the tracks seen within ``prior_s`` (the association's priors)."""
-        cfg, tb, a = self.config, self.table, self._alive
-        age = time_s - tb.last_s[a]
-        recent = age <= cfg.prior_s
-        live = self._predicted = a[recent]
+        tb, a = self.table, self._alive
+        self._predicted, poses, age, recent = _predict_kernel(a, time_s, tb.last_s, tb.pose, tb.velocity,
+                                                              self.config.prior_s, _MAX_EXTRAPOLATION_S)
         self._ages = (a, age, recent)  # for the waiting tracks, if this instant needs them
-        dt = np.minimum(age[recent], 0.3)
-        return tb.pose[live] + (tb.velocity[live] * dt[:, None])[:, None]
+        return poses
 
     def _waiting(self) -> np.ndarray:
         """Keys of the tracks unseen for more than ``prior_s`` and at most ``max_gap_s`` at the instant predicted."""
@@ -150,10 +145,7 @@ class PersonTracker:
 
         Call :meth:`predict` for the same instant first (``track`` indexes its rows).
         """
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self._update(time_s, np.asarray(track), points)
-
-    def _update(self, time_s: float, track: np.ndarray, points: np.ndarray) -> np.ndarray:
+        track = np.asarray(track)
         cfg, tb = self.config, self.table
         prior = track >= 0
         if prior.all():  # the usual instant: every group continues a track
@@ -207,17 +199,12 @@ class PersonTracker:
         n = idx.size
         if n < 2:
             return False
-        pts = points if n == len(keys) else points[idx]
-        centre = _centre(pts)
-        diff = centre[:, None] - centre[None]
-        near = np.sqrt((diff * diff).sum(-1)) < 2 * self.config.duplicate_m  # cheap test first
-        near &= _upper(n)
-        if not near.any():
+        pairs = _duplicate_pairs(points if n == len(keys) else points[idx], self.config.duplicate_m)
+        if not len(pairs):
             return False
-        near &= _pose_distances(pts, pts) < self.config.duplicate_m
         tb = self.table
         merged = False
-        for a, b in np.argwhere(near):
+        for a, b in pairs:
             ka, kb = int(keys[idx[a]]), int(keys[idx[b]])
             if ka == kb:
                 continue
@@ -229,33 +216,10 @@ class PersonTracker:
     def _advance(self, keys: np.ndarray, time_s: float, poses: np.ndarray) -> None:
         """Tracks ``keys`` (distinct) seen at ``poses`` (n, J, 3): velocity, pose, hits, body size, ids."""
         cfg, tb = self.config, self.table
-        dt = time_s - tb.last_s[keys]
-        moved = dt > 0
-        last_pose = tb.pose[keys]
-        step = poses - last_pose
-        both = step[..., 0] == step[..., 0]
-        n = both.sum(-1)
-        v = np.where(both[..., None], step, 0.0).sum(1) / (n * dt)[:, None]
-        speed = np.sqrt((v * v).sum(-1))
-        fast = speed > cfg.max_speed_m_s
-        if fast.any():
-            v[fast] *= (cfg.max_speed_m_s / speed[fast])[:, None]
-        fit = moved & (n >= 3)
-        upd = keys[fit]
-        tb.velocity[upd] = (1 - cfg.velocity_smoothing) * tb.velocity[upd] + cfg.velocity_smoothing * v[fit]
-        hits = tb.hits[keys] + moved
-        tb.hits[keys] = hits
-        tb.pose[keys] = np.where(poses[..., :1] == poses[..., :1], poses, last_pose)
-        tb.last_s[keys] = time_s
-        if len(self.bones):
-            sample = (hits % cfg.size_every == 0) | (hits <= 4 * cfg.reid_frames)
-            if sample.any():
-                ks = keys[sample]
-                ends = poses[sample][:, self.bones]  # (n, B, 2, 3)
-                d = ends[:, :, 0] - ends[:, :, 1]
-                tb.bones[ks, tb.n_bones[ks] % cfg.size_history] = np.sqrt((d * d).sum(-1))
-                tb.n_bones[ks] += 1
-        if tb.settled[keys].all():  # every one confirmed and its size checked: no decision left
+        hits, settled = _advance_kernel(keys, time_s, poses, tb.pose, tb.velocity, tb.last_s, tb.hits,
+                                        cfg.max_speed_m_s, cfg.velocity_smoothing, self.bones, tb.bones, tb.n_bones,
+                                        cfg.size_every, 4 * cfg.reid_frames, tb.track_id, tb.size_checked)
+        if settled:  # every one confirmed and its size checked: no decision left
             return
         # the rare per-track decisions, in group order (a re-identification changes who is lost)
         check = ~tb.size_checked[keys] & ((hits == cfg.reid_frames) | (hits == 2 * cfg.reid_frames))
@@ -269,7 +233,6 @@ class PersonTracker:
                 # own: live, a returning person is published under their old id, never a new one first
                 tb.track_id[k] = self.next_id
                 self.next_id += 1
-            tb.settled[k] = tb.track_id[k] != 0 and tb.size_checked[k]
 
     def _lost_before(self, key: int) -> np.ndarray:
         """Keys of the confirmed tracks lost (unseen > ``max_gap_s``) before track ``key`` began: whom it may be."""
@@ -296,7 +259,6 @@ class PersonTracker:
         if match.sum() == 1:
             o = int(lost[int(np.argmax(match))])
             tb.track_id[key] = tb.track_id[o]
-            tb.merged_into[o] = key
             self._alive = self._alive[self._alive != o]
             return True
         return False
@@ -311,7 +273,6 @@ class PersonTracker:
         tentative = tb.track_id[a] == 0
         gone = ((age > cfg.max_gap_s) & tentative) | (age > cfg.reid_s)
         if gone.any():
-            tb.merged_into[a[gone]] = -1
             a = self._alive = a[~gone]
             tentative = tentative[~gone]
         limit = np.where(tentative, cfg.max_gap_s, cfg.reid_s)
@@ -329,27 +290,143 @@ class PersonTracker:
         return [(int(k), int(ids[k])) for k in np.flatnonzero(ids)]
 
 
-_UPPER = np.zeros((0, 0), bool)
+@njit(cache=True)
+def _predict_kernel(alive, time_s, last_s, pose, velocity, prior_s, max_dt):
+    """:meth:`PersonTracker.predict`: the keys of the tracks among ``alive`` seen within ``prior_s``,
+    their poses moved on by velocity x min(age, ``max_dt``), and every alive track's age and recent flag."""
+    n = alive.size
+    age = np.empty(n)
+    recent = np.empty(n, np.bool_)
+    m = 0
+    for i in range(n):
+        age[i] = time_s - last_s[alive[i]]
+        recent[i] = age[i] <= prior_s
+        m += recent[i]
+    live = np.empty(m, np.int64)
+    out = np.empty((m, pose.shape[1], 3))
+    r = 0
+    for i in range(n):
+        if recent[i]:
+            k = alive[i]
+            live[r] = k
+            dt = min(age[i], max_dt)
+            for j in range(pose.shape[1]):
+                for x in range(3):
+                    out[r, j, x] = pose[k, j, x] + velocity[k, x] * dt
+            r += 1
+    return live, out, age, recent
 
 
-def _upper(n: int) -> np.ndarray:
-    """(n, n) True above the diagonal (cached)."""
-    global _UPPER
-    if _UPPER.shape[0] < n:
-        _UPPER = np.triu(np.ones((2 * n, 2 * n), bool), 1)
-    return _UPPER[:n, :n]
+@njit(cache=True)
+def _advance_kernel(keys, time_s, poses, pose, velocity, last_s, hits, max_speed, smoothing, bones, bone_table,
+                    n_bones, size_every, size_early, track_id, size_checked):
+    """:meth:`PersonTracker._advance` on the table's rows ``keys`` (distinct), seen at ``poses`` (n, J, 3).
+
+    Velocity: the mean step of the joints seen both times over the time since last seen (at
+    least 3 joints, capped at ``max_speed``), blended in by ``smoothing``; the pose keeps
+    the old joint where the new one is missing; a bone-length sample every ``size_every`` hits
+    (every hit for the first ``size_early``).  Returns the new hits (n,) and whether every track
+    is settled (confirmed and its size checked: no decision left for it)."""
+    n, n_j = poses.shape[0], poses.shape[1]
+    out = np.empty(n, np.int64)
+    settled = True
+    for i in range(n):
+        k = keys[i]
+        dt = time_s - last_s[k]
+        moved = dt > 0
+        s0 = s1 = s2 = 0.0
+        m = 0
+        for j in range(n_j):
+            d0 = poses[i, j, 0] - pose[k, j, 0]
+            if d0 == d0:
+                s0 += d0
+                s1 += poses[i, j, 1] - pose[k, j, 1]
+                s2 += poses[i, j, 2] - pose[k, j, 2]
+                m += 1
+        if moved and m >= 3:
+            scale = m * dt
+            v0, v1, v2 = s0 / scale, s1 / scale, s2 / scale
+            speed = np.sqrt(v0 * v0 + v1 * v1 + v2 * v2)
+            if speed > max_speed:
+                cap = max_speed / speed
+                v0, v1, v2 = v0 * cap, v1 * cap, v2 * cap
+            velocity[k, 0] = (1 - smoothing) * velocity[k, 0] + smoothing * v0
+            velocity[k, 1] = (1 - smoothing) * velocity[k, 1] + smoothing * v1
+            velocity[k, 2] = (1 - smoothing) * velocity[k, 2] + smoothing * v2
+        h = hits[k] + (1 if moved else 0)
+        hits[k] = h
+        out[i] = h
+        for j in range(n_j):
+            if poses[i, j, 0] == poses[i, j, 0]:
+                pose[k, j, 0], pose[k, j, 1], pose[k, j, 2] = poses[i, j, 0], poses[i, j, 1], poses[i, j, 2]
+        last_s[k] = time_s
+        if bones.shape[0] and (h % size_every == 0 or h <= size_early):
+            row = n_bones[k] % bone_table.shape[1]
+            for b in range(bones.shape[0]):
+                e0, e1 = bones[b, 0], bones[b, 1]
+                d0 = poses[i, e0, 0] - poses[i, e1, 0]
+                d1 = poses[i, e0, 1] - poses[i, e1, 1]
+                d2 = poses[i, e0, 2] - poses[i, e1, 2]
+                bone_table[k, row, b] = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            n_bones[k] += 1
+        settled = settled and track_id[k] != 0 and size_checked[k]
+    return out, settled
 
 
-def _centre(points: np.ndarray) -> np.ndarray:
-    """(n, 3) mean of each pose's finite joints; NaN for a pose with none."""
-    ok = points[..., 0] == points[..., 0]
-    return np.where(ok[..., None], points, 0.0).sum(-2) / ok.sum(-1)[..., None]
+@njit(cache=True)
+def _centre(points):
+    """(n, 3) mean of each pose's finite joints (n, J, 3); NaN for a pose with none."""
+    n, n_j = points.shape[0], points.shape[1]
+    out = np.empty((n, 3))
+    for i in range(n):
+        s0 = s1 = s2 = 0.0
+        m = 0
+        for j in range(n_j):
+            if points[i, j, 0] == points[i, j, 0]:
+                s0 += points[i, j, 0]
+                s1 += points[i, j, 1]
+                s2 += points[i, j, 2]
+                m += 1
+        out[i, 0], out[i, 1], out[i, 2] = (s0 / m, s1 / m, s2 / m) if m else (np.nan, np.nan, np.nan)
+    return out
 
 
-def _pose_distances(points: np.ndarray, poses: np.ndarray) -> np.ndarray:
-    """(n, m) mean distance over common joints between poses (n, J, 3) and poses (m, J, 3); inf when < 3."""
-    diff = points[:, None] - poses[None]
-    d = np.sqrt((diff * diff).sum(-1))
-    ok = d == d
-    n = ok.sum(-1)
-    return np.where(n >= 3, np.where(ok, d, 0.0).sum(-1) / np.maximum(n, 1), np.inf)
+@njit(cache=True)
+def _pose_distance(a, b) -> float:
+    """Mean distance over the joints both poses (J, 3) have; inf when fewer than 3."""
+    total = 0.0
+    m = 0
+    for j in range(a.shape[0]):
+        d0, d1, d2 = a[j, 0] - b[j, 0], a[j, 1] - b[j, 1], a[j, 2] - b[j, 2]
+        d = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        if d == d:
+            total += d
+            m += 1
+    return total / m if m >= 3 else np.inf
+
+
+@njit(cache=True)
+def _pose_distances(points, poses):
+    """(n, m) :func:`_pose_distance` between poses (n, J, 3) and poses (m, J, 3)."""
+    out = np.empty((points.shape[0], poses.shape[0]))
+    for i in range(points.shape[0]):
+        for k in range(poses.shape[0]):
+            out[i, k] = _pose_distance(points[i], poses[k])
+    return out
+
+
+@njit(cache=True)
+def _duplicate_pairs(points, gate):
+    """(k, 2) pairs ``a < b`` of poses (n, J, 3) closer than ``gate`` (mean joint distance), row by row;
+    only the pairs whose centres are within ``2 * gate`` are compared joint by joint."""
+    n = points.shape[0]
+    centre = _centre(points)
+    pairs = np.empty((n * (n - 1) // 2, 2), np.int64)
+    k = 0
+    for a in range(n):
+        for b in range(a + 1, n):
+            d0, d1, d2 = centre[a, 0] - centre[b, 0], centre[a, 1] - centre[b, 1], centre[a, 2] - centre[b, 2]
+            if np.sqrt(d0 * d0 + d1 * d1 + d2 * d2) < 2 * gate and _pose_distance(points[a], points[b]) < gate:
+                pairs[k, 0], pairs[k, 1] = a, b
+                k += 1
+    return pairs[:k]

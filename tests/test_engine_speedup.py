@@ -29,6 +29,7 @@ from rigcap.studio.keypoints import DetectorNoise
 from rigcap.studio.studio import SyntheticStudio
 from tests.engine_reference import reference_run
 from triangulate.engine import TriangulationConfig, Triangulator
+from triangulate.robust import IRLS_TOL_M
 
 NOISE = DetectorNoise(pixel_sigma=2.0, missing_rate=0.10, outlier_rate=0.03, swap_rate=0.02, time_jitter_ms=0.0)
 
@@ -60,8 +61,8 @@ def test_same_swaps_views_and_points_as_before(n_cams, n_frames, seed):
     assert np.array_equal(np.isnan(new.points), np.isnan(points))
     dev = np.linalg.norm(new.points - points, axis=-1)[np.isfinite(points).all(-1)]
     if n_cams == 4:
-        assert dev.max() < 1e-9  # m: rounding only
-        assert np.nanmax(np.abs(new.error_px - error_px)) < 1e-6  # px
+        assert dev.max() < IRLS_TOL_M  # m: rounding, and the soft refit's IRLS ending a point once its step is below that
+        assert np.nanmax(np.abs(new.error_px - error_px)) < 1e-4  # px (that micrometre is ~1e-5 px)
     else:
         assert dev.max() < 5e-4  # m
         assert np.mean(dev > 1e-6) < 0.01

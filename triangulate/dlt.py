@@ -219,7 +219,7 @@ class LinearTriangulator:
     # ------------------------------------------------------------ points last (Views)
     def normal(self, feats: np.ndarray, w2: np.ndarray) -> np.ndarray:
         """Normal-matrix entries (10, N) of features (4, C, N) with squared row weights w2 (C, N)."""
-        return self.basis_planar @ (feats * w2).reshape(-1, feats.shape[-1])
+        return self.basis_planar @ (feats * w2).reshape(feats.shape[0] * feats.shape[1], feats.shape[-1])  # N may be 0
 
     def fit(self, views: "Views", weights: np.ndarray) -> np.ndarray:
         """Weighted linear fit (3, N) of the views with row weights (C, N) (0 = view unused)."""

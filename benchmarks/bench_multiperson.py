@@ -14,6 +14,11 @@ order (4 people x 8 cameras, 30 fps): time added per completed instant (grouping
 not possible to separate: this is the whole push that completes an instant), p50/p99, target
 p99 <= 5 ms; plus identity switches and MPJPE of the live output.
 
+``--node``: the same, but the real fusion node (``triangulate.fusion_node.FusionNode``) in this
+process over real ZeroMQ sockets, fed at capture pace (30 fps) by a second process that holds the
+backbone and every camera's sender: the node's own added latency (last camera message received ->
+kp3d published), drops and clock faults, instants out.  Two processes on the machine's cores.
+
 ``--real`` also runs the project's MediaPipe detector over the Pose2Sim demo's four videos
 (../shared/data/pose2sim-demo-single; cached in out/bench_multiperson/) and triangulates them
 with ``--persons auto``: the demo's one subject must come out as one track.
@@ -62,6 +67,19 @@ def scene(n_cams: int, n_persons: int, seconds: float, seed: int) -> dict:
     return dict(cams=n_cams, persons=n_persons, tracks=r.points3d.n_persons, score=sc, oracle=np.array(oracle),
                 fps=s.n_frames / r.association_s, total=total, frames=s.n_frames,
                 close=int((close < 0.8).sum()), closest=float(close.min()))
+
+
+def warm_up() -> None:
+    """Compile the numba kernels (cached after a first run, seconds on a fresh clone) outside any timing."""
+    from triangulate.fusion import FusionEngine
+    from triangulate.fusion_options import FusionOptions
+
+    s = CrowdStudio(n_persons=2, n_cameras=4, duration_s=1.0, seed=0)
+    triangulate_people(s.rig, s.keypoints2d())
+    engine = FusionEngine(s.rig, s.skeleton, FusionOptions(fps=s.fps, persons=0))
+    for f in range(s.n_frames):
+        for c in range(len(s.rig)):
+            engine.push(s.rig.names[c], f, int(s.timestamps_ns[c, f]), s.keypoints(c, f), int(s.timestamps_ns[c, f]))
 
 
 def bench_synthetic(args) -> None:
@@ -184,6 +202,71 @@ def bench_live(args) -> None:
     console.print(table)
 
 
+def _paced_sender(pub: str, sub: str, n_persons: int, n_cams: int, seconds: float, seed: int) -> None:
+    """Child process: the backbone plus every camera's messages, each sent at its capture time + 1.5 ms
+    (+0.1 ms per camera: detectors finish one after another), as camera hosts would.  The clock starts
+    once the studio is built and the sockets have met (a message sent before that is lost, not late)."""
+    from rigcap.wire import Backbone, Publisher
+
+    s = CrowdStudio(n_persons=n_persons, n_cameras=n_cams, duration_s=seconds, seed=seed)
+    msgs = sorted((int(s.timestamps_ns[c, f]) + 1_500_000 + c * 100_000, c, f)
+                  for c in range(n_cams) for f in range(s.n_frames))
+    with Backbone(pub, sub):
+        sender = Publisher(pub)
+        time.sleep(1.0)
+        t0_ns = time.time_ns()
+        for due, c, f in msgs:
+            wait = (t0_ns + due - time.time_ns()) * 1e-9
+            if wait > 0:
+                time.sleep(wait)
+            sender.publish_kp2d(s.rig.names[c], f, t0_ns + int(s.timestamps_ns[c, f]), s.keypoints(c, f), s.skeleton)
+        time.sleep(1.0)
+        sender.close()
+
+
+def bench_node(args) -> None:
+    """The fusion node over real ZeroMQ, alone in this process; the cameras' messages come from a
+    second process at capture pace (30 fps): added latency as the node measures it (last camera
+    message received -> kp3d published), drops, instants out."""
+    import multiprocessing as mp
+
+    from rigcap.wire import free_tcp_endpoint
+    from triangulate.fusion_node import FusionNode
+    from triangulate.fusion_options import FusionOptions
+
+    table = Table(title="Several people live over ZeroMQ: fusion node in its own process, cameras sent at 30 fps "
+                        "from another (2 processes)")
+    for col in ("cams", "people", "instants out / frames", "added ms p50", "added ms p99", "max ms",
+                "node CPU ms / instant", "late / clock / jumps / malformed", "ids"):
+        table.add_column(col, justify="right")
+    for n_cams, n_p in ((4, 4), (8, 4), (8, 6)):
+        s = CrowdStudio(n_persons=n_p, n_cameras=n_cams, duration_s=args.seconds, seed=args.seed)
+        pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
+        node = FusionNode(s.rig, sub, pub, FusionOptions(fps=s.fps, persons=0), skeleton=s.skeleton)
+        child = mp.get_context("fork").Process(target=_paced_sender,
+                                               args=(pub, sub, n_p, n_cams, args.seconds, args.seed))
+        child.start()
+        ids: set[int] = set()
+        c0 = c1 = None  # process CPU from the first instant out to the last (the child's set-up excluded)
+        while child.is_alive():
+            out = node.step(5)
+            if out:
+                c1 = time.process_time()
+                c0 = c0 if c0 is not None else c1
+            for inst in out:
+                ids.update(int(i) for i in inst.person_ids)
+        cpu = (c1 - c0) if c0 is not None else float("nan")
+        child.join()
+        st = node.stats
+        node.close()
+        ms = np.array(st.added_latency_ns) / 1e6
+        table.add_row(str(n_cams), str(n_p), f"{st.instants_out} / {s.n_frames}", f"{np.percentile(ms, 50):.2f}",
+                      f"{np.percentile(ms, 99):.2f}", f"{ms.max():.2f}", f"{1000 * cpu / max(st.instants_out, 1):.2f}",
+                      f"{st.late_dropped} / {st.clock_outlier} / {sum(st.clock_jumps.values())} / {st.malformed}",
+                      str(len(ids)))
+    console.print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -191,12 +274,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 and 4 people only")
     ap.add_argument("--real", action="store_true", help="also the Pose2Sim demo (runs MediaPipe once, cached)")
     ap.add_argument("--live", action="store_true", help="also the live fusion engine's latency and identities")
+    ap.add_argument("--node", action="store_true", help="also the fusion node over real ZeroMQ, cameras paced at 30 fps "
+                                                         "from a second process")
     ap.add_argument("--no-synthetic", action="store_true")
     args = ap.parse_args()
+    warm_up()
     if not args.no_synthetic:
         bench_synthetic(args)
     if args.live:
         bench_live(args)
+    if args.node:
+        bench_node(args)
     if args.real:
         bench_real()
 

@@ -42,6 +42,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _where(pids) -> str:
+    """What each live process is doing (state, kernel wait channel, threads): a failure here is a hang to diagnose."""
+    out = []
+    for p in pids:
+        try:
+            status = dict(line.split(":", 1) for line in open(f"/proc/{p}/status").read().splitlines() if ":" in line)
+            wchan = open(f"/proc/{p}/wchan").read()
+            out.append(f"pid {p} {status['State'].strip()} wchan {wchan} threads {status['Threads'].strip()}")
+        except OSError:
+            out.append(f"pid {p} gone")
+    return "; ".join(out)
+
+
 def test_cameras_stop_within_a_second_of_their_supervisors_sigkill(tmp_path, repo_root):
     pub, sub = free_tcp_endpoint(), free_tcp_endpoint()
     proc = subprocess.Popen([sys.executable, "-c", SUPERVISOR, pub, sub, str(tmp_path / "take")], cwd=repo_root,
@@ -57,7 +70,7 @@ def test_cameras_stop_within_a_second_of_their_supervisors_sigkill(tmp_path, rep
         while any(_alive(p) for p in pids) and time.monotonic() - killed < 5:
             time.sleep(0.05)
         stopped_after = time.monotonic() - killed
-        assert not any(_alive(p) for p in pids), "camera processes outlived their supervisor by 5 s"
+        assert not any(_alive(p) for p in pids), f"camera processes outlived their supervisor by 5 s: {_where(pids)}"
         assert stopped_after < 1.0, f"cameras stopped {stopped_after:.2f} s after the supervisor's death"
         for cam in ("cam_0", "cam_1"):  # segments closed cleanly
             assert (tmp_path / "take" / cam / "segment-000.end.json").is_file()

@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 # (row, col) of the ten unique entries of a symmetric 4x4 matrix, in storage order.
 TERM_INDEX = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
@@ -93,12 +94,38 @@ def view_terms(xn: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return np.matmul(feats.transpose(1, 0, 2), basis).transpose(1, 0, 2)
 
 
-def solve_terms(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+def rigid_planes(rot_planar: np.ndarray, trans_planar: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (3, N) -> every camera's frame coordinates (3C, N), component-major (``rot_planar`` (3C, 3),
+    ``trans_planar`` (3C, 1)).
+
+    A compiled loop of three multiply-adds per entry rather than a matrix product: BLAS picks its
+    kernel (and its FMA and summation order) by matrix size, so a product gives
+    different last bits for a block of points than for all of them; this is the
+    same number for a point in any batch, which keeps chunked and whole runs,
+    and every CPU, bit for bit alike.
+    """
+    out = np.empty((rot_planar.shape[0], points.shape[1]))
+    _rigid_planes(rot_planar, trans_planar, np.ascontiguousarray(points, dtype=np.float64), out)
+    return out
+
+
+@njit(cache=True)
+def _rigid_planes(rot, trans, points, out) -> None:
+    for r in range(rot.shape[0]):
+        a, b, c, t = rot[r, 0], rot[r, 1], rot[r, 2], trans[r, 0]
+        for n in range(points.shape[1]):
+            out[r, n] = a * points[0, n] + b * points[1, n] + c * points[2, n] + t
+
+
+SINGULAR_EPS = 1e-12  # |det| below this times trace^3: fewer than two independent views (NaN)
+
+
+def solve_terms(q: np.ndarray, eps: float = SINGULAR_EPS) -> np.ndarray:
     """Finite point ``X`` (..., 3) from normal-matrix entries q (..., 10): :func:`solve_normal` with the terms last."""
     return np.moveaxis(solve_normal(np.moveaxis(q, -1, 0), eps), 0, -1)
 
 
-def solve_normal(q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+def solve_normal(q: np.ndarray, eps: float = SINGULAR_EPS) -> np.ndarray:
     """Finite point ``X`` (3, ...) from normal-matrix entries q (10, ...), terms first.
 
     Solves ``Q[:3,:3] X = -Q[:3,3]`` by the adjugate, elementwise.  Singular
@@ -232,8 +259,7 @@ class LinearTriangulator:
     def camera_planes(self, points: np.ndarray) -> np.ndarray:
         """Points (3, ...) -> camera-frame coordinates (3, C, ...) in every camera."""
         lead = points.shape[1:]
-        flat = self.rot_planar @ points.reshape(3, -1)
-        flat += self.trans_planar
+        flat = rigid_planes(self.rot_planar, self.trans_planar, points.reshape(3, -1))
         return flat.reshape((3, self.n_cameras) + lead)
 
     def residuals_sq(self, points: np.ndarray, x: np.ndarray, y: np.ndarray, scale: bool = True):
@@ -388,3 +414,64 @@ def dlt_svd(xn: np.ndarray, extrinsics: np.ndarray, weights: np.ndarray | None =
         points = h[:, :3] / h[:, 3:]
     points[valid.sum(axis=1) < max(min_views, 2)] = np.nan
     return points.reshape(lead + (3,))
+
+
+# ---------------------------------------------------------------- one point at a time (compiled)
+# The live path's kernels (``triangulate.fusion``) visit one point per loop turn; these are the same
+# formulas as :func:`solve_normal`, :meth:`LinearTriangulator.errors_sq` and ``pixel_weights`` above,
+# kept here beside them so that a change to one is seen next to the other.
+
+@njit(cache=True)
+def solve_point(q: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (3,) from the ten normal-matrix entries ``q``: :func:`solve_normal`'s adjugate
+    solve for one point, in its operation order (NaN where singular)."""
+    q00, q01, q02, q03, q11, q12, q13, q22, q23 = q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8]
+    c00 = q11 * q22 - q12 * q12
+    c01 = q02 * q12 - q01 * q22
+    c02 = q01 * q12 - q02 * q11
+    c11 = q00 * q22 - q02 * q02
+    c12 = q01 * q02 - q00 * q12
+    c22 = q00 * q11 - q01 * q01
+    det = q00 * c00 + q01 * c01 + q02 * c02
+    trace = q00 + q11 + q22
+    inv = -1.0 / det if abs(det) > SINGULAR_EPS * trace * trace * trace else np.nan
+    out[0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
+    out[1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
+    out[2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
+
+
+@njit(cache=True)
+def fit_point(q: np.ndarray, weights: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
+    """Weighted fit of one point: its views' terms ``q`` (C, 10), row weights (C,) (0: unused) -> ``out`` (3,)."""
+    acc[:] = 0.0
+    for c in range(q.shape[0]):
+        w2 = weights[c] * weights[c]
+        for m in range(10):
+            acc[m] += w2 * q[c, m]
+    solve_point(acc, out)
+
+
+@njit(cache=True)
+def errors_sq_point(p, xn, ext, fx, fy, out) -> None:
+    """Squared undistorted-pixel error (C,) of point ``p`` against its views ``xn`` (C, 2)
+    (:meth:`LinearTriangulator.errors_sq`; inf behind a camera or for a NaN point)."""
+    for c in range(xn.shape[0]):
+        z = ext[c, 2, 0] * p[0] + ext[c, 2, 1] * p[1] + ext[c, 2, 2] * p[2] + ext[c, 2, 3]
+        if z > 0:
+            inv_z = 1.0 / z
+            dx = ((ext[c, 0, 0] * p[0] + ext[c, 0, 1] * p[1] + ext[c, 0, 2] * p[2] + ext[c, 0, 3]) * inv_z - xn[c, 0]) * fx[c]
+            dy = ((ext[c, 1, 0] * p[0] + ext[c, 1, 1] * p[1] + ext[c, 1, 2] * p[2] + ext[c, 1, 3]) * inv_z - xn[c, 1]) * fy[c]
+            e = dx * dx + dy * dy
+            out[c] = np.inf if np.isnan(e) else e
+        else:
+            out[c] = np.inf
+
+
+@njit(cache=True)
+def pixel_weights_point(p, weights, ext, focal, out) -> None:
+    """Row weights (C,) that turn the algebraic fit into a pixel fit around ``p``
+    (:meth:`LinearTriangulator.pixel_weights`: ``weights * focal / depth``, 0 behind a camera)."""
+    for c in range(weights.shape[0]):
+        z = ext[c, 2, 0] * p[0] + ext[c, 2, 1] * p[1] + ext[c, 2, 2] * p[2] + ext[c, 2, 3]
+        s = focal[c] / z if z > 0 else 0.0
+        out[c] = weights[c] * s if np.isfinite(s) else 0.0

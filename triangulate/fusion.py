@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 
 from calibration import Rig
-from triangulate.dlt import LinearTriangulator, Views, sum_last
+from triangulate.dlt import LinearTriangulator, Views, errors_sq_point, fit_point, pixel_weights_point, sum_last
 from triangulate.engine import TriangulationConfig, Triangulator, soft_scale_px
 from triangulate.filters import OneEuroBank, OneEuroFilter
 from triangulate.fusion_options import FusionOptions
@@ -151,6 +151,7 @@ class LiveTriangulator:
         # Load the compiled kernel now (from numba's cache in __pycache__, compiled there on the very first
         # run), not on the first instant: that took the node ~0.3 s while the cameras' messages queued up.
         self._hard(np.zeros((1, self.n_cameras, 3)))
+        self.lin.camera_planes(np.zeros((3, 1)))  # the soft refit's projection kernel likewise
 
     @property
     def n_cameras(self) -> int:
@@ -324,62 +325,6 @@ class LiveTriangulator:
 
 
 @njit(cache=True)
-def _solve_point(q: np.ndarray, out: np.ndarray) -> None:
-    """``out`` (3,) from the ten normal-matrix entries ``q``: :func:`triangulate.dlt.solve_normal`'s adjugate
-    solve for one point, in its operation order (NaN where singular)."""
-    q00, q01, q02, q03, q11, q12, q13, q22, q23 = q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8]
-    c00 = q11 * q22 - q12 * q12
-    c01 = q02 * q12 - q01 * q22
-    c02 = q01 * q12 - q02 * q11
-    c11 = q00 * q22 - q02 * q02
-    c12 = q01 * q02 - q00 * q12
-    c22 = q00 * q11 - q01 * q01
-    det = q00 * c00 + q01 * c01 + q02 * c02
-    trace = q00 + q11 + q22
-    inv = -1.0 / det if abs(det) > 1e-12 * trace * trace * trace else np.nan
-    out[0] = (c00 * q03 + c01 * q13 + c02 * q23) * inv
-    out[1] = (c01 * q03 + c11 * q13 + c12 * q23) * inv
-    out[2] = (c02 * q03 + c12 * q13 + c22 * q23) * inv
-
-
-@njit(cache=True)
-def _fit_point(q: np.ndarray, weights: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
-    """Weighted fit of one point: its views' terms ``q`` (C, 10), row weights (C,) (0: unused) -> ``out`` (3,)."""
-    acc[:] = 0.0
-    for c in range(q.shape[0]):
-        w2 = weights[c] * weights[c]
-        for m in range(10):
-            acc[m] += w2 * q[c, m]
-    _solve_point(acc, out)
-
-
-@njit(cache=True)
-def _errors_point(p, xn, ext, fx, fy, out) -> None:
-    """Squared undistorted-pixel error (C,) of point ``p`` against its views ``xn`` (C, 2)
-    (:meth:`LinearTriangulator.errors_sq`; inf behind a camera or for a NaN point)."""
-    for c in range(xn.shape[0]):
-        z = ext[c, 2, 0] * p[0] + ext[c, 2, 1] * p[1] + ext[c, 2, 2] * p[2] + ext[c, 2, 3]
-        if z > 0:
-            inv_z = 1.0 / z
-            dx = ((ext[c, 0, 0] * p[0] + ext[c, 0, 1] * p[1] + ext[c, 0, 2] * p[2] + ext[c, 0, 3]) * inv_z - xn[c, 0]) * fx[c]
-            dy = ((ext[c, 1, 0] * p[0] + ext[c, 1, 1] * p[1] + ext[c, 1, 2] * p[2] + ext[c, 1, 3]) * inv_z - xn[c, 1]) * fy[c]
-            e = dx * dx + dy * dy
-            out[c] = np.inf if np.isnan(e) else e
-        else:
-            out[c] = np.inf
-
-
-@njit(cache=True)
-def _pixel_weights_point(p, weights, ext, focal, out) -> None:
-    """Row weights (C,) that turn the algebraic fit into a pixel fit around ``p``
-    (:meth:`LinearTriangulator.pixel_weights`: ``weights * focal / depth``, 0 behind a camera)."""
-    for c in range(weights.shape[0]):
-        z = ext[c, 2, 0] * p[0] + ext[c, 2, 1] * p[1] + ext[c, 2, 2] * p[2] + ext[c, 2, 3]
-        s = focal[c] / z if z > 0 else 0.0
-        out[c] = weights[c] * s if np.isfinite(s) else 0.0
-
-
-@njit(cache=True)
 def _hard_kernel(q, xn, w, start, has_start, ext, fx, fy, focal, t2, min_views, k_cand,
                  points, mean_err, n_views, active, all_views, all_view_err2) -> None:
     """:meth:`LiveTriangulator._hard` for every point: fit all confident views (pixel-weighted); while a view
@@ -415,11 +360,11 @@ def _hard_kernel(q, xn, w, start, has_start, ext, fx, fy, focal, t2, min_views, 
             if has_start:
                 p[:] = start[i]
             else:
-                _fit_point(q[i], wa, acc, p)  # algebraic fit, then ...
-            _pixel_weights_point(p, wa, ext, focal, weights)  # ... least squares in pixels around it
+                fit_point(q[i], wa, acc, p)  # algebraic fit, then ...
+            pixel_weights_point(p, wa, ext, focal, weights)  # ... least squares in pixels around it
             for round_ in range(n_c):
-                _fit_point(q[i], weights, acc, p)
-                _errors_point(p, xn[i], ext, fx, fy, e2)
+                fit_point(q[i], weights, acc, p)
+                errors_sq_point(p, xn[i], ext, fx, fy, e2)
                 points[i, :] = p
                 if round_ == 0:
                     all_views[i, :] = p
@@ -450,8 +395,8 @@ def _hard_kernel(q, xn, w, start, has_start, ext, fx, fy, focal, t2, min_views, 
                 for j in range(k_cand):
                     loo[:] = wa
                     loo[cand_view[j]] = 0.0
-                    _fit_point(q[i], loo, acc, cand[j])
-                    _errors_point(cand[j], xn[i], ext, fx, fy, ce2[j])
+                    fit_point(q[i], loo, acc, cand[j])
+                    errors_sq_point(cand[j], xn[i], ext, fx, fy, ce2[j])
                     s = 0.0
                     for c in range(n_c):
                         if loo[c] > 0:
@@ -474,7 +419,7 @@ def _hard_kernel(q, xn, w, start, has_start, ext, fx, fy, focal, t2, min_views, 
                         act[c] = act[c] and ce2[best, c] <= t2
                 for c in range(n_c):
                     wa[c] = w[i, c] if act[c] else 0.0
-                _pixel_weights_point(cand[best], wa, ext, focal, weights)  # refit in pixels around it
+                pixel_weights_point(cand[best], wa, ext, focal, weights)  # refit in pixels around it
         nv = 0
         s = 0.0
         worst = 0.0

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from calibration import lens_model
+from triangulate.dlt import rigid_planes
 
 # Entries (cameras x points) per block of :meth:`LensBatch.project_planes`: its ~40 temporaries stay in a
 # core's cache.
@@ -54,23 +55,12 @@ class LensBatch:
         self.trans_planar = self.translation.T.reshape(3 * n, 1)
 
     def project(self, points: np.ndarray) -> np.ndarray:
-        """World points (..., 3) -> distorted pixels (..., C, 2) in every camera; NaN behind a camera."""
+        """World points (..., 3) -> distorted pixels (..., C, 2) in every camera; NaN behind a camera
+        (:meth:`project_planes`, the one implementation, in the points-first layout)."""
         points = np.asarray(points, dtype=np.float64)
         lead = points.shape[:-1]
-        n = len(self.cameras)
-        cam = (points.reshape(-1, 3) @ self.proj[:3] + self.proj[3]).reshape(-1, n, 3)
-        z = cam[..., 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv_z = np.where(z > 0, 1.0 / z, np.nan)
-        xy = cam[..., :2] * inv_z[..., None]  # (P, C, 2)
-        if len(self.groups) == 1:
-            model, _, d, _ = self.groups[0]
-            xy = lens_model.distort(xy, d, model)
-        else:
-            for model, idx, d, _ in self.groups:
-                xy[:, idx] = lens_model.distort(xy[:, idx], d, model)
-        out = lens_model.normalized_to_pixels(xy, self.matrix)
-        return out.reshape(lead + (n, 2))
+        u, v = self.project_planes(points.reshape(-1, 3).T)
+        return np.stack([u.T, v.T], -1).reshape(lead + (len(self.cameras), 2))
 
     def project_planes(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points (3, N) -> distorted pixels ``(u, v)``, each (C, N); NaN behind a camera.
@@ -85,7 +75,7 @@ class LensBatch:
         step = max(64, PROJECT_BLOCK // max(1, n_cams))
         for s in range(0, n, step):
             blk = slice(s, s + step)
-            cx, cy, z = (self.rot_planar @ points[:, blk] + self.trans_planar).reshape(3, n_cams, -1)
+            cx, cy, z = rigid_planes(self.rot_planar, self.trans_planar, points[:, blk]).reshape(3, n_cams, -1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 inv_z = np.where(z > 0, 1.0 / z, np.nan)
             x, y = cx * inv_z, cy * inv_z

@@ -102,7 +102,10 @@ def test_tracking_keeps_both_without_rerunning_the_detector(two_people, offline)
         assert det.stats["tile_runs"] == 1
         assert det.stats["whole_image_runs"] <= 2
         assert det.stats["landmark_runs"] <= 2 * 4 + 3
+        found = {k: v for k, v in det.stats.items() if k.startswith("found_by_")}
     assert counts == [2, 2, 2, 2]
+    # every person returned is credited to the crop that found them; frames 1-3 are the tracks' own
+    assert sum(found.values()) == 8 and found.get("found_by_track", 0) >= 6, found
 
 
 def test_proposed_boxes_are_cropped_and_empty_ones_give_nobody(two_people, offline):

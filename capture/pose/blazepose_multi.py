@@ -535,7 +535,7 @@ class MediaPipeMultiDetector(Detector):
         if image is None or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected a BGR image (H, W, 3), got {None if image is None else image.shape}")
         image = np.ascontiguousarray(image)
-        people, nexts, scores = [], [], []
+        people, nexts, scores, sources = [], [], [], []
         for region in self.proposer.regions(image):
             got = self.landmarks(image, region)
             if got is None:
@@ -543,7 +543,11 @@ class MediaPipeMultiDetector(Detector):
             people.append(got[0])
             nexts.append(got[1])
             scores.append(got[2] * float(np.mean(got[0][:, 2])))
+            sources.append(region.source)
         keep = unique_people(people, scores, self.duplicate_iou, self.max_persons)
+        for i in keep:  # which crop found each person kept: what recall owes to tracks, proposals, tiles
+            key = f"found_by_{sources[i] or 'other'}"
+            self.stats[key] = self.stats.get(key, 0) + 1
         self.proposer.follow([nexts[i] for i in keep])
         if not keep:
             return self.empty()

@@ -3,12 +3,23 @@ non-loopback endpoints need keys or --insecure."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import zmq
 
 from rigcap.cli import main
 from rigcap.errors import RigcapError
 from rigcap.wire.security import SENDERS, ClientKeys, ServerKeys, is_loopback, require_keys
+
+# These tests refuse CURVE handshakes on purpose, and libzmq 4.3.5 can abort the whole process
+# (SIGABRT) in a race of a refused handshake, e.g. while the socket closes with a ZAP exchange in
+# flight (upstream zeromq/libzmq#2476, #3059).  They run in a process of their own
+# (tests/test_wire_security_process.py), so that such an abort fails this module, says so, and
+# does not take the rest of the suite with it.
+ISOLATED_ENV = "RIGCAP_WIRE_SECURITY_PROCESS"
+pytestmark = pytest.mark.skipif(os.environ.get(ISOLATED_ENV) != "1",
+                                reason="runs in its own process: tests/test_wire_security_process.py")
 
 
 def test_loopback_rule():

@@ -47,9 +47,6 @@ class LensBatch:
             self.groups.append((model, np.array(idx), d, bool(np.any(d))))
         self.rotation = np.array([c.R for c in self.cameras]).reshape(n, 3, 3)  # cam_from_world
         self.translation = np.array([c.tvec for c in self.cameras]).reshape(n, 3)
-        # (4, 3C): homogeneous world point @ proj -> camera-frame xyz of every camera.
-        self.proj = np.concatenate([self.rotation.transpose(2, 0, 1).reshape(3, -1),
-                                    self.translation.reshape(1, -1)])
         # (3C, 3) and (3C, 1): points (3, N) -> camera-frame planes, component-major (project_planes).
         self.rot_planar = self.rotation.transpose(1, 0, 2).reshape(3 * n, 3)
         self.trans_planar = self.translation.T.reshape(3 * n, 1)
